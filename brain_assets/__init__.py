@@ -1,0 +1,57 @@
+"""The Brain Library: a trading engine's model memory on PostgreSQL.
+
+Public names load on first use so that ``import brain_assets`` stays light (no tensorflow, no shap,
+no Dagster): the Dagster code location and the ``brain`` command import it often.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "BrainLibrary": "brain_assets.store.library",
+    "BrainConnectionError": "brain_assets.errors",
+    "ArtifactIntegrityError": "brain_assets.errors",
+    "UnknownModelError": "brain_assets.errors",
+    "ComprehensiveEvaluation": "brain_assets.evaluation.comprehensive",
+    "FeatureImportanceAnalyzer": "brain_assets.importance.analyzer",
+    "ModelVersioning": "brain_assets.versioning",
+    "ModelSelector": "brain_assets.selection",
+    "StandardizedLSTM": "brain_assets.lstm",
+}
+
+__all__ = [
+    "ArtifactIntegrityError",
+    "BrainConnectionError",
+    "BrainLibrary",
+    "ComprehensiveEvaluation",
+    "FeatureImportanceAnalyzer",
+    "ModelSelector",
+    "ModelVersioning",
+    "StandardizedLSTM",
+    "UnknownModelError",
+]
+
+if TYPE_CHECKING:
+    from brain_assets.errors import (
+        ArtifactIntegrityError,
+        BrainConnectionError,
+        UnknownModelError,
+    )
+    from brain_assets.store.library import BrainLibrary
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'brain_assets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,35 @@
+"""``brain``: the operator's command. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from brain_assets.cli import store_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brain",
+        description="The Brain Library: models, metrics and feature importance per symbol.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    store_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, ConnectionError) as exc:
+        print(f"brain {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence for the Brain: connection, embedded server, migrations and the API."""

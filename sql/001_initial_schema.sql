@@ -1,0 +1,97 @@
+-- The Brain store: model registry, activation history, metrics, feature importance, data quality.
+-- Applied once, inside one transaction, by brain_assets.store.migrations.
+
+CREATE TABLE model_registry (
+    model_id          text PRIMARY KEY CHECK (btrim(model_id) <> ''),
+    symbol            text NOT NULL CHECK (btrim(symbol) <> ''),
+    version           integer NOT NULL CHECK (version >= 1),
+    model_type        text NOT NULL CHECK (btrim(model_type) <> ''),
+    hyperparameters   jsonb NOT NULL DEFAULT '{}'::jsonb,
+    feature_names     text[] NOT NULL DEFAULT '{}',
+    training_start    timestamptz,
+    training_end      timestamptz,
+    artifact          bytea NOT NULL,
+    artifact_sha256   text NOT NULL CHECK (artifact_sha256 ~ '^[0-9a-f]{64}$'),
+    artifact_format   text NOT NULL DEFAULT 'bytes',
+    metrics           jsonb NOT NULL DEFAULT '{}'::jsonb,
+    composite_score   double precision
+        CHECK (composite_score IS NULL OR composite_score NOT IN ('NaN', 'Infinity', '-Infinity')),
+    is_active         boolean NOT NULL DEFAULT false,
+    created_at        timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT model_registry_symbol_version_key UNIQUE (symbol, version),
+    -- Target of the composite foreign keys below: a metric or an importance row cannot name a
+    -- model of another symbol.
+    CONSTRAINT model_registry_model_symbol_key UNIQUE (model_id, symbol),
+    CONSTRAINT model_registry_training_window CHECK (
+        training_start IS NULL OR training_end IS NULL OR training_start <= training_end)
+);
+
+-- The last defence of "at most one active version per symbol"; writers also serialise per symbol
+-- with an advisory lock so that they never reach it in normal operation.
+CREATE UNIQUE INDEX model_registry_one_active_per_symbol
+    ON model_registry (symbol) WHERE is_active;
+
+CREATE INDEX model_registry_symbol_score
+    ON model_registry (symbol, composite_score DESC NULLS LAST, version DESC);
+
+CREATE TABLE model_activations (
+    activation_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    symbol          text NOT NULL,
+    model_id        text NOT NULL,
+    version         integer NOT NULL,
+    action          text NOT NULL CHECK (action IN ('activated', 'deactivated', 'kept_inactive', 'warning')),
+    reason          text NOT NULL CHECK (btrim(reason) <> ''),
+    details         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
+);
+
+CREATE INDEX model_activations_symbol_time ON model_activations (symbol, created_at DESC);
+
+CREATE TABLE model_metrics (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model_id          text NOT NULL,
+    symbol            text NOT NULL,
+    metric            text NOT NULL CHECK (btrim(metric) <> ''),
+    value             double precision NOT NULL CHECK (value NOT IN ('NaN', 'Infinity', '-Infinity')),
+    evaluation_date   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    regime            text CHECK (regime IN ('low', 'normal', 'high', 'extreme')),
+    periods_per_year  double precision CHECK (periods_per_year IS NULL OR periods_per_year > 0),
+    FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
+);
+
+CREATE INDEX model_metrics_model_date ON model_metrics (model_id, evaluation_date DESC);
+
+CREATE TABLE feature_importance (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    symbol          text NOT NULL,
+    model_id        text NOT NULL,
+    method          text NOT NULL CHECK (btrim(method) <> ''),
+    feature         text NOT NULL CHECK (btrim(feature) <> ''),
+    importance      double precision NOT NULL CHECK (importance NOT IN ('NaN', 'Infinity', '-Infinity')),
+    rank            integer NOT NULL CHECK (rank >= 1),
+    analysis_date   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
+);
+
+-- "Latest analysis of a symbol" and "latest analysis of a symbol by one method".
+CREATE INDEX feature_importance_symbol_date ON feature_importance (symbol, analysis_date DESC);
+CREATE INDEX feature_importance_symbol_method_date
+    ON feature_importance (symbol, method, analysis_date DESC);
+-- One row per feature in one analysis; also the lookup of that analysis' rows.
+CREATE UNIQUE INDEX feature_importance_analysis_feature
+    ON feature_importance (symbol, model_id, method, analysis_date, feature);
+
+CREATE TABLE data_quality_logs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    symbol          text NOT NULL CHECK (btrim(symbol) <> ''),
+    check_name      text NOT NULL CHECK (btrim(check_name) <> ''),
+    severity        text NOT NULL CHECK (severity IN ('INFO', 'WARN', 'ERROR')),
+    passed          boolean NOT NULL,
+    failure_count   integer NOT NULL DEFAULT 0 CHECK (failure_count >= 0),
+    details         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    "timestamp"     timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE INDEX data_quality_logs_time ON data_quality_logs ("timestamp");
+CREATE INDEX data_quality_logs_symbol_time ON data_quality_logs (symbol, "timestamp" DESC);
