@@ -67,6 +67,43 @@ def bench_record_set(brain: BrainLibrary, repeats: int) -> dict[str, float]:
     }
 
 
+def bench_raw_copy(dsn: str, repeats: int) -> dict[str, float]:
+    """The same rows through bare psycopg (one INSERT, two COPYs, one commit): the floor."""
+    rng = random.Random(3)
+    times = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for i in range(repeats + 20):
+            model_id = f"raw-{i}"
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO model_registry (model_id, symbol, version, model_type, artifact, "
+                    "artifact_sha256) VALUES (%s, 'RAW/USDT', %s, 'rf', %s, %s)",
+                    (model_id, i + 1, rng.randbytes(2048), "0" * 64),
+                )
+                with cur.copy(
+                    "COPY model_metrics (model_id, symbol, metric, value) FROM STDIN"
+                ) as copy:
+                    for m in range(30):
+                        copy.write_row((model_id, "RAW/USDT", f"metric_{m:02d}", rng.random()))
+                with cur.copy(
+                    "COPY feature_importance (symbol, model_id, method, feature, importance, "
+                    "rank) FROM STDIN"
+                ) as copy:
+                    for method in METHODS:
+                        for rank, feature in enumerate(FEATURES, 1):
+                            copy.write_row(
+                                ("RAW/USDT", model_id, method, feature, rng.random(), rank)
+                            )
+            if i >= 20:
+                times.append((time.perf_counter() - started) * 1000)
+    return {
+        "median_ms": statistics.median(times),
+        "p95_ms": percentile(times, 0.95),
+        "repeats": repeats,
+    }
+
+
 def load_importance_rows(dsn: str, rows: int, symbols: int) -> float:
     """Server-side bulk load: `symbols` models, each with rows/symbols importance rows."""
     per_symbol = rows // symbols
@@ -139,6 +176,11 @@ def main() -> None:
             print(
                 f"record set (1 registry row, 30 metrics, 3x40 importances): "
                 f"median {record['median_ms']:.2f} ms, p95 {record['p95_ms']:.2f} ms"
+            )
+            raw = bench_raw_copy(brain.dsn, args.repeats)
+            print(
+                f"same rows through bare psycopg COPY: median {raw['median_ms']:.2f} ms, "
+                f"p95 {raw['p95_ms']:.2f} ms"
             )
             load_s = load_importance_rows(brain.dsn, args.rows, args.symbols)
             top = bench_top_features(brain, args.symbols, args.repeats * 3)

@@ -236,3 +236,21 @@ def test_library_is_safe_to_share_between_threads(brain: BrainLibrary) -> None:
 def test_repr_and_target_show_no_password(brain: BrainLibrary) -> None:
     assert "BrainLibrary(" in repr(brain)
     assert "database=" in brain.target
+
+
+def test_top_features_prefer_the_active_model_and_shap(brain: BrainLibrary) -> None:
+    active = register(brain, activate=True)
+    challenger = register(brain, score=0.9)
+    when = datetime(2025, 5, 1, tzinfo=UTC)
+    brain.store_feature_importances(
+        SYMBOL,
+        active,
+        {"correlation": {"c": 0.9}, "shap": {"s": 0.5}, "permutation": {"p": 0.1}},
+        when,
+    )
+    # A more recent analysis of a model that does not trade does not hide the active one's.
+    brain.store_feature_importance(SYMBOL, challenger, "shap", {"x": 1.0}, when + timedelta(days=1))
+    top = brain.get_top_features(SYMBOL)
+    assert top[["feature", "method", "model_id"]].values.tolist() == [["s", "shap", active]]
+    assert brain.get_top_features(SYMBOL, method="correlation")["feature"].tolist() == ["c"]
+    assert brain.get_top_features(SYMBOL, model_id=challenger)["feature"].tolist() == ["x"]

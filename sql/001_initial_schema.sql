@@ -74,13 +74,13 @@ CREATE TABLE feature_importance (
     FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
 );
 
--- "Latest analysis of a symbol" and "latest analysis of a symbol by one method".
+-- "Latest analysis of a symbol" (a method filter is applied while walking it: the latest
+-- dates hold every method of an analysis).
 CREATE INDEX feature_importance_symbol_date ON feature_importance (symbol, analysis_date DESC);
-CREATE INDEX feature_importance_symbol_method_date
-    ON feature_importance (symbol, method, analysis_date DESC);
--- One row per feature in one analysis; also the lookup of that analysis' rows.
+-- One row per feature in one analysis; also "latest analysis of this model" and the lookup of
+-- that analysis' rows.
 CREATE UNIQUE INDEX feature_importance_analysis_feature
-    ON feature_importance (symbol, model_id, method, analysis_date, feature);
+    ON feature_importance (symbol, model_id, analysis_date DESC, method, feature);
 
 CREATE TABLE data_quality_logs (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from brain_assets.cli import store_commands
+from brain_assets.cli import retrain_commands, store_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    retrain_commands.register(commands)
     store_commands.register(commands)
     return parser
 
@@ -24,10 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.root.handlers:
+        # Commands raise the brain_assets logger's level for their own progress handlers; the
+        # console keeps showing warnings only unless --verbose.
+        handler.setLevel(level)
     try:
         return int(args.handler(args) or 0)
     except (ValueError, ConnectionError) as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def layer_classes() -> LayerClasses:
     register = keras.saving.register_keras_serializable(package="brain_assets")
 
     @register
-    class Standardize(keras.layers.Layer):  # type: ignore[name-defined]
+    class WindowStandardize(keras.layers.Layer):  # type: ignore[name-defined]
         """``(x - mean) / std`` per feature, computed in float64 and emitted as float32.
 
         Works in float64 because raw features (prices, volumes) can be large numbers whose small
@@ -100,7 +101,7 @@ def layer_classes() -> LayerClasses:
             return config
 
     @register
-    class Destandardize(keras.layers.Layer):  # type: ignore[name-defined]
+    class TargetDestandardize(keras.layers.Layer):  # type: ignore[name-defined]
         """``y * std + mean`` in float64: maps the network's standardised output back to units."""
 
         def __init__(self, mean: float, std: float, **kwargs: Any) -> None:
@@ -162,7 +163,7 @@ def layer_classes() -> LayerClasses:
             return config
 
     return LayerClasses(
-        standardize=Standardize, destandardize=Destandardize, attention=LagAttention
+        standardize=WindowStandardize, destandardize=TargetDestandardize, attention=LagAttention
     )
 
 
@@ -251,7 +252,16 @@ def build_networks(spec: NetworkSpec) -> Networks:
 
 def save_network(model: Any, path: Path) -> None:
     """Write the inference model to ``path`` in the native ``.keras`` zip format."""
-    model.save(path)
+    with warnings.catch_warnings():
+        # Keras converts TensorFlow variables with np.array(); numpy 2 then complains that
+        # TensorFlow's __array__ lacks a copy= keyword. Harmless, not actionable by our callers,
+        # and it would turn into an error for anyone running with -W error.
+        warnings.filterwarnings(
+            "ignore",
+            message="__array__ implementation doesn't accept a copy keyword",
+            category=DeprecationWarning,
+        )
+        model.save(path)
 
 
 def load_network(path: Path) -> Any:

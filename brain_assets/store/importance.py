@@ -73,32 +73,66 @@ class ImportanceMixin(StoreBase):
     ) -> pd.DataFrame:
         """The ``top_n`` features of the symbol's latest analysis, by rank.
 
-        "Latest analysis" is the most recent stored (model, method, analysis_date) batch among the
-        symbol's rows, narrowed to ``method`` and ``model_id`` when they are given. Columns:
-        feature, importance, rank, method, analysis_date, model_id. Unknown symbol: empty frame.
+        Which analysis: that of ``model_id`` if given, else of the symbol's active model when it
+        has one, else of any model; its most recent analysis date; and among the methods stored
+        at that date, ``method`` if given, else the first of shap, permutation, correlation
+        (then any other, alphabetically). Columns: feature, importance, rank, method,
+        analysis_date, model_id. An unknown symbol gives an empty frame.
         """
         symbol = check.symbol(symbol)
         top_n = check.positive_int(top_n, "top_n")
         method = None if method is None else check.text(method, "method")
         model_id = None if model_id is None else check.text(model_id, "model_id")
-        # Only fixed fragments are joined; values always travel as parameters.
-        conditions = ["symbol = %(symbol)s"]
-        if method is not None:
-            conditions.append("method = %(method)s")
-        if model_id is not None:
-            conditions.append("model_id = %(model_id)s")
-        latest = (
-            "SELECT model_id, method, analysis_date FROM feature_importance WHERE "  # noqa: S608
-            + " AND ".join(conditions)
-            + " ORDER BY analysis_date DESC LIMIT 1"
-        )
-        rows = self._rows(
-            f"""WITH latest AS ({latest})
-                SELECT fi.feature, fi.importance, fi.rank, fi.method, fi.analysis_date, fi.model_id
-                FROM latest JOIN feature_importance fi
-                  ON fi.symbol = %(symbol)s AND fi.model_id = latest.model_id
-                 AND fi.method = latest.method AND fi.analysis_date = latest.analysis_date
-                ORDER BY fi.rank LIMIT %(top_n)s""",  # noqa: S608 (fixed SQL fragments only)
-            {"symbol": symbol, "method": method, "model_id": model_id, "top_n": top_n},
-        )
+        params = {
+            "symbol": symbol,
+            "method": method,
+            "model_id": model_id,
+            "top_n": top_n,
+            "preference": list(METHOD_PREFERENCE),
+        }
+        rows = self._rows(_TOP_FEATURES_BY_MODEL if model_id else _TOP_FEATURES, params)
         return self._frame(rows, TOP_FEATURE_COLUMNS)
+
+
+METHOD_PREFERENCE = ("shap", "permutation", "correlation")
+
+# Each branch of `pick` is an index scan that stops at its first row; UNION ALL ... LIMIT 1
+# only runs the second branch when the active model has no analysis.
+_TOP_FEATURES = """
+WITH pick AS (
+    (SELECT model_id, analysis_date FROM feature_importance
+     WHERE symbol = %(symbol)s
+       AND model_id = (SELECT model_id FROM model_registry
+                       WHERE symbol = %(symbol)s AND is_active)
+       AND (%(method)s::text IS NULL OR method = %(method)s)
+     ORDER BY analysis_date DESC LIMIT 1)
+    UNION ALL
+    (SELECT model_id, analysis_date FROM feature_importance
+     WHERE symbol = %(symbol)s AND (%(method)s::text IS NULL OR method = %(method)s)
+     ORDER BY analysis_date DESC LIMIT 1)
+    LIMIT 1
+)"""
+_TOP_FEATURES_BY_MODEL = """
+WITH pick AS (
+    SELECT model_id, analysis_date FROM feature_importance
+    WHERE symbol = %(symbol)s AND model_id = %(model_id)s
+      AND (%(method)s::text IS NULL OR method = %(method)s)
+    ORDER BY analysis_date DESC LIMIT 1
+)"""
+_BATCH = """,
+batch AS (
+    SELECT fi.feature, fi.importance, fi.rank, fi.method, fi.analysis_date, fi.model_id
+    FROM pick JOIN feature_importance fi
+      ON fi.symbol = %(symbol)s AND fi.model_id = pick.model_id
+     AND fi.analysis_date = pick.analysis_date
+    WHERE %(method)s::text IS NULL OR fi.method = %(method)s
+),
+chosen AS (
+    SELECT method FROM batch
+    ORDER BY array_position(%(preference)s::text[], method) NULLS LAST, method LIMIT 1
+)
+SELECT feature, importance, rank, method, analysis_date, model_id FROM batch
+WHERE method = (SELECT method FROM chosen)
+ORDER BY rank LIMIT %(top_n)s"""
+_TOP_FEATURES += _BATCH
+_TOP_FEATURES_BY_MODEL += _BATCH

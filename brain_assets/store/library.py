@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.importance import ImportanceMixin
 from brain_assets.store.metrics import MetricsMixin
 from brain_assets.store.quality import QualityMixin
 from brain_assets.store.registry import RegistryMixin
 
 
-class BrainLibrary(RegistryMixin, MetricsMixin, ImportanceMixin, QualityMixin):
+class BrainLibrary(RegistryMixin, MetricsMixin, ImportanceMixin, QualityMixin, AssetValuesMixin):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 
     ``BrainLibrary(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,

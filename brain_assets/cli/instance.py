@@ -1,0 +1,56 @@
+"""The Dagster instance next to the Brain: same PostgreSQL, DAGSTER_HOME under BRAIN_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import psycopg.conninfo
+from sqlalchemy.engine import URL
+
+from brain_assets.settings import brain_home, configured_dsn
+from brain_assets.store.embedded import start_embedded
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+DAGSTER_DATABASE = "dagster"
+
+
+def sqlalchemy_url(dsn: str) -> str:
+    """A libpq DSN as dagster-postgres wants it: ``postgresql+psycopg2://``, socket as ?host=."""
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    host = str(params.get("host") or "")
+    socket = host.startswith("/")
+    query = {"host": host} if socket else {}
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=str(params["user"]) if params.get("user") else None,
+        password=str(params["password"]) if params.get("password") else None,
+        host=None if socket or not host else host,
+        port=int(str(params["port"])) if params.get("port") else None,
+        database=str(params.get("dbname") or params.get("user") or "postgres"),
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def prepare_dagster_environment() -> dict[str, str]:
+    """Environment for Dagster processes: DAGSTER_HOME with dagster.yaml, DAGSTER_PG_URL,
+    BRAIN_HOME made absolute. Starts the embedded server when no DATABASE_DSN is set."""
+    home = brain_home()
+    dsn = configured_dsn()
+    if dsn is None:
+        server = start_embedded(home / "pgdata")
+        dagster_dsn = server.ensure_database(DAGSTER_DATABASE)
+    else:
+        dagster_dsn = dsn
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_DAGSTER_YAML, dagster_home / "dagster.yaml")
+    env = {
+        "BRAIN_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "DAGSTER_PG_URL": sqlalchemy_url(dagster_dsn),
+    }
+    os.environ.update(env)
+    return env

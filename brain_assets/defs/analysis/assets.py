@@ -1,0 +1,87 @@
+"""Nightly feature analysis: the active model's importance on the latest bars, and its trend."""
+
+from typing import Any
+
+import dagster as dg
+
+from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.assets import registry_entries
+from brain_assets.defs.retrain.metadata import markdown_table
+from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
+from brain_assets.importance.trend import compare_rankings
+from brain_assets.pipeline.dataset import make_dataset, split_columns
+from brain_assets.training.serialization import deserialize_model
+
+TREND_TOP_N = 20
+
+
+@dg.asset(
+    partitions_def=symbols,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="nightly_feature_analysis",
+    io_manager_key="brain_io_manager",
+    deps=[registry_entries],
+    kinds={"shap", "postgres"},
+)
+def feature_importance_trend(
+    context: dg.AssetExecutionContext,
+    market: MarketDataResource,
+    retrain: RetrainResource,
+    brain: BrainResource,
+) -> dict[str, dict[str, Any]]:
+    """Re-analyses each symbol's ACTIVE model on its most recent bars and records how the
+    ranking moved against the previous analysis of the same model and method."""
+    settings = retrain.settings()
+    library = brain.library
+    analyzer = FeatureImportanceAnalyzer(
+        library, sample_size=settings.importance_sample, seed=settings.seed
+    )
+    result: dict[str, dict[str, Any]] = {}
+    sections = []
+    for symbol in each_symbol(context, "feature_importance_trend", run_symbols(context)):
+        active = library.get_active_model(symbol)
+        if active is None:
+            context.log.warning(f"{symbol}: no active model; run daily_retrain first")
+            result[symbol] = {"model_id": None, "trend": {}}
+            continue
+        model = deserialize_model(
+            library.load_model_artifact(active["model_id"]), active["artifact_format"]
+        )
+        X, y, _ = split_columns(make_dataset(market.load(symbol).frame, settings.horizon))
+        previous = {
+            method: library.get_top_features(
+                symbol, top_n=1000, method=method, model_id=active["model_id"]
+            )
+            for method in settings.importance_methods
+        }
+        analysis = analyzer.analyze(
+            symbol,
+            model,
+            X,
+            y,
+            list(X.columns),
+            methods=settings.importance_methods,
+            model_id=active["model_id"],
+        )
+        trend = {
+            method: compare_rankings(previous[method], table, TREND_TOP_N)
+            for method, table in analysis.tables.items()
+        }
+        result[symbol] = {
+            "model_id": active["model_id"],
+            "trend": trend,
+            "failures": analysis.failures,
+        }
+        for method, moves in trend.items():
+            sections.append(
+                f"### {symbol} · {method}\n\nentered top {TREND_TOP_N}: "
+                f"{', '.join(moves['entered']) or 'none'}; left: "
+                f"{', '.join(moves['left']) or 'none'}\n\n"
+                + markdown_table(
+                    moves["changes"][:10], ["feature", "rank", "previous_rank", "rank_change"]
+                )
+            )
+    context.add_output_metadata({"trend": dg.MetadataValue.md("\n\n".join(sections) or "none")})
+    return result

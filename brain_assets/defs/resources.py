@@ -1,0 +1,88 @@
+"""Resources: the Brain store, the market-data source and the retrain settings."""
+
+import os
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from brain_assets.market_data.base import MarketData, make_source
+from brain_assets.pipeline.settings import IMPORTANCE_METHODS, RetrainSettings
+from brain_assets.settings import DATABASE_DSN_ENV
+from brain_assets.store.library import BrainLibrary
+from brain_assets.training.models import MODEL_TYPES
+
+
+class BrainResource(dg.ConfigurableResource):
+    """The Brain store. An empty ``dsn`` means ``$DATABASE_DSN`` or the embedded server."""
+
+    dsn: str = ""
+    _brain: BrainLibrary | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._brain = BrainLibrary(self.dsn or None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._brain is not None:
+            self._brain.close()
+            self._brain = None
+
+    @property
+    def library(self) -> BrainLibrary:
+        if self._brain is None:  # used outside a run (tests calling an asset directly)
+            self._brain = BrainLibrary(self.dsn or None)
+        return self._brain
+
+
+def brain_resource() -> BrainResource:
+    # The secret stays in the environment: EnvVar is resolved in the run, never logged.
+    if os.environ.get(DATABASE_DSN_ENV, "").strip():
+        return BrainResource(dsn=dg.EnvVar(DATABASE_DSN_ENV))
+    return BrainResource()
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Where OHLCV bars come from: ``synthetic`` (default) or ``files`` (one file per symbol)."""
+
+    source: str = "synthetic"
+    folder: str = ""
+    seed: int = 7
+    n_bars: int = 3000
+    bar: str = "1h"
+
+    def load(self, symbol: str) -> MarketData:
+        options: dict[str, Any]
+        if self.source == "files":
+            options = {"folder": self.folder}
+        else:
+            options = {"seed": self.seed, "n_bars": self.n_bars, "bar": self.bar}
+        return make_source(self.source, **options).load(symbol)
+
+
+class RetrainResource(dg.ConfigurableResource):
+    """The daily retrain's settings (see RetrainSettings)."""
+
+    horizon: int = 1
+    model_types: list[str] = Field(default_factory=lambda: list(MODEL_TYPES))
+    train_frac: float = 0.6
+    val_frac: float = 0.2
+    min_rows: int = 500
+    max_gap_bars: float = 3.0
+    fee_bps: float = 10.0
+    importance_methods: list[str] = Field(default_factory=lambda: list(IMPORTANCE_METHODS))
+    importance_sample: int = 1000
+    seed: int = 0
+
+    def settings(self) -> RetrainSettings:
+        return RetrainSettings(
+            horizon=self.horizon,
+            model_types=tuple(self.model_types),
+            train_frac=self.train_frac,
+            val_frac=self.val_frac,
+            min_rows=self.min_rows,
+            max_gap_bars=self.max_gap_bars,
+            fee_bps=self.fee_bps,
+            importance_methods=tuple(self.importance_methods),
+            importance_sample=self.importance_sample,
+            seed=self.seed,
+        )

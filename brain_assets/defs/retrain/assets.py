@@ -1,0 +1,268 @@
+"""The daily retrain's assets, one partition per symbol; each stage calls the core per symbol."""
+
+import logging
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from brain_assets.calendar import frequency_label, periods_per_year
+from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table
+from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.events import log_event
+from brain_assets.pipeline.dataset import TARGET, make_dataset, split_columns
+from brain_assets.pipeline.evaluation import evaluate_symbol
+from brain_assets.pipeline.importance import analyze_symbol
+from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.training import (
+    TrainedArtifact,
+    split_for,
+    split_summary,
+    train_symbol,
+)
+from brain_assets.plots import equity_curves_png, importance_bars_png, markdown_image
+
+GROUP = "daily_retrain"
+COMMON: dict[str, Any] = {
+    "partitions_def": symbols,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "group_name": GROUP,
+    "io_manager_key": "brain_io_manager",
+}
+
+
+@dg.asset(**COMMON, kinds={"pandas", "postgres"})
+def market_data(
+    context: dg.AssetExecutionContext, market: MarketDataResource, brain: BrainResource
+) -> dict[str, pd.DataFrame]:
+    """OHLCV bars per symbol from the configured source (synthetic or files)."""
+    frames: dict[str, pd.DataFrame] = {}
+    rows: list[dict[str, Any]] = []
+    for symbol in each_symbol(context, "market_data", run_symbols(context)):
+        try:
+            data = market.load(symbol)
+        except (ValueError, FileNotFoundError) as exc:
+            # Recorded before failing so that the quality log shows why nothing trained.
+            brain.library.log_data_quality(
+                symbol, "market_data_load", "ERROR", False, 1, {"error": str(exc)}
+            )
+            log_event(
+                "data_quality_failed", logging.ERROR, symbol=symbol, check="load", error=str(exc)
+            )
+            raise dg.Failure(description=f"market data for {symbol}: {exc}") from exc
+        frames[symbol] = data.frame
+        timestamps = data.frame["timestamp"]
+        rows.append(
+            {
+                "symbol": symbol,
+                "rows": len(data.frame),
+                "source": data.source,
+                "synthetic": bool(data.metadata.get("synthetic", False)),
+                "frequency": data.frequency,
+                "first": str(timestamps.min()) if len(timestamps) else None,
+                "last": str(timestamps.max()) if len(timestamps) else None,
+            }
+        )
+    context.add_output_metadata(
+        {
+            "rows": dg.MetadataValue.int(sum(r["rows"] for r in rows)),
+            "symbols": dg.MetadataValue.md(
+                markdown_table(
+                    rows, ["symbol", "rows", "first", "last", "frequency", "source", "synthetic"]
+                )
+            ),
+        }
+    )
+    return frames
+
+
+@dg.asset(**COMMON, kinds={"pandas"})
+def features(
+    context: dg.AssetExecutionContext,
+    market_data: dict[str, pd.DataFrame],
+    retrain: RetrainResource,
+) -> dict[str, pd.DataFrame]:
+    """Technical features from bars up to and including t, the forward-return target and the
+    next bar's return (what a position earns)."""
+    settings = retrain.settings()
+    tables: dict[str, pd.DataFrame] = {}
+    for symbol in each_symbol(context, "features", list(market_data)):
+        tables[symbol] = make_dataset(market_data[symbol], settings.horizon)
+    first = next(iter(tables.values()))
+    names = list(split_columns(first)[0].columns)
+    context.add_output_metadata(
+        {
+            "rows": dg.MetadataValue.int(sum(len(t) for t in tables.values())),
+            "feature_count": dg.MetadataValue.int(len(names)),
+            "features": dg.MetadataValue.md(", ".join(f"`{n}`" for n in names)),
+            "target": dg.MetadataValue.text(f"{TARGET}: return over {settings.horizon} bar(s)"),
+            "bar_frequency": dg.MetadataValue.text(
+                frequency_label(365 * 86400 / periods_per_year(first.index))
+            ),
+        }
+    )
+    return tables
+
+
+@dg.asset(**COMMON, kinds={"sklearn"})
+def trained_models(
+    context: dg.AssetExecutionContext,
+    features: dict[str, pd.DataFrame],
+    retrain: RetrainResource,
+) -> dict[str, dict[str, Any]]:
+    """Every configured model type fitted on the walk-forward training segment (skops bytes)."""
+    settings = retrain.settings()
+    result: dict[str, dict[str, Any]] = {}
+    rows = []
+    for symbol in each_symbol(context, "trained_models", list(features)):
+        artifacts = train_symbol(symbol, features[symbol], settings)
+        split = split_summary(split_for(features[symbol], settings))
+        result[symbol] = {"split": split, "models": [a.to_json() for a in artifacts]}
+        rows += [
+            {
+                "symbol": symbol,
+                "model_type": a.model_type,
+                "fit_seconds": a.fit_seconds,
+                "artifact_kb": round(len(a.artifact) / 1024, 1),
+                "hyperparameters": ", ".join(f"{k}={v}" for k, v in a.hyperparameters.items()),
+            }
+            for a in artifacts
+        ]
+    context.add_output_metadata(
+        {
+            "models": dg.MetadataValue.md(
+                markdown_table(
+                    rows, ["symbol", "model_type", "fit_seconds", "artifact_kb", "hyperparameters"]
+                )
+            )
+        }
+    )
+    return result
+
+
+def _artifacts(entry: dict[str, Any]) -> list[TrainedArtifact]:
+    return [TrainedArtifact.from_json(doc) for doc in entry["models"]]
+
+
+@dg.asset(**COMMON, kinds={"pandas"})
+def model_evaluation(
+    context: dg.AssetExecutionContext,
+    features: dict[str, pd.DataFrame],
+    trained_models: dict[str, dict[str, Any]],
+    retrain: RetrainResource,
+) -> dict[str, dict[str, Any]]:
+    """Out-of-sample metrics (24/7 annualisation, net of fees) and equity curves per model."""
+    settings = retrain.settings()
+    result: dict[str, dict[str, Any]] = {}
+    sections = []
+    for symbol in each_symbol(context, "model_evaluation", list(trained_models)):
+        table = features[symbol]
+        ppy = periods_per_year(table.index)
+        evaluations = evaluate_symbol(
+            symbol, table, _artifacts(trained_models[symbol]), settings, ppy
+        )
+        result[symbol] = {
+            "periods_per_year": ppy,
+            "models": {e.model_type: e.metrics for e in evaluations},
+        }
+        rows = [{"model_type": e.model_type, **e.metrics} for e in evaluations]
+        chart = equity_curves_png(
+            {e.model_type: e.equity for e in evaluations}, f"{symbol}: test-segment equity"
+        )
+        sections.append(
+            f"### {symbol}\n\n{markdown_table(rows, ['model_type', *METRICS_SHOWN])}\n\n"
+            + markdown_image(chart, f"{symbol} equity curves")
+        )
+    context.add_output_metadata({"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
+    return result
+
+
+@dg.asset(**COMMON, kinds={"postgres"})
+def registry_entries(
+    context: dg.AssetExecutionContext,
+    trained_models: dict[str, dict[str, Any]],
+    model_evaluation: dict[str, dict[str, Any]],
+    brain: BrainResource,
+) -> dict[str, dict[str, Any]]:
+    """New model versions in the registry (artifact + sha256) and the symbol's active model."""
+    result: dict[str, dict[str, Any]] = {}
+    sections = []
+    for symbol in each_symbol(context, "registry_entries", list(trained_models)):
+        evaluation = model_evaluation[symbol]
+        registration = register_symbol(
+            brain.library,
+            symbol,
+            _artifacts(trained_models[symbol]),
+            evaluation["models"],
+            evaluation["periods_per_year"],
+        )
+        result[symbol] = {
+            "model_ids": registration.model_ids,
+            "active_model_id": registration.active_model_id,
+            "decision": registration.decision,
+        }
+        versions = brain.library.list_models(symbol)
+        rows = [
+            {str(k): v for k, v in row.items()}
+            for row in versions.sort_values("version", ascending=False).head(10).to_dict("records")
+        ]
+        sections.append(
+            f"### {symbol}\n\n"
+            + markdown_table(
+                rows, ["version", "model_type", "composite_score", "is_active", "created_at"]
+            )
+        )
+    context.add_output_metadata({"registry": dg.MetadataValue.md("\n\n".join(sections))})
+    return result
+
+
+@dg.asset(**COMMON, kinds={"shap", "postgres"})
+def feature_importance(
+    context: dg.AssetExecutionContext,
+    features: dict[str, pd.DataFrame],
+    trained_models: dict[str, dict[str, Any]],
+    registry_entries: dict[str, dict[str, Any]],
+    retrain: RetrainResource,
+    brain: BrainResource,
+) -> dict[str, dict[str, Any]]:
+    """SHAP, permutation and correlation importance of each new model, stored with ranks."""
+    settings = retrain.settings()
+    result: dict[str, dict[str, Any]] = {}
+    sections = []
+    for symbol in each_symbol(context, "feature_importance", list(registry_entries)):
+        model_ids = registry_entries[symbol]["model_ids"]
+        analyses = analyze_symbol(
+            brain.library,
+            symbol,
+            features[symbol],
+            _artifacts(trained_models[symbol]),
+            model_ids,
+            settings,
+        )
+        result[symbol] = {
+            model_type: {
+                "model_id": model_ids[model_type],
+                "failures": analysis.failures,
+                "top": {m: t.head(10).to_dict("records") for m, t in analysis.tables.items()},
+            }
+            for model_type, analysis in analyses.items()
+        }
+        active_id = registry_entries[symbol]["active_model_id"]
+        top = brain.library.get_top_features(symbol, top_n=15, model_id=active_id)
+        if not top.empty:
+            chart = importance_bars_png(top, f"{symbol}: {top['method'].iloc[0]} importance")
+            sections.append(f"### {symbol}\n\n" + markdown_image(chart, f"{symbol} importance"))
+    context.add_output_metadata({"importance": dg.MetadataValue.md("\n\n".join(sections))})
+    return result
+
+
+retrain_assets = [
+    market_data,
+    features,
+    trained_models,
+    model_evaluation,
+    registry_entries,
+    feature_importance,
+]

@@ -1,0 +1,101 @@
+"""Train every configured model type of one symbol on a walk-forward split."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from brain_assets.events import log_event
+from brain_assets.pipeline.dataset import split_columns
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.training.models import train_model
+from brain_assets.training.serialization import serialize_model, sha256_hex
+from brain_assets.training.split import WalkForwardSplit, walk_forward_split
+
+
+@dataclass(frozen=True)
+class TrainedArtifact:
+    """A fitted model as bytes (skops, no pickle) with what the registry records about it."""
+
+    model_type: str
+    artifact: bytes
+    artifact_format: str
+    sha256: str
+    hyperparameters: dict[str, Any]
+    feature_names: list[str]
+    fit_seconds: float
+    training_start: str
+    training_end: str
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["artifact"] = base64.b64encode(self.artifact).decode()
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> TrainedArtifact:
+        return cls(**{**document, "artifact": base64.b64decode(document["artifact"])})
+
+
+def split_for(table: pd.DataFrame, settings: RetrainSettings) -> WalkForwardSplit:
+    return walk_forward_split(
+        table.index,
+        train_frac=settings.train_frac,
+        val_frac=settings.val_frac,
+        embargo=settings.horizon,
+    )
+
+
+def split_summary(split: WalkForwardSplit) -> dict[str, Any]:
+    periods = {
+        "train": split.train_period,
+        "validation": split.validation_period,
+        "test": split.test_period,
+    }
+    return {
+        "sizes": split.sizes(),
+        "embargo": split.embargo,
+        **{
+            f"{name}_period": [str(period[0]), str(period[1])] if period else None
+            for name, period in periods.items()
+        },
+    }
+
+
+def train_symbol(
+    symbol: str, table: pd.DataFrame, settings: RetrainSettings
+) -> list[TrainedArtifact]:
+    split = split_for(table, settings)
+    X, y, _ = split_columns(table)
+    X_train, y_train = X.iloc[split.train], y.iloc[split.train]
+    start, end = X_train.index[0], X_train.index[-1]
+    artifacts = []
+    for model_type in settings.model_types:
+        trained = train_model(model_type, X_train, y_train, seed=settings.seed)
+        data, fmt = serialize_model(trained.estimator)
+        log_event(
+            "compute_timing",
+            logging.DEBUG,
+            stage="fit",
+            symbol=symbol,
+            model_type=model_type,
+            seconds=round(trained.fit_seconds, 4),
+        )
+        artifacts.append(
+            TrainedArtifact(
+                model_type=model_type,
+                artifact=data,
+                artifact_format=fmt,
+                sha256=sha256_hex(data),
+                hyperparameters=trained.hyperparameters,
+                feature_names=trained.feature_names,
+                fit_seconds=trained.fit_seconds,
+                training_start=start.isoformat(),
+                training_end=end.isoformat(),
+            )
+        )
+    return artifacts

@@ -1,0 +1,69 @@
+"""Running the asset graph in process against a test database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from brain_assets.defs.analysis.assets import feature_importance_trend
+from brain_assets.defs.io_manager import BrainIOManager
+from brain_assets.defs.partitions import add_symbols
+from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.assets import retrain_assets
+from brain_assets.defs.retrain.checks import retrain_checks
+
+FAST_RETRAIN = RetrainResource(min_rows=500, importance_sample=250)
+SMALL_MARKET = MarketDataResource(n_bars=1200)
+
+
+def resources(
+    dsn: str, market: MarketDataResource = SMALL_MARKET, retrain: RetrainResource = FAST_RETRAIN
+) -> dict[str, Any]:
+    brain = BrainResource(dsn=dsn)
+    return {
+        "brain": brain,
+        "brain_io_manager": BrainIOManager(brain=brain),
+        "market": market,
+        "retrain": retrain,
+    }
+
+
+def run_assets(
+    instance: dg.DagsterInstance,
+    dsn: str,
+    symbols: Sequence[str],
+    assets: Sequence[Any] | None = None,
+    **overrides: Any,
+) -> dg.ExecuteInProcessResult:
+    """One run over ``symbols`` (a single-run backfill when there are several)."""
+    add_symbols(instance, symbols)
+    tags = {}
+    partition_key = None
+    if len(symbols) == 1:
+        partition_key = symbols[0]
+    else:
+        tags = {
+            "dagster/asset_partition_range_start": symbols[0],
+            "dagster/asset_partition_range_end": symbols[-1],
+        }
+    return dg.materialize(
+        assets if assets is not None else [*retrain_assets, *retrain_checks],
+        instance=instance,
+        resources=resources(dsn, **overrides),
+        partition_key=partition_key,
+        tags=tags,
+        raise_on_error=False,
+    )
+
+
+def run_nightly(instance: dg.DagsterInstance, dsn: str, symbol: str) -> dg.ExecuteInProcessResult:
+    return run_assets(instance, dsn, [symbol], assets=[feature_importance_trend])
+
+
+def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+    }

@@ -1,0 +1,100 @@
+"""The code location's wiring: a snapshot of the graph, schedules and partition keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from brain_assets.definitions import defs
+from brain_assets.defs.jobs import daily_retrain_schedule, nightly_feature_analysis_schedule
+from brain_assets.defs.partitions import add_symbols, validate_symbol
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXPECTED_DEPS = {
+    "market_data": set(),
+    "features": {"market_data"},
+    "trained_models": {"features"},
+    "model_evaluation": {"features", "trained_models"},
+    "registry_entries": {"trained_models", "model_evaluation"},
+    "feature_importance": {"features", "trained_models", "registry_entries"},
+    "feature_importance_trend": {"registry_entries"},
+}
+EXPECTED_CHECKS = {
+    ("market_data", "ohlcv_valid", True),
+    ("market_data", "ohlcv_gaps", False),
+    ("features", "features_valid", True),
+    ("model_evaluation", "metrics_valid", True),
+    ("feature_importance", "importance_valid", False),
+}
+
+
+def test_graph_snapshot() -> None:
+    graph = defs.resolve_asset_graph()
+    deps = {
+        key.to_user_string(): {parent.to_user_string() for parent in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert deps == EXPECTED_DEPS
+    checks = {
+        (spec.asset_key.to_user_string(), spec.name, spec.blocking)
+        for checks_def in defs.asset_checks or []
+        for spec in checks_def.check_specs  # type: ignore[union-attr]
+    }
+    assert checks == EXPECTED_CHECKS
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def is not None and node.partitions_def.name == "symbols"  # type: ignore[attr-defined]
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert {job.name for job in defs.jobs or []} == {"daily_retrain", "nightly_feature_analysis"}
+    assert {s.name for s in defs.schedules or []} == {
+        "daily_retrain_schedule",
+        "nightly_feature_analysis_schedule",
+    }
+
+
+def test_workspace_points_at_the_definitions() -> None:
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]
+    assert module == {"module_name": "brain_assets.definitions", "attribute": "defs"}
+
+
+def test_schedules_request_one_run_per_symbol() -> None:
+    with dg.instance_for_test() as instance:
+        add_symbols(instance, ["BTC/USDT", "ETH/USDT"])
+        check_schedules(instance)
+
+
+def check_schedules(instance: dg.DagsterInstance) -> None:
+    for schedule in (daily_retrain_schedule, nightly_feature_analysis_schedule):
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 1, tzinfo=UTC)
+        )
+        requests = schedule(context)
+        assert [r.partition_key for r in requests] == ["BTC/USDT", "ETH/USDT"]  # type: ignore[union-attr]
+        assert len({r.run_key for r in requests}) == 2  # type: ignore[union-attr]
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("symbol", "message"),
+    [
+        ("", "empty"),
+        ("BTC...USDT", "partition syntax"),
+        ("A,B", "partition syntax"),
+        ("BTC\tUSDT", "control"),
+        (" BTC", "whitespace"),
+    ],
+)
+def test_bad_symbols_are_refused_before_they_become_partitions(symbol: str, message: str) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    with pytest.raises(ValueError, match=message):
+        add_symbols(instance, ["ETH/USDT", symbol])
+    assert instance.get_dynamic_partitions("symbols") == []
+    assert (
+        validate_symbol("x'); DROP TABLE model_registry;--") == "x'); DROP TABLE model_registry;--"
+    )
