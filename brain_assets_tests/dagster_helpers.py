@@ -9,6 +9,7 @@ import dagster as dg
 
 from brain_assets.defs.analysis.assets import feature_importance_trend
 from brain_assets.defs.io_manager import BrainIOManager
+from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import add_symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.assets import retrain_assets
@@ -19,7 +20,10 @@ SMALL_MARKET = MarketDataResource(n_bars=1200)
 
 
 def resources(
-    dsn: str, market: MarketDataResource = SMALL_MARKET, retrain: RetrainResource = FAST_RETRAIN
+    dsn: str,
+    market: MarketDataResource = SMALL_MARKET,
+    retrain: RetrainResource = FAST_RETRAIN,
+    monitoring: MonitoringResource | None = None,
 ) -> dict[str, Any]:
     brain = BrainResource(dsn=dsn)
     return {
@@ -27,6 +31,7 @@ def resources(
         "brain_io_manager": BrainIOManager(brain=brain),
         "market": market,
         "retrain": retrain,
+        "monitoring": monitoring or MonitoringResource(),
     }
 
 
@@ -35,6 +40,7 @@ def run_assets(
     dsn: str,
     symbols: Sequence[str],
     assets: Sequence[Any] | None = None,
+    selection: Sequence[Any] | None = None,
     **overrides: Any,
 ) -> dg.ExecuteInProcessResult:
     """One run over ``symbols`` (a single-run backfill when there are several)."""
@@ -54,6 +60,7 @@ def run_assets(
         resources=resources(dsn, **overrides),
         partition_key=partition_key,
         tags=tags,
+        selection=selection,
         raise_on_error=False,
     )
 

@@ -5,7 +5,7 @@ import dagster as dg
 from brain_assets.defs.partitions import symbols
 
 
-def _per_symbol_runs(job_name: str, context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+def per_symbol_runs(job_name: str, context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     # One run per symbol: a symbol whose data fails a blocking check stops only its own run.
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return [
@@ -34,7 +34,7 @@ nightly_feature_analysis = dg.define_asset_job(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def daily_retrain_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    return _per_symbol_runs("daily_retrain", context)
+    return per_symbol_runs("daily_retrain", context)
 
 
 @dg.schedule(
@@ -46,4 +46,4 @@ def daily_retrain_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.Run
 def nightly_feature_analysis_schedule(
     context: dg.ScheduleEvaluationContext,
 ) -> list[dg.RunRequest]:
-    return _per_symbol_runs("nightly_feature_analysis", context)
+    return per_symbol_runs("nightly_feature_analysis", context)

@@ -1,4 +1,4 @@
-"""Register a symbol's newly trained models and keep its best model active."""
+"""Register a symbol's newly trained models through champion/challenger promotion."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Any
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.store.library import BrainLibrary
+from brain_assets.versioning import ModelVersioning
 
 
 @dataclass
 class Registration:
     model_ids: dict[str, str] = field(default_factory=dict)
     active_model_id: str | None = None
-    decision: dict[str, Any] = field(default_factory=dict)
+    promoted: list[str] = field(default_factory=list)
 
 
 def register_symbol(
@@ -24,22 +25,29 @@ def register_symbol(
     artifacts: list[TrainedArtifact],
     metrics_by_type: Mapping[str, Mapping[str, float | None]],
     periods_per_year: float,
+    *,
+    tolerance: float = 0.0,
 ) -> Registration:
-    """All of a symbol's new versions and the promotion decision, as one transaction.
+    """All of a symbol's new versions, as one transaction.
 
-    The best new version (by composite score) becomes active when the symbol has no active
-    model or when it scores at least as well as the active one; otherwise the active model stays.
+    Versions are registered best score first, so that on a symbol's first day the best model is
+    the first version (and active) and the others are recorded as challengers against it.
     """
-    scores = metrics_by_type
+    versioning = ModelVersioning(brain, tolerance=tolerance)
+
+    def score(artifact: TrainedArtifact) -> float:
+        value = metrics_by_type[artifact.model_type].get("composite_score")
+        return float("-inf") if value is None else float(value)
+
     result = Registration()
     with brain.transaction():
-        for artifact in artifacts:
-            metrics = storable_metrics(scores[artifact.model_type])
-            result.model_ids[artifact.model_type] = brain.register_model(
+        before = brain.get_active_model(symbol)
+        for artifact in sorted(artifacts, key=score, reverse=True):
+            result.model_ids[artifact.model_type] = versioning.register_version(
                 symbol,
                 artifact.model_type,
                 artifact.artifact,
-                metrics=metrics,
+                metrics=storable_metrics(metrics_by_type[artifact.model_type]),
                 hyperparameters=artifact.hyperparameters,
                 feature_names=artifact.feature_names,
                 training_start=artifact.training_start,
@@ -47,29 +55,24 @@ def register_symbol(
                 artifact_format=artifact.artifact_format,
                 periods_per_year=periods_per_year,
             )
-        best_type = max(
-            result.model_ids, key=lambda t: scores[t].get("composite_score") or float("-inf")
-        )
-        best_score = scores[best_type].get("composite_score")
         active = brain.get_active_model(symbol)
-        active_score = None if active is None else active["composite_score"]
-        promote = active is None or (
-            best_score is not None and (active_score is None or best_score >= active_score)
-        )
-        result.decision = {
-            "candidate": result.model_ids[best_type],
-            "candidate_type": best_type,
-            "candidate_score": best_score,
-            "active_before": None if active is None else active["model_id"],
-            "active_score": active_score,
-            "promoted": promote,
-        }
-        if promote:
-            brain.activate_model(
-                result.model_ids[best_type], reason="promotion", details=result.decision
-            )
-            result.active_model_id = result.model_ids[best_type]
-        else:
-            assert active is not None
-            result.active_model_id = active["model_id"]
+    result.active_model_id = None if active is None else active["model_id"]
+    if active is not None and (before is None or before["model_id"] != active["model_id"]):
+        result.promoted.append(active["model_id"])
     return result
+
+
+def registry_summary(brain: BrainLibrary, symbol: str, *, limit: int = 10) -> dict[str, Any]:
+    """The active version, the challengers and the latest activations, for people."""
+    models = brain.list_models(symbol)
+    history = brain.get_activation_history(symbol)
+    return {
+        "active": models[models["is_active"]].to_dict("records"),
+        "challengers": models[~models["is_active"]]
+        .sort_values("version", ascending=False)
+        .head(limit)
+        .to_dict("records"),
+        "activations": history.sort_values("activation_id", ascending=False)
+        .head(limit)
+        .to_dict("records"),
+    }

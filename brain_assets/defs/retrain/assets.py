@@ -9,7 +9,7 @@ import pandas as pd
 from brain_assets.calendar import frequency_label, periods_per_year
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
-from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table
+from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import TARGET, make_dataset, split_columns
@@ -201,19 +201,9 @@ def registry_entries(
         result[symbol] = {
             "model_ids": registration.model_ids,
             "active_model_id": registration.active_model_id,
-            "decision": registration.decision,
+            "promoted": registration.promoted,
         }
-        versions = brain.library.list_models(symbol)
-        rows = [
-            {str(k): v for k, v in row.items()}
-            for row in versions.sort_values("version", ascending=False).head(10).to_dict("records")
-        ]
-        sections.append(
-            f"### {symbol}\n\n"
-            + markdown_table(
-                rows, ["version", "model_type", "composite_score", "is_active", "created_at"]
-            )
-        )
+        sections.append(registry_markdown(brain.library, symbol))
     context.add_output_metadata({"registry": dg.MetadataValue.md("\n\n".join(sections))})
     return result
 

@@ -31,3 +31,18 @@ METRICS_SHOWN = (
     "rmse",
     "num_trades",
 )
+
+
+def registry_markdown(brain: Any, symbol: str) -> str:
+    """Active version, challengers and latest activations of a symbol as markdown tables."""
+    from brain_assets.pipeline.registration import registry_summary
+
+    summary = registry_summary(brain, symbol)
+    model_columns = ["version", "model_type", "composite_score", "created_at", "model_id"]
+    activation_columns = ["created_at", "version", "action", "reason"]
+    return (
+        f"### {symbol}\n\n**Active**\n\n{markdown_table(summary['active'], model_columns)}\n\n"
+        f"**Challengers**\n\n{markdown_table(summary['challengers'], model_columns)}\n\n"
+        f"**Latest activations**\n\n"
+        f"{markdown_table(summary['activations'], activation_columns)}"
+    )

@@ -1,0 +1,121 @@
+"""Live monitoring of each symbol's active model, and the registry state the UI shows."""
+
+from typing import Any
+
+import dagster as dg
+
+from brain_assets.defs.monitoring.resources import MonitoringResource
+from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.assets import registry_entries
+from brain_assets.defs.retrain.metadata import markdown_table, registry_markdown
+from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.pipeline.monitoring import evaluate_active_model
+from brain_assets.versioning import ModelVersioning
+
+GROUP = "monitoring"
+LIVE_METRICS_KEY = dg.AssetKey("live_model_metrics")
+
+
+@dg.asset(
+    partitions_def=symbols,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    io_manager_key="brain_io_manager",
+    deps=[registry_entries],
+    kinds={"postgres"},
+)
+def live_model_metrics(
+    context: dg.AssetExecutionContext,
+    market: MarketDataResource,
+    retrain: RetrainResource,
+    monitoring: MonitoringResource,
+    brain: BrainResource,
+) -> dict[str, dict[str, Any]]:
+    """The ACTIVE model of each symbol evaluated on the most recent bars not used in its
+    training, stored in model_metrics, and judged against its promotion baseline.
+
+    Each partition's materialisation carries ``regressed``; rollback_sensor reads it."""
+    settings = retrain.settings()
+    result: dict[str, dict[str, Any]] = {}
+    for symbol in each_symbol(context, "live_model_metrics", run_symbols(context)):
+        live = evaluate_active_model(
+            brain.library,
+            symbol,
+            market.load(symbol).frame,
+            settings,
+            rollback_threshold=monitoring.rollback_threshold,
+            monitored=tuple(monitoring.monitored_metrics),
+            min_bars=monitoring.min_bars,
+        )
+        if live is None:
+            context.log.warning(f"{symbol}: no active model to monitor; run daily_retrain")
+            result[symbol] = {"model_id": None}
+            context.add_asset_metadata(
+                {"regressed": False, "model_id": "none"}, partition_key=symbol
+            )
+            continue
+        result[symbol] = live.to_json()
+        worst = live.assessment["worst"] or {}
+        context.add_asset_metadata(
+            {
+                "regressed": live.assessment["regressed"],
+                "model_id": live.model_id,
+                "version": live.version,
+                "bars": live.n_bars,
+                "window": f"{live.window[0]} .. {live.window[1]}",
+                "worst_metric": str(worst.get("metric")),
+                "relative_degradation": float(worst.get("relative_degradation", 0.0)),
+                "threshold": live.assessment["threshold"],
+                "comparison": dg.MetadataValue.md(
+                    markdown_table(
+                        live.assessment["comparisons"],
+                        ["metric", "baseline", "new", "relative_degradation"],
+                    )
+                ),
+            },
+            partition_key=symbol,
+        )
+    return result
+
+
+@dg.asset(
+    partitions_def=symbols,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    io_manager_key="brain_io_manager",
+    kinds={"postgres"},
+)
+def model_registry_state(
+    context: dg.AssetExecutionContext,
+    live_model_metrics: dict[str, dict[str, Any]],
+    monitoring: MonitoringResource,
+    brain: BrainResource,
+) -> dict[str, dict[str, Any]]:
+    """Rolls a symbol back when its live metrics regressed beyond the threshold, then records
+    which version is active (the table people read in the UI)."""
+    versioning = ModelVersioning(brain.library)
+    result: dict[str, dict[str, Any]] = {}
+    for symbol in each_symbol(context, "model_registry_state", list(live_model_metrics)):
+        live = live_model_metrics[symbol]
+        rolled_back = bool(live.get("model_id")) and versioning.check_and_rollback(
+            live["model_id"],
+            symbol,
+            live["metrics"],
+            monitoring.rollback_threshold,
+            monitored=tuple(monitoring.monitored_metrics),
+        )
+        active = brain.library.get_active_model(symbol)
+        result[symbol] = {
+            "rolled_back": rolled_back,
+            "active_model_id": None if active is None else active["model_id"],
+        }
+        context.add_asset_metadata(
+            {
+                "rolled_back": rolled_back,
+                "active_version": None if active is None else active["version"],
+                "registry": dg.MetadataValue.md(registry_markdown(brain.library, symbol)),
+            },
+            partition_key=symbol,
+        )
+    return result
