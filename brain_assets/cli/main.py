@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from brain_assets.cli import retrain_commands, store_commands
+from brain_assets.cli import operate_commands, query_commands, retrain_commands, store_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     retrain_commands.register(commands)
+    query_commands.register(commands)
+    operate_commands.register(commands)
     store_commands.register(commands)
     return parser
 

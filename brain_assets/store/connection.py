@@ -49,7 +49,7 @@ def check_reachable(dsn: str) -> None:
         with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        reason = scrub(str(exc).strip(), dsn)
+        reason = " ".join(scrub(str(exc), dsn).split())  # libpq's message spans lines
         raise BrainConnectionError(
             f"cannot connect to PostgreSQL at {describe_target(dsn)} "
             f"after {time.monotonic() - started:.1f} s: {reason}"

@@ -6,10 +6,18 @@ from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.importance import ImportanceMixin
 from brain_assets.store.metrics import MetricsMixin
 from brain_assets.store.quality import QualityMixin
+from brain_assets.store.regimes import RegimesMixin
 from brain_assets.store.registry import RegistryMixin
 
 
-class BrainLibrary(RegistryMixin, MetricsMixin, ImportanceMixin, QualityMixin, AssetValuesMixin):
+class BrainLibrary(
+    RegistryMixin,
+    MetricsMixin,
+    ImportanceMixin,
+    QualityMixin,
+    AssetValuesMixin,
+    RegimesMixin,
+):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 
     ``BrainLibrary(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,

@@ -1,0 +1,192 @@
+"""Operator commands: verify, symbols, rollback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from brain_assets.cli.output import emit, table
+
+
+def register(commands: Any) -> None:
+    verify = commands.add_parser("verify", help="check imports, database, schema and services")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=run_verify)
+
+    symbols = commands.add_parser("symbols", help="the symbols (partitions) the platform trains")
+    actions = symbols.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add symbols, e.g. BTC/USDT ETH/USDT")
+    add.add_argument("names", nargs="+")
+    listing = actions.add_parser("list", help="list the symbols")
+    remove = actions.add_parser("remove", help="remove symbols (their stored models stay)")
+    remove.add_argument("names", nargs="+")
+    for parser in (add, listing, remove):
+        parser.add_argument("--json", action="store_true")
+    symbols.set_defaults(handler=run_symbols)
+
+    rollback = commands.add_parser("rollback", help="reactivate a symbol's previous version")
+    rollback.add_argument("symbol")
+    rollback.add_argument("--to", type=int, default=None, dest="to_version", metavar="VERSION")
+    rollback.add_argument("--json", action="store_true")
+    rollback.set_defaults(handler=run_rollback)
+
+
+def _check(name: str, required: bool, probe: Callable[[], str]) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        detail, ok = probe(), True
+    except Exception as exc:  # every failure becomes a ❌ line; verify must report, not crash
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    return {"check": name, "ok": ok, "required": required, "detail": detail,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    results: list[dict[str, Any]] = []
+    results.append(_check("imports", True, lambda: _imports()))
+    brain_holder: dict[str, Any] = {}
+
+    def database() -> str:
+        from brain_assets.store.library import BrainLibrary
+
+        brain_holder["brain"] = BrainLibrary()
+        brain = brain_holder["brain"]
+        return f"{brain.masked_dsn} ({brain.origin})"
+
+    results.append(_check("database connection", True, database))
+    brain = brain_holder.get("brain")
+
+    def needs_brain() -> Any:
+        if brain is None:
+            raise RuntimeError("skipped: no database connection")
+        return brain
+
+    def schema() -> str:
+        from brain_assets.store.migrations import latest_version
+
+        current, latest = needs_brain().schema_version(), latest_version()
+        if current != latest:
+            raise RuntimeError(f"schema version {current}, expected {latest}")
+        return f"version {current}"
+
+    def importance() -> str:
+        from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
+
+        needs_brain()
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(200, 3))
+        y = 2 * X[:, 0] + rng.normal(scale=0.1, size=200)
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit(X, y)
+        tables = FeatureImportanceAnalyzer().analyze_feature_importance(
+            "VERIFY/USDT", model, X, y, ["a", "b", "c"], methods=("correlation",))
+        top = tables["correlation"]["feature"].iloc[0]
+        if top != "a":
+            raise RuntimeError(f"expected feature a on top, got {top}")
+        return "correlation analysis ranks the signal first"
+
+    def versioning() -> str:
+        from brain_assets.versioning import ModelVersioning, assess_regression
+
+        ModelVersioning(needs_brain())
+        verdict = assess_regression({"sharpe_ratio": 2.0}, {"sharpe_ratio": 1.0})
+        if not verdict["regressed"]:
+            raise RuntimeError("a halved Sharpe ratio was not flagged")
+        return "rollback rule flags a regression"
+
+    def selector() -> str:
+        from brain_assets.selection import ModelSelector
+
+        answer = ModelSelector(needs_brain()).select_model_for_symbol("VERIFY/NONE", "high")
+        if answer is not None:
+            raise RuntimeError("an unknown symbol should have no model")
+        return "ModelSelector answers"
+
+    def evaluation() -> str:
+        from brain_assets.evaluation.comprehensive import ComprehensiveEvaluation
+
+        rng = np.random.default_rng(1)
+        r = rng.normal(0, 0.01, 500)
+        metrics = ComprehensiveEvaluation().evaluate_model(r, r, r, periods_per_year=8760)
+        return f"perfect foresight scores {metrics['composite_score']:.2f}"
+
+    def lstm() -> str:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's banner quiet
+        keras = importlib.import_module("keras")
+        importlib.import_module("brain_assets.lstm")
+        return f"keras {keras.__version__} on {keras.backend.backend()}"
+
+    results += [
+        _check("schema version", True, schema),
+        _check("feature importance service", True, importance),
+        _check("model versioning service", True, versioning),
+        _check("model selector service", True, selector),
+        _check("evaluation service", True, evaluation),
+        _check("LSTM availability", True, lstm),
+    ]
+    if brain is not None:
+        brain.close()
+    ok = all(r["ok"] for r in results if r["required"])
+    lines = [f"{'✅' if r['ok'] else '❌'} {r['check']}: {r['detail']}" for r in results]
+    lines.append("all required checks passed" if ok else "some required checks FAILED")
+    emit(args, {"ok": ok, "checks": results}, "\n".join(lines))
+    return 0 if ok else 1
+
+
+def _imports() -> str:
+    started = time.monotonic()
+    importlib.import_module("brain_assets")
+    importlib.import_module("brain_assets.definitions")
+    return f"brain_assets and its Dagster definitions in {time.monotonic() - started:.1f} s"
+
+
+def _instance() -> Any:
+    from brain_assets.cli.instance import prepare_dagster_environment
+
+    prepare_dagster_environment()
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def run_symbols(args: argparse.Namespace) -> int:
+    from brain_assets.defs.partitions import add_symbols, symbols, validate_symbol
+
+    with _instance() as instance:
+        if args.action == "add":
+            added = add_symbols(instance, args.names)
+            emit(args, {"added": added}, f"added: {', '.join(added) or 'none (all present)'}")
+        elif args.action == "remove":
+            names = [validate_symbol(name) for name in args.names]
+            present = set(instance.get_dynamic_partitions(symbols.name))
+            missing = [n for n in names if n not in present]
+            if missing:
+                raise ValueError(f"not a symbol: {', '.join(missing)}")
+            for name in names:
+                instance.delete_dynamic_partition(symbols.name, name)
+            emit(args, {"removed": names},
+                 f"removed: {', '.join(names)} (their models and metrics stay in the Brain)")
+        else:
+            keys = list(instance.get_dynamic_partitions(symbols.name))
+            emit(args, keys, "\n".join(keys) or "no symbols yet: brain symbols add BTC/USDT")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from brain_assets.store.library import BrainLibrary
+    from brain_assets.versioning import ModelVersioning
+
+    with BrainLibrary() as brain:
+        active = ModelVersioning(brain).rollback(args.symbol, args.to_version)
+    picked = {k: active[k] for k in ("model_id", "symbol", "version", "model_type",
+                                     "composite_score")}
+    emit(args, picked, f"{args.symbol}: version {active['version']} ({active['model_type']}) "
+         "is active now\n" + table([picked], list(picked)))
+    return 0

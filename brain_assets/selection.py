@@ -1,0 +1,149 @@
+"""Pick the model of a symbol that has done best in the current volatility regime.
+
+A model's standing in a regime is its per-regime ``composite_score`` from its latest evaluation
+(:func:`brain_assets.regimes.evaluation.store_regime_metrics`). Scores measured on fewer than
+``min_bars`` bars of the regime are not trusted; when no model has enough bars there, the
+selector keeps to the symbol's active model (chosen by champion/challenger on all bars) and says
+so, instead of switching on noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from brain_assets.regimes.evaluation import MIN_REGIME_BARS
+from brain_assets.store import validation as check
+from brain_assets.store.validation import REGIMES
+
+if TYPE_CHECKING:
+    from brain_assets.store.library import BrainLibrary
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None
+
+
+class ModelSelector:
+    """Chooses a symbol's model for a volatility regime from the Brain Library's metrics."""
+
+    def __init__(self, brain: BrainLibrary, *, min_bars: int = MIN_REGIME_BARS) -> None:
+        if isinstance(min_bars, bool | np.bool_) or not isinstance(min_bars, int | np.integer):
+            raise ValueError(f"min_bars: must be an integer, got {min_bars!r}")
+        if min_bars < 1:
+            raise ValueError(f"min_bars: must be at least 1, got {min_bars}")
+        self.brain = brain
+        self.min_bars = int(min_bars)
+
+    def select_model_for_symbol(
+        self, symbol: str, volatility_regime: str | None = None
+    ) -> dict[str, Any] | None:
+        """The model to trade ``symbol`` with in ``volatility_regime``.
+
+        ``volatility_regime`` is one of low, normal, high, extreme; None means the symbol's
+        current regime as stored by ``brain.store_regimes``. Returns ``{'model_id', 'version',
+        'model_type', 'regime', 'score', 'n_bars', 'reason', 'fallback'}``: ``score`` and
+        ``n_bars`` are the model's composite score and bar count in that regime (None and 0 when
+        it was never evaluated there), ``fallback`` is True when the regime-based choice was not
+        possible and the active model (or, with none active, the best overall) was taken.
+        Returns None for a symbol without models.
+
+        Raises:
+            ValueError: an unknown regime (the message lists the valid ones) or a blank symbol.
+        """
+        symbol = check.symbol(symbol)
+        if volatility_regime is not None and volatility_regime not in REGIMES:
+            raise ValueError(
+                f"volatility_regime: {volatility_regime!r} is not a regime; valid regimes are "
+                f"{', '.join(REGIMES)} (or None for the symbol's current regime)"
+            )
+        regime = volatility_regime
+        if regime is None:
+            current = self.brain.get_current_regime(symbol)
+            if current is None:
+                return self._fallback(
+                    symbol,
+                    None,
+                    pd.DataFrame(),
+                    "no volatility regime is stored for the symbol, so the regime is unknown",
+                )
+            regime = str(current["regime"])
+
+        scores = self.brain.get_regime_scores(symbol)
+        in_regime = scores[scores["regime"] == regime].copy()
+        # A column of NULLs arrives as object dtype, on which comparisons would raise.
+        for column in ("composite_score", "n_bars"):
+            in_regime[column] = pd.to_numeric(in_regime[column], errors="coerce")
+        eligible = in_regime[
+            (in_regime["n_bars"] >= self.min_bars) & in_regime["composite_score"].notna()
+        ]
+        if eligible.empty:
+            return self._fallback(
+                symbol,
+                regime,
+                in_regime,
+                f"no model has a composite score over at least {self.min_bars} bars of the "
+                f"{regime} regime",
+            )
+        ranked = eligible.sort_values(["composite_score", "version"], ascending=[False, False])
+        best = ranked.iloc[0]
+        score = float(best["composite_score"])
+        n_bars = int(best["n_bars"])
+        reason = (
+            f"{best['model_type']} v{int(best['version'])} has the best composite score in the "
+            f"{regime} regime ({score:.4g} over {n_bars} bars) of the {len(eligible)} model(s) "
+            f"evaluated on at least {self.min_bars} bars of it"
+        )
+        if len(ranked) > 1:
+            runner_up = ranked.iloc[1]
+            reason += (
+                f"; next is {runner_up['model_type']} v{int(runner_up['version'])} at "
+                f"{float(runner_up['composite_score']):.4g}"
+            )
+        return {
+            "model_id": str(best["model_id"]),
+            "version": int(best["version"]),
+            "model_type": str(best["model_type"]),
+            "regime": regime,
+            "score": score,
+            "n_bars": n_bars,
+            "reason": reason,
+            "fallback": False,
+        }
+
+    def _fallback(
+        self, symbol: str, regime: str | None, in_regime: pd.DataFrame, why: str
+    ) -> dict[str, Any] | None:
+        model = self.brain.get_active_model(symbol)
+        which = "the active model"
+        if model is None:
+            model = self.brain.get_best_model(symbol)
+            which = "the model with the best overall composite score (no model is active)"
+        if model is None:
+            return None
+        score: float | None = None
+        n_bars = 0
+        if not in_regime.empty:
+            own = in_regime[in_regime["model_id"] == model["model_id"]]
+            if not own.empty:
+                score = _number(own.iloc[0]["composite_score"])
+                bars = _number(own.iloc[0]["n_bars"])
+                n_bars = 0 if bars is None else int(bars)
+        return {
+            "model_id": str(model["model_id"]),
+            "version": int(model["version"]),
+            "model_type": str(model["model_type"]),
+            "regime": regime,
+            "score": score,
+            "n_bars": n_bars,
+            "reason": (
+                f"fell back to {which}, {model['model_type']} v{int(model['version'])}: {why}"
+            ),
+            "fallback": True,
+        }
