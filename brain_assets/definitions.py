@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from brain_assets.defs.alerts.sensors import alert_sensors
 from brain_assets.defs.analysis.assets import feature_importance_trend
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.jobs import (
@@ -12,13 +15,20 @@ from brain_assets.defs.jobs import (
     nightly_feature_analysis,
     nightly_feature_analysis_schedule,
 )
+from brain_assets.defs.maintenance.jobs import maintenance_job, maintenance_schedule
 from brain_assets.defs.monitoring.assets import live_model_metrics, model_registry_state
 from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedule, rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
+from brain_assets.defs.regimes.assets import volatility_regime
 from brain_assets.defs.resources import MarketDataResource, RetrainResource, brain_resource
 from brain_assets.defs.retrain.assets import retrain_assets
 from brain_assets.defs.retrain.checks import retrain_checks
+from brain_assets.logs import LOG_DIR_ENV, configure_logging
+
+if os.environ.get(LOG_DIR_ENV):
+    # `brain dev` sets the folder: the UI, daemon and run workers then write one JSON log.
+    configure_logging()
 
 
 def build_resources() -> dict[str, object]:
@@ -33,10 +43,21 @@ def build_resources() -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[*retrain_assets, feature_importance_trend, live_model_metrics, model_registry_state],
+    assets=[
+        *retrain_assets,
+        volatility_regime,
+        feature_importance_trend,
+        live_model_metrics,
+        model_registry_state,
+    ],
     asset_checks=retrain_checks,
-    jobs=[daily_retrain, nightly_feature_analysis, monitoring_job, rollback_job],
-    schedules=[daily_retrain_schedule, nightly_feature_analysis_schedule, monitoring_schedule],
-    sensors=[rollback_sensor],
+    jobs=[daily_retrain, nightly_feature_analysis, monitoring_job, rollback_job, maintenance_job],
+    schedules=[
+        daily_retrain_schedule,
+        nightly_feature_analysis_schedule,
+        monitoring_schedule,
+        maintenance_schedule,
+    ],
+    sensors=[rollback_sensor, *alert_sensors],
     resources=build_resources(),
 )

@@ -27,10 +27,18 @@ def _png(figure: object) -> bytes:
     return buffer.getvalue()
 
 
-def equity_curves_png(curves: Mapping[str, pd.Series], title: str) -> bytes:
-    """One line per model: compounded net equity over the test segment."""
+REGIME_COLOURS = {"low": "#d8f0d2", "normal": "#f2f2f2", "high": "#fde2b8", "extreme": "#f7c1c1"}
+
+
+def equity_curves_png(
+    curves: Mapping[str, pd.Series], title: str, regimes: pd.Series | None = None
+) -> bytes:
+    """One line per model: compounded net equity, over the volatility regimes when given
+    (a Series of regime labels on the same timestamps, shaded behind the curves)."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 3.5))
+    if regimes is not None and len(regimes):
+        _shade_regimes(axis, regimes)
     for label, curve in curves.items():
         axis.plot(curve.index, curve.to_numpy(), label=label, linewidth=1.2)
     axis.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
@@ -39,6 +47,23 @@ def equity_curves_png(curves: Mapping[str, pd.Series], title: str) -> bytes:
     axis.legend(loc="best", fontsize=8)
     figure.autofmt_xdate()
     return _png(figure)
+
+
+def _shade_regimes(axis: Any, regimes: pd.Series) -> None:
+    from matplotlib.patches import Patch
+
+    labels = regimes.fillna("none").to_numpy()
+    times = regimes.index
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            colour = REGIME_COLOURS.get(str(labels[start]))
+            if colour:
+                axis.axvspan(times[start], times[i - 1], color=colour, linewidth=0, zorder=0)
+            start = i
+    handles = [Patch(color=c, label=r) for r, c in REGIME_COLOURS.items() if r in set(labels)]
+    legend = axis.legend(handles=handles, loc="upper left", fontsize=7, title="regime")
+    axis.add_artist(legend)
 
 
 def importance_bars_png(table: pd.DataFrame, title: str, top_n: int = 15) -> bytes:

@@ -20,7 +20,6 @@ transaction as the change, under the symbol's advisory lock.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from brain_assets.alerts import send_alert
 from brain_assets.errors import UnknownModelError
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
@@ -225,13 +225,14 @@ class ModelVersioning:
                 "from_version": None if active is None else active["version"],
             }
             self._activate(conn, target, reason="rollback", details=details)
-        log_event(
+        send_alert(
             "model_rollback",
-            logging.WARNING,
-            symbol=symbol,
-            model_id=target["model_id"],
-            version=target["version"],
-            trigger="operator",
+            {
+                "symbol": symbol,
+                "model_id": target["model_id"],
+                "version": target["version"],
+                "trigger": "operator",
+            },
         )
         result = self.brain.get_model(target["model_id"])
         assert result is not None
@@ -314,17 +315,20 @@ class ModelVersioning:
                 details["rolled_back_to"] = previous["model_id"]
                 self._activate(conn, previous, reason="rollback", details=details)
                 outcome = True
-        event = "model_rollback" if outcome else "model_rollback_unavailable"
-        log_event(
-            event,
-            logging.WARNING,
-            symbol=symbol,
-            model_id=model_id,
-            metric=worst["metric"],
-            baseline=worst["baseline"],
-            new=worst["new"],
-            relative_degradation=round(worst["relative_degradation"], 4),
-            threshold=threshold,
+        # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
+        send_alert(
+            "model_rollback" if outcome else "model_rollback_unavailable",
+            {
+                "symbol": symbol,
+                "regressed_model_id": model_id,
+                "rolled_back_to": details.get("rolled_back_to"),
+                "metric": worst["metric"],
+                "baseline": worst["baseline"],
+                "new": worst["new"],
+                "relative_degradation": round(worst["relative_degradation"], 4),
+                "threshold": threshold,
+                "trigger": "metric_regression",
+            },
         )
         return outcome
 

@@ -26,8 +26,9 @@ TEMPLATE = "brain_template"
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """No test may touch the working directory's .brain or a DATABASE_DSN set in the shell."""
     home = tmp_path_factory.mktemp("brain_home")
-    saved = {key: os.environ.get(key) for key in ("BRAIN_HOME", "DATABASE_DSN")}
+    saved = {key: os.environ.get(key) for key in ("BRAIN_HOME", "DATABASE_DSN", "BRAIN_LOG_DIR")}
     os.environ["BRAIN_HOME"] = str(home)
+    os.environ["BRAIN_LOG_DIR"] = str(home / "logs")
     os.environ.pop("DATABASE_DSN", None)
     yield home
     for key, value in saved.items():

@@ -23,6 +23,7 @@ EXPECTED_DEPS = {
     "registry_entries": {"trained_models", "model_evaluation"},
     "feature_importance": {"features", "trained_models", "registry_entries"},
     "feature_importance_trend": {"registry_entries"},
+    "volatility_regime": {"market_data"},
     "live_model_metrics": {"registry_entries"},
     "model_registry_state": {"live_model_metrics"},
 }
@@ -53,11 +54,13 @@ def test_graph_snapshot() -> None:
         assert node.partitions_def is not None and node.partitions_def.name == "symbols"  # type: ignore[attr-defined]
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert {job.name for job in defs.jobs or []} == {
-        "daily_retrain", "nightly_feature_analysis", "monitoring_job", "rollback_job"}
+        "daily_retrain", "nightly_feature_analysis", "monitoring_job", "rollback_job",
+        "maintenance"}
     assert {s.name for s in defs.schedules or []} == {
-        "daily_retrain_schedule", "nightly_feature_analysis_schedule", "monitoring_schedule"}
+        "daily_retrain_schedule", "nightly_feature_analysis_schedule", "monitoring_schedule",
+        "maintenance_schedule"}
     sensors = {s.name: s for s in defs.sensors or []}
-    assert "rollback_sensor" in sensors
+    assert set(sensors) == {"rollback_sensor", "run_failure_alert"}
     assert sensors["rollback_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
 
 

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from brain_assets.cli import operate_commands, query_commands, retrain_commands, store_commands
+from brain_assets.errors import BrainError
+from brain_assets.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Commands raise the brain_assets logger's level for their own progress handlers; the
         # console keeps showing warnings only unless --verbose.
         handler.setLevel(level)
+    configure_logging(console_level=level)
+    logging.getLogger("brain_assets").propagate = False  # its own console handler prints it
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, ConnectionError) as exc:
+    except (ValueError, ConnectionError, BrainError) as exc:
         print(f"brain {args.command}: {exc}", file=sys.stderr)
         return 2

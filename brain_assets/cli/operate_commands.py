@@ -34,6 +34,28 @@ def register(commands: Any) -> None:
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(handler=run_rollback)
 
+    maintenance = commands.add_parser(
+        "maintenance", help="archive metrics, importance and quality logs past the retention"
+    )
+    maintenance.add_argument("--retention-days", type=int, default=365)
+    maintenance.add_argument("--json", action="store_true")
+    maintenance.set_defaults(handler=run_maintenance)
+
+    backup = commands.add_parser("backup", help="pg_dump the Brain's database to PATH")
+    backup.add_argument("path")
+    backup.add_argument("--json", action="store_true")
+    backup.set_defaults(handler=run_backup)
+
+    restore = commands.add_parser("restore", help="pg_restore PATH into the Brain's database")
+    restore.add_argument("path")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the tables of a database that already holds data",
+    )
+    restore.add_argument("--json", action="store_true")
+    restore.set_defaults(handler=run_restore)
+
 
 def _check(name: str, required: bool, probe: Callable[[], str]) -> dict[str, Any]:
     started = time.monotonic()
@@ -41,8 +63,13 @@ def _check(name: str, required: bool, probe: Callable[[], str]) -> dict[str, Any
         detail, ok = probe(), True
     except Exception as exc:  # every failure becomes a ❌ line; verify must report, not crash
         detail, ok = f"{type(exc).__name__}: {exc}", False
-    return {"check": name, "ok": ok, "required": required, "detail": detail,
-            "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "check": name,
+        "ok": ok,
+        "required": required,
+        "detail": detail,
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -86,7 +113,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
         model = LinearRegression().fit(X, y)
         tables = FeatureImportanceAnalyzer().analyze_feature_importance(
-            "VERIFY/USDT", model, X, y, ["a", "b", "c"], methods=("correlation",))
+            "VERIFY/USDT", model, X, y, ["a", "b", "c"], methods=("correlation",)
+        )
         top = tables["correlation"]["feature"].iloc[0]
         if top != "a":
             raise RuntimeError(f"expected feature a on top, got {top}")
@@ -171,8 +199,11 @@ def run_symbols(args: argparse.Namespace) -> int:
                 raise ValueError(f"not a symbol: {', '.join(missing)}")
             for name in names:
                 instance.delete_dynamic_partition(symbols.name, name)
-            emit(args, {"removed": names},
-                 f"removed: {', '.join(names)} (their models and metrics stay in the Brain)")
+            emit(
+                args,
+                {"removed": names},
+                f"removed: {', '.join(names)} (their models and metrics stay in the Brain)",
+            )
         else:
             keys = list(instance.get_dynamic_partitions(symbols.name))
             emit(args, keys, "\n".join(keys) or "no symbols yet: brain symbols add BTC/USDT")
@@ -185,8 +216,81 @@ def run_rollback(args: argparse.Namespace) -> int:
 
     with BrainLibrary() as brain:
         active = ModelVersioning(brain).rollback(args.symbol, args.to_version)
-    picked = {k: active[k] for k in ("model_id", "symbol", "version", "model_type",
-                                     "composite_score")}
-    emit(args, picked, f"{args.symbol}: version {active['version']} ({active['model_type']}) "
-         "is active now\n" + table([picked], list(picked)))
+    picked = {
+        k: active[k] for k in ("model_id", "symbol", "version", "model_type", "composite_score")
+    }
+    emit(
+        args,
+        picked,
+        f"{args.symbol}: version {active['version']} ({active['model_type']}) "
+        "is active now\n" + table([picked], list(picked)),
+    )
+    return 0
+
+
+def run_maintenance(args: argparse.Namespace) -> int:
+    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.maintenance import archive_old_rows, archived_counts
+
+    with BrainLibrary() as brain:
+        moved = archive_old_rows(brain, retention_days=args.retention_days)
+        archived = archived_counts(brain)
+    rows = [
+        {"table": t, "archived_now": n, "in_archive": archived.get(t)} for t, n in moved.items()
+    ]
+    emit(
+        args,
+        {"archived_now": moved, "in_archive": archived},
+        f"archived rows older than {args.retention_days} days (active models' rows stay)\n"
+        + table(rows, ["table", "archived_now", "in_archive"]),
+    )
+    return 0
+
+
+def _target_dsn() -> str:
+    from brain_assets.store.connection import resolve
+
+    return resolve(None).dsn
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from brain_assets.store.backup import backup
+
+    info = backup(_target_dsn(), Path(args.path))
+    emit(
+        args,
+        {
+            "path": str(info.path),
+            "bytes": info.bytes,
+            "seconds": info.seconds,
+            "schema_version": info.schema_version,
+            "row_counts": info.row_counts,
+        },
+        f"backed up {info.database} (schema v{info.schema_version}) to {info.path}: "
+        f"{info.bytes:,} bytes in {info.seconds:.1f} s\n"
+        + table([{"table": t, "rows": n} for t, n in info.row_counts.items()], ["table", "rows"]),
+    )
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from brain_assets.store.backup import restore
+
+    info = restore(_target_dsn(), Path(args.path), force=args.force)
+    emit(
+        args,
+        {
+            "path": str(info.path),
+            "replaced": info.replaced,
+            "seconds": info.seconds,
+            "schema_version": info.schema_version,
+            "row_counts": info.row_counts,
+        },
+        f"restored {info.path} into {info.database} in {info.seconds:.1f} s\n"
+        + table([{"table": t, "rows": n} for t, n in info.row_counts.items()], ["table", "rows"]),
+    )
     return 0

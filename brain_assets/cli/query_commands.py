@@ -19,15 +19,18 @@ def register(commands: Any) -> None:
     best = commands.add_parser("best-model", help="a symbol's best and active model")
     best.add_argument("symbol")
     best.set_defaults(handler=best_model)
-    metrics = commands.add_parser("metrics", help="latest metrics of a model (overall and by regime)")
+    metrics = commands.add_parser(
+        "metrics", help="latest metrics of a model (overall and by regime)"
+    )
     metrics.add_argument("model_id")
     metrics.set_defaults(handler=model_metrics)
     history = commands.add_parser("history", help="a symbol's activation history")
     history.add_argument("symbol")
     history.set_defaults(handler=activation_history)
     quality = commands.add_parser("quality-summary", help="data-quality passes and failures")
-    quality.add_argument("--since", default=None,
-                         help="ISO time or a duration such as 24h or 7d (default 7d)")
+    quality.add_argument(
+        "--since", default=None, help="ISO time or a duration such as 24h or 7d (default 7d)"
+    )
     quality.add_argument("--symbol", default=None)
     quality.set_defaults(handler=quality_summary)
     for parser in (top, best, metrics, history, quality):
@@ -44,7 +47,9 @@ def since_time(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--since {text!r}: give an ISO time or a duration like 24h or 7d") from None
+        raise ValueError(
+            f"--since {text!r}: give an ISO time or a duration like 24h or 7d"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -59,8 +64,17 @@ def top_features(args: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_FIELDS = ("model_id", "version", "model_type", "composite_score", "is_active",
-                "created_at", "training_start", "training_end", "artifact_sha256")
+MODEL_FIELDS = (
+    "model_id",
+    "version",
+    "model_type",
+    "composite_score",
+    "is_active",
+    "created_at",
+    "training_start",
+    "training_end",
+    "artifact_sha256",
+)
 
 
 def best_model(args: argparse.Namespace) -> int:
@@ -70,11 +84,16 @@ def best_model(args: argparse.Namespace) -> int:
     if best is None:
         emit(args, None, f"no model registered for {args.symbol}")
         return 0
-    picked = {"best": {k: best[k] for k in MODEL_FIELDS},
-              "active": None if active is None else {k: active[k] for k in MODEL_FIELDS}}
+    picked = {
+        "best": {k: best[k] for k in MODEL_FIELDS},
+        "active": None if active is None else {k: active[k] for k in MODEL_FIELDS},
+    }
     rows = [{"role": role, **(model or {})} for role, model in picked.items()]
-    emit(args, picked, table(rows, ["role", "version", "model_type", "composite_score",
-                                    "is_active", "model_id"]))
+    emit(
+        args,
+        picked,
+        table(rows, ["role", "version", "model_type", "composite_score", "is_active", "model_id"]),
+    )
     return 0
 
 
@@ -85,11 +104,19 @@ def model_metrics(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown model_id {args.model_id!r}")
         overall = brain.get_model_metrics(args.model_id, model["symbol"])
         by_regime = brain.get_regime_metrics(args.model_id, model["symbol"])
-    result = {"model_id": args.model_id, "symbol": model["symbol"], "version": model["version"],
-              "model_type": model["model_type"], "metrics": overall, "by_regime": by_regime}
+    result = {
+        "model_id": args.model_id,
+        "symbol": model["symbol"],
+        "version": model["version"],
+        "model_type": model["model_type"],
+        "metrics": overall,
+        "by_regime": by_regime,
+    }
     regimes = [r for r in ("low", "normal", "high", "extreme") if r in by_regime]
-    rows = [{"metric": m, "overall": v, **{r: by_regime[r].get(m) for r in regimes}}
-            for m, v in sorted(overall.items())]
+    rows = [
+        {"metric": m, "overall": v, **{r: by_regime[r].get(m) for r in regimes}}
+        for m, v in sorted(overall.items())
+    ]
     header = f"{model['symbol']} v{model['version']} {model['model_type']} ({args.model_id})"
     emit(args, result, f"{header}\n{table(rows, ['metric', 'overall', *regimes])}")
     return 0
@@ -98,9 +125,13 @@ def model_metrics(args: argparse.Namespace) -> int:
 def activation_history(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         history = brain.get_activation_history(args.symbol)
-    emit(args, history, table(history, ["created_at", "version", "action", "reason",
-                                        "model_id"]) if not history.empty
-         else f"no activation history for {args.symbol}")
+    emit(
+        args,
+        history,
+        table(history, ["created_at", "version", "action", "reason", "model_id"])
+        if not history.empty
+        else f"no activation history for {args.symbol}",
+    )
     return 0
 
 
@@ -108,8 +139,22 @@ def quality_summary(args: argparse.Namespace) -> int:
     start = since_time(args.since)
     with BrainLibrary() as brain:
         summary = brain.get_data_quality_summary(start, symbol=args.symbol)
-    emit(args, summary,
-         f"data quality since {start:%Y-%m-%d %H:%M} UTC\n" + table(
-             summary, ["symbol", "check_name", "severity", "runs", "passed", "failed",
-                       "failure_count", "last_failure"]))
+    emit(
+        args,
+        summary,
+        f"data quality since {start:%Y-%m-%d %H:%M} UTC\n"
+        + table(
+            summary,
+            [
+                "symbol",
+                "check_name",
+                "severity",
+                "runs",
+                "passed",
+                "failed",
+                "failure_count",
+                "last_failure",
+            ],
+        ),
+    )
     return 1 if (summary["failed"] > 0).any() and getattr(args, "strict", False) else 0

@@ -127,6 +127,9 @@ def run_dev(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
     env = prepare_dagster_environment()
+    from brain_assets.logs import LOG_DIR_ENV, log_dir_from_env
+
+    os.environ[LOG_DIR_ENV] = str(log_dir_from_env())  # the Dagster processes log there too
     dagster = Path(sys.executable).with_name("dagster")
     command = [
         str(dagster),

@@ -8,6 +8,7 @@ from typing import Any
 
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.pipeline.training import TrainedArtifact
+from brain_assets.regimes.evaluation import store_regime_metrics
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
 
@@ -26,12 +27,14 @@ def register_symbol(
     metrics_by_type: Mapping[str, Mapping[str, float | None]],
     periods_per_year: float,
     *,
+    per_regime_by_type: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     tolerance: float = 0.0,
 ) -> Registration:
     """All of a symbol's new versions, as one transaction.
 
     Versions are registered best score first, so that on a symbol's first day the best model is
     the first version (and active) and the others are recorded as challengers against it.
+    ``per_regime_by_type`` (model type -> regime -> metrics) is stored with each version.
     """
     versioning = ModelVersioning(brain, tolerance=tolerance)
 
@@ -55,6 +58,11 @@ def register_symbol(
                 artifact_format=artifact.artifact_format,
                 periods_per_year=periods_per_year,
             )
+            per_regime = (per_regime_by_type or {}).get(artifact.model_type)
+            if per_regime:
+                store_regime_metrics(
+                    brain, result.model_ids[artifact.model_type], symbol, per_regime
+                )
         active = brain.get_active_model(symbol)
     result.active_model_id = None if active is None else active["model_id"]
     if active is not None and (before is None or before["model_id"] != active["model_id"]):

@@ -1,0 +1,5 @@
+"""Monthly maintenance of the Brain store: retention of old rows into the archive tables."""
+
+from brain_assets.defs.maintenance.jobs import maintenance_job, maintenance_schedule
+
+__all__ = ["maintenance_job", "maintenance_schedule"]
