@@ -1,0 +1,131 @@
+"""`brain dev` as a user runs it: the UI server and daemon on the Brain's PostgreSQL, one symbol
+partition materialised through the GraphQL API exactly as the UI launches it, then SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from brain_assets.store.library import BrainLibrary
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+SYMBOL = "BTC/USDT"
+ASSETS = ["market_data", "volatility_regime", "features", "trained_models", "model_evaluation",
+          "registry_entries", "feature_importance"]
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN_STATUS = """query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_DSN"}
+    env.update(BRAIN_HOME=str(tmp_path / "home"), BRAIN_LOG_DIR=str(tmp_path / "logs"))
+    brain = [sys.executable, "-m", "brain_assets.cli"]
+    added = subprocess.run([*brain, "symbols", "add", SYMBOL], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    port = free_port()
+    server = subprocess.Popen([*brain, "dev", "--port", str(port)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(answers, 120, "the UI server")
+        entries = wait_for(
+            lambda: graphql(port, LOCATIONS)["workspaceOrError"].get("locationEntries"),
+            60, "the code location")
+        params = {
+            "selector": {
+                "repositoryLocationName": entries[0]["name"],
+                "repositoryName": "__repository__",
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [{"path": [name]} for name in ASSETS],
+            },
+            "mode": "default",
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": SYMBOL}]},
+        }
+        launched = graphql(port, LAUNCH, {"params": params})["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+
+        def finished() -> str | None:
+            status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+            return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+        assert wait_for(finished, 300, "the run") == "SUCCESS"
+        children = psutil.Process(server.pid).children(recursive=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode is not None, output
+    gone = psutil.wait_procs(children, timeout=30)[1]
+    assert gone == [], f"left running: {[p.pid for p in gone]}"
+
+    env_home = tmp_path / "home"
+    os.environ["BRAIN_HOME"], saved = str(env_home), os.environ.get("BRAIN_HOME")
+    try:
+        with BrainLibrary() as store:
+            best = store.get_best_model(SYMBOL)
+            top = store.get_top_features(SYMBOL, top_n=3)
+            quality = store.get_data_quality_summary(symbol=SYMBOL)
+    finally:
+        if saved is not None:
+            os.environ["BRAIN_HOME"] = saved
+    assert best is not None and best["is_active"]
+    assert len(top) == 3
+    assert {"ohlcv_valid", "features_valid"} <= set(quality["check_name"])
