@@ -78,6 +78,17 @@ def importance_bars_png(table: pd.DataFrame, title: str, top_n: int = 15) -> byt
     return _png(figure)
 
 
+def attention_bars_png(attention: list[float], title: str) -> bytes:
+    """Mean attention weight per lag (lag 0 = the bar being predicted)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 2.5))
+    axis.bar(range(len(attention)), attention, color="#2b7bba")
+    axis.set_xlabel("lag (bars before the predicted bar)")
+    axis.set_ylabel("mean attention")
+    axis.set_title(title)
+    return _png(figure)
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown embedding a PNG as a data URI (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -19,7 +19,7 @@ EXPECTED_DEPS = {
     "market_data": set(),
     "features": {"market_data"},
     "trained_models": {"features"},
-    "model_evaluation": {"features", "trained_models"},
+    "model_evaluation": {"features", "trained_models", "volatility_regime"},
     "registry_entries": {"trained_models", "model_evaluation"},
     "feature_importance": {"features", "trained_models", "registry_entries"},
     "feature_importance_trend": {"registry_entries"},
@@ -54,11 +54,18 @@ def test_graph_snapshot() -> None:
         assert node.partitions_def is not None and node.partitions_def.name == "symbols"  # type: ignore[attr-defined]
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert {job.name for job in defs.jobs or []} == {
-        "daily_retrain", "nightly_feature_analysis", "monitoring_job", "rollback_job",
-        "maintenance"}
+        "daily_retrain",
+        "nightly_feature_analysis",
+        "monitoring_job",
+        "rollback_job",
+        "maintenance",
+    }
     assert {s.name for s in defs.schedules or []} == {
-        "daily_retrain_schedule", "nightly_feature_analysis_schedule", "monitoring_schedule",
-        "maintenance_schedule"}
+        "daily_retrain_schedule",
+        "nightly_feature_analysis_schedule",
+        "monitoring_schedule",
+        "maintenance_schedule",
+    }
     sensors = {s.name: s for s in defs.sensors or []}
     assert set(sensors) == {"rollback_sensor", "run_failure_alert"}
     assert sensors["rollback_sensor"].default_status == dg.DefaultSensorStatus.RUNNING

@@ -22,8 +22,15 @@ from brain_assets.store.library import BrainLibrary
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 SYMBOL = "BTC/USDT"
-ASSETS = ["market_data", "volatility_regime", "features", "trained_models", "model_evaluation",
-          "registry_entries", "feature_importance"]
+ASSETS = [
+    "market_data",
+    "volatility_regime",
+    "features",
+    "trained_models",
+    "model_evaluation",
+    "registry_entries",
+    "feature_importance",
+]
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
   launchPipelineExecution(executionParams: $params) {
@@ -47,7 +54,8 @@ def free_port() -> int:
 def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body,
+        f"http://127.0.0.1:{port}/graphql",
+        data=body,
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -70,13 +78,26 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_DSN"}
     env.update(BRAIN_HOME=str(tmp_path / "home"), BRAIN_LOG_DIR=str(tmp_path / "logs"))
     brain = [sys.executable, "-m", "brain_assets.cli"]
-    added = subprocess.run([*brain, "symbols", "add", SYMBOL], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=120)
+    added = subprocess.run(
+        [*brain, "symbols", "add", SYMBOL],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert added.returncode == 0, added.stderr
     port = free_port()
-    server = subprocess.Popen([*brain, "dev", "--port", str(port)], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [*brain, "dev", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         def answers() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
@@ -87,7 +108,9 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
         wait_for(answers, 120, "the UI server")
         entries = wait_for(
             lambda: graphql(port, LOCATIONS)["workspaceOrError"].get("locationEntries"),
-            60, "the code location")
+            60,
+            "the code location",
+        )
         params = {
             "selector": {
                 "repositoryLocationName": entries[0]["name"],

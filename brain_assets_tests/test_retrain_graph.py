@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from brain_assets.defs.retrain.assets import retrain_assets
+from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.dagster_helpers import check_results, run_assets, run_nightly
 
@@ -37,7 +37,7 @@ def test_one_run_materialises_every_asset_for_both_symbols(retrained) -> None:  
         for event in result.get_asset_materialization_events()
         for event in [event.event_specific_data.materialization]  # type: ignore[union-attr]
     }
-    for asset in retrain_assets:
+    for asset in DAILY_RETRAIN_ASSETS:
         for symbol in SYMBOLS:
             assert (asset.key.to_user_string(), symbol) in materialised
     assert check_results(result) == {
@@ -92,7 +92,11 @@ def test_metadata_people_read_in_the_ui(retrained) -> None:  # type: ignore[no-u
     assert "data:image/png;base64," in metadata["model_evaluation"]["evaluation"].value
     assert "sharpe_ratio" in metadata["model_evaluation"]["evaluation"].value
     assert "data:image/png;base64," in metadata["feature_importance"]["importance"].value
-    assert "is_active" in metadata["registry_entries"]["registry"].value
+    registry = metadata["registry_entries"]["registry"].value
+    assert "**Active**" in registry and "**Challengers**" in registry
+    assert (
+        "Composite score by volatility regime" in metadata["model_evaluation"]["evaluation"].value
+    )
 
 
 def test_nightly_analysis_records_the_rank_trend(retrained) -> None:  # type: ignore[no-untyped-def]

@@ -29,14 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.root.handlers:
-        # Commands raise the brain_assets logger's level for their own progress handlers; the
-        # console keeps showing warnings only unless --verbose.
-        handler.setLevel(level)
-    configure_logging(console_level=level)
-    logging.getLogger("brain_assets").propagate = False  # its own console handler prints it
+    # Our events go to the JSON log and, from WARNING (DEBUG with --verbose), to stderr;
+    # other libraries' warnings reach stderr through logging's last-resort handler.
+    configure_logging(console_level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except (ValueError, ConnectionError, BrainError) as exc:

@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from brain_assets.market_data.base import MarketData, make_source
-from brain_assets.pipeline.settings import IMPORTANCE_METHODS, RetrainSettings
+from brain_assets.pipeline.settings import IMPORTANCE_METHODS, LSTMSettings, RetrainSettings
 from brain_assets.settings import DATABASE_DSN_ENV
 from brain_assets.store.library import BrainLibrary
 from brain_assets.training.models import MODEL_TYPES
@@ -59,6 +59,28 @@ class MarketDataResource(dg.ConfigurableResource):
         return make_source(self.source, **options).load(symbol)
 
 
+_LSTM = LSTMSettings()
+
+
+class LSTMConfig(dg.Config):
+    """The ``lstm`` model type's settings (see LSTMSettings); defaults are demo-sized."""
+
+    units: int = _LSTM.units
+    layers: int = _LSTM.layers
+    sequence_length: int = _LSTM.sequence_length
+    epochs: int = _LSTM.epochs
+    batch_size: int = _LSTM.batch_size
+    patience: int = _LSTM.patience
+    learning_rate: float = _LSTM.learning_rate
+    dropout: float = _LSTM.dropout
+    bidirectional: bool = _LSTM.bidirectional
+    shap_rows: int = _LSTM.shap_rows
+    shap_samples: int = _LSTM.shap_samples
+
+    def settings(self) -> LSTMSettings:
+        return LSTMSettings(**self.model_dump())
+
+
 class RetrainResource(dg.ConfigurableResource):
     """The daily retrain's settings (see RetrainSettings)."""
 
@@ -72,6 +94,8 @@ class RetrainResource(dg.ConfigurableResource):
     importance_methods: list[str] = Field(default_factory=lambda: list(IMPORTANCE_METHODS))
     importance_sample: int = 1000
     seed: int = 0
+    include_lstm: bool = False
+    lstm_config: LSTMConfig = Field(default_factory=LSTMConfig)
 
     def settings(self) -> RetrainSettings:
         return RetrainSettings(
@@ -85,4 +109,6 @@ class RetrainResource(dg.ConfigurableResource):
             importance_methods=tuple(self.importance_methods),
             importance_sample=self.importance_sample,
             seed=self.seed,
+            include_lstm=self.include_lstm,
+            lstm_config=self.lstm_config.settings(),
         )

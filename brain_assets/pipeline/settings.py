@@ -2,11 +2,86 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields
 
 from brain_assets.training.models import MODEL_TYPES
 
 IMPORTANCE_METHODS = ("shap", "permutation", "correlation")
+
+LSTM_MODEL_TYPE = "lstm"
+"""The model type under which the retrain registers its ``StandardizedLSTM``."""
+
+KNOWN_MODEL_TYPES: tuple[str, ...] = (*MODEL_TYPES, LSTM_MODEL_TYPE)
+
+
+@dataclass(frozen=True)
+class LSTMSettings:
+    """How the retrain builds, trains and explains its ``StandardizedLSTM``.
+
+    The defaults are sized for the demo (4 symbols x 3000 hourly bars on 2 CPU cores): one
+    unidirectional layer of 32 units over a day of hourly bars trains in a few seconds per symbol,
+    and early stopping on the validation segment usually ends it well before ``epochs``.
+    Unidirectional on purpose: each hidden state then summarises only the rows up to its own lag,
+    so the attention weight of a lag says something about that lag.
+    """
+
+    units: int = 32
+    layers: int = 1
+    sequence_length: int = 24
+    """Rows per window; the first ``sequence_length - 1`` rows before a segment are its context."""
+    epochs: int = 20
+    batch_size: int = 64
+    patience: int = 5
+    """Epochs without a lower validation loss before training stops (best weights are kept)."""
+    learning_rate: float = 1e-3
+    dropout: float = 0.1
+    bidirectional: bool = False
+    shap_rows: int = 100
+    """Most recent test windows explained by SHAP's GradientExplainer; 0 skips SHAP for lstm."""
+    shap_samples: int = 100
+    """Background draws per explained window (expected gradients); cost grows linearly."""
+
+    def __post_init__(self) -> None:
+        minimums = {
+            "units": 1,
+            "layers": 1,
+            "sequence_length": 2,
+            "epochs": 1,
+            "batch_size": 1,
+            "patience": 0,
+            "shap_rows": 0,
+            "shap_samples": 1,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            # bool is an int subclass: units=True is a caller's bug, not 1.
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"lstm_config.{name} must be an integer >= {minimum}, got {value!r}"
+                )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(
+                f"lstm_config.learning_rate must be a positive number, got {self.learning_rate!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"lstm_config.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(
+                f"lstm_config.bidirectional must be a bool, got {self.bidirectional!r}"
+            )
+
+    @property
+    def context_rows(self) -> int:
+        """Rows of history a window needs before the first row it predicts."""
+        return self.sequence_length - 1
+
+    def fit_settings(self) -> dict[str, int]:
+        """The arguments of ``StandardizedLSTM.fit`` that these settings fix."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience}
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -23,11 +98,27 @@ class RetrainSettings:
     importance_methods: tuple[str, ...] = IMPORTANCE_METHODS
     importance_sample: int = 1000
     seed: int = 0
+    include_lstm: bool = False
+    """Also train the ``lstm`` model type. Off by default: it loads TensorFlow (a few seconds and
+    a few hundred MB per process) for every run, see the README's LSTM section."""
+    lstm_config: LSTMSettings = field(default_factory=LSTMSettings)
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {self.horizon}")
         if not self.model_types:
             raise ValueError("model_types must name at least one model type")
+        unknown = [name for name in self.model_types if name not in KNOWN_MODEL_TYPES]
+        if unknown:
+            raise ValueError(
+                f"unknown model type(s) {', '.join(map(repr, unknown))}; "
+                f"valid model types: {', '.join(KNOWN_MODEL_TYPES)}"
+            )
         if self.min_rows < 1:
             raise ValueError(f"min_rows must be at least 1, got {self.min_rows}")
+
+    @property
+    def trained_model_types(self) -> tuple[str, ...]:
+        """``model_types``, plus ``lstm`` when ``include_lstm`` is set, each once."""
+        extra = (LSTM_MODEL_TYPE,) if self.include_lstm else ()
+        return tuple(dict.fromkeys((*self.model_types, *extra)))

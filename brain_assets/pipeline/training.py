@@ -1,4 +1,9 @@
-"""Train every configured model type of one symbol on a walk-forward split."""
+"""Train every configured model type of one symbol on a walk-forward split.
+
+The scikit-learn models fit the training segment alone. The ``lstm`` model fits it too and uses the
+validation segment for early stopping, which is what that segment is for; the test segment stays
+unseen by every model.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import pandas as pd
 
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import split_columns
-from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.lstm_model import fit_lstm
+from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.training.models import train_model
 from brain_assets.training.serialization import serialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit, walk_forward_split
@@ -19,7 +25,11 @@ from brain_assets.training.split import WalkForwardSplit, walk_forward_split
 
 @dataclass(frozen=True)
 class TrainedArtifact:
-    """A fitted model as bytes (skops, no pickle) with what the registry records about it."""
+    """A fitted model as bytes (skops or .keras, never pickle) with what the registry records.
+
+    ``training_end`` is the last row whose target shaped the model: the end of the training
+    segment, or of the validation segment for a model that early-stopped on it (``lstm``).
+    """
 
     model_type: str
     artifact: bytes
@@ -74,19 +84,13 @@ def train_symbol(
     X_train, y_train = X.iloc[split.train], y.iloc[split.train]
     start, end = X_train.index[0], X_train.index[-1]
     artifacts = []
-    for model_type in settings.model_types:
-        trained = train_model(model_type, X_train, y_train, seed=settings.seed)
-        data, fmt = serialize_model(trained.estimator)
-        log_event(
-            "compute_timing",
-            logging.DEBUG,
-            stage="fit",
-            symbol=symbol,
-            model_type=model_type,
-            seconds=round(trained.fit_seconds, 4),
-        )
-        artifacts.append(
-            TrainedArtifact(
+    for model_type in settings.trained_model_types:
+        if model_type == LSTM_MODEL_TYPE:
+            artifact = _train_lstm(X, y, split, settings)
+        else:
+            trained = train_model(model_type, X_train, y_train, seed=settings.seed)
+            data, fmt = serialize_model(trained.estimator)
+            artifact = TrainedArtifact(
                 model_type=model_type,
                 artifact=data,
                 artifact_format=fmt,
@@ -97,5 +101,31 @@ def train_symbol(
                 training_start=start.isoformat(),
                 training_end=end.isoformat(),
             )
+        log_event(
+            "compute_timing",
+            logging.DEBUG,
+            stage="fit",
+            symbol=symbol,
+            model_type=model_type,
+            seconds=round(artifact.fit_seconds, 4),
         )
+        artifacts.append(artifact)
     return artifacts
+
+
+def _train_lstm(
+    X: pd.DataFrame, y: pd.Series, split: WalkForwardSplit, settings: RetrainSettings
+) -> TrainedArtifact:
+    fitted = fit_lstm(X, y, split, settings.lstm_config, settings.seed)
+    data, fmt = serialize_model(fitted.model)
+    return TrainedArtifact(
+        model_type=LSTM_MODEL_TYPE,
+        artifact=data,
+        artifact_format=fmt,
+        sha256=sha256_hex(data),
+        hyperparameters=fitted.hyperparameters,
+        feature_names=[str(column) for column in X.columns],
+        fit_seconds=fitted.seconds,
+        training_start=X.index[split.train.start].isoformat(),
+        training_end=fitted.validation_end.isoformat(),
+    )

@@ -12,6 +12,7 @@ from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
 from brain_assets.importance.trend import compare_rankings
 from brain_assets.pipeline.dataset import make_dataset, split_columns
+from brain_assets.pipeline.importance import analyze_model
 from brain_assets.training.serialization import deserialize_model
 
 TREND_TOP_N = 20
@@ -56,14 +57,9 @@ def feature_importance_trend(
             )
             for method in settings.importance_methods
         }
-        analysis = analyzer.analyze(
-            symbol,
-            model,
-            X,
-            y,
-            list(X.columns),
-            methods=settings.importance_methods,
-            model_id=active["model_id"],
+        # analyze_model gives a sequence model its past context rows.
+        analysis = analyze_model(
+            analyzer, symbol, model, X, y, settings, model_id=active["model_id"]
         )
         trend = {
             method: compare_rankings(previous[method], table, TREND_TOP_N)

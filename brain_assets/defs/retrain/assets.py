@@ -11,10 +11,12 @@ from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
 from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import TARGET, make_dataset, split_columns
-from brain_assets.pipeline.evaluation import evaluate_symbol
+from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
+from brain_assets.pipeline.lstm_model import attention_metrics
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.training import (
     TrainedArtifact,
@@ -22,7 +24,14 @@ from brain_assets.pipeline.training import (
     split_summary,
     train_symbol,
 )
-from brain_assets.plots import equity_curves_png, importance_bars_png, markdown_image
+from brain_assets.plots import (
+    attention_bars_png,
+    equity_curves_png,
+    importance_bars_png,
+    markdown_image,
+)
+from brain_assets.regimes.evaluation import evaluate_by_regime
+from brain_assets.store.validation import REGIMES
 
 GROUP = "daily_retrain"
 COMMON: dict[str, Any] = {
@@ -106,7 +115,7 @@ def features(
     return tables
 
 
-@dg.asset(**COMMON, kinds={"sklearn"})
+@dg.asset(**COMMON, kinds={"sklearn", "keras"})
 def trained_models(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -146,14 +155,20 @@ def _artifacts(entry: dict[str, Any]) -> list[TrainedArtifact]:
     return [TrainedArtifact.from_json(doc) for doc in entry["models"]]
 
 
-@dg.asset(**COMMON, kinds={"pandas"})
+@dg.asset(
+    **COMMON,
+    ins={"volatility_regime": dg.AssetIn("volatility_regime")},
+    kinds={"pandas"},
+)
 def model_evaluation(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
     trained_models: dict[str, dict[str, Any]],
+    volatility_regime: dict[str, pd.DataFrame],
     retrain: RetrainResource,
 ) -> dict[str, dict[str, Any]]:
-    """Out-of-sample metrics (24/7 annualisation, net of fees) and equity curves per model."""
+    """Out-of-sample metrics (24/7 annualisation, net of fees), overall and per volatility
+    regime, with equity curves over the shaded regimes."""
     settings = retrain.settings()
     result: dict[str, dict[str, Any]] = {}
     sections = []
@@ -163,20 +178,87 @@ def model_evaluation(
         evaluations = evaluate_symbol(
             symbol, table, _artifacts(trained_models[symbol]), settings, ppy
         )
+        _, y, next_return = split_columns(table)
+        regimes = volatility_regime[symbol]["regime"]
+        by_regime: dict[str, dict[str, Any]] = {}
+        for e in evaluations:
+            assert e.predictions is not None
+            test = e.predictions.index
+            by_regime[e.model_type] = dict(
+                evaluate_by_regime(
+                    e.predictions.to_numpy(),
+                    y.loc[test].to_numpy(),
+                    next_return.loc[test].to_numpy(),
+                    regimes.reindex(test).to_numpy(),
+                    periods_per_year=ppy,
+                    fee_bps=settings.fee_bps,
+                )
+            )
         result[symbol] = {
             "periods_per_year": ppy,
             "models": {e.model_type: e.metrics for e in evaluations},
+            "by_regime": by_regime,
+            "extras": {e.model_type: e.extras for e in evaluations if e.extras},
         }
-        rows = [{"model_type": e.model_type, **e.metrics} for e in evaluations]
-        chart = equity_curves_png(
-            {e.model_type: e.equity for e in evaluations}, f"{symbol}: test-segment equity"
-        )
-        sections.append(
-            f"### {symbol}\n\n{markdown_table(rows, ['model_type', *METRICS_SHOWN])}\n\n"
-            + markdown_image(chart, f"{symbol} equity curves")
-        )
+        sections.append(_evaluation_section(symbol, evaluations, by_regime, regimes))
     context.add_output_metadata({"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
     return result
+
+
+def _evaluation_section(
+    symbol: str,
+    evaluations: list[ModelEvaluation],
+    by_regime: dict[str, dict[str, Any]],
+    regimes: pd.Series,
+) -> str:
+    rows = [{"model_type": e.model_type, **e.metrics} for e in evaluations]
+    comparison = [
+        {
+            "model_type": model_type,
+            **{
+                regime: (
+                    f"{scores[regime]['composite_score']:.3f} ({scores[regime]['n_bars']})"
+                    if regime in scores and scores[regime].get("composite_score") is not None
+                    else "too few bars"
+                )
+                for regime in REGIMES
+            },
+        }
+        for model_type, scores in by_regime.items()
+    ]
+    test = evaluations[0].equity.index
+    chart = equity_curves_png(
+        {e.model_type: e.equity for e in evaluations},
+        f"{symbol}: test-segment equity over volatility regimes",
+        regimes=regimes.reindex(test),
+    )
+    parts = [
+        f"### {symbol}",
+        markdown_table(rows, ["model_type", *METRICS_SHOWN]),
+        "**Composite score by volatility regime (bars)**",
+        markdown_table(comparison, ["model_type", *REGIMES]),
+        markdown_image(chart, f"{symbol} equity curves"),
+    ]
+    for e in evaluations:
+        attention = e.extras.get("attention_mean")
+        if attention:
+            parts.append(
+                markdown_image(
+                    attention_bars_png(
+                        attention, f"{symbol}: {e.model_type} mean attention per lag"
+                    ),
+                    f"{symbol} attention",
+                )
+            )
+    best = max(evaluations, key=lambda e: e.metrics.get("composite_score") or float("-inf"))
+    parts.append(
+        generate_evaluation_report(
+            best.metrics,
+            title=f"{symbol}: best model ({best.model_type})",
+            per_regime=by_regime[best.model_type],
+        )
+    )
+    return "\n\n".join(parts)
 
 
 @dg.asset(**COMMON, kinds={"postgres"})
@@ -191,12 +273,22 @@ def registry_entries(
     sections = []
     for symbol in each_symbol(context, "registry_entries", list(trained_models)):
         evaluation = model_evaluation[symbol]
+        extras = evaluation.get("extras", {})
+        # The LSTM's mean attention per lag is stored as metrics of its version.
+        metrics_by_type = {
+            model_type: {
+                **metrics,
+                **attention_metrics(extras.get(model_type, {}).get("attention_mean", [])),
+            }
+            for model_type, metrics in evaluation["models"].items()
+        }
         registration = register_symbol(
             brain.library,
             symbol,
             _artifacts(trained_models[symbol]),
-            evaluation["models"],
+            metrics_by_type,
             evaluation["periods_per_year"],
+            per_regime_by_type=evaluation.get("by_regime"),
         )
         result[symbol] = {
             "model_ids": registration.model_ids,

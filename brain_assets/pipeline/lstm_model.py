@@ -1,0 +1,211 @@
+"""The retrain's ``lstm`` model type: walk-forward fit, context rows, attention and SHAP.
+
+A ``StandardizedLSTM`` predicts row ``t`` from the window of rows ``t - sequence_length + 1 .. t``,
+so predicting a segment needs the ``sequence_length - 1`` rows before it. Those rows are the past
+(the end of the previous segment and the embargo): their features were known before the first bar
+of the segment, and their targets are never used. :class:`ContextualModel` carries them, so the
+evaluation and importance stages call ``predict(X)`` and get one prediction per row of ``X`` for
+every model type alike.
+
+Nothing here imports tensorflow at import time; ``StandardizedLSTM`` does so on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from brain_assets.lstm.model import FitResult, StandardizedLSTM
+from brain_assets.lstm.network import import_keras
+from brain_assets.lstm.windows import sliding_windows
+from brain_assets.pipeline.settings import LSTMSettings
+from brain_assets.training.split import WalkForwardSplit
+
+# Background windows of the SHAP GradientExplainer: the expectation it integrates over. Like the
+# analyzer's model-agnostic fallback, a small recent sample keeps the cost linear in rows explained.
+SHAP_BACKGROUND_WINDOWS = 50
+
+
+def context_rows(model: Any) -> int:
+    """Rows of history ``model`` reads before the first row it predicts (0 for row-wise models)."""
+    if isinstance(model, StandardizedLSTM):
+        return model.sequence_length - 1
+    return 0
+
+
+def context_start(first_row: int, model: Any) -> int:
+    """Position of the first context row for a segment starting at ``first_row``.
+
+    Raises:
+        ValueError: when the table has fewer rows before ``first_row`` than the model needs.
+    """
+    needed = context_rows(model)
+    if first_row < needed:
+        raise ValueError(
+            f"the segment starts at row {first_row} but the model needs {needed} rows of context "
+            "before it; use a shorter sequence_length or a larger training fraction"
+        )
+    return first_row - needed
+
+
+class ContextualModel(RegressorMixin, BaseEstimator):
+    """A fitted sequence model bound to the rows that precede whatever it is asked to predict.
+
+    ``predict(X)`` prepends ``context`` to ``X`` and returns one prediction per row of ``X``, so
+    the row-wise tooling (metrics, ``sklearn.inspection.permutation_importance``) works unchanged.
+    It is a scikit-learn estimator only because ``permutation_importance`` insists on one; it is
+    never fitted.
+    """
+
+    def __init__(self, model: Any = None, context: pd.DataFrame | None = None) -> None:
+        self.model = model
+        self.context = context
+
+    def fit(self, X: Any, y: Any) -> ContextualModel:
+        raise TypeError("ContextualModel wraps an already fitted model; it cannot be refitted")
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if self.context is None:
+            raise ValueError("ContextualModel needs its context rows")
+        if isinstance(X, pd.DataFrame) and list(X.columns) != list(self.context.columns):
+            raise ValueError("X must have the same columns, in the same order, as the context")
+        rows = np.asarray(X, dtype=np.float64)
+        history = np.vstack([self.context.to_numpy(dtype=np.float64), rows])
+        predictions = np.asarray(self.model.predict(history), dtype=np.float64)
+        return predictions[len(self.context) :]
+
+
+def with_context(model: Any, context: pd.DataFrame) -> Any:
+    """``model`` itself when it needs no context, else a :class:`ContextualModel` over it.
+
+    Row-wise models stay unwrapped so that the analyzer still recognises trees and linear models
+    and picks their exact SHAP explainers.
+    """
+    needed = context_rows(model)
+    if needed == 0:
+        return model
+    if len(context) != needed:
+        raise ValueError(f"the model needs exactly {needed} context rows, got {len(context)}")
+    return ContextualModel(model, context)
+
+
+@dataclass(frozen=True)
+class LSTMFit:
+    model: StandardizedLSTM
+    result: FitResult
+    seconds: float
+    """Wall time of ``fit`` (TensorFlow's import on a process's first fit included)."""
+    hyperparameters: dict[str, Any]
+    validation_end: pd.Timestamp
+    """Last row whose target steered the fit (early stopping): the model's data ends here."""
+
+
+def fit_lstm(
+    X: pd.DataFrame, y: pd.Series, split: WalkForwardSplit, config: LSTMSettings, seed: int
+) -> LSTMFit:
+    """Fit on the training segment, early-stopping on the validation segment.
+
+    The validation windows get their context from the rows before the validation segment (the
+    embargo and the end of the training segment), so every validation target is scored.
+    """
+    model = StandardizedLSTM(
+        input_dim=X.shape[1],
+        lstm_units=config.units,
+        num_layers=config.layers,
+        dropout_rate=config.dropout,
+        use_bidirectional=config.bidirectional,
+        sequence_length=config.sequence_length,
+        learning_rate=config.learning_rate,
+        seed=seed,
+    )
+    validation_from = context_start(split.validation.start, model)
+    X_val = X.iloc[validation_from : split.validation.stop]
+    y_val = y.iloc[validation_from : split.validation.stop]
+    started = time.perf_counter()
+    result = model.fit(
+        X.iloc[split.train].to_numpy(dtype=np.float64),
+        y.iloc[split.train].to_numpy(dtype=np.float64),
+        X_val.to_numpy(dtype=np.float64),
+        y_val.to_numpy(dtype=np.float64),
+        **config.fit_settings(),
+    )
+    seconds = time.perf_counter() - started
+    hyperparameters: dict[str, Any] = {
+        **model.get_config(),
+        **config.fit_settings(),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "best_val_loss": float(min(result.history["val_loss"])),
+        "train_windows": result.n_train_windows,
+    }
+    return LSTMFit(
+        model=model,
+        result=result,
+        seconds=seconds,
+        hyperparameters=hyperparameters,
+        validation_end=X.index[split.validation.stop - 1],
+    )
+
+
+def attention_by_lag(model: StandardizedLSTM, rows_with_context: pd.DataFrame) -> list[float]:
+    """Mean attention weight of each lag over every window ending in the predicted rows.
+
+    Entry ``k`` is lag ``k``: the row ``k`` bars before the predicted one (entry 0 is the predicted
+    row itself). ``rows_with_context`` is the predicted rows preceded by their context rows, so
+    there is one window per predicted row. The entries sum to 1.
+    """
+    weights = model.get_attention_weights(rows_with_context.to_numpy(dtype=np.float64))
+    # Column j of a window is the row sequence_length - 1 - j bars before its last row.
+    return [float(value) for value in weights.mean(axis=0)[::-1]]
+
+
+def attention_metrics(attention_mean: list[float]) -> dict[str, float]:
+    """``{"attention_lag_0": w0, ...}``: the mean attention per lag as storable metrics."""
+    return {f"attention_lag_{lag}": float(value) for lag, value in enumerate(attention_mean)}
+
+
+def lstm_shap_importances(
+    model: StandardizedLSTM,
+    rows_with_context: pd.DataFrame,
+    *,
+    explained_rows: int,
+    samples: int,
+    seed: int,
+) -> np.ndarray:
+    """Mean |SHAP value| per feature over the most recent ``explained_rows`` windows.
+
+    shap's GradientExplainer (expected gradients) attributes the prediction to every (lag, feature)
+    input of a window; a feature's attribution is the sum over its lags, so the result is on the
+    same footing as the row-wise models' SHAP: target units, one number per feature.
+    (shap's DeepExplainer is not an option: it has no gradient for the TensorListStack op of
+    Keras 3's LSTM and fails with a LookupError.)
+    """
+    import shap
+
+    keras = import_keras()
+    lags = model.sequence_length
+    windows = np.ascontiguousarray(
+        sliding_windows(rows_with_context.to_numpy(dtype=np.float64), lags)
+    )
+    explained = windows[-explained_rows:]
+    rng = np.random.default_rng(seed)
+    background_size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
+    background = windows[np.sort(rng.choice(len(windows), background_size, replace=False))]
+    network = model.inference_model
+    prediction_only = keras.Model(network.inputs, network.outputs[0])
+    # GradientExplainer seeds numpy's global generator; put it back for everyone else.
+    state = np.random.get_state()
+    try:
+        explainer = shap.GradientExplainer(prediction_only, background)
+        values = explainer.shap_values(explained, nsamples=samples, rseed=seed)
+    finally:
+        np.random.set_state(state)
+    if isinstance(values, list):  # one array per model output in some shap versions
+        values = values[0]
+    per_input = np.asarray(values, dtype=np.float64).reshape(len(explained), lags, -1)
+    return np.asarray(np.abs(per_input.sum(axis=1)).mean(axis=0))
