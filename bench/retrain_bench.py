@@ -130,6 +130,7 @@ def main() -> None:
                 f"{median['overhead_s']:5.1f} s = {100 * median['overhead_share']:4.1f}%  | "
                 + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
             )
+        server.release()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

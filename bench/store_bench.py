@@ -192,6 +192,7 @@ def main() -> None:
                     f"median {figures['median_ms']:.2f} ms, p95 {figures['p95_ms']:.2f} ms"
                 )
             print(f"plan: {top['plan_first_step']}")
+        server.release()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from brain_assets.logs import log_dir_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +51,23 @@ class ProgressPrinter(logging.Handler):
         )
 
 
+@contextlib.contextmanager
+def native_stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 to ``path``: TensorFlow's C++ start-up chatter cannot be turned
+    off from Python (TF_CPP_MIN_LOG_LEVEL no longer silences it) and would bury the progress."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
@@ -75,21 +96,28 @@ def run_demo(args: argparse.Namespace) -> int:
             f"Dagster's runs are in PostgreSQL (BRAIN_HOME={os.environ['BRAIN_HOME']})"
         )
         job = defs.resolve_job_def("daily_retrain")
-        results = [
-            job.execute_in_process(
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": chunk[0],
-                    "dagster/asset_partition_range_end": chunk[-1],
-                },
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                raise_on_error=False,
-            )
-            for chunk in ranges
-        ]
+        native_log = log_dir_from_env() / "native-stderr.log"
+        print(f"(TensorFlow's native messages go to {native_log})")
+        with native_stderr_to(native_log):
+            results = [
+                job.execute_in_process(
+                    instance=instance,
+                    tags={
+                        "dagster/asset_partition_range_start": chunk[0],
+                        "dagster/asset_partition_range_end": chunk[-1],
+                    },
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                    raise_on_error=False,
+                )
+                for chunk in ranges
+            ]
     logging.getLogger("brain_assets").removeHandler(progress)
     for result in results:
         print(f"run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+        for event in result.all_events:
+            if event.is_step_failure and event.step_key:
+                error = event.event_specific_data.error  # type: ignore[union-attr]
+                print(f"  {event.step_key}: {error.message.strip() if error else event.message}")
     print(f"done in {time.monotonic() - started:.1f} s\n")
     with BrainLibrary() as brain:
         quality = brain.get_data_quality_summary(started_at)

@@ -89,10 +89,21 @@ def _forget(pgdata: Path, server: object) -> None:
 class EmbeddedServer:
     """A running embedded server; ``uri(database)`` gives a DSN for one of its databases."""
 
-    def __init__(self, pgdata: Path, base_uri: str, bin_dir: Path) -> None:
+    def __init__(self, pgdata: Path, base_uri: str, bin_dir: Path, handle: Any = None) -> None:
         self.pgdata = pgdata
         self._base_uri = base_uri
         self.bin_dir = bin_dir
+        self._handle = handle
+
+    def release(self) -> None:
+        """Give up this process's handle now; the server stops if no other process holds one.
+
+        Call it before deleting a temporary data folder: pgserver would otherwise try to stop
+        the server at exit, after the folder is gone, and leave it running.
+        """
+        if self._handle is not None:
+            self._handle.cleanup()
+            self._handle = None
 
     def uri(self, database: str = DEFAULT_DATABASE) -> str:
         head, sep, query = self._base_uri.partition("?")
@@ -136,7 +147,7 @@ def start_embedded(pgdata: Path, *, timeout_s: float = START_TIMEOUT_S) -> Embed
                 server = pgserver.get_server(pgdata, cleanup_mode="stop")
                 uri = server.get_uri()
                 if _answers(uri):
-                    return EmbeddedServer(pgdata, uri, Path(server.bin_path))
+                    return EmbeddedServer(pgdata, uri, Path(server.bin_path), server)
                 last_error = f"server at {pgdata} did not answer"
                 _forget(pgdata, server)
             except Exception as exc:  # pgserver raises AssertionError, CalledProcessError...
