@@ -32,6 +32,7 @@ from brain_assets.errors import UnknownModelError
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainLibrary
+from brain_assets.store.registry import rolled_back_for_regression
 
 HIGHER_IS_BETTER = frozenset(
     {
@@ -51,13 +52,19 @@ HIGHER_IS_BETTER = frozenset(
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "annualized_volatility", "max_drawdown"})
 """max_drawdown is stored as a negative fraction; its magnitude is what must stay small."""
 FLOORS: dict[str, float] = {
-    "sharpe_ratio": 0.1,
-    "sortino_ratio": 0.1,
-    "calmar_ratio": 0.1,
+    "sharpe_ratio": 0.5,
+    "sortino_ratio": 0.5,
+    "calmar_ratio": 0.5,
     "profit_factor": 0.1,
+    "composite_score": 0.1,
 }
+"""Scales below which a baseline counts as zero, in each metric's units: an annualised Sharpe
+ratio moves by more than 0.5 between two weeks of hourly bars by chance alone, and the composite
+score lives in [-1, 1] with typical values near 0.1."""
 DEFAULT_FLOOR = 0.01
-DEFAULT_MONITORED = ("composite_score", "sharpe_ratio", "directional_accuracy")
+DEFAULT_MONITORED = ("composite_score", "sharpe_ratio")
+"""Directional accuracy is left out by default: it sits near 0.5, where a relative change says
+little; add it (or any metric of known direction) through ``monitored``."""
 
 
 def relative_degradation(metric: str, baseline: float, new: float) -> float:
@@ -390,16 +397,13 @@ class ModelVersioning:
     def _previous_good(
         self, conn: psycopg.Connection, symbol: str, current: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
-        """The most recently active other version that was not itself rolled back."""
+        """The most recently active other version not since rolled back for a regression."""
         row = conn.execute(
-            """SELECT a.model_id FROM model_activations a
-               WHERE a.symbol = %(symbol)s AND a.action = 'activated'
-                 AND a.model_id IS DISTINCT FROM %(current)s
-                 AND NOT EXISTS (
-                     SELECT 1 FROM model_activations r
-                     WHERE r.model_id = a.model_id AND r.action = 'deactivated'
-                       AND r.reason = 'rollback')
-               ORDER BY a.created_at DESC, a.activation_id DESC LIMIT 1""",
+            "SELECT a.model_id FROM model_activations a"  # noqa: S608 (fixed SQL only)
+            " WHERE a.symbol = %(symbol)s AND a.action = 'activated'"
+            " AND a.model_id IS DISTINCT FROM %(current)s"
+            f" AND NOT {rolled_back_for_regression('a')}"
+            " ORDER BY a.created_at DESC, a.activation_id DESC LIMIT 1",
             {"symbol": symbol, "current": None if current is None else current["model_id"]},
         ).fetchone()
         return None if row is None else self.brain._require_model(conn, row[0])

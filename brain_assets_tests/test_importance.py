@@ -66,6 +66,21 @@ class RecordingBrain:
 
     def __init__(self) -> None:
         self.calls: list[StoreCall] = []
+        self.transactions = 0
+
+    def store_feature_importances(
+        self,
+        symbol: str,
+        model_id: str,
+        tables: dict[str, Any],
+        analysis_date: datetime | None = None,
+    ) -> int:
+        # The real store writes all methods of one analysis in one transaction.
+        self.transactions += 1
+        return sum(
+            self.store_feature_importance(symbol, model_id, method, values, analysis_date)
+            for method, values in tables.items()
+        )
 
     def store_feature_importance(
         self,
@@ -331,6 +346,7 @@ def test_each_successful_method_is_stored_once_under_one_analysis_date(
     )
 
     assert [call.method for call in brain.calls] == list(IMPORTANCE_METHODS)
+    assert brain.transactions == 1
     dates = {call.analysis_date for call in brain.calls}
     assert len(dates) == 1
     (shared,) = dates

@@ -11,12 +11,13 @@ import pytest
 
 from brain_assets.definitions import defs
 from brain_assets.defs.monitoring.assets import live_model_metrics, model_registry_state
+from brain_assets.defs.monitoring.jobs import rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
 from brain_assets.defs.resources import MarketDataResource
 from brain_assets.market_data.synthetic import generate_ohlcv
 from brain_assets.store.library import BrainLibrary
-from brain_assets_tests.dagster_helpers import run_assets
+from brain_assets_tests.dagster_helpers import resources, run_assets
 
 SYMBOL = "BTC/USDT"
 
@@ -53,6 +54,17 @@ def test_sensor_requests_one_rollback_for_a_regressed_partition_only() -> None:
         later = rollback_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
         assert [r.partition_key for r in later.run_requests or []] == [SYMBOL]  # type: ignore[union-attr]
         assert later.run_requests[0].run_key != first_key  # type: ignore[index,union-attr]
+
+
+def test_sensor_skips_a_symbol_removed_since_its_event() -> None:
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", [SYMBOL, "GONE/USDT"])
+        report(instance, "GONE/USDT", regressed=True)
+        instance.delete_dynamic_partition("symbols", "GONE/USDT")
+        report(instance, SYMBOL, regressed=True)
+        result = rollback_sensor(dg.build_sensor_context(instance=instance))
+        assert [r.partition_key for r in result.run_requests or []] == [SYMBOL]  # type: ignore[union-attr]
+        assert result.cursor is not None  # type: ignore[union-attr]
 
 
 def anti_persistent(frame: pd.DataFrame, after: pd.Timestamp) -> pd.DataFrame:
@@ -120,15 +132,21 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
         requests = result.run_requests or []  # type: ignore[union-attr]
         assert [r.partition_key for r in requests] == [SYMBOL]
 
-        rollback = run_assets(
-            instance,
-            brain_dsn,
-            [SYMBOL],
+        # Launch what the sensor asked for: rollback_job, for that partition.
+        job_defs = dg.Definitions(
             assets=[live_model_metrics, model_registry_state],
-            selection=[model_registry_state],
-            monitoring=monitoring,
+            jobs=[rollback_job],
+            resources=resources(brain_dsn, market=market, monitoring=monitoring),
+        )
+        job = job_defs.resolve_job_def(str(rollback_sensor.job_name))
+        rollback = job.execute_in_process(
+            instance=instance, partition_key=requests[0].partition_key
         )
         assert rollback.success
+        materialised = {
+            e.asset_key.to_user_string() for e in rollback.get_asset_materialization_events()
+        }
+        assert materialised == {"model_registry_state"}
     with BrainLibrary(brain_dsn) as brain:
         active = brain.get_active_model(SYMBOL)
         history = brain.get_activation_history(SYMBOL)

@@ -42,12 +42,11 @@ Features = pd.DataFrame | np.ndarray
 class FeatureImportanceStore(Protocol):
     """The part of ``BrainLibrary`` the analyzer writes to."""
 
-    def store_feature_importance(
+    def store_feature_importances(
         self,
         symbol: str,
         model_id: str,
-        method: str,
-        importances: Any,
+        tables: Any,
         analysis_date: datetime | None = None,
     ) -> Any: ...
 
@@ -69,6 +68,25 @@ class ImportanceAnalysis:
     failures: dict[str, str] = field(default_factory=dict)
     stored: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def store_tables(brain: FeatureImportanceStore, analysis: ImportanceAnalysis) -> None:
+    """Every method's table of one analysis, in one transaction under its analysis_date: a
+    failure leaves no partial analysis for get_top_features to read as the latest."""
+    assert analysis.model_id is not None
+    brain.store_feature_importances(
+        analysis.symbol,
+        analysis.model_id,
+        {
+            method: {
+                str(feature): float(value)
+                for feature, value in zip(table["feature"], table["importance"], strict=True)
+            }
+            for method, table in analysis.tables.items()
+        },
+        analysis_date=analysis.analysis_date,
+    )
+    analysis.stored.extend(analysis.tables)
 
 
 def importance_table(items: Iterable[tuple[str, float]]) -> pd.DataFrame:
@@ -298,16 +316,8 @@ class FeatureImportanceAnalyzer:
                     error=analysis.failures[method],
                 )
 
-        if self.brain is not None and model_id is not None:
-            for method, table in analysis.tables.items():
-                importances = {
-                    str(feature): float(value)
-                    for feature, value in zip(table["feature"], table["importance"], strict=True)
-                }
-                self.brain.store_feature_importance(
-                    symbol, model_id, method, importances, analysis_date=when
-                )
-                analysis.stored.append(method)
+        if self.brain is not None and model_id is not None and analysis.tables:
+            store_tables(self.brain, analysis)
 
         analysis.seconds = time.perf_counter() - started
         log_event(

@@ -13,7 +13,8 @@ NEXT_RETURN = "next_return"
 
 def make_dataset(ohlcv: pd.DataFrame, horizon: int) -> pd.DataFrame:
     X, y = build_dataset(ohlcv, horizon)
-    close = pd.Series(ohlcv["close"].to_numpy(), index=pd.DatetimeIndex(ohlcv["timestamp"]))
+    timestamps = pd.DatetimeIndex(pd.to_datetime(ohlcv["timestamp"], utc=True))
+    close = pd.Series(ohlcv["close"].to_numpy(), index=timestamps)
     next_return = (close.shift(-1) / close - 1.0).reindex(X.index)
     table = X.copy()
     table[TARGET] = y

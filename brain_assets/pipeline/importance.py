@@ -15,6 +15,7 @@ from brain_assets.importance.analyzer import (
     FeatureImportanceAnalyzer,
     ImportanceAnalysis,
     importance_table,
+    store_tables,
 )
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
@@ -105,8 +106,15 @@ def analyze_model(
         )
 
     others = [method for method in methods if method != "shap"]
+    # Computed without storing, so that SHAP's table joins the others in one transaction.
+    compute_only = FeatureImportanceAnalyzer(
+        None,
+        sample_size=analyzer.sample_size,
+        seed=analyzer.seed,
+        permutation_repeats=analyzer.permutation_repeats,
+    )
     if others:
-        analysis = analyzer.analyze(
+        analysis = compute_only.analyze(
             symbol, predictor, X_rows, y_rows, list(X.columns), others, model_id=model_id
         )
     else:
@@ -119,6 +127,8 @@ def analyze_model(
     started = time.perf_counter()
     _lstm_shap(analyzer, symbol, model, X.iloc[start - needed : stop], analysis, settings)
     analysis.seconds += time.perf_counter() - started
+    if analyzer.brain is not None and model_id is not None and analysis.tables:
+        store_tables(analyzer.brain, analysis)
     return analysis
 
 
@@ -165,12 +175,3 @@ def _lstm_shap(
         )
         return
     analysis.tables["shap"] = table
-    if analyzer.brain is not None and analysis.model_id is not None:
-        analyzer.brain.store_feature_importance(
-            symbol,
-            analysis.model_id,
-            "shap",
-            dict(zip(names, values.tolist(), strict=True)),
-            analysis_date=analysis.analysis_date,
-        )
-        analysis.stored.append("shap")

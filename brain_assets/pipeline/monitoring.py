@@ -16,7 +16,11 @@ from brain_assets.store.library import BrainLibrary
 from brain_assets.training.serialization import deserialize_model
 from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning, assess_regression
 
-DEFAULT_MIN_LIVE_BARS = 48
+DEFAULT_MIN_LIVE_BARS = 168
+"""A week of hourly bars: fewer say too little to judge a model on."""
+DEFAULT_LIVE_WINDOW_BARS = 720
+"""The most recent 30 days of hourly bars: recent enough to see a regression, long enough that
+one bad day does not trigger a rollback."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,19 @@ class LiveEvaluation:
         }
 
 
-def live_window(table: pd.DataFrame, training_end: pd.Timestamp, horizon: int) -> pd.Series:
-    """Rows whose features AND target come strictly after the training segment's last target:
-    the first ``horizon`` rows after training_end are skipped (their targets overlap it)."""
+def live_window(
+    table: pd.DataFrame,
+    training_end: pd.Timestamp,
+    horizon: int,
+    window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
+) -> pd.Series:
+    """The most recent ``window_bars`` rows whose features AND target come strictly after the
+    training segment's last target (the first ``horizon`` rows after training_end are skipped:
+    their targets overlap it)."""
     after = table.index > training_end
-    positions = np.flatnonzero(after)
+    positions = np.flatnonzero(after)[horizon:][-window_bars:]
     mask = np.zeros(len(table), dtype=bool)
-    mask[positions[horizon:]] = True
+    mask[positions] = True
     return pd.Series(mask, index=table.index)
 
 
@@ -58,8 +68,10 @@ def evaluate_active_model(
     rollback_threshold: float = 0.05,
     monitored: tuple[str, ...] = DEFAULT_MONITORED,
     min_bars: int = DEFAULT_MIN_LIVE_BARS,
+    window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
 ) -> LiveEvaluation | None:
-    """Evaluate, store and assess the active model on the most recent bars after its training.
+    """Evaluate, store and assess the active model on its most recent ``window_bars`` bars
+    after its training.
 
     Returns None when the symbol has no active model; raises ValueError when fewer than
     ``min_bars`` unseen bars exist (nothing to judge the model on yet).
@@ -70,7 +82,7 @@ def evaluate_active_model(
     if active["training_end"] is None:
         raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
     table = make_dataset(ohlcv, settings.horizon)
-    mask = live_window(table, pd.Timestamp(active["training_end"]), settings.horizon)
+    mask = live_window(table, pd.Timestamp(active["training_end"]), settings.horizon, window_bars)
     if int(mask.sum()) < min_bars:
         raise ValueError(
             f"{symbol}: only {int(mask.sum())} bars after the active model's training window "

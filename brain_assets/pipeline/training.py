@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from brain_assets.errors import ArtifactIntegrityError
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import fit_lstm
@@ -48,7 +49,14 @@ class TrainedArtifact:
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> TrainedArtifact:
-        return cls(**{**document, "artifact": base64.b64decode(document["artifact"])})
+        """Read back an artifact handed between assets; its bytes must still match its sha256."""
+        data = base64.b64decode(document["artifact"])
+        if sha256_hex(data) != document["sha256"]:
+            raise ArtifactIntegrityError(
+                f"{document['model_type']} artifact changed between assets: sha256 "
+                f"{sha256_hex(data)} does not match the {document['sha256']} computed at training"
+            )
+        return cls(**{**document, "artifact": data})
 
 
 def split_for(table: pd.DataFrame, settings: RetrainSettings) -> WalkForwardSplit:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 
 from brain_assets.ranking import rank_importances
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
-from brain_assets.store.metrics import require_model_of_symbol
+from brain_assets.store.metrics import require_model_of_symbol, server_now
 
 TOP_FEATURE_COLUMNS = ("feature", "importance", "rank", "method", "analysis_date", "model_id")
 
@@ -48,9 +48,10 @@ class ImportanceMixin(StoreBase):
             )
             for method, values in tables.items()
         }
-        when = check.optional_timestamp(analysis_date, "analysis_date") or datetime.now(UTC)
+        when = check.optional_timestamp(analysis_date, "analysis_date")
         with self.transaction() as conn:
             require_model_of_symbol(conn, model_id, symbol)
+            when = when or server_now(conn)
             with (
                 conn.cursor() as cur,
                 cur.copy(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -41,6 +41,13 @@ def insert_metric_rows(
     return len(values)
 
 
+def server_now(conn: psycopg.Connection) -> datetime:
+    """The database's clock: "latest" must not depend on which client wrote a row."""
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]
+
+
 def require_model_of_symbol(conn: psycopg.Connection, model_id: str, symbol: str) -> None:
     row = conn.execute(
         "SELECT symbol FROM model_registry WHERE model_id = %s", (model_id,)
@@ -69,7 +76,7 @@ class MetricsMixin(StoreBase):
         model_id = check.text(model_id, "model_id")
         symbol = check.symbol(symbol)
         values = check.metrics(metrics)
-        when = check.optional_timestamp(evaluation_date, "evaluation_date") or datetime.now(UTC)
+        when = check.optional_timestamp(evaluation_date, "evaluation_date")
         regime = check.regime(regime)
         ppy = (
             None if periods_per_year is None else check.finite(periods_per_year, "periods_per_year")
@@ -78,6 +85,7 @@ class MetricsMixin(StoreBase):
             raise ValueError(f"periods_per_year must be positive, got {ppy}")
         with self.transaction() as conn:
             require_model_of_symbol(conn, model_id, symbol)
+            when = when or server_now(conn)
             return insert_metric_rows(
                 conn,
                 model_id,

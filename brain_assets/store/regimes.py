@@ -10,6 +10,7 @@ import pandas as pd
 
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
+from brain_assets.store.registry import rolled_back_for_regression
 
 REGIME_HISTORY_COLUMNS = ("realized_vol", "vol_percentile", "regime")
 REGIME_SCORE_COLUMNS = (
@@ -41,11 +42,22 @@ _UPSERT = """
 # (store_regime_metrics writes them so); only each model's latest evaluation counts, so that a
 # regime that has become too thin to evaluate does not live on through an older score. n_bars
 # falls back to n_observations, which evaluate_model always reports and which is the same count.
-_REGIME_SCORES = """
-    WITH latest AS (
+# Candidates: the active version, and the newest version of each model type unless live
+# monitoring rolled it back for a regression; older versions are history, not options.
+_REGIME_SCORES_TEMPLATE = """
+    WITH candidates AS (
+        SELECT r.model_id FROM model_registry r
+        WHERE r.symbol = %(symbol)s
+          AND (r.is_active OR (
+              r.version = (SELECT max(v.version) FROM model_registry v
+                           WHERE v.symbol = r.symbol AND v.model_type = r.model_type)
+              AND NOT {rolled_back}))
+    ),
+    latest AS (
         SELECT model_id, max(evaluation_date) AS evaluation_date
         FROM model_metrics
         WHERE symbol = %(symbol)s AND regime IS NOT NULL
+          AND model_id IN (SELECT model_id FROM candidates)
         GROUP BY model_id
     )
     SELECT m.model_id, r.version, r.model_type, m.regime,
@@ -65,6 +77,7 @@ _REGIME_SCORES = """
     ORDER BY array_position(%(regimes)s::text[], m.regime), composite_score DESC NULLS LAST,
              r.version DESC
 """
+_REGIME_SCORES = _REGIME_SCORES_TEMPLATE.format(rolled_back=rolled_back_for_regression("r"))
 
 
 def _utc(value: Any) -> pd.Timestamp:

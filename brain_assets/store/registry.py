@@ -47,6 +47,23 @@ ACTIVATION_COLUMNS = (
 )
 
 
+def rolled_back_for_regression(alias: str) -> str:
+    """SQL: model ``<alias>.model_id`` was rolled back for a metric regression after its latest
+    activation (an operator's rollback or a later re-promotion clears the mark).
+
+    ``alias`` is a fixed table alias from this package, never user input.
+    """
+    if not alias.isidentifier():
+        raise ValueError(f"not a table alias: {alias!r}")
+    return f"""EXISTS (
+        SELECT 1 FROM model_activations r
+        WHERE r.model_id = {alias}.model_id AND r.action = 'deactivated'
+          AND r.reason = 'rollback' AND r.details ->> 'trigger' = 'metric_regression'
+          AND r.activation_id > (
+              SELECT max(x.activation_id) FROM model_activations x
+              WHERE x.model_id = {alias}.model_id AND x.action = 'activated'))"""  # noqa: S608
+
+
 class RegistryMixin(StoreBase):
     def register_model(
         self,

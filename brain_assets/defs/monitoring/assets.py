@@ -47,6 +47,7 @@ def live_model_metrics(
             rollback_threshold=monitoring.rollback_threshold,
             monitored=tuple(monitoring.monitored_metrics),
             min_bars=monitoring.min_bars,
+            window_bars=monitoring.window_bars,
         )
         if live is None:
             context.log.warning(f"{symbol}: no active model to monitor; run daily_retrain")

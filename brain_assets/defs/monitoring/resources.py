@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from brain_assets.pipeline.monitoring import DEFAULT_MIN_LIVE_BARS
+from brain_assets.pipeline.monitoring import DEFAULT_LIVE_WINDOW_BARS, DEFAULT_MIN_LIVE_BARS
 from brain_assets.versioning import DEFAULT_MONITORED
 
 
@@ -14,3 +14,4 @@ class MonitoringResource(dg.ConfigurableResource):
     rollback_threshold: float = 0.05
     monitored_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_MONITORED))
     min_bars: int = DEFAULT_MIN_LIVE_BARS
+    window_bars: int = DEFAULT_LIVE_WINDOW_BARS

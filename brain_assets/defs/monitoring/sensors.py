@@ -5,6 +5,9 @@ import dagster as dg
 
 from brain_assets.defs.monitoring.assets import LIVE_METRICS_KEY
 from brain_assets.defs.monitoring.jobs import rollback_job
+from brain_assets.defs.partitions import symbols
+
+SYMBOLS = str(symbols.name)
 
 PAGE = 100
 MAX_PAGES = 20
@@ -22,6 +25,9 @@ def rollback_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     # the latest one and skip a regression followed quickly by another event.
     cursor = int(context.cursor) if context.cursor else None
     requests: dict[str, dg.RunRequest] = {}
+    # A symbol removed since its event was written cannot be requested any more (Dagster
+    # refuses unknown partition keys, and the failed tick would never move the cursor on).
+    known = set(context.instance.get_dynamic_partitions(SYMBOLS))
     for _ in range(MAX_PAGES):
         page = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=LIVE_METRICS_KEY, after_storage_id=cursor),
@@ -34,8 +40,8 @@ def rollback_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             if materialization is None or materialization.partition is None:
                 continue
             regressed = materialization.metadata.get("regressed")
-            if regressed is not None and regressed.value is True:
-                symbol = materialization.partition
+            symbol = materialization.partition
+            if regressed is not None and regressed.value is True and symbol in known:
                 # The run key names the event: evaluating the same events again requests
                 # nothing new, and the rollback itself is a no-op once the model is inactive.
                 requests[symbol] = dg.RunRequest(
