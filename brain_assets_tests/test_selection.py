@@ -233,3 +233,21 @@ def test_regime_scores_frame(brain: BrainLibrary, models: dict[str, str]) -> Non
         other, "ETH/USDT", {"composite_score": 9.0, "n_bars": 500.0}, regime="high"
     )
     assert set(brain.get_regime_scores(SYMBOL)["model_id"]) == set(models.values())
+
+
+def test_versions_rolled_back_for_a_regression_or_superseded_are_not_candidates(
+    brain: BrainLibrary, models: dict[str, str], bars: pd.DataFrame
+) -> None:
+    from brain_assets.versioning import ModelVersioning
+
+    versioning = ModelVersioning(brain)
+    # A takes over, then regresses live: monitoring rolls it back to C.
+    versioning.promote(models["A"])
+    assert versioning.check_and_rollback(models["A"], SYMBOL, {"composite_score": -0.9})
+    answer = ModelSelector(brain).select_model_for_symbol(SYMBOL, "high")
+    assert answer is not None and answer["model_id"] != models["A"]
+    # A newer low-volatility specialist supersedes B, even with a worse score there.
+    newer = register(brain, "low_vol_specialist")
+    evaluate_and_store(brain, newer, bars, skilled_in(bars, set(), 4))
+    low = ModelSelector(brain).select_model_for_symbol(SYMBOL, "low")
+    assert low is not None and low["model_id"] != models["B"]
