@@ -213,3 +213,23 @@ def test_run_failure_sensor_posts_the_failed_run(
     assert payload["partition"] == "BTC/USDT"
     assert payload["error"]
     assert "bars are missing for BTC/USDT" in payload["step_errors"]["exploding"]
+
+
+def test_a_rollback_posts_to_the_webhook(
+    webhook: Webhook, brain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from brain_assets.versioning import ModelVersioning
+
+    monkeypatch.setenv("BRAIN_ALERT_WEBHOOK_URL", webhook.url)
+    versioning = ModelVersioning(brain)
+    metrics = {"composite_score": 0.5, "sharpe_ratio": 2.0}
+    first = versioning.register_version("BTC/USDT", "ridge", b"a", metrics=metrics)
+    second = versioning.register_version("BTC/USDT", "ridge", b"b", metrics=metrics)
+    assert versioning.check_and_rollback(second, "BTC/USDT", {"sharpe_ratio": 0.2})
+    [request] = webhook.requests
+    body = request["body"]
+    assert body["event"] == "model_rollback"
+    assert body["payload"]["regressed_model_id"] == second
+    assert body["payload"]["rolled_back_to"] == first
+    assert body["payload"]["metric"] == "sharpe_ratio"
+    assert body["payload"]["threshold"] == 0.05

@@ -159,3 +159,26 @@ def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
     lines = (tmp_path / "logs" / "brain.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in lines]
     assert "brain_library_initialized" in events
+
+
+@pytest.mark.slow
+def test_demo_as_a_subprocess(tmp_path: Path) -> None:
+    env = {
+        "BRAIN_HOME": str(tmp_path / "home"),
+        "BRAIN_LOG_DIR": str(tmp_path / "logs"),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "BTC/USDT"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "BTC/USDT: active v1" in done.stdout
+    assert "top 5 features" in done.stdout
+    assert "quality: every check passed" in done.stdout
+    assert "brain dev" in done.stdout
+    assert "feature_importance  1/1 BTC/USDT" in done.stdout

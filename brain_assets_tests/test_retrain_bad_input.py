@@ -144,3 +144,17 @@ def test_symbols_that_are_prefixes_do_not_collide(store: tuple[str, Path]) -> No
         values = brain.get_asset_values("market_data", ["BTC", GOOD])
     assert len(values["BTC"]) == len(values[GOOD]) == 900
     assert not values["BTC"]["close"].equals(values[GOOD]["close"])
+
+
+def test_an_unreachable_store_fails_the_run_fast_with_one_clear_message() -> None:
+    import time
+
+    dsn = "postgresql://trader:s3cret@127.0.0.1:1/huracan"
+    started = time.monotonic()
+    result = run_assets(dg.DagsterInstance.ephemeral(), dsn, [GOOD])
+    assert not result.success
+    assert time.monotonic() - started < 30
+    failures = [e for e in result.all_events if e.is_failure]
+    text = " ".join(str(e.event_specific_data) for e in failures)
+    assert "cannot connect to PostgreSQL at host=127.0.0.1, port=1, database=huracan" in text
+    assert "s3cret" not in text

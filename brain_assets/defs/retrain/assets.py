@@ -331,6 +331,12 @@ def feature_importance(
             }
             for model_type, analysis in analyses.items()
         }
+        log_event(
+            "brain_integration_complete",
+            symbol=symbol,
+            model_ids=sorted(model_ids.values()),
+            active_model_id=registry_entries[symbol]["active_model_id"],
+        )
         active_id = registry_entries[symbol]["active_model_id"]
         top = brain.library.get_top_features(symbol, top_n=15, model_id=active_id)
         if not top.empty:
