@@ -98,3 +98,37 @@ def test_database_refuses_non_finite_values_even_without_the_api(
             "VALUES (%s, %s, 'x', 'NaN')",
             (model_id, SYMBOL),
         )
+
+
+def test_database_refuses_rows_naming_an_unregistered_or_foreign_model(
+    brain: BrainLibrary, brain_dsn: str
+) -> None:
+    model_id = brain.register_model(SYMBOL, "ridge", b"x", metrics={"rmse": 0.1})
+    bad_rows = [
+        ("model_metrics (model_id, symbol, metric, value)", ("nope", SYMBOL, "m", 1.0)),
+        ("model_metrics (model_id, symbol, metric, value)", (model_id, "ETH/USDT", "m", 1.0)),
+        (
+            "feature_importance (model_id, symbol, method, feature, importance, rank)",
+            (model_id, "ETH/USDT", "shap", "f", 1.0, 1),
+        ),
+    ]
+    for target, row in bad_rows:
+        with (
+            psycopg.connect(brain_dsn) as conn,
+            pytest.raises(psycopg.errors.ForeignKeyViolation, match="not registered for symbol"),
+        ):
+            placeholders = ", ".join(["%s"] * len(row))
+            conn.execute(f"INSERT INTO {target} VALUES ({placeholders})", row)
+    with (
+        psycopg.connect(brain_dsn) as conn,
+        pytest.raises(psycopg.errors.ForeignKeyViolation, match="not registered for symbol"),
+    ):
+        conn.execute(
+            "UPDATE model_metrics SET symbol = 'ETH/USDT' WHERE model_id = %s", (model_id,)
+        )
+    with (
+        psycopg.connect(brain_dsn) as conn,
+        pytest.raises(psycopg.errors.ForeignKeyViolation, match="still has metrics"),
+    ):
+        conn.execute("DELETE FROM model_registry WHERE model_id = %s", (model_id,))
+    assert count_rows(brain_dsn, "model_registry") == 1

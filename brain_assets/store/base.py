@@ -48,6 +48,9 @@ class StoreBase:
         self._bound: ContextVar[psycopg.Connection | None] = ContextVar(
             f"brain_tx_{id(self)}", default=None
         )
+        self._tx_models: ContextVar[set[tuple[str, str]] | None] = ContextVar(
+            f"brain_tx_models_{id(self)}", default=None
+        )
         log_event(
             "brain_library_initialized",
             dsn=self.masked_dsn,
@@ -112,10 +115,12 @@ class StoreBase:
             return
         with self._pool.connection() as conn:
             token = self._bound.set(conn)
+            models_token = self._tx_models.set(set())
             try:
                 with conn.transaction():
                     yield conn
             finally:
+                self._tx_models.reset(models_token)
                 self._bound.reset(token)
 
     def _rows(
@@ -124,6 +129,17 @@ class StoreBase:
         with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, params)
             return cur.fetchall()
+
+    def _registered_in_transaction(self, model_id: str, symbol: str) -> bool:
+        """Whether this open transaction registered (model_id, symbol) itself: then a later call
+        in it need not look the model up again (the foreign key still checks every row)."""
+        registered = self._tx_models.get()
+        return registered is not None and (model_id, symbol) in registered
+
+    def _remember_registered(self, model_id: str, symbol: str) -> None:
+        registered = self._tx_models.get()
+        if registered is not None:
+            registered.add((model_id, symbol))
 
     @staticmethod
     def _lock_symbol(conn: psycopg.Connection, symbol: str) -> None:

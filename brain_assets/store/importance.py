@@ -10,7 +10,7 @@ import pandas as pd
 from brain_assets.ranking import rank_importances
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
-from brain_assets.store.metrics import require_model_of_symbol, server_now
+from brain_assets.store.metrics import require_model_of_symbol
 
 TOP_FEATURE_COLUMNS = ("feature", "importance", "rank", "method", "analysis_date", "model_id")
 
@@ -50,18 +50,21 @@ class ImportanceMixin(StoreBase):
         }
         when = check.optional_timestamp(analysis_date, "analysis_date")
         with self.transaction() as conn:
-            require_model_of_symbol(conn, model_id, symbol)
-            when = when or server_now(conn)
+            if not self._registered_in_transaction(model_id, symbol):
+                require_model_of_symbol(conn, model_id, symbol)
+            # Without a date, the column default (the transaction's time on the database's
+            # clock) dates every row of this analysis alike.
+            columns = "symbol, model_id, method, feature, importance, rank"
+            if when is not None:
+                columns += ", analysis_date"
             with (
                 conn.cursor() as cur,
-                cur.copy(
-                    "COPY feature_importance (symbol, model_id, method, feature, importance, rank, "
-                    "analysis_date) FROM STDIN"
-                ) as copy,
+                cur.copy(f"COPY feature_importance ({columns}) FROM STDIN") as copy,
             ):
                 for method, rows in ranked.items():
                     for feature, value, rank in rows:
-                        copy.write_row((symbol, model_id, method, feature, value, rank, when))
+                        row = (symbol, model_id, method, feature, value, rank)
+                        copy.write_row(row if when is None else (*row, when))
         return sum(len(rows) for rows in ranked.values())
 
     def get_top_features(

@@ -22,30 +22,26 @@ def insert_metric_rows(
     symbol: str,
     values: Mapping[str, float],
     *,
-    evaluation_date: datetime,
+    evaluation_date: datetime | None,
     regime: str | None,
     periods_per_year: float | None,
 ) -> int:
-    """COPY validated metric values in; one statement whatever their number."""
+    """COPY validated metric values in; one statement whatever their number.
+
+    Without an ``evaluation_date`` the column's default applies: the database's transaction
+    time, the same for every row of the evaluation and independent of the client's clock.
+    """
+    columns = "model_id, symbol, metric, value, regime, periods_per_year"
+    if evaluation_date is not None:
+        columns += ", evaluation_date"
     with (
         conn.cursor() as cur,
-        cur.copy(
-            "COPY model_metrics (model_id, symbol, metric, value, evaluation_date, regime, "
-            "periods_per_year) FROM STDIN"
-        ) as copy,
+        cur.copy(f"COPY model_metrics ({columns}) FROM STDIN") as copy,
     ):
         for metric, value in values.items():
-            copy.write_row(
-                (model_id, symbol, metric, value, evaluation_date, regime, periods_per_year)
-            )
+            row: tuple[object, ...] = (model_id, symbol, metric, value, regime, periods_per_year)
+            copy.write_row(row if evaluation_date is None else (*row, evaluation_date))
     return len(values)
-
-
-def server_now(conn: psycopg.Connection) -> datetime:
-    """The database's clock: "latest" must not depend on which client wrote a row."""
-    row = conn.execute("SELECT clock_timestamp()").fetchone()
-    assert row is not None
-    return row[0]
 
 
 def require_model_of_symbol(conn: psycopg.Connection, model_id: str, symbol: str) -> None:
@@ -84,8 +80,8 @@ class MetricsMixin(StoreBase):
         if ppy is not None and ppy <= 0:
             raise ValueError(f"periods_per_year must be positive, got {ppy}")
         with self.transaction() as conn:
-            require_model_of_symbol(conn, model_id, symbol)
-            when = when or server_now(conn)
+            if not self._registered_in_transaction(model_id, symbol):
+                require_model_of_symbol(conn, model_id, symbol)
             return insert_metric_rows(
                 conn,
                 model_id,

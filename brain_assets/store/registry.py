@@ -116,21 +116,18 @@ class RegistryMixin(StoreBase):
 
         with self.transaction() as conn:
             self._lock_symbol(conn, symbol)
-            row = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM model_registry WHERE symbol = %s",
-                (symbol,),
-            ).fetchone()
-            version = int(row[0]) if row else 1
+            # The next version is computed by the INSERT itself, under the symbol's lock.
             created = conn.execute(
                 """INSERT INTO model_registry (model_id, symbol, version, model_type,
                        hyperparameters, feature_names, training_start, training_end, artifact,
                        artifact_sha256, artifact_format, metrics, composite_score)
-                   VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
-                   RETURNING created_at""",
+                   SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
+                          %s, %s, %s, %s::jsonb, %s
+                   FROM model_registry WHERE symbol = %s
+                   RETURNING created_at, version""",
                 (
                     model_id,
                     symbol,
-                    version,
                     model_type,
                     hyper_json,
                     names,
@@ -141,9 +138,12 @@ class RegistryMixin(StoreBase):
                     fmt,
                     metrics_json,
                     score,
+                    symbol,
                 ),
             ).fetchone()
             assert created is not None
+            version = int(created[1])
+            self._remember_registered(model_id, symbol)
             insert_metric_rows(
                 conn,
                 model_id,
