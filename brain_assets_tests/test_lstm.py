@@ -108,7 +108,7 @@ def test_bad_constructor_args(kwargs: dict[str, object], match: str) -> None:
         StandardizedLSTM(**args)  # type: ignore[arg-type]
 
 
-def _bad_fit(data: LaggedData, match: str, **overrides: object) -> None:
+def _expect_fit_error(data: LaggedData, match: str, **overrides: object) -> None:
     arrays: dict[str, object] = {
         "X_train": data.X_train,
         "y_train": data.y_train,
@@ -123,29 +123,29 @@ def _bad_fit(data: LaggedData, match: str, **overrides: object) -> None:
 
 
 def test_wrong_input_dim(data: LaggedData) -> None:
-    _bad_fit(data, "input_dim", X_train=np.hstack([data.X_train, data.X_train[:, :1]]))
+    _expect_fit_error(data, "input_dim", X_train=np.hstack([data.X_train, data.X_train[:, :1]]))
 
 
 def test_nan_in_x(data: LaggedData) -> None:
     X = data.X_train.copy()
     X[10, 1] = np.nan
-    _bad_fit(data, r"X_train contains non-finite values: 1 NaN", X_train=X)
+    _expect_fit_error(data, r"X_train contains non-finite values: 1 NaN", X_train=X)
 
 
 def test_inf_in_y(data: LaggedData) -> None:
     y = data.y_train.copy()
     y[-1] = np.inf
-    _bad_fit(data, r"y_train .*1 inf", y_train=y)
+    _expect_fit_error(data, r"y_train .*1 inf", y_train=y)
 
 
 def test_nan_in_validation_target(data: LaggedData) -> None:
     y = data.y_val.copy()
     y[0] = np.nan
-    _bad_fit(data, "y_val.*NaN", y_val=y)
+    _expect_fit_error(data, "y_val.*NaN", y_val=y)
 
 
 def test_fewer_rows_than_sequence_length(data: LaggedData) -> None:
-    _bad_fit(
+    _expect_fit_error(
         data,
         "fewer than sequence_length",
         X_train=data.X_train[: SEQ - 1],
@@ -154,12 +154,12 @@ def test_fewer_rows_than_sequence_length(data: LaggedData) -> None:
 
 
 def test_mismatched_lengths(data: LaggedData) -> None:
-    _bad_fit(data, "length", y_train=data.y_train[:-1])
+    _expect_fit_error(data, "length", y_train=data.y_train[:-1])
 
 
 def test_wrong_window_length(data: LaggedData) -> None:
     windows = np.zeros((20, SEQ + 1, 2))
-    _bad_fit(data, "sequence_length", X_train=windows, y_train=np.zeros(20))
+    _expect_fit_error(data, "sequence_length", X_train=windows, y_train=np.zeros(20))
 
 
 def test_bad_fit_arguments(data: LaggedData) -> None:

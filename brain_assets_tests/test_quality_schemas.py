@@ -287,7 +287,8 @@ def test_empty_features_fail(good_features: pd.DataFrame) -> None:
 
 
 def test_features_schema_directly(good_features: pd.DataFrame) -> None:
-    FeaturesSchema.validate(good_features, lazy=True)
+    validated = FeaturesSchema.validate(good_features, lazy=True)  # raises on any failure
+    pd.testing.assert_frame_equal(validated, good_features)
 
 
 # --- importance and metrics -----------------------------------------------------------------
