@@ -47,6 +47,8 @@ CREATE TABLE model_activations (
 );
 
 CREATE INDEX model_activations_symbol_time ON model_activations (symbol, created_at DESC);
+-- Baselines and "previous good version" look up a model's own activations on every check.
+CREATE INDEX model_activations_model_action ON model_activations (model_id, action, activation_id);
 
 CREATE TABLE model_metrics (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -54,10 +56,11 @@ CREATE TABLE model_metrics (
     symbol            text NOT NULL,
     metric            text NOT NULL CHECK (btrim(metric) <> ''),
     value             double precision NOT NULL CHECK (value NOT IN ('NaN', 'Infinity', '-Infinity')),
-    evaluation_date   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- now(): rows written without a date share their transaction's time (clock_timestamp()
+    -- would give each row of one COPY its own time and split an evaluation in pieces).
+    evaluation_date   timestamptz NOT NULL DEFAULT now(),
     regime            text CHECK (regime IN ('low', 'normal', 'high', 'extreme')),
-    periods_per_year  double precision CHECK (periods_per_year IS NULL OR periods_per_year > 0),
-    FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
+    periods_per_year  double precision CHECK (periods_per_year IS NULL OR periods_per_year > 0)
 );
 
 CREATE INDEX model_metrics_model_date ON model_metrics (model_id, evaluation_date DESC);
@@ -70,8 +73,7 @@ CREATE TABLE feature_importance (
     feature         text NOT NULL CHECK (btrim(feature) <> ''),
     importance      double precision NOT NULL CHECK (importance NOT IN ('NaN', 'Infinity', '-Infinity')),
     rank            integer NOT NULL CHECK (rank >= 1),
-    analysis_date   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol)
+    analysis_date   timestamptz NOT NULL DEFAULT now()
 );
 
 -- "Latest analysis of a symbol" (a method filter is applied while walking it: the latest
@@ -95,3 +97,48 @@ CREATE TABLE data_quality_logs (
 
 CREATE INDEX data_quality_logs_time ON data_quality_logs ("timestamp");
 CREATE INDEX data_quality_logs_symbol_time ON data_quality_logs (symbol, "timestamp" DESC);
+
+-- Metric and importance rows may only name a model registered for their symbol. The check runs
+-- once per statement over all inserted rows (one query per COPY) instead of once per row as a
+-- foreign key would: a model version's 150 metric and importance rows cost one lookup.
+-- Registry rows that such rows reference cannot be deleted. (The platform never deletes
+-- registry rows; unlike a foreign key this does not lock the row against a concurrent delete.)
+
+CREATE FUNCTION brain_check_model_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    orphan record;
+BEGIN
+    SELECT n.model_id, n.symbol INTO orphan FROM new_rows n
+    WHERE NOT EXISTS (SELECT 1 FROM model_registry r
+                      WHERE r.model_id = n.model_id AND r.symbol = n.symbol)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('%s: model %L is not registered for symbol %L',
+                             TG_TABLE_NAME, orphan.model_id, orphan.symbol);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER model_metrics_model_refs_insert AFTER INSERT ON model_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION brain_check_model_refs();
+CREATE TRIGGER model_metrics_model_refs_update AFTER UPDATE ON model_metrics
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION brain_check_model_refs();
+CREATE TRIGGER feature_importance_model_refs_insert AFTER INSERT ON feature_importance
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION brain_check_model_refs();
+CREATE TRIGGER feature_importance_model_refs_update AFTER UPDATE ON feature_importance
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION brain_check_model_refs();
+
+CREATE FUNCTION brain_protect_referenced_models() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM model_metrics WHERE model_id = OLD.model_id)
+       OR EXISTS (SELECT 1 FROM feature_importance
+                  WHERE symbol = OLD.symbol AND model_id = OLD.model_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+            MESSAGE = format('model %L still has metrics or importance rows', OLD.model_id);
+    END IF;
+    RETURN OLD;
+END $$;
+
+CREATE TRIGGER model_registry_protect_referenced BEFORE DELETE ON model_registry
+    FOR EACH ROW EXECUTE FUNCTION brain_protect_referenced_models();

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from brain_assets.calendar import frequency_label, periods_per_year
+from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
@@ -107,9 +107,7 @@ def features(
             "feature_count": dg.MetadataValue.int(len(names)),
             "features": dg.MetadataValue.md(", ".join(f"`{n}`" for n in names)),
             "target": dg.MetadataValue.text(f"{TARGET}: return over {settings.horizon} bar(s)"),
-            "bar_frequency": dg.MetadataValue.text(
-                frequency_label(365 * 86400 / periods_per_year(first.index))
-            ),
+            "bar_frequency": dg.MetadataValue.text(frequency_label(bar_seconds(first.index))),
         }
     )
     return tables
