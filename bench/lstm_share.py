@@ -64,7 +64,7 @@ def _child(variant: str) -> dict[str, Any]:
     from brain_assets.definitions import build_resources
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.defs.resources import RetrainResource
-    from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS, DAILY_RETRAIN_CHECKS
+    from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
     from brain_assets.store.library import BrainLibrary
 
     collector = _TimingCollector()
@@ -77,7 +77,7 @@ def _child(variant: str) -> dict[str, Any]:
         add_symbols(instance, symbols)
         started = time.perf_counter()
         result = dg.materialize(
-            [*DAILY_RETRAIN_ASSETS, *DAILY_RETRAIN_CHECKS],
+            DAILY_RETRAIN_ASSETS,
             instance=instance,
             resources={**build_resources(), "retrain": retrain},
             tags={

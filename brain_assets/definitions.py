@@ -21,7 +21,7 @@ from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedul
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
 from brain_assets.defs.resources import MarketDataResource, RetrainResource, brain_resource
-from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS, DAILY_RETRAIN_CHECKS
+from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.logs import LOG_DIR_ENV, configure_logging
 
 if os.environ.get(LOG_DIR_ENV):
@@ -48,7 +48,6 @@ defs = dg.Definitions(
         live_model_metrics,
         model_registry_state,
     ],
-    asset_checks=DAILY_RETRAIN_CHECKS,
     jobs=[daily_retrain, nightly_feature_analysis, monitoring_job, rollback_job, maintenance_job],
     schedules=[
         daily_retrain_schedule,

@@ -89,6 +89,35 @@ def attention_bars_png(attention: list[float], title: str) -> bytes:
     return _png(figure)
 
 
+def data_health_png(history: pd.DataFrame, title: str) -> bytes:
+    """A symbol's data health per run: bars dropped and repaired by the cleaning (bars), and the
+    runs whose bars were blocked (red marks). ``history`` has columns timestamp, dropped,
+    repaired, blocked, oldest first."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 2.8))
+    positions = range(len(history))
+    axis.bar(positions, history["dropped"], color="#d1495b", label="bars dropped")
+    axis.bar(
+        positions,
+        history["repaired"],
+        bottom=history["dropped"],
+        color="#edae49",
+        label="bars repaired",
+    )
+    blocked = [i for i, flag in enumerate(history["blocked"]) if flag]
+    if blocked:
+        top = float(max(1, (history["dropped"] + history["repaired"]).max()))
+        axis.scatter(blocked, [top * 1.05] * len(blocked), marker="v", color="black", zorder=3)
+        axis.plot([], [], "v", color="black", label="blocked (nothing trained)")
+    labels = [pd.Timestamp(t).strftime("%m-%d %H:%M") for t in history["timestamp"]]
+    step = max(1, len(labels) // 10)
+    axis.set_xticks(list(positions)[::step], labels[::step], rotation=30, fontsize=7)
+    axis.set_ylabel("bars")
+    axis.set_title(title)
+    axis.legend(loc="upper left", fontsize=7)
+    return _png(figure)
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown embedding a PNG as a data URI (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -12,7 +12,7 @@ from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import add_symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
-from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS, DAILY_RETRAIN_CHECKS
+from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 
 FAST_RETRAIN = RetrainResource(min_rows=500, importance_sample=250, include_lstm=False)
 SMALL_MARKET = MarketDataResource(n_bars=1200)
@@ -54,7 +54,7 @@ def run_assets(
             "dagster/asset_partition_range_end": symbols[-1],
         }
     return dg.materialize(
-        assets if assets is not None else [*DAILY_RETRAIN_ASSETS, *DAILY_RETRAIN_CHECKS],
+        assets if assets is not None else DAILY_RETRAIN_ASSETS,
         instance=instance,
         resources=resources(dsn, **overrides),
         partition_key=partition_key,

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 EXPECTED_DEPS = {
     "market_data": set(),
+    "data_quality": set(),
     "features": {"market_data"},
     "trained_models": {"features"},
     "model_evaluation": {"features", "trained_models", "volatility_regime"},
@@ -45,14 +46,27 @@ def test_graph_snapshot() -> None:
     assert deps == EXPECTED_DEPS
     checks = {
         (spec.asset_key.to_user_string(), spec.name, spec.blocking)
-        for checks_def in defs.asset_checks or []
-        for spec in checks_def.check_specs  # type: ignore[union-attr]
+        for key in graph.get_all_asset_keys()
+        for spec in graph.get(key).assets_def.check_specs
     }
     assert checks == EXPECTED_CHECKS
+    # Checks are evaluated inside their asset and partitioned like it: a symbol's run judges
+    # that symbol only, and the UI shows each partition's result.
+    assert not defs.asset_checks
+    for key in graph.get_all_asset_keys():
+        for spec in graph.get(key).assets_def.check_specs:
+            assert spec.partitions_def is not None and spec.partitions_def.name == "symbols"  # type: ignore[attr-defined]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def is not None and node.partitions_def.name == "symbols"  # type: ignore[attr-defined]
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        # The retrain runs one symbol per run (a bad symbol stops only its own run);
+        # monitoring and analysis have no blocking checks and batch symbols in one run.
+        expected = (
+            dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+            if node.group_name == "daily_retrain"
+            else dg.BackfillPolicy.single_run()
+        )
+        assert node.backfill_policy == expected, key
     assert {job.name for job in defs.jobs or []} == {
         "daily_retrain",
         "nightly_feature_analysis",

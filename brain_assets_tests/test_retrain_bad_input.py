@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brain_assets.defs.resources import MarketDataResource
+from brain_assets.defs.resources import CleaningConfig, MarketDataResource, RetrainResource
 from brain_assets.market_data.synthetic import generate_ohlcv
 from brain_assets.store.embedded import EmbeddedServer
 from brain_assets.store.library import BrainLibrary
@@ -56,14 +56,23 @@ def high_below_close(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# Defects the default cleaning policy repairs or drops (a few bars of 900): the symbol trains.
+# With cleaning disabled the blocking check sees them raw and refuses them.
+REPAIRABLE: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = {
+    "duplicate_timestamps": (duplicated, "duplicate_conflicting"),
+    "unsorted": (unsorted, "unsorted"),
+    "inconsistent_ohlc": (high_below_close, "inconsistent_ohlc"),
+}
+# Defects no policy can make usable.
 BAD_DATA: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "duplicate_timestamps": duplicated,
-    "unsorted": unsorted,
     "all_nan_column": all_nan_close,
-    "inconsistent_ohlc": high_below_close,
     "too_few_rows": lambda frame: frame.head(120),
     "empty": lambda frame: frame.head(0),
+    **{name: make for name, (make, _) in REPAIRABLE.items()},
 }
+RAW = RetrainResource(
+    min_rows=500, importance_sample=250, include_lstm=False, cleaning=CleaningConfig(enabled=False)
+)
 
 
 @pytest.fixture
@@ -75,13 +84,34 @@ def store(pg_server: EmbeddedServer, tmp_path: Path) -> tuple[str, Path]:
     return dsn, folder
 
 
-def retrain(dsn: str, folder: Path, symbol: str) -> dg.ExecuteInProcessResult:
+def retrain(
+    dsn: str, folder: Path, symbol: str, retrain: RetrainResource | None = None
+) -> dg.ExecuteInProcessResult:
+    options = {} if retrain is None else {"retrain": retrain}
     return run_assets(
         dg.DagsterInstance.ephemeral(),
         dsn,
         [symbol],
         market=MarketDataResource(source="files", folder=str(folder)),
+        **options,
     )
+
+
+@pytest.mark.parametrize("case", sorted(REPAIRABLE))
+def test_a_few_bad_bars_are_cleaned_and_the_symbol_trains(
+    store: tuple[str, Path], case: str
+) -> None:
+    dsn, folder = store
+    make, rule = REPAIRABLE[case]
+    bad = "BAD/USDT"
+    write_csv(folder, bad, make(good_frame(bad)))
+    result = retrain(dsn, folder, bad)
+    assert result.success
+    with BrainLibrary(dsn) as brain:
+        assert brain.get_active_model(bad) is not None
+        logs = brain.get_data_quality_logs(bad)
+    cleaning = logs[logs["check_name"] == "bar_cleaning"].iloc[0]["details"]["cleaning"]
+    assert rule in cleaning["counts"]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
@@ -92,10 +122,12 @@ def test_bad_data_fails_the_blocking_check(store: tuple[str, Path], case: str) -
         good_models = brain.list_models(GOOD)
     bad = "BAD/USDT"
     write_csv(folder, bad, BAD_DATA[case](good_frame(bad)))
-    result = retrain(dsn, folder, bad)
+    result = retrain(dsn, folder, bad, RAW if case in REPAIRABLE else None)
+    assert not result.success
     assert check_results(result)["ohlcv_valid"] is False
     materialised = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialised == {"market_data"}  # the blocking check stopped everything downstream
+    # The blocking check stopped everything downstream; the data health is still recorded.
+    assert materialised == {"market_data", "data_quality"}
     with BrainLibrary(dsn) as brain:
         logs = brain.get_data_quality_logs(bad, failed_only=True)
         assert "ohlcv_valid" in set(logs["check_name"])

@@ -37,9 +37,11 @@ def test_one_run_materialises_every_asset_for_both_symbols(retrained) -> None:  
         for event in result.get_asset_materialization_events()
         for event in [event.event_specific_data.materialization]  # type: ignore[union-attr]
     }
-    for asset in DAILY_RETRAIN_ASSETS:
+    keys = {key.to_user_string() for asset in DAILY_RETRAIN_ASSETS for key in asset.keys}
+    assert "data_quality" in keys
+    for key in keys:
         for symbol in SYMBOLS:
-            assert (asset.key.to_user_string(), symbol) in materialised
+            assert (key, symbol) in materialised
     assert check_results(result) == {
         "ohlcv_valid": True,
         "ohlcv_gaps": True,
@@ -88,6 +90,11 @@ def test_metadata_people_read_in_the_ui(retrained) -> None:  # type: ignore[no-u
         for event in result.get_asset_materialization_events()
     }
     assert "BTC/USDT" in metadata["market_data"]["symbols"].value
+    assert metadata["market_data"]["bars_dropped"].value == 0  # synthetic bars are clean
+    health = metadata["data_quality"]
+    assert health["blocked_symbols"].value == 0
+    assert "ETH/USDT" in health["health"].value
+    assert "data:image/png;base64," in health["history"].value
     assert metadata["features"]["feature_count"].value >= 25
     assert "data:image/png;base64," in metadata["model_evaluation"]["evaluation"].value
     assert "sharpe_ratio" in metadata["model_evaluation"]["evaluation"].value

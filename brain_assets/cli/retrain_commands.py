@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,13 @@ from typing import Any
 from brain_assets.logs import log_dir_from_env
 
 REPO = Path(__file__).resolve().parents[2]
+# Side-by-side demo runs; matches max_concurrent_runs in dagster.yaml (2 cores here).
+DEMO_WORKERS = 2
 
 
 def register(commands: Any) -> None:
     demo = commands.add_parser(
-        "demo", help="run daily_retrain for the demo universe in one run and show the results"
+        "demo", help="run daily_retrain for the demo universe (one run per symbol) and show results"
     )
     demo.add_argument("--symbols", nargs="+", default=None, help="symbols (default: demo four)")
     demo.set_defaults(handler=run_demo)
@@ -51,73 +51,86 @@ class ProgressPrinter(logging.Handler):
         )
 
 
-@contextlib.contextmanager
-def native_stderr_to(path: Path) -> Iterator[None]:
-    """Send file descriptor 2 to ``path``: TensorFlow's C++ start-up chatter cannot be turned
-    off from Python (TF_CPP_MIN_LOG_LEVEL no longer silences it) and would bury the progress."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with path.open("ab") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+def _demo_worker_start(started: float, native_log: str) -> None:
+    # Each worker prints its own progress lines and keeps TensorFlow's chatter in the log.
+    progress = ProgressPrinter(started)
+    logging.getLogger("brain_assets").addHandler(progress)
+    logging.getLogger("brain_assets").setLevel(logging.INFO)
+    sink = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(sink, 2)
+    os.close(sink)
+
+
+def _demo_retrain(symbol: str) -> dict[str, Any]:
+    """One daily_retrain run for ``symbol`` in this worker process (picklable summary)."""
+    import dagster as dg
+
+    from brain_assets.definitions import defs
+
+    job = defs.resolve_job_def("daily_retrain")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=symbol,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    failures = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key:
+            error = event.event_specific_data.error  # type: ignore[union-attr]
+            failures.append(
+                f"{event.step_key}: {error.message.strip() if error else event.message}"
+            )
+    return {
+        "symbol": symbol,
+        "run_id": result.run_id,
+        "success": result.success,
+        "failures": failures,
+    }
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
     prepare_dagster_environment()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     import dagster as dg
 
-    from brain_assets.definitions import defs
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.store.library import BrainLibrary
 
-    symbols = list(args.symbols or DEMO_SYMBOLS)
+    symbols = list(dict.fromkeys(args.symbols or DEMO_SYMBOLS))
     started_at = datetime.now(UTC)
     started = time.monotonic()
-    progress = ProgressPrinter(started)
-    logging.getLogger("brain_assets").addHandler(progress)
-    logging.getLogger("brain_assets").setLevel(logging.INFO)
     with dg.DagsterInstance.get() as instance:
         add_symbols(instance, symbols)
-        keys = instance.get_dynamic_partitions("symbols")
-        ordered = [key for key in keys if key in symbols]
-        first, last = keys.index(ordered[0]), keys.index(ordered[-1])
-        # A single run covers a contiguous range of partitions; otherwise one run per symbol.
-        ranges = [ordered] if keys[first : last + 1] == ordered else [[s] for s in ordered]
-        print(
-            f"daily_retrain for {', '.join(ordered)} in {len(ranges)} run(s); the Brain and "
-            f"Dagster's runs are in PostgreSQL (BRAIN_HOME={os.environ['BRAIN_HOME']})"
-        )
-        job = defs.resolve_job_def("daily_retrain")
-        native_log = log_dir_from_env() / "native-stderr.log"
-        print(f"(TensorFlow's native messages go to {native_log})")
-        with native_stderr_to(native_log):
-            results = [
-                job.execute_in_process(
-                    instance=instance,
-                    tags={
-                        "dagster/asset_partition_range_start": chunk[0],
-                        "dagster/asset_partition_range_end": chunk[-1],
-                    },
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                    raise_on_error=False,
-                )
-                for chunk in ranges
-            ]
-    logging.getLogger("brain_assets").removeHandler(progress)
+    # One run per symbol, as the schedule and UI backfills launch them: a symbol whose bars
+    # fail the blocking check stops only its own run. Runs go side by side on the cores.
+    workers = max(1, min(len(symbols), os.cpu_count() or 1, DEMO_WORKERS))
+    print(
+        f"daily_retrain for {', '.join(symbols)}: {len(symbols)} run(s), {workers} at a time; "
+        f"the Brain and Dagster's runs are in PostgreSQL (BRAIN_HOME={os.environ['BRAIN_HOME']})"
+    )
+    native_log = log_dir_from_env() / "native-stderr.log"
+    native_log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"(TensorFlow's native messages go to {native_log})")
+    # spawn: a forked child would share the parent's open database connections.
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_demo_worker_start,
+        initargs=(started, str(native_log)),
+    ) as pool:
+        results = list(pool.map(_demo_retrain, symbols))
+    ordered = symbols
     for result in results:
-        print(f"run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
-        for event in result.all_events:
-            if event.is_step_failure and event.step_key:
-                error = event.event_specific_data.error  # type: ignore[union-attr]
-                print(f"  {event.step_key}: {error.message.strip() if error else event.message}")
+        state = "succeeded" if result["success"] else "FAILED"
+        print(f"run {result['run_id'][:8]} {result['symbol']} {state}")
+        for failure in result["failures"]:
+            print(f"  {failure}")
     print(f"done in {time.monotonic() - started:.1f} s\n")
     with BrainLibrary() as brain:
         quality = brain.get_data_quality_summary(started_at)
@@ -148,7 +161,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"{row.failure_count} failure(s)"
                 )
     print("\nOpen the UI on the same data:  .venv/bin/brain dev   then http://127.0.0.1:3000")
-    return 0 if all(result.success for result in results) else 1
+    return 0 if all(result["success"] for result in results) else 1
 
 
 def run_dev(args: argparse.Namespace) -> int:

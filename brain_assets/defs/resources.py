@@ -8,6 +8,7 @@ from pydantic import Field, PrivateAttr
 
 from brain_assets.market_data.base import MarketData, make_source
 from brain_assets.pipeline.settings import IMPORTANCE_METHODS, LSTMSettings, RetrainSettings
+from brain_assets.quality.cleaning import CleaningPolicy
 from brain_assets.settings import DATABASE_DSN_ENV
 from brain_assets.store.library import BrainLibrary
 from brain_assets.training.models import MODEL_TYPES
@@ -81,6 +82,31 @@ class LSTMConfig(dg.Config):
         return LSTMSettings(**self.model_dump())
 
 
+_CLEANING = CleaningPolicy()
+
+
+class CleaningConfig(dg.Config):
+    """The bar-cleaning policy (see CleaningPolicy): what happens to bad bars before the checks."""
+
+    enabled: bool = _CLEANING.enabled
+    inconsistent_ohlc: str = Field(
+        default=_CLEANING.inconsistent_ohlc,
+        description="drop or widen candles whose open or close lies outside [low, high]",
+    )
+    duplicates: str = Field(
+        default=_CLEANING.duplicates,
+        description="bars sharing a timestamp with different values: drop, keep_last, keep_first",
+    )
+    max_affected_fraction: float = Field(
+        default=_CLEANING.max_affected_fraction,
+        description="ohlcv_valid fails (nothing trains) above this fraction of dropped or "
+        "repaired bars",
+    )
+
+    def policy(self) -> CleaningPolicy:
+        return CleaningPolicy(**self.model_dump())
+
+
 class RetrainResource(dg.ConfigurableResource):
     """The daily retrain's settings (see RetrainSettings)."""
 
@@ -90,6 +116,7 @@ class RetrainResource(dg.ConfigurableResource):
     val_frac: float = 0.2
     min_rows: int = 500
     max_gap_bars: float = 3.0
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     fee_bps: float = 10.0
     importance_methods: list[str] = Field(default_factory=lambda: list(IMPORTANCE_METHODS))
     importance_sample: int = 1000
@@ -105,6 +132,7 @@ class RetrainResource(dg.ConfigurableResource):
             val_frac=self.val_frac,
             min_rows=self.min_rows,
             max_gap_bars=self.max_gap_bars,
+            cleaning=self.cleaning.policy(),
             fee_bps=self.fee_bps,
             importance_methods=tuple(self.importance_methods),
             importance_sample=self.importance_sample,

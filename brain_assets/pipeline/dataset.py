@@ -2,24 +2,70 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import pandas as pd
 
-from brain_assets.features.technical import build_dataset
+from brain_assets.features.gaps import GapReport, gap_affected_rows
+from brain_assets.features.technical import WARMUP_BARS, build_dataset
+from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
 
 TARGET = "target"
 NEXT_RETURN = "next_return"
 """The one-bar return a position taken at t earns; equals the target when the horizon is 1."""
 
 
-def make_dataset(ohlcv: pd.DataFrame, horizon: int) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Dataset:
+    """The modelling table and what the gaps in the bars cost it."""
+
+    table: pd.DataFrame
+    """Features, :data:`TARGET` and :data:`NEXT_RETURN`, indexed by the bar's timestamp."""
+    gaps: GapReport
+    """``rows_excluded`` counts the rows of ``table`` dropped because a window spans a gap."""
+
+
+def build_dataset_table(
+    ohlcv: pd.DataFrame, horizon: int, *, max_gap_bars: float = DEFAULT_MAX_GAP_BARS
+) -> Dataset:
+    """The modelling table of ``ohlcv`` without the rows whose windows span a gap.
+
+    Drops the warm-up rows, the rows whose target or next return is not known yet, and the rows
+    whose feature look-back (:data:`WARMUP_BARS` bars) or target window crosses a spacing of
+    more than ``max_gap_bars`` bars: their returns would silently span the missing stretch.
+    Without gaps the table is exactly the features and target of ``build_dataset`` plus the
+    next return.
+    """
     X, y = build_dataset(ohlcv, horizon)
     timestamps = pd.DatetimeIndex(pd.to_datetime(ohlcv["timestamp"], utc=True))
+    # Also rejects unsorted or duplicated timestamps, which would misalign the mask below.
+    affected, report = gap_affected_rows(
+        timestamps, horizon=horizon, max_gap_bars=max_gap_bars, lookback=WARMUP_BARS
+    )
     close = pd.Series(ohlcv["close"].to_numpy(), index=timestamps)
     next_return = (close.shift(-1) / close - 1.0).reindex(X.index)
     table = X.copy()
     table[TARGET] = y
     table[NEXT_RETURN] = next_return
-    return table.dropna(subset=[NEXT_RETURN])
+    table = table.dropna(subset=[NEXT_RETURN])
+
+    drop = pd.Series(affected, index=timestamps).reindex(table.index).to_numpy(dtype=bool)
+    excluded = int(drop.sum())
+    if excluded:
+        # Only filter when needed, so a gap-free table is the very frame it always was.
+        table = table.loc[~drop]
+    # The count of rows actually removed from this table (NaN rows from bad bars, say, would
+    # already be gone and must not be counted twice).
+    report = dataclasses.replace(report, rows_excluded=excluded)
+    return Dataset(table=table, gaps=report)
+
+
+def make_dataset(
+    ohlcv: pd.DataFrame, horizon: int, *, max_gap_bars: float = DEFAULT_MAX_GAP_BARS
+) -> pd.DataFrame:
+    """The modelling table of :func:`build_dataset_table`, without the gap report."""
+    return build_dataset_table(ohlcv, horizon, max_gap_bars=max_gap_bars).table
 
 
 def split_columns(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:

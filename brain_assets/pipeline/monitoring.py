@@ -81,7 +81,7 @@ def evaluate_active_model(
         return None
     if active["training_end"] is None:
         raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
-    table = make_dataset(ohlcv, settings.horizon)
+    table = make_dataset(ohlcv, settings.horizon, max_gap_bars=settings.max_gap_bars)
     mask = live_window(table, pd.Timestamp(active["training_end"]), settings.horizon, window_bars)
     if int(mask.sum()) < min_bars:
         raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from brain_assets.quality.cleaning import CleaningPolicy
 from brain_assets.training.models import MODEL_TYPES
 
 IMPORTANCE_METHODS = ("shap", "permutation", "correlation")
@@ -94,6 +95,10 @@ class RetrainSettings:
     min_rows: int = 500
     """Fewer OHLCV bars than this fail the blocking quality check (nothing trains)."""
     max_gap_bars: float = 3.0
+    """Bar spacings up to this many bars are continuous; a longer one is a gap: it draws the
+    ohlcv_gaps warning, and modelling rows whose look-back or target spans it are excluded."""
+    cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
+    """What happens to bad prints, inconsistent candles and duplicated bars before the checks."""
     fee_bps: float = 10.0
     importance_methods: tuple[str, ...] = IMPORTANCE_METHODS
     importance_sample: int = 1000

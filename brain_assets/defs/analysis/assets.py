@@ -11,6 +11,7 @@ from brain_assets.defs.retrain.metadata import markdown_table
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
 from brain_assets.importance.trend import compare_rankings
+from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.importance import analyze_model
 from brain_assets.training.serialization import deserialize_model
@@ -50,7 +51,13 @@ def feature_importance_trend(
         model = deserialize_model(
             library.load_model_artifact(active["model_id"]), active["artifact_format"]
         )
-        X, y, _ = split_columns(make_dataset(market.load(symbol).frame, settings.horizon))
+        bars = prepare_bars(symbol, market.load(symbol).frame, settings)
+        if not bars.usable:
+            context.log.warning(f"{symbol}: bars failed ohlcv_valid ({bars.valid.message})")
+            result[symbol] = {"model_id": active["model_id"], "trend": {}}
+            continue
+        table = make_dataset(bars.frame, settings.horizon, max_gap_bars=settings.max_gap_bars)
+        X, y, _ = split_columns(table)
         previous = {
             method: library.get_top_features(
                 symbol, top_n=1000, method=method, model_id=active["model_id"]

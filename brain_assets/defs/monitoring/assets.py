@@ -1,5 +1,6 @@
 """Live monitoring of each symbol's active model, and the registry state the UI shows."""
 
+import logging
 from typing import Any
 
 import dagster as dg
@@ -8,8 +9,11 @@ from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.assets import registry_entries
+from brain_assets.defs.retrain.checks import quality_records
 from brain_assets.defs.retrain.metadata import markdown_table, registry_markdown
 from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.events import log_event
+from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.monitoring import evaluate_active_model
 from brain_assets.versioning import ModelVersioning
 
@@ -39,10 +43,39 @@ def live_model_metrics(
     settings = retrain.settings()
     result: dict[str, dict[str, Any]] = {}
     for symbol in each_symbol(context, "live_model_metrics", run_symbols(context)):
+        # The bars that judge the trading model pass the same cleaning and schema as training.
+        bars = prepare_bars(symbol, market.load(symbol).frame, settings)
+        run_id = context.run.run_id
+        brain.library.log_data_quality_many(
+            [
+                bars.cleaning_record(run_id),
+                *(
+                    record
+                    for name, outcome in bars.outcomes().items()
+                    for record in quality_records(name, {symbol: outcome}, run_id)
+                ),
+            ]
+        )
+        if not bars.usable:
+            log_event(
+                "data_quality_failed",
+                logging.WARNING,
+                symbol=symbol,
+                check="ohlcv_valid",
+                stage="monitoring",
+                message=bars.valid.message,
+            )
+            context.log.warning(f"{symbol}: bars failed ohlcv_valid; no verdict this time")
+            result[symbol] = {"model_id": None, "blocked": bars.valid.message}
+            context.add_asset_metadata(
+                {"regressed": False, "model_id": "none", "blocked": bars.valid.message},
+                partition_key=symbol,
+            )
+            continue
         live = evaluate_active_model(
             brain.library,
             symbol,
-            market.load(symbol).frame,
+            bars.frame,
             settings,
             rollback_threshold=monitoring.rollback_threshold,
             monitored=tuple(monitoring.monitored_metrics),

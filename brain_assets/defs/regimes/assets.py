@@ -6,14 +6,14 @@ import dagster as dg
 import pandas as pd
 
 from brain_assets.defs.resources import BrainResource
-from brain_assets.defs.retrain.assets import COMMON, market_data
+from brain_assets.defs.retrain.assets import COMMON
 from brain_assets.defs.retrain.metadata import markdown_table
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.regimes.classify import classify_regimes, current_regime
 from brain_assets.store.validation import REGIMES
 
 
-@dg.asset(**COMMON, deps=[market_data], kinds={"pandas", "postgres"})
+@dg.asset(**COMMON, ins={"market_data": dg.AssetIn("market_data")}, kinds={"pandas", "postgres"})
 def volatility_regime(
     context: dg.AssetExecutionContext,
     market_data: dict[str, pd.DataFrame],

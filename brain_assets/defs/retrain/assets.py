@@ -1,19 +1,25 @@
 """The daily retrain's assets, one partition per symbol; each stage calls the core per symbol."""
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from brain_assets.alerts import send_alert
 from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
+from brain_assets.defs.retrain.health import bars_metadata, health_metadata
 from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
-from brain_assets.pipeline.dataset import TARGET, make_dataset, split_columns
+from brain_assets.market_data.base import MarketData
+from brain_assets.pipeline.bars import PreparedBars, prepare_bars
+from brain_assets.pipeline.dataset import TARGET, build_dataset_table, split_columns
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
 from brain_assets.pipeline.lstm_model import attention_metrics
@@ -36,19 +42,50 @@ from brain_assets.store.validation import REGIMES
 GROUP = "daily_retrain"
 COMMON: dict[str, Any] = {
     "partitions_def": symbols,
-    "backfill_policy": dg.BackfillPolicy.single_run(),
+    # One run per symbol: a run is the unit that a blocking check stops, so a bad symbol stops
+    # only its own run; the run queue (dagster.yaml) runs them side by side on every core.
+    "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
     "group_name": GROUP,
     "io_manager_key": "brain_io_manager",
 }
 
 
-@dg.asset(**COMMON, kinds={"pandas", "postgres"})
+@dg.multi_asset(
+    outs={
+        "market_data": dg.AssetOut(
+            is_required=False,
+            io_manager_key=COMMON["io_manager_key"],
+            kinds={"pandas", "postgres"},
+            description="OHLCV bars per symbol from the configured source, after the cleaning "
+            "policy (bad prints, inconsistent candles and duplicated bars dropped or repaired, "
+            "gaps kept).",
+        ),
+        "data_quality": dg.AssetOut(
+            is_required=False,
+            io_manager_key=COMMON["io_manager_key"],
+            kinds={"postgres"},
+            description="Each symbol's data health in this run: the cleaning applied, the bar "
+            "checks by severity, gaps and the modelling rows they exclude. Materialised even "
+            "when the bars are blocked, so the UI shows bad days too.",
+        ),
+    },
+    partitions_def=symbols,
+    backfill_policy=COMMON["backfill_policy"],
+    group_name=GROUP,
+    check_specs=check_specs("market_data"),
+    name="market_data",
+    # Selecting only market_data (or only data_quality) in the UI must work.
+    can_subset=True,
+)
 def market_data(
-    context: dg.AssetExecutionContext, market: MarketDataResource, brain: BrainResource
-) -> dict[str, pd.DataFrame]:
-    """OHLCV bars per symbol from the configured source (synthetic or files)."""
-    frames: dict[str, pd.DataFrame] = {}
-    rows: list[dict[str, Any]] = []
+    context: dg.AssetExecutionContext,
+    market: MarketDataResource,
+    retrain: RetrainResource,
+    brain: BrainResource,
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
+    settings = retrain.settings()
+    prepared: dict[str, PreparedBars] = {}
+    sources: dict[str, MarketData] = {}
     for symbol in each_symbol(context, "market_data", run_symbols(context)):
         try:
             data = market.load(symbol)
@@ -61,56 +98,88 @@ def market_data(
                 "data_quality_failed", logging.ERROR, symbol=symbol, check="load", error=str(exc)
             )
             raise dg.Failure(description=f"market data for {symbol}: {exc}") from exc
-        frames[symbol] = data.frame
-        timestamps = data.frame["timestamp"]
-        rows.append(
-            {
-                "symbol": symbol,
-                "rows": len(data.frame),
-                "source": data.source,
-                "synthetic": bool(data.metadata.get("synthetic", False)),
-                "frequency": data.frequency,
-                "first": str(timestamps.min()) if len(timestamps) else None,
-                "last": str(timestamps.max()) if len(timestamps) else None,
-            }
-        )
-    context.add_output_metadata(
+        sources[symbol] = data
+        prepared[symbol] = prepare_bars(symbol, data.frame, settings)
+    run_id = context.run.run_id
+    results = record_checks(
+        brain.library,
+        run_id,
         {
-            "rows": dg.MetadataValue.int(sum(r["rows"] for r in rows)),
-            "symbols": dg.MetadataValue.md(
-                markdown_table(
-                    rows, ["symbol", "rows", "first", "last", "frequency", "source", "synthetic"]
-                )
-            ),
-        }
+            name: {symbol: p.outcomes()[name] for symbol, p in prepared.items()}
+            for name in ("ohlcv_valid", "ohlcv_gaps")
+        },
+        extra_records=[p.cleaning_record(run_id) for p in prepared.values()],
     )
-    return frames
+    blocked = [symbol for symbol, p in prepared.items() if not p.usable]
+    if blocked:
+        send_alert(
+            "data_quality_blocked",
+            {
+                "symbols": blocked,
+                "run_id": run_id,
+                "reasons": {s: prepared[s].valid.message for s in blocked},
+            },
+        )
+    selected = context.selected_output_names
+    if "market_data" in selected:
+        yield dg.Output(
+            {symbol: p.frame for symbol, p in prepared.items()},
+            output_name="market_data",
+            metadata=bars_metadata(prepared, sources),
+        )
+    if "data_quality" in selected:
+        health = {symbol: {**p.health(), "run_id": run_id} for symbol, p in prepared.items()}
+        yield dg.Output(
+            health,
+            output_name="data_quality",
+            metadata=health_metadata(brain.library, prepared),
+        )
+    checks = {key.name for key in context.selected_asset_check_keys}
+    yield from (result for result in results if result.check_name in checks)
 
 
-@dg.asset(**COMMON, kinds={"pandas"})
+@dg.asset(**COMMON, kinds={"pandas"}, check_specs=check_specs("features"))
 def features(
     context: dg.AssetExecutionContext,
     market_data: dict[str, pd.DataFrame],
     retrain: RetrainResource,
-) -> dict[str, pd.DataFrame]:
+    brain: BrainResource,
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """Technical features from bars up to and including t, the forward-return target and the
-    next bar's return (what a position earns)."""
+    next bar's return (what a position earns). Rows whose look-back or target spans a gap are
+    left out."""
     settings = retrain.settings()
     tables: dict[str, pd.DataFrame] = {}
+    gaps = []
     for symbol in each_symbol(context, "features", list(market_data)):
-        tables[symbol] = make_dataset(market_data[symbol], settings.horizon)
+        dataset = build_dataset_table(
+            market_data[symbol], settings.horizon, max_gap_bars=settings.max_gap_bars
+        )
+        tables[symbol] = dataset.table
+        gaps.append({"symbol": symbol, "rows": len(dataset.table), **dataset.gaps.to_dict()})
     first = next(iter(tables.values()))
     names = list(split_columns(first)[0].columns)
-    context.add_output_metadata(
-        {
+    yield dg.Output(
+        tables,
+        metadata={
             "rows": dg.MetadataValue.int(sum(len(t) for t in tables.values())),
+            "rows_excluded_by_gaps": dg.MetadataValue.int(
+                sum(int(g["rows_excluded"]) for g in gaps)
+            ),
+            "gaps": dg.MetadataValue.md(
+                markdown_table(
+                    gaps, ["symbol", "rows", "gaps", "rows_excluded", "largest_gap_bars"]
+                )
+            ),
             "feature_count": dg.MetadataValue.int(len(names)),
             "features": dg.MetadataValue.md(", ".join(f"`{n}`" for n in names)),
             "target": dg.MetadataValue.text(f"{TARGET}: return over {settings.horizon} bar(s)"),
             "bar_frequency": dg.MetadataValue.text(frequency_label(bar_seconds(first.index))),
-        }
+        },
     )
-    return tables
+    yield from record_checks(
+        brain.library, context.run.run_id, evaluate("features", tables, settings)
+    )
 
 
 @dg.asset(**COMMON, kinds={"sklearn", "keras"})
@@ -157,6 +226,7 @@ def _artifacts(entry: dict[str, Any]) -> list[TrainedArtifact]:
     **COMMON,
     ins={"volatility_regime": dg.AssetIn("volatility_regime")},
     kinds={"pandas"},
+    check_specs=check_specs("model_evaluation"),
 )
 def model_evaluation(
     context: dg.AssetExecutionContext,
@@ -164,7 +234,8 @@ def model_evaluation(
     trained_models: dict[str, dict[str, Any]],
     volatility_regime: dict[str, pd.DataFrame],
     retrain: RetrainResource,
-) -> dict[str, dict[str, Any]]:
+    brain: BrainResource,
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """Out-of-sample metrics (24/7 annualisation, net of fees), overall and per volatility
     regime, with equity curves over the shaded regimes."""
     settings = retrain.settings()
@@ -199,8 +270,10 @@ def model_evaluation(
             "extras": {e.model_type: e.extras for e in evaluations if e.extras},
         }
         sections.append(_evaluation_section(symbol, evaluations, by_regime, regimes))
-    context.add_output_metadata({"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
-    return result
+    yield dg.Output(result, metadata={"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
+    yield from record_checks(
+        brain.library, context.run.run_id, evaluate("model_evaluation", result, settings)
+    )
 
 
 def _evaluation_section(
@@ -298,7 +371,7 @@ def registry_entries(
     return result
 
 
-@dg.asset(**COMMON, kinds={"shap", "postgres"})
+@dg.asset(**COMMON, kinds={"shap", "postgres"}, check_specs=check_specs("feature_importance"))
 def feature_importance(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -306,7 +379,7 @@ def feature_importance(
     registry_entries: dict[str, dict[str, Any]],
     retrain: RetrainResource,
     brain: BrainResource,
-) -> dict[str, dict[str, Any]]:
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """SHAP, permutation and correlation importance of each new model, stored with ranks."""
     settings = retrain.settings()
     result: dict[str, dict[str, Any]] = {}
@@ -340,8 +413,10 @@ def feature_importance(
         if not top.empty:
             chart = importance_bars_png(top, f"{symbol}: {top['method'].iloc[0]} importance")
             sections.append(f"### {symbol}\n\n" + markdown_image(chart, f"{symbol} importance"))
-    context.add_output_metadata({"importance": dg.MetadataValue.md("\n\n".join(sections))})
-    return result
+    yield dg.Output(result, metadata={"importance": dg.MetadataValue.md("\n\n".join(sections))})
+    yield from record_checks(
+        brain.library, context.run.run_id, evaluate("feature_importance", result, settings)
+    )
 
 
 retrain_assets = [

@@ -1,26 +1,32 @@
-"""Asset checks generated from the Pandera schemas of brain_assets.quality.
+"""Data-quality checks generated from the Pandera schemas, evaluated inside the asset they guard.
 
-One factory makes every check: it validates each symbol of the run with the core runner, writes
-every result (pass or fail) to ``data_quality_logs``, and fails when any symbol fails. Blocking
-ERROR checks stop the run's downstream assets, so no model trains on bad data. Dagster's checks
-are per asset, not per partition: in a single run over several symbols, one bad symbol stops the
-downstream assets of all of them (the schedule launches one run per symbol for that reason).
+Each check is declared once (schema-backed evaluation, severity, blocking) and becomes an
+``AssetCheckSpec`` on its asset, partitioned by symbol. The asset evaluates it on the values it
+has just computed, so a check only ever sees its own run's symbols: a separate ``@asset_check``
+is not partitioned in the same way, and its input would load every symbol ever stored, letting one
+bad symbol fail every other symbol's runs. In a run for one symbol, Dagster records the result
+against that symbol's partition; a failed blocking (ERROR) check fails the step, so nothing
+downstream runs and the run-failure alert fires.
 """
 
+from __future__ import annotations
+
 import logging
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from brain_assets.defs.resources import BrainResource, RetrainResource
-from brain_assets.defs.retrain import assets
+from brain_assets.defs.partitions import symbols
 from brain_assets.defs.retrain.metadata import markdown_table
 from brain_assets.events import log_event
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.quality.run import CheckOutcome, features_checks, ohlcv_checks, run_check
+from brain_assets.quality.run import CheckOutcome, features_checks, run_check
 from brain_assets.quality.schemas import ImportanceSchema, MetricsSchema
+from brain_assets.store.library import BrainLibrary
 
 Evaluate = Callable[[Any, RetrainSettings], CheckOutcome]
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
@@ -38,89 +44,33 @@ REQUIRED_METRICS = (
 )
 
 
-def quality_check(
-    asset: dg.AssetsDefinition,
-    name: str,
-    evaluate: Evaluate,
-    *,
-    severity: str,
-    blocking: bool,
-    description: str,
-) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=name, blocking=blocking, description=description)
-    def _check(
-        context: dg.AssetCheckExecutionContext,
-        value: Mapping[str, Any],
-        brain: BrainResource,
-        retrain: RetrainResource,
-    ) -> dg.AssetCheckResult:
-        settings = retrain.settings()
-        outcomes = {symbol: evaluate(item, settings) for symbol, item in value.items()}
-        brain.library.log_data_quality_many(
-            {
-                "symbol": symbol,
-                "check_name": name,
-                "severity": outcome.severity,
-                "passed": outcome.passed,
-                "failure_count": outcome.failure_count,
-                "details": {
-                    "message": outcome.message,
-                    "rows": outcome.row_count,
-                    "failure_cases": outcome.failure_cases[:5],
-                    "run_id": context.op_execution_context.run_id,
-                },
-            }
-            for symbol, outcome in outcomes.items()
-        )
-        failed = [symbol for symbol, outcome in outcomes.items() if not outcome.passed]
-        for symbol in failed:
-            log_event(
-                "data_quality_failed",
-                logging.WARNING,
-                symbol=symbol,
-                check=name,
-                severity=outcomes[symbol].severity,
-                failures=outcomes[symbol].failure_count,
+@dataclass(frozen=True)
+class QualityCheck:
+    """One check: which asset it guards and how it judges one symbol's value.
+
+    ``evaluate`` is None for the bar checks, whose outcomes come from ``prepare_bars`` (they
+    need the cleaning report as well as the value).
+    """
+
+    asset: str
+    name: str
+    severity: str
+    blocking: bool
+    description: str
+    evaluate: Evaluate | None = None
+
+    def spec(self) -> dg.AssetCheckSpec:
+        # Partitioned check specs are a preview feature of Dagster 1.13, used deliberately (the
+        # UI then shows each symbol's result); the snapshot test pins the behaviour we rely on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            return dg.AssetCheckSpec(
+                self.name,
+                asset=self.asset,
+                blocking=self.blocking,
+                description=self.description,
+                partitions_def=symbols,
             )
-        cases = [{"symbol": s, **case} for s in failed for case in outcomes[s].failure_cases[:10]]
-        return dg.AssetCheckResult(
-            passed=not failed,
-            severity=SEVERITY[severity],
-            metadata={
-                "failed_symbols": dg.MetadataValue.json(failed),
-                "failure_count": sum(o.failure_count for o in outcomes.values()),
-                "results": dg.MetadataValue.md(
-                    markdown_table(
-                        [
-                            {
-                                "symbol": s,
-                                "passed": o.passed,
-                                "failures": o.failure_count,
-                                "rows": o.row_count,
-                                "message": o.message,
-                            }
-                            for s, o in outcomes.items()
-                        ],
-                        ["symbol", "passed", "failures", "rows", "message"],
-                    )
-                ),
-                "failure_cases": dg.MetadataValue.md(
-                    markdown_table(cases, ["symbol", "check", "column", "index", "failure_case"])
-                )
-                if cases
-                else dg.MetadataValue.text("none"),
-            },
-        )
-
-    return _check
-
-
-def _ohlcv_valid(frame: pd.DataFrame, settings: RetrainSettings) -> CheckOutcome:
-    return ohlcv_checks(frame, min_rows=settings.min_rows, max_gap_bars=settings.max_gap_bars)[0]
-
-
-def _ohlcv_gaps(frame: pd.DataFrame, settings: RetrainSettings) -> CheckOutcome:
-    return ohlcv_checks(frame, min_rows=0, max_gap_bars=settings.max_gap_bars)[1]
 
 
 def _features_valid(table: pd.DataFrame, settings: RetrainSettings) -> CheckOutcome:
@@ -158,46 +108,146 @@ def _importance_valid(entry: Mapping[str, Any], settings: RetrainSettings) -> Ch
     return run_check("importance_valid", ImportanceSchema, frame, severity="ERROR")
 
 
-retrain_checks = [
-    quality_check(
-        assets.market_data,
+QUALITY_CHECKS: tuple[QualityCheck, ...] = (
+    QualityCheck(
+        "market_data",
         "ohlcv_valid",
-        _ohlcv_valid,
-        severity="ERROR",
-        blocking=True,
-        description="OHLCVSchema: unique increasing timestamps, "
-        "consistent OHLC, positive prices, volume >= 0, finite, enough rows",
+        "ERROR",
+        True,
+        "OHLCVSchema on the cleaned bars: unique increasing timestamps, consistent OHLC, "
+        "positive finite prices, volume >= 0, enough rows; and the cleaning dropped or repaired "
+        "no more than its limit",
     ),
-    quality_check(
-        assets.market_data,
+    QualityCheck(
+        "market_data",
         "ohlcv_gaps",
-        _ohlcv_gaps,
-        severity="WARN",
-        blocking=False,
-        description="No gap longer than max_gap_bars bars",
+        "WARN",
+        False,
+        "No gap longer than max_gap_bars bars; says how many modelling rows gaps exclude",
     ),
-    quality_check(
-        assets.features,
+    QualityCheck(
+        "features",
         "features_valid",
+        "ERROR",
+        True,
+        "FeaturesSchema: finite floats, increasing index",
         _features_valid,
-        severity="ERROR",
-        blocking=True,
-        description="FeaturesSchema: finite floats, increasing index",
     ),
-    quality_check(
-        assets.model_evaluation,
+    QualityCheck(
+        "model_evaluation",
         "metrics_valid",
+        "ERROR",
+        True,
+        "MetricsSchema: every required metric is finite",
         _metrics_valid,
-        severity="ERROR",
-        blocking=True,
-        description="MetricsSchema: every required metric is finite",
     ),
-    quality_check(
-        assets.feature_importance,
+    QualityCheck(
+        "feature_importance",
         "importance_valid",
+        "ERROR",
+        False,
+        "ImportanceSchema: unique features, finite importance, rank >= 1",
         _importance_valid,
-        severity="ERROR",
-        blocking=False,
-        description="ImportanceSchema: unique features, finite importance, rank >= 1",
     ),
-]
+)
+BY_NAME = {check.name: check for check in QUALITY_CHECKS}
+
+
+def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    """The specs of every check guarding ``asset``, for its decorator."""
+    return [check.spec() for check in QUALITY_CHECKS if check.asset == asset]
+
+
+def evaluate(
+    asset: str, values: Mapping[str, Any], settings: RetrainSettings
+) -> dict[str, dict[str, CheckOutcome]]:
+    """``{check name: {symbol: outcome}}`` for every schema-backed check of ``asset``."""
+    return {
+        check.name: {symbol: check.evaluate(value, settings) for symbol, value in values.items()}
+        for check in QUALITY_CHECKS
+        if check.asset == asset and check.evaluate is not None
+    }
+
+
+def quality_records(
+    name: str, outcomes: Mapping[str, CheckOutcome], run_id: str
+) -> list[dict[str, Any]]:
+    """Rows for ``data_quality_logs``, one per symbol, pass or fail."""
+    return [
+        {
+            "symbol": symbol,
+            "check_name": name,
+            "severity": outcome.severity,
+            "passed": outcome.passed,
+            "failure_count": outcome.failure_count,
+            "details": {
+                "message": outcome.message,
+                "rows": outcome.row_count,
+                "failure_cases": outcome.failure_cases[:5],
+                "run_id": run_id,
+            },
+        }
+        for symbol, outcome in outcomes.items()
+    ]
+
+
+def check_result(name: str, outcomes: Mapping[str, CheckOutcome]) -> dg.AssetCheckResult:
+    """The Dagster result of check ``name`` over the run's symbols (failed if any symbol is)."""
+    check = BY_NAME[name]
+    failed = [symbol for symbol, outcome in outcomes.items() if not outcome.passed]
+    for symbol in failed:
+        log_event(
+            "data_quality_failed",
+            logging.WARNING,
+            symbol=symbol,
+            check=name,
+            severity=outcomes[symbol].severity,
+            failures=outcomes[symbol].failure_count,
+        )
+    cases = [{"symbol": s, **case} for s in failed for case in outcomes[s].failure_cases[:10]]
+    return dg.AssetCheckResult(
+        asset_key=check.asset,
+        check_name=name,
+        passed=not failed,
+        severity=SEVERITY[check.severity],
+        metadata={
+            "failed_symbols": dg.MetadataValue.json(failed),
+            "failure_count": sum(o.failure_count for o in outcomes.values()),
+            "results": dg.MetadataValue.md(
+                markdown_table(
+                    [
+                        {
+                            "symbol": s,
+                            "passed": o.passed,
+                            "failures": o.failure_count,
+                            "rows": o.row_count,
+                            "message": o.message,
+                        }
+                        for s, o in outcomes.items()
+                    ],
+                    ["symbol", "passed", "failures", "rows", "message"],
+                )
+            ),
+            "failure_cases": dg.MetadataValue.md(
+                markdown_table(cases, ["symbol", "check", "column", "index", "failure_case"])
+            )
+            if cases
+            else dg.MetadataValue.text("none"),
+        },
+    )
+
+
+def record_checks(
+    brain: BrainLibrary,
+    run_id: str,
+    outcomes: Mapping[str, Mapping[str, CheckOutcome]],
+    extra_records: Iterable[Mapping[str, Any]] = (),
+) -> list[dg.AssetCheckResult]:
+    """Write every outcome (and ``extra_records``) to the quality log in one transaction, and
+    return the Dagster results to yield."""
+    records = [*extra_records]
+    for name, by_symbol in outcomes.items():
+        records += quality_records(name, by_symbol, run_id)
+    if records:
+        brain.log_data_quality_many(records)
+    return [check_result(name, by_symbol) for name, by_symbol in outcomes.items()]

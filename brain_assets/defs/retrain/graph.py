@@ -1,8 +1,9 @@
-"""Every asset and check of the daily_retrain job, in one list for definitions, tests and bench."""
+"""Every asset of the daily_retrain job, in one list for definitions, tests and bench.
+
+The quality checks are declared on the assets themselves (check_specs), so they travel with them.
+"""
 
 from brain_assets.defs.regimes.assets import volatility_regime
 from brain_assets.defs.retrain.assets import retrain_assets
-from brain_assets.defs.retrain.checks import retrain_checks
 
 DAILY_RETRAIN_ASSETS = [*retrain_assets, volatility_regime]
-DAILY_RETRAIN_CHECKS = retrain_checks

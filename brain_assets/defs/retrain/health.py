@@ -1,0 +1,145 @@
+"""Metadata of the market_data and data_quality assets: what the cleaning did and how each
+symbol's data health moves from run to run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from brain_assets.defs.retrain.metadata import markdown_table
+from brain_assets.market_data.base import MarketData
+from brain_assets.pipeline.bars import CLEANING_CHECK, PreparedBars
+from brain_assets.plots import data_health_png, markdown_image
+from brain_assets.store.library import BrainLibrary
+
+# Runs shown in the health chart: about a month of daily retrains.
+HISTORY_RUNS = 30
+
+
+def bars_metadata(
+    prepared: Mapping[str, PreparedBars], sources: Mapping[str, MarketData]
+) -> dict[str, Any]:
+    rows = []
+    for symbol, p in prepared.items():
+        stamps = p.frame["timestamp"]
+        data = sources[symbol]
+        rows.append(
+            {
+                "symbol": symbol,
+                "raw": p.cleaning.raw_rows,
+                "rows": len(p.frame),
+                "first": str(stamps.min()) if len(stamps) else None,
+                "last": str(stamps.max()) if len(stamps) else None,
+                "frequency": data.frequency,
+                "source": data.source,
+                "synthetic": bool(data.metadata.get("synthetic", False)),
+                "cleaning": p.cleaning.summary(),
+            }
+        )
+    columns = ["symbol", "raw", "rows", "first", "last", "frequency", "source", "synthetic"]
+    return {
+        "rows": dg.MetadataValue.int(sum(len(p.frame) for p in prepared.values())),
+        "bars_dropped": dg.MetadataValue.int(sum(p.cleaning.dropped for p in prepared.values())),
+        "bars_repaired": dg.MetadataValue.int(sum(p.cleaning.repaired for p in prepared.values())),
+        "symbols": dg.MetadataValue.md(markdown_table(rows, columns)),
+        "cleaning": dg.MetadataValue.md(markdown_table(rows, ["symbol", "cleaning"])),
+    }
+
+
+def _actions_table(prepared: Mapping[str, PreparedBars]) -> str:
+    rows = [
+        {
+            "symbol": symbol,
+            "rule": action.rule,
+            "action": action.action,
+            "bars": action.count,
+            "examples": "; ".join(
+                f"{e.get('timestamp')} ({e.get('values')})" for e in action.examples[:3]
+            ),
+        }
+        for symbol, p in prepared.items()
+        for action in p.cleaning.actions
+    ]
+    if not rows:
+        return "No bar needed cleaning."
+    return markdown_table(rows, ["symbol", "rule", "action", "bars", "examples"])
+
+
+def health_history(brain: BrainLibrary, symbol: str, limit: int = HISTORY_RUNS) -> pd.DataFrame:
+    """The symbol's last ``limit`` cleaning records, oldest first: dropped, repaired, blocked."""
+    logs = brain.get_data_quality_logs(symbol, limit=limit * 4)
+    logs = logs[logs["check_name"] == CLEANING_CHECK].head(limit).iloc[::-1]
+    valid = brain.get_data_quality_logs(symbol, limit=limit * 8)
+    valid = valid[valid["check_name"] == "ohlcv_valid"]
+    blocked_runs = {
+        (d or {}).get("run_id")
+        for d, ok in zip(valid["details"], valid["passed"], strict=True)
+        if not ok
+    }
+    cleaning = [(d or {}).get("cleaning", {}) for d in logs["details"]]
+    return pd.DataFrame(
+        {
+            "timestamp": list(logs["timestamp"]),
+            "dropped": [int(c.get("dropped", 0)) for c in cleaning],
+            "repaired": [int(c.get("repaired", 0)) for c in cleaning],
+            "blocked": [(d or {}).get("run_id") in blocked_runs for d in logs["details"]],
+        }
+    )
+
+
+def health_metadata(brain: BrainLibrary, prepared: Mapping[str, PreparedBars]) -> dict[str, Any]:
+    rows = [
+        {
+            "symbol": symbol,
+            "usable": p.usable,
+            "raw": p.cleaning.raw_rows,
+            "kept": p.cleaning.clean_rows,
+            "dropped": p.cleaning.dropped,
+            "repaired": p.cleaning.repaired,
+            "affected": f"{p.cleaning.affected_fraction:.2%}",
+            "gaps": None if p.gaps is None else p.gaps.gaps,
+            "rows_excluded_by_gaps": None if p.gaps is None else p.gaps.rows_excluded,
+            "ohlcv_valid": p.valid.message,
+        }
+        for symbol, p in prepared.items()
+    ]
+    charts = []
+    for symbol in prepared:
+        history = health_history(brain, symbol)
+        if len(history):
+            png = data_health_png(history, f"{symbol}: data health, last {len(history)} runs")
+            charts.append(f"### {symbol}\n\n" + markdown_image(png, f"{symbol} data health"))
+    return {
+        # Numbers, so that the UI plots them run after run for each symbol's partition.
+        "blocked_symbols": dg.MetadataValue.int(sum(not p.usable for p in prepared.values())),
+        "bars_dropped": dg.MetadataValue.int(sum(p.cleaning.dropped for p in prepared.values())),
+        "bars_repaired": dg.MetadataValue.int(sum(p.cleaning.repaired for p in prepared.values())),
+        "affected_fraction": dg.MetadataValue.float(
+            max((p.cleaning.affected_fraction for p in prepared.values()), default=0.0)
+        ),
+        "rows_excluded_by_gaps": dg.MetadataValue.int(
+            sum(p.gaps.rows_excluded for p in prepared.values() if p.gaps is not None)
+        ),
+        "health": dg.MetadataValue.md(
+            markdown_table(
+                rows,
+                [
+                    "symbol",
+                    "usable",
+                    "raw",
+                    "kept",
+                    "dropped",
+                    "repaired",
+                    "affected",
+                    "gaps",
+                    "rows_excluded_by_gaps",
+                    "ohlcv_valid",
+                ],
+            )
+        ),
+        "cleaning_applied": dg.MetadataValue.md(_actions_table(prepared)),
+        "history": dg.MetadataValue.md("\n\n".join(charts) if charts else "no history yet"),
+    }
