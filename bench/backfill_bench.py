@@ -279,12 +279,14 @@ def _name(proc: psutil.Process) -> str:
 
 
 @contextmanager
-def brain_dev(folder: Path, symbols: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def brain_dev(
+    folder: Path, symbols: list[str], extra_env: dict[str, str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """`brain dev` on a fresh BRAIN_HOME with ``symbols`` added; yields (port, startup times).
     Always stops it, and the embedded PostgreSQL it started, on the way out."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_DSN", "DAGSTER_HOME")}
     home = folder / "home"
-    env.update(BRAIN_HOME=str(home), BRAIN_LOG_DIR=str(folder / "logs"))
+    env.update(BRAIN_HOME=str(home), BRAIN_LOG_DIR=str(folder / "logs"), **extra_env)
     startup: dict[str, Any] = {}
     started = time.monotonic()
     added = subprocess.run(
@@ -461,11 +463,11 @@ def compute_from_log(log_dir: Path) -> dict[str, float]:
     return dict(seconds)
 
 
-def one_backfill(n_symbols: int, bars: int) -> dict[str, Any]:
+def one_backfill(n_symbols: int, bars: int, extra_env: dict[str, str]) -> dict[str, Any]:
     symbols = bench_symbols(n_symbols)
     with tempfile.TemporaryDirectory(prefix="brain-backfill-bench-") as name:
         folder = Path(name)
-        with brain_dev(folder, symbols) as (port, startup):
+        with brain_dev(folder, symbols, extra_env) as (port, startup):
             params = launch_params(port, symbols, bars)
             baseline = idle_baseline()
             sampler = CpuSampler().start()
@@ -666,6 +668,88 @@ def median_of(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
 
+def print_report(data: dict[str, Any]) -> None:
+    backfills: list[dict[str, Any]] = data["backfill"]
+    in_process: list[dict[str, Any]] = data["in_process"]
+    omp = data.get("omp_num_threads")
+    print(
+        f"\ndaily_retrain over {data['symbols']} symbols, {data['when']}, {data['bars']} bars, "
+        f"models {'+'.join(MODEL_TYPES)}, no LSTM, importance sample 250, "
+        f"{len(backfills)} repetition(s), medians; {data['machine']}"
+        + (f"; brain dev with OMP_NUM_THREADS={omp}" if omp else "")
+    )
+    print(f"{'':36} | {'UI backfill (brain dev)':>24} | {'one in-process run':>20}")
+    print("-" * 86)
+
+    def line(label: str, left: str, right: str = "") -> None:
+        print(f"{label:36} | {left:>24} | {right:>20}")
+
+    def both(key: str, digits: int = 1) -> tuple[str, str]:
+        right = f"{median_of(in_process, key):.{digits}f}" if in_process else "-"
+        return f"{median_of(backfills, key):.{digits}f}", right
+
+    def each(rows: list[dict[str, Any]], key: str) -> str:
+        return " ".join(f"{float(r[key]):.0f}" for r in rows) or "-"
+
+    line(
+        "runs launched / succeeded",
+        f"{median_of(backfills, 'runs_launched'):.0f} / "
+        f"{median_of(backfills, 'runs_succeeded'):.0f}",
+        f"1 / {median_of(in_process, 'success'):.0f}" if in_process else "-",
+    )
+    line("wall time (s)", *both("wall_s"))
+    line("  each repetition (s)", each(backfills, "wall_s"), each(in_process, "wall_s"))
+    line("compute: fit+predict+importance (s)", *both("compute_total_s"))
+    busy = [b["cpu"]["mean_busy_cores"] for b in backfills]
+    busy_in = [r["cpu"]["mean_busy_cores"] for r in in_process]
+    line(
+        "mean busy cores (of 2)",
+        f"{statistics.median(busy):.2f}",
+        f"{statistics.median(busy_in):.2f}" if busy_in else "-",
+    )
+    line("idle baseline busy cores (others)", *both("idle_baseline_busy_cores", 2))
+    line("max runs at once", f"{median_of(backfills, 'max_concurrent_runs'):.0f}", "1")
+    line("mean runs at once", f"{median_of(backfills, 'mean_concurrent_runs'):.2f}", "1")
+    for label, key in (
+        ("launch -> first run created (s)", "first_run_created_after_s"),
+        ("launch -> first run started (s)", "first_run_started_after_s"),
+        ("launch -> last run created (s)", "last_run_created_after_s"),
+        ("per run: wall (s)", "median_run_wall_s"),
+        ("per run: start -> first step (s)", "median_to_first_step_s"),
+        ("per run: outside steps (s)", "median_run_outside_steps_s"),
+        ("per run: wall - compute (s)", "overhead_per_run_s"),
+        ("run end -> next run start (s)", "median_handoff_gap_s"),
+    ):
+        line(label, f"{median_of(backfills, key):.1f}")
+    names = sorted({name for b in backfills for name in b["median_step_s"]})
+    steps = {
+        name: statistics.median(b["median_step_s"][name] for b in backfills)
+        for name in names
+        if all(name in b["median_step_s"] for b in backfills)
+    }
+    print(
+        "per-step median wall (s), backfill runs: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
+    )
+    startups = [b["brain_dev_startup"] for b in backfills]
+    killed = [k for s in startups for k in s["stop"]["killed"]]
+    print(
+        "brain dev startup (s, median): "
+        + ", ".join(
+            f"{label} {statistics.median(float(s[key]) for s in startups):.1f}"
+            for label, key in (
+                ("symbols add", "symbols_add_s"),
+                ("UI", "ui_s"),
+                ("code location", "code_location_s"),
+                ("daemons healthy", "daemons_healthy_s"),
+            )
+        )
+        + f"; SIGTERM to exit (s): {' '.join(str(s['stop']['stopped_s']) for s in startups)}"
+        + f"; killed after SIGTERM: {killed or 'none'}"
+        + f"; embedded server stopped: {all(s['embedded_stopped'] for s in startups)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--symbols", type=int, default=16)
@@ -674,12 +758,24 @@ def main() -> None:
     parser.add_argument(
         "--skip-in-process", action="store_true", help="only the backfill under brain dev"
     )
+    parser.add_argument(
+        "--omp-threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS for brain dev and its runs (results go to "
+        "backfill_bench_omp<N>.json); default: unset, as a user runs it",
+    )
+    parser.add_argument("--report", type=Path, help="print the table of a saved JSON and exit")
     args = parser.parse_args()
+    if args.report:
+        print_report(json.loads(args.report.read_text()))
+        return
     when = time.strftime("%Y-%m-%d %H:%M")
+    extra_env = {} if args.omp_threads is None else {"OMP_NUM_THREADS": str(args.omp_threads)}
     backfills: list[dict[str, Any]] = []
     in_process: list[dict[str, Any]] = []
     for i in range(args.repeats):
-        backfill = one_backfill(args.symbols, args.bars)
+        backfill = one_backfill(args.symbols, args.bars, extra_env)
         backfills.append(backfill)
         print(
             f"  backfill {i + 1}/{args.repeats}: {backfill['runs_launched']} runs, "
@@ -690,97 +786,24 @@ def main() -> None:
             single = one_in_process(args.symbols, args.bars)
             in_process.append(single)
             print(f"  in-process {i + 1}/{args.repeats}: {single['wall_s']:.0f} s", flush=True)
-
-    print(
-        f"\ndaily_retrain over {args.symbols} symbols, {when}, {args.bars} bars, "
-        f"models {'+'.join(MODEL_TYPES)}, no LSTM, importance sample 250, "
-        f"{len(backfills)} repetition(s), medians; {os.cpu_count()} cores"
-    )
-    print(f"{'':34} | {'UI backfill (brain dev)':>24} | {'one in-process run':>20}")
-    print("-" * 84)
-
-    def line(label: str, left: str, right: str = "") -> None:
-        print(f"{label:34} | {left:>24} | {right:>20}")
-
-    line(
-        "runs launched / succeeded",
-        f"{median_of(backfills, 'runs_launched'):.0f} / "
-        f"{median_of(backfills, 'runs_succeeded'):.0f}",
-        "1 / " + (str(sum(r["success"] for r in in_process)) if in_process else "-"),
-    )
-    line(
-        "wall time (s)",
-        f"{median_of(backfills, 'wall_s'):.1f}",
-        f"{median_of(in_process, 'wall_s'):.1f}" if in_process else "-",
-    )
-    line(
-        "compute: fit+predict+importance (s)",
-        f"{median_of(backfills, 'compute_total_s'):.1f}",
-        f"{median_of(in_process, 'compute_total_s'):.1f}" if in_process else "-",
-    )
-    line(
-        "mean busy cores (of 2)",
-        f"{statistics.median(b['cpu']['mean_busy_cores'] for b in backfills):.2f}",
-        f"{statistics.median(r['cpu']['mean_busy_cores'] for r in in_process):.2f}"
-        if in_process
-        else "-",
-    )
-    line(
-        "idle baseline busy cores (others)",
-        f"{median_of(backfills, 'idle_baseline_busy_cores'):.2f}",
-        f"{median_of(in_process, 'idle_baseline_busy_cores'):.2f}" if in_process else "-",
-    )
-    line("max runs at once", f"{median_of(backfills, 'max_concurrent_runs'):.0f}", "1")
-    line("mean runs at once", f"{median_of(backfills, 'mean_concurrent_runs'):.2f}", "1")
-    line(
-        "launch -> first run created (s)",
-        f"{median_of(backfills, 'first_run_created_after_s'):.1f}",
-    )
-    line(
-        "launch -> first run started (s)",
-        f"{median_of(backfills, 'first_run_started_after_s'):.1f}",
-    )
-    line(
-        "launch -> last run created (s)", f"{median_of(backfills, 'last_run_created_after_s'):.1f}"
-    )
-    line("per run: wall (s)", f"{median_of(backfills, 'median_run_wall_s'):.1f}")
-    line(
-        "per run: start -> first step (s)", f"{median_of(backfills, 'median_to_first_step_s'):.1f}"
-    )
-    line("per run: outside steps (s)", f"{median_of(backfills, 'median_run_outside_steps_s'):.1f}")
-    line("per run: wall - compute (s)", f"{median_of(backfills, 'overhead_per_run_s'):.1f}")
-    line("run end -> next run start (s)", f"{median_of(backfills, 'median_handoff_gap_s'):.1f}")
-    steps = backfills[0]["median_step_s"]
-    print(
-        "per-step median wall (s), backfill runs: "
-        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
-    )
-    startup = backfills[0]["brain_dev_startup"]
-    print(
-        f"brain dev startup (s): symbols add {startup['symbols_add_s']}, UI {startup['ui_s']}, "
-        f"code location {startup['code_location_s']}, daemons healthy "
-        f"{startup['daemons_healthy_s']}; stopped in {startup['stop']['stopped_s']} s, "
-        f"killed after SIGTERM: {startup['stop']['killed'] or 'none'}"
-    )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()} {platform.python_version()}, "
-                f"{os.cpu_count()} cores",
-                "when": when,
-                "symbols": args.symbols,
-                "bars": args.bars,
-                "repeats": args.repeats,
-                "run_config": fast_run_config(args.bars),
-                "backfill": backfills,
-                "in_process": in_process,
-            },
-            indent=2,
-            default=str,
-        )
-    )
-    print(f"wrote {RESULTS}")
+    data = {
+        "machine": f"{platform.machine()} {platform.python_version()}, {os.cpu_count()} cores",
+        "when": when,
+        "symbols": args.symbols,
+        "bars": args.bars,
+        "repeats": args.repeats,
+        "omp_num_threads": args.omp_threads,
+        "run_config": fast_run_config(args.bars),
+        "backfill": backfills,
+        "in_process": in_process,
+    }
+    print_report(data)
+    results = RESULTS
+    if args.omp_threads is not None:
+        results = RESULTS.with_name(f"backfill_bench_omp{args.omp_threads}.json")
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(data, indent=2, default=str))
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":

@@ -104,17 +104,18 @@ def data_health_png(history: pd.DataFrame, title: str) -> bytes:
         color="#edae49",
         label="bars repaired",
     )
+    top = float(max(1, (history["dropped"] + history["repaired"]).max()))
     blocked = [i for i, flag in enumerate(history["blocked"]) if flag]
     if blocked:
-        top = float(max(1, (history["dropped"] + history["repaired"]).max()))
-        axis.scatter(blocked, [top * 1.05] * len(blocked), marker="v", color="black", zorder=3)
+        axis.scatter(blocked, [top * 1.08] * len(blocked), marker="v", color="black", zorder=3)
         axis.plot([], [], "v", color="black", label="blocked (nothing trained)")
+    axis.set_ylim(0, top * 1.18)
     labels = [pd.Timestamp(t).strftime("%m-%d %H:%M") for t in history["timestamp"]]
     step = max(1, len(labels) // 10)
     axis.set_xticks(list(positions)[::step], labels[::step], rotation=30, fontsize=7)
     axis.set_ylabel("bars")
     axis.set_title(title)
-    axis.legend(loc="upper left", fontsize=7)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return _png(figure)
 
 

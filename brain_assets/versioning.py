@@ -141,8 +141,17 @@ class ModelVersioning:
     ) -> str:
         """Register a version; it becomes active if it is the symbol's first, or if its composite
         score is not worse than the active version's beyond the tolerance. Otherwise it stays an
-        inactive challenger. Extra keyword arguments go to BrainLibrary.register_model."""
+        inactive challenger. Extra keyword arguments go to BrainLibrary.register_model. With a
+        ``fingerprint`` that the symbol already has, the existing version's model_id is returned
+        and nothing is written or decided."""
         with self.brain.transaction() as conn:
+            fingerprint = details.get("fingerprint")
+            if fingerprint is not None:
+                # The same training registered again is the same version: no copy, no decision.
+                self.brain.lock_symbol(symbol)
+                existing = self.brain.find_model_by_fingerprint(symbol, fingerprint)
+                if existing is not None:
+                    return existing
             model_id = self.brain.register_model(
                 symbol, model_type, artifact, metrics=metrics, **details
             )

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from brain_assets.defs.resources import CleaningConfig, MarketDataResource, RetrainResource
+from brain_assets.defs.retrain.assets import BLOCKED_TAG
 from brain_assets.store.embedded import EmbeddedServer
 from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import TEMPLATE
@@ -122,8 +123,11 @@ def test_inconsistent_candles_and_conflicting_duplicates_follow_the_policy(dsn: 
 
 
 def test_a_broken_feed_is_blocked_and_reported(dsn: str) -> None:
-    result = retrain(dg.DagsterInstance.ephemeral(), dsn, ["BROKEN/USD"])
+    instance = dg.DagsterInstance.ephemeral()
+    result = retrain(instance, dsn, ["BROKEN/USD"])
     assert not result.success  # a blocking failure fails the run, so the failure alert fires
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags[BLOCKED_TAG] == "BROKEN/USD"
     assert materialised(result) == {(key, "BROKEN/USD") for key in BAR_OUTPUTS}
     check = evaluations(result)["ohlcv_valid"]
     assert not check.passed

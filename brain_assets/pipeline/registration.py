@@ -16,6 +16,9 @@ from brain_assets.versioning import ModelVersioning
 @dataclass
 class Registration:
     model_ids: dict[str, str] = field(default_factory=dict)
+    """Model type -> model_id, new or (same fingerprint) already registered."""
+    new_model_ids: dict[str, str] = field(default_factory=dict)
+    """The versions this call added; a repeated registration adds none."""
     active_model_id: str | None = None
     promoted: list[str] = field(default_factory=list)
 
@@ -29,6 +32,7 @@ def register_symbol(
     *,
     per_regime_by_type: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     tolerance: float = 0.0,
+    run_id: str | None = None,
 ) -> Registration:
     """All of a symbol's new versions, as one transaction.
 
@@ -44,8 +48,23 @@ def register_symbol(
 
     result = Registration()
     with brain.transaction():
+        # Held to the end: the "already registered?" answers below stay true while we write.
+        brain.lock_symbol(symbol)
         before = brain.get_active_model(symbol)
         for artifact in sorted(artifacts, key=score, reverse=True):
+            fingerprint = artifact.fingerprint or None
+            if fingerprint is not None:
+                existing = brain.find_model_by_fingerprint(symbol, fingerprint)
+                if existing is not None:
+                    result.model_ids[artifact.model_type] = existing
+                    continue
+            lineage: dict[str, Any] = {
+                "horizon": artifact.horizon,
+                "fingerprint": fingerprint,
+                "run_id": run_id,
+                "data_start": artifact.data_start or None,
+                "data_end": artifact.data_end or None,
+            }
             result.model_ids[artifact.model_type] = versioning.register_version(
                 symbol,
                 artifact.model_type,
@@ -57,7 +76,9 @@ def register_symbol(
                 training_end=artifact.training_end,
                 artifact_format=artifact.artifact_format,
                 periods_per_year=periods_per_year,
+                **lineage,
             )
+            result.new_model_ids[artifact.model_type] = result.model_ids[artifact.model_type]
             per_regime = (per_regime_by_type or {}).get(artifact.model_type)
             if per_regime:
                 store_regime_metrics(

@@ -8,6 +8,7 @@ unseen by every model.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 from brain_assets.errors import ArtifactIntegrityError
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import split_columns
+from brain_assets.pipeline.lineage import model_fingerprint, table_digest
 from brain_assets.pipeline.lstm_model import fit_lstm
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.training.models import train_model
@@ -41,6 +43,12 @@ class TrainedArtifact:
     fit_seconds: float
     training_start: str
     training_end: str
+    horizon: int = 1
+    fingerprint: str = ""
+    """The version's identity (see pipeline.lineage); empty for artifacts made before it."""
+    data_start: str = ""
+    data_end: str = ""
+    """First and last row of the modelling table the model was trained and evaluated on."""
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -91,6 +99,7 @@ def train_symbol(
     X, y, _ = split_columns(table)
     X_train, y_train = X.iloc[split.train], y.iloc[split.train]
     start, end = X_train.index[0], X_train.index[-1]
+    digest = table_digest(table)
     artifacts = []
     for model_type in settings.trained_model_types:
         if model_type == LSTM_MODEL_TYPE:
@@ -109,6 +118,15 @@ def train_symbol(
                 training_start=start.isoformat(),
                 training_end=end.isoformat(),
             )
+        artifact = dataclasses.replace(
+            artifact,
+            horizon=settings.horizon,
+            fingerprint=model_fingerprint(
+                symbol, model_type, artifact.hyperparameters, settings, digest
+            ),
+            data_start=table.index[0].isoformat(),
+            data_end=table.index[-1].isoformat(),
+        )
         log_event(
             "compute_timing",
             logging.DEBUG,

@@ -19,6 +19,7 @@ from brain_assets.events import log_event
 from brain_assets.store import connection
 from brain_assets.store.dsn import describe_target, mask_dsn
 from brain_assets.store.migrations import apply_migrations, schema_version
+from brain_assets.store.validation import symbol as check_symbol
 
 # Per-symbol writers (registration, activation, rollback) take this advisory lock class with
 # hashtext(symbol) as the second key, so that they serialise per symbol and never block others.
@@ -140,6 +141,13 @@ class StoreBase:
         registered = self._tx_models.get()
         if registered is not None:
             registered.add((model_id, symbol))
+
+    def lock_symbol(self, symbol: str) -> None:
+        """Hold ``symbol``'s writer lock until the enclosing ``transaction()`` ends, so that a
+        read-then-write sequence for the symbol cannot interleave with another writer's."""
+        name = check_symbol(symbol)
+        with self.transaction() as conn:
+            self._lock_symbol(conn, name)
 
     @staticmethod
     def _lock_symbol(conn: psycopg.Connection, symbol: str) -> None:

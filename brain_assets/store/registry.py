@@ -33,6 +33,11 @@ MODEL_COLUMNS = (
     "artifact_sha256",
     "artifact_format",
     "created_at",
+    "horizon",
+    "fingerprint",
+    "run_id",
+    "data_start",
+    "data_end",
 )
 _SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM model_registry"  # noqa: S608 (constant)
 ACTIVATION_COLUMNS = (
@@ -64,6 +69,32 @@ def rolled_back_for_regression(alias: str) -> str:
               WHERE x.model_id = {alias}.model_id AND x.action = 'activated'))"""  # noqa: S608
 
 
+def _lineage(
+    horizon: object,
+    fingerprint: object,
+    run_id: object,
+    data_start: object,
+    data_end: object,
+) -> dict[str, Any]:
+    """Validated lineage values (None where not given)."""
+    if fingerprint is not None:
+        text = check.text(fingerprint, "fingerprint")
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            raise ValueError(f"fingerprint must be 64 lowercase hex digits, got {text!r}")
+        fingerprint = text
+    start = check.optional_timestamp(data_start, "data_start")
+    end = check.optional_timestamp(data_end, "data_end")
+    if start and end and start > end:
+        raise ValueError("data_start must not be after data_end")
+    return {
+        "horizon": None if horizon is None else check.positive_int(horizon, "horizon"),
+        "fingerprint": fingerprint,
+        "run_id": None if run_id is None else check.text(run_id, "run_id"),
+        "data_start": start,
+        "data_end": end,
+    }
+
+
 class RegistryMixin(StoreBase):
     def register_model(
         self,
@@ -80,6 +111,11 @@ class RegistryMixin(StoreBase):
         artifact_format: str = "bytes",
         activate: bool = False,
         periods_per_year: float | None = None,
+        horizon: int | None = None,
+        fingerprint: str | None = None,
+        run_id: str | None = None,
+        data_start: datetime | str | None = None,
+        data_end: datetime | str | None = None,
     ) -> str:
         """Store a new version of a symbol's model and return its model_id.
 
@@ -88,6 +124,11 @@ class RegistryMixin(StoreBase):
         defaults to ``metrics['composite_score']``. With ``activate=True`` the new version becomes
         the symbol's only active one (reason ``manual``); champion/challenger promotion is
         ModelVersioning's job.
+
+        Lineage: ``horizon``, the Dagster ``run_id`` and the data window it was trained and
+        evaluated on. A ``fingerprint`` (64 hex digits, see pipeline.lineage) makes the call
+        idempotent: when the symbol already has a version with it, that version's model_id is
+        returned and nothing is written.
         """
         symbol = check.symbol(symbol)
         model_type = check.text(model_type, "model_type")
@@ -111,18 +152,31 @@ class RegistryMixin(StoreBase):
         if ppy is not None and ppy <= 0:
             raise ValueError("periods_per_year must be positive")
         metrics_json = check.json_document(values, "metrics")
+        lineage = _lineage(horizon, fingerprint, run_id, data_start, data_end)
         sha = hashlib.sha256(data).hexdigest()
         model_id = str(uuid.uuid4())
 
         with self.transaction() as conn:
             self._lock_symbol(conn, symbol)
+            if lineage["fingerprint"] is not None:
+                existing = self._model_with_fingerprint(conn, symbol, lineage["fingerprint"])
+                if existing is not None:
+                    log_event(
+                        "model_version_exists",
+                        symbol=symbol,
+                        model_id=existing,
+                        model_type=model_type,
+                        fingerprint=lineage["fingerprint"],
+                    )
+                    return existing
             # The next version is computed by the INSERT itself, under the symbol's lock.
             created = conn.execute(
                 """INSERT INTO model_registry (model_id, symbol, version, model_type,
                        hyperparameters, feature_names, training_start, training_end, artifact,
-                       artifact_sha256, artifact_format, metrics, composite_score)
+                       artifact_sha256, artifact_format, metrics, composite_score,
+                       horizon, fingerprint, run_id, data_start, data_end)
                    SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
-                          %s, %s, %s, %s::jsonb, %s
+                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s
                    FROM model_registry WHERE symbol = %s
                    RETURNING created_at, version""",
                 (
@@ -138,6 +192,11 @@ class RegistryMixin(StoreBase):
                     fmt,
                     metrics_json,
                     score,
+                    lineage["horizon"],
+                    lineage["fingerprint"],
+                    lineage["run_id"],
+                    lineage["data_start"],
+                    lineage["data_end"],
                     symbol,
                 ),
             ).fetchone()
@@ -256,6 +315,23 @@ class RegistryMixin(StoreBase):
         result = self.get_model(model_id)
         assert result is not None
         return result
+
+    @staticmethod
+    def _model_with_fingerprint(
+        conn: psycopg.Connection, symbol: str, fingerprint: str
+    ) -> str | None:
+        row = conn.execute(
+            "SELECT model_id FROM model_registry WHERE symbol = %s AND fingerprint = %s",
+            (symbol, fingerprint),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def find_model_by_fingerprint(self, symbol: str, fingerprint: str) -> str | None:
+        """The model_id of the symbol's version with this fingerprint, or None."""
+        with self.transaction() as conn:
+            return self._model_with_fingerprint(
+                conn, check.symbol(symbol), check.text(fingerprint, "fingerprint")
+            )
 
     def _require_model(self, conn: psycopg.Connection, model_id: str) -> dict[str, Any]:
         with conn.cursor(row_factory=dict_row) as cur:

@@ -40,6 +40,7 @@ from brain_assets.regimes.evaluation import evaluate_by_regime
 from brain_assets.store.validation import REGIMES
 
 GROUP = "daily_retrain"
+BLOCKED_TAG = "brain/blocked_symbols"
 COMMON: dict[str, Any] = {
     "partitions_def": symbols,
     # One run per symbol: a run is the unit that a blocking check stops, so a bad symbol stops
@@ -112,6 +113,8 @@ def market_data(
     )
     blocked = [symbol for symbol, p in prepared.items() if not p.usable]
     if blocked:
+        # A tag, so that the runs list can be filtered to the runs whose bars were refused.
+        context.instance.add_run_tags(run_id, {BLOCKED_TAG: ",".join(blocked)})
         send_alert(
             "data_quality_blocked",
             {
@@ -120,7 +123,7 @@ def market_data(
                 "reasons": {s: prepared[s].valid.message for s in blocked},
             },
         )
-    selected = context.selected_output_names
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
     if "market_data" in selected:
         yield dg.Output(
             {symbol: p.frame for symbol, p in prepared.items()},
@@ -360,9 +363,11 @@ def registry_entries(
             metrics_by_type,
             evaluation["periods_per_year"],
             per_regime_by_type=evaluation.get("by_regime"),
+            run_id=context.run.run_id,
         )
         result[symbol] = {
             "model_ids": registration.model_ids,
+            "new_model_ids": registration.new_model_ids,
             "active_model_id": registration.active_model_id,
             "promoted": registration.promoted,
         }
@@ -385,12 +390,19 @@ def feature_importance(
     result: dict[str, dict[str, Any]] = {}
     sections = []
     for symbol in each_symbol(context, "feature_importance", list(registry_entries)):
-        model_ids = registry_entries[symbol]["model_ids"]
+        # Versions without a stored analysis: the ones this registration added, and any whose
+        # analysis an earlier, failed run never wrote. A version registered and analysed before
+        # (same fingerprint) is not analysed again.
+        model_ids = {
+            model_type: model_id
+            for model_type, model_id in registry_entries[symbol]["model_ids"].items()
+            if brain.library.get_top_features(symbol, top_n=1, model_id=model_id).empty
+        }
         analyses = analyze_symbol(
             brain.library,
             symbol,
             features[symbol],
-            _artifacts(trained_models[symbol]),
+            [a for a in _artifacts(trained_models[symbol]) if a.model_type in model_ids],
             model_ids,
             settings,
         )
