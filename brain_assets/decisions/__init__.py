@@ -1,0 +1,1 @@
+"""Statistics for deciding between models on noisy data (promotion, activation, rollback)."""
