@@ -106,6 +106,14 @@ query Runs($id: String!, $details: Boolean!) {
   }
 }"""
 
+RUN_EVENTS = """
+query Events($id: ID!) {
+  logsForRun(runId: $id, limit: 60) {
+    __typename ... on EventConnection { events { ... on MessageEvent { eventType timestamp } } }
+  }
+}"""
+LIFECYCLE = ("RUN_ENQUEUED", "RUN_STARTING", "RUN_START")
+
 T = TypeVar("T")
 
 
@@ -141,17 +149,57 @@ def cpu_ticks() -> tuple[int, int]:
     return total - fields[3] - fields[4], total
 
 
-class CpuSampler:
-    """Busy cores of the whole machine, one sample a second, in a background thread."""
+def descends_from(pid: int, roots: set[int], parents: dict[int, int]) -> bool:
+    while pid > 1:
+        if pid in roots:
+            return True
+        pid = parents.get(pid, 0)
+    return False
 
-    def __init__(self, interval_s: float = 1.0) -> None:
+
+class CpuSampler:
+    """Busy cores of the whole machine, one sample a second, in a background thread.
+
+    It also estimates the share of other users (the machine is shared): CPU time of processes
+    that descend neither from this bench nor from a PostgreSQL postmaster of ours (``roots``
+    gives those pids; the postmaster is detached, so it is not our descendant). That figure is a
+    lower bound: a process's CPU in its last second before exiting is not seen.
+    """
+
+    def __init__(
+        self, interval_s: float = 1.0, roots: Callable[[], set[int]] | None = None
+    ) -> None:
         self.interval_s = interval_s
         self.cores = os.cpu_count() or 1
         self.samples: list[tuple[float, float]] = []
+        self.others_cpu_s = 0.0
+        self._roots = roots or (lambda: set())
+        self._seen: dict[tuple[int, float], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._first = cpu_ticks()
         self._last = self._first
+        self._started = time.monotonic()
+
+    def _others(self, record: bool) -> None:
+        """Add the CPU seconds that foreign processes used since the last call."""
+        roots = {os.getpid(), *self._roots()}
+        table = []
+        for proc in psutil.process_iter(["pid", "ppid", "create_time", "cpu_times"]):
+            info = proc.info
+            if info["cpu_times"] is None:
+                continue
+            table.append(info)
+        parents = {info["pid"]: info["ppid"] for info in table}
+        for info in table:
+            key = (info["pid"], info["create_time"])
+            used = info["cpu_times"].user + info["cpu_times"].system
+            before = self._seen.get(key)
+            self._seen[key] = used
+            if not record or descends_from(info["pid"], roots, parents):
+                continue
+            # A process born since the last sample counts from its start.
+            self.others_cpu_s += used - (before if before is not None else 0.0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -160,21 +208,27 @@ class CpuSampler:
             self._last = now
             if total > 0:
                 self.samples.append((time.time(), self.cores * busy / total))
+            self._others(record=True)
 
     def start(self) -> CpuSampler:
+        self._others(record=False)
         self._first = self._last = cpu_ticks()
+        self._started = time.monotonic()
         self._thread.start()
         return self
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join(timeout=5)
+        self._others(record=True)  # the last, partial interval
         end = cpu_ticks()
+        elapsed = time.monotonic() - self._started
         busy, total = end[0] - self._first[0], end[1] - self._first[1]
         per_second = [cores for _, cores in self.samples]
         return {
             # Over the whole interval (exact, not an average of the samples).
             "mean_busy_cores": self.cores * busy / total if total else 0.0,
+            "others_busy_cores_lower_bound": self.others_cpu_s / elapsed if elapsed else 0.0,
             "cores": self.cores,
             "samples": len(per_second),
             "median_sample": statistics.median(per_second) if per_second else None,
@@ -183,6 +237,14 @@ class CpuSampler:
             ),
             "per_second": [round(c, 2) for c in per_second],
         }
+
+
+def postmaster(pgdata: Path) -> set[int]:
+    """The pid of the embedded server's postmaster in ``pgdata``, if it runs."""
+    try:
+        return {int((pgdata / "postmaster.pid").read_text().split()[0])}
+    except (OSError, ValueError, IndexError):
+        return set()
 
 
 def idle_baseline(seconds: float = 5.0) -> float:
@@ -236,7 +298,8 @@ def log_tail(path: Path, chars: int = 3000) -> str:
 
 def stop_group(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     """SIGTERM the process group of `brain dev` (it and every process it started in it), wait,
-    then SIGKILL what is left. Returns what happened, for the report."""
+    then SIGKILL what is left. Returns what happened, with what had to be killed, for the
+    report."""
     pgid = process.pid  # started with start_new_session: its pid is the group id
     members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
     started = time.monotonic()
@@ -247,7 +310,7 @@ def stop_group(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     _, alive = psutil.wait_procs(members, timeout=STOP_TIMEOUT_S)
     killed = []
     for proc in alive:
-        killed.append(f"{proc.pid} {_name(proc)}")
+        killed.append(describe(proc))
         try:
             proc.kill()
         except psutil.NoSuchProcess:
@@ -259,9 +322,20 @@ def stop_group(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     return {
         "stopped_s": round(time.monotonic() - started, 1),
         "members": len(members),
+        "member_commands": [describe(p) for p in members if p.is_running()] if killed else [],
         "killed": killed,
         "returncode": process.returncode,
     }
+
+
+def describe(proc: psutil.Process) -> str:
+    """pid, state, parent and command line (shortened) of a process that would not stop."""
+    try:
+        with proc.oneshot():
+            command = " ".join(proc.cmdline())[:160]
+            return f"{proc.pid} [{proc.status()}, parent {proc.ppid()}] {command}"
+    except psutil.Error as exc:
+        return f"{proc.pid} ({type(exc).__name__})"
 
 
 def _pgid(pid: int) -> int | None:
@@ -269,13 +343,6 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except (ProcessLookupError, PermissionError):
         return None
-
-
-def _name(proc: psutil.Process) -> str:
-    try:
-        return " ".join(proc.cmdline()[:4])
-    except psutil.Error:
-        return "?"
 
 
 @contextmanager
@@ -328,6 +395,9 @@ def brain_dev(
         raise
     finally:
         startup["stop"] = stop_group(process)
+        if startup["stop"]["killed"]:
+            # Dagster's own account of its shutdown, to see which process hung and why.
+            startup["stop"]["output_tail"] = log_tail(output, 6000)
         startup["embedded_stopped"] = stop_embedded(home / "pgdata")
 
 
@@ -403,6 +473,18 @@ def backfill_runs(port: int, backfill_id: str, details: bool = False) -> list[di
     return runs
 
 
+def lifecycle(port: int, run_id: str) -> dict[str, float]:
+    """When the run was queued, handed to the launcher by the run coordinator (RUN_STARTING)
+    and began in its worker process (RUN_START), epoch seconds."""
+    answer = graphql(port, RUN_EVENTS, {"id": run_id})["logsForRun"]
+    times: dict[str, float] = {}
+    for event in answer.get("events") or []:
+        kind = event.get("eventType")
+        if kind in LIFECYCLE and kind not in times:
+            times[kind] = float(event["timestamp"]) / 1000.0
+    return times
+
+
 def backfill_done(port: int, backfill_id: str) -> tuple[str, list[dict[str, Any]]] | None:
     status = graphql(port, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
     if status["__typename"] != "PartitionBackfill":
@@ -470,7 +552,8 @@ def one_backfill(n_symbols: int, bars: int, extra_env: dict[str, str]) -> dict[s
         with brain_dev(folder, symbols, extra_env) as (port, startup):
             params = launch_params(port, symbols, bars)
             baseline = idle_baseline()
-            sampler = CpuSampler().start()
+            pgdata = folder / "home" / "pgdata"
+            sampler = CpuSampler(roots=lambda: postmaster(pgdata)).start()
             launched_at = time.time()
             answer = graphql(port, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
             if answer["__typename"] != "LaunchBackfillSuccess":
@@ -483,6 +566,8 @@ def one_backfill(n_symbols: int, bars: int, extra_env: dict[str, str]) -> dict[s
             observed_done = time.time()
             cpu = sampler.stop()
             runs = backfill_runs(port, backfill_id, details=True)
+            for run in runs:
+                run["lifecycle"] = lifecycle(port, run["runId"])
         compute = compute_from_log(folder / "logs")
         coordinator = (folder / "home" / "dagster_home" / "dagster.yaml").read_text()
     return summarise_backfill(
@@ -497,6 +582,27 @@ def one_backfill(n_symbols: int, bars: int, extra_env: dict[str, str]) -> dict[s
         params,
         coordinator,
     )
+
+
+def launch_overheads(per_run: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Medians of where a run's launch goes: how long a freed queue slot waits until the
+    coordinator launches the next run (RUN_STARTING; it polls, and with two slots run k+2 takes
+    the slot of the k-th end), and the worker's boot before the run begins (RUN_STARTING ->
+    RUN_START: a new process that imports the code location). Dagster 1.13 writes no
+    RUN_DEQUEUED event, so the coordinator's own share is inside the first figure.
+    """
+    life = [r["lifecycle"] for r in per_run if {"RUN_STARTING", "RUN_START"} <= set(r["lifecycle"])]
+
+    def median(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+    ends = sorted(float(r["end"]) for r in per_run)
+    launched = sorted(x["RUN_STARTING"] for x in life)
+    slot_wait = [launched[k + 2] - ends[k] for k in range(len(launched) - 2)]
+    return {
+        "median_slot_free_to_launch_s": median(slot_wait),
+        "median_worker_boot_s": median([x["RUN_START"] - x["RUN_STARTING"] for x in life]),
+    }
 
 
 def summarise_backfill(
@@ -531,7 +637,9 @@ def summarise_backfill(
                 ),
                 "status": run["status"],
                 "queued_s": float(run["startTime"]) - float(run["creationTime"]),
+                "lifecycle": run.get("lifecycle", {}),
                 "wall_s": wall,
+                "end": float(run["endTime"]),
                 "in_steps_s": in_steps,
                 "outside_steps_s": wall - in_steps,
                 "to_first_step_s": (min(s for s, _ in steps) - float(run["startTime"]))
@@ -544,6 +652,7 @@ def summarise_backfill(
                 },
             }
         )
+    launch = launch_overheads(per_run)
     total_compute = sum(compute.get(k, 0.0) for k in ("fit", "predict", "importance"))
     run_wall_sum = sum(r["wall_s"] for r in per_run)
     step_names = sorted({k for r in per_run for k in r["steps_s"]})
@@ -569,6 +678,7 @@ def summarise_backfill(
             name: statistics.median(r["steps_s"][name] for r in per_run if name in r["steps_s"])
             for name in step_names
         },
+        **launch,
         "compute_s": compute,
         "compute_total_s": total_compute,
         "run_wall_sum_s": run_wall_sum,
@@ -620,7 +730,8 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
             logger.addHandler(recorder)
             logger.setLevel(logging.DEBUG)
             baseline = idle_baseline()
-            sampler = CpuSampler().start()
+            pgdata = Path(folder) / "pgdata"
+            sampler = CpuSampler(roots=lambda: postmaster(pgdata)).start()
             started = time.perf_counter()
             try:
                 result = dg.materialize(
@@ -664,6 +775,26 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
+def provenance() -> dict[str, Any]:
+    """What was measured: the commit, files changed since, and the executor of launched runs
+    (the code under test moves; a result without these cannot be compared with another)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30, check=False
+        )
+        return done.stdout.strip()
+
+    from brain_assets.definitions import defs
+
+    executor = getattr(defs.executor, "name", None) or "default (multiprocess in launched runs)"
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "changed_files": git("status", "--porcelain", "--untracked-files=no").splitlines(),
+        "executor": executor,
+    }
+
+
 def median_of(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
@@ -678,6 +809,10 @@ def print_report(data: dict[str, Any]) -> None:
         f"{len(backfills)} repetition(s), medians; {data['machine']}"
         + (f"; brain dev with OMP_NUM_THREADS={omp}" if omp else "")
     )
+    code = data.get("code")
+    if code:
+        changed = len(code["changed_files"])
+        print(f"code: {code['commit']} (+{changed} changed files), executor {code['executor']}")
     print(f"{'':36} | {'UI backfill (brain dev)':>24} | {'one in-process run':>20}")
     print("-" * 86)
 
@@ -708,6 +843,15 @@ def print_report(data: dict[str, Any]) -> None:
         f"{statistics.median(busy_in):.2f}" if busy_in else "-",
     )
     line("idle baseline busy cores (others)", *both("idle_baseline_busy_cores", 2))
+    others = [b["cpu"].get("others_busy_cores_lower_bound") for b in backfills]
+    others_in = [r["cpu"].get("others_busy_cores_lower_bound") for r in in_process]
+    line(
+        "others' busy cores during (>=)",
+        f"{statistics.median(others):.2f}" if all(o is not None for o in others) else "-",
+        f"{statistics.median(others_in):.2f}"
+        if others_in and all(o is not None for o in others_in)
+        else "-",
+    )
     line("max runs at once", f"{median_of(backfills, 'max_concurrent_runs'):.0f}", "1")
     line("mean runs at once", f"{median_of(backfills, 'mean_concurrent_runs'):.2f}", "1")
     for label, key in (
@@ -719,8 +863,11 @@ def print_report(data: dict[str, Any]) -> None:
         ("per run: outside steps (s)", "median_run_outside_steps_s"),
         ("per run: wall - compute (s)", "overhead_per_run_s"),
         ("run end -> next run start (s)", "median_handoff_gap_s"),
+        ("slot free -> next run launched (s)", "median_slot_free_to_launch_s"),
+        ("worker boot: launched -> began (s)", "median_worker_boot_s"),
     ):
-        line(label, f"{median_of(backfills, key):.1f}")
+        if all(b.get(key) is not None for b in backfills):
+            line(label, f"{median_of(backfills, key):.1f}")
     names = sorted({name for b in backfills for name in b["median_step_s"]})
     steps = {
         name: statistics.median(b["median_step_s"][name] for b in backfills)
@@ -766,14 +913,39 @@ def main() -> None:
         "backfill_bench_omp<N>.json); default: unset, as a user runs it",
     )
     parser.add_argument("--report", type=Path, help="print the table of a saved JSON and exit")
+    parser.add_argument("--out", type=Path, help="results file instead of the default")
     args = parser.parse_args()
     if args.report:
         print_report(json.loads(args.report.read_text()))
         return
     when = time.strftime("%Y-%m-%d %H:%M")
+    code = provenance()
     extra_env = {} if args.omp_threads is None else {"OMP_NUM_THREADS": str(args.omp_threads)}
     backfills: list[dict[str, Any]] = []
     in_process: list[dict[str, Any]] = []
+    results = args.out or RESULTS
+    if args.out is None and args.omp_threads is not None:
+        results = RESULTS.with_name(f"backfill_bench_omp{args.omp_threads}.json")
+    results.parent.mkdir(exist_ok=True)
+    data = {
+        "machine": f"{platform.machine()} {platform.python_version()}, {os.cpu_count()} cores",
+        "when": when,
+        "symbols": args.symbols,
+        "bars": args.bars,
+        "repeats": args.repeats,
+        "omp_num_threads": args.omp_threads,
+        "code": code,
+        "run_config": fast_run_config(args.bars),
+        "backfill": backfills,
+        "in_process": in_process,
+    }
+
+    def stop_on_sigterm(signum: int, _frame: object) -> None:
+        # A SIGTERM (the machine is shared) unwinds like an error: brain dev and the embedded
+        # servers are stopped and the temporary folders removed by the finally blocks.
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     for i in range(args.repeats):
         backfill = one_backfill(args.symbols, args.bars, extra_env)
         backfills.append(backfill)
@@ -786,23 +958,10 @@ def main() -> None:
             single = one_in_process(args.symbols, args.bars)
             in_process.append(single)
             print(f"  in-process {i + 1}/{args.repeats}: {single['wall_s']:.0f} s", flush=True)
-    data = {
-        "machine": f"{platform.machine()} {platform.python_version()}, {os.cpu_count()} cores",
-        "when": when,
-        "symbols": args.symbols,
-        "bars": args.bars,
-        "repeats": args.repeats,
-        "omp_num_threads": args.omp_threads,
-        "run_config": fast_run_config(args.bars),
-        "backfill": backfills,
-        "in_process": in_process,
-    }
+        # Written after every repetition, so that an interrupted bench keeps what it measured.
+        data["repeats_done"] = i + 1
+        results.write_text(json.dumps(data, indent=2, default=str))
     print_report(data)
-    results = RESULTS
-    if args.omp_threads is not None:
-        results = RESULTS.with_name(f"backfill_bench_omp{args.omp_threads}.json")
-    results.parent.mkdir(exist_ok=True)
-    results.write_text(json.dumps(data, indent=2, default=str))
     print(f"wrote {results}")
 
 
