@@ -61,6 +61,7 @@ class PreparedBars:
                 "rows": cleaning.raw_rows,
                 "cleaning": cleaning.to_dict(),
                 "gaps": None if self.gaps is None else self.gaps.to_dict(),
+                "usable": self.usable,
                 "run_id": run_id,
             },
         }

@@ -72,20 +72,15 @@ def health_history(brain: BrainLibrary, symbol: str, limit: int = HISTORY_RUNS) 
     """The symbol's last ``limit`` cleaning records, oldest first: dropped, repaired, blocked."""
     logs = brain.get_data_quality_logs(symbol, limit=limit * 4)
     logs = logs[logs["check_name"] == CLEANING_CHECK].head(limit).iloc[::-1]
-    valid = brain.get_data_quality_logs(symbol, limit=limit * 8)
-    valid = valid[valid["check_name"] == "ohlcv_valid"]
-    blocked_runs = {
-        (d or {}).get("run_id")
-        for d, ok in zip(valid["details"], valid["passed"], strict=True)
-        if not ok
-    }
-    cleaning = [(d or {}).get("cleaning", {}) for d in logs["details"]]
+    details = [d or {} for d in logs["details"]]
+    cleaning = [d.get("cleaning", {}) for d in details]
     return pd.DataFrame(
         {
             "timestamp": list(logs["timestamp"]),
             "dropped": [int(c.get("dropped", 0)) for c in cleaning],
             "repaired": [int(c.get("repaired", 0)) for c in cleaning],
-            "blocked": [(d or {}).get("run_id") in blocked_runs for d in logs["details"]],
+            # Each cleaning record carries the bars' verdict in its run.
+            "blocked": [not d.get("usable", True) for d in details],
         }
     )
 
