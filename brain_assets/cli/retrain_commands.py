@@ -194,11 +194,31 @@ def run_dev(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    child = subprocess.Popen(command, cwd=REPO, preexec_fn=restore_signals)
+    # Its own process group, so that whatever dagster dev leaves behind when it exits (a code
+    # server still shutting down, holding the output pipe) can be stopped with it.
+    child = subprocess.Popen(command, cwd=REPO, preexec_fn=restore_signals, start_new_session=True)
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    return child.wait()
+    code = child.wait()
+    _stop_group(child.pid)
+    return code
+
+
+def _stop_group(pgid: int, grace_s: float = 10.0) -> None:
+    """SIGTERM what is left of the process group, then SIGKILL it after ``grace_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
