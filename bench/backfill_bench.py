@@ -714,7 +714,12 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
     from brain_assets.defs.io_manager import BrainIOManager
     from brain_assets.defs.monitoring.resources import MonitoringResource
     from brain_assets.defs.partitions import add_symbols
-    from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+    from brain_assets.defs.resources import (
+        BrainResource,
+        DecisionResource,
+        MarketDataResource,
+        RetrainResource,
+    )
     from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
     from brain_assets.store.embedded import start_embedded
 
@@ -745,6 +750,7 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
                             include_lstm=False, importance_sample=250, model_types=MODEL_TYPES
                         ),
                         "monitoring": MonitoringResource(),
+                        "decisions": DecisionResource(),
                     },
                     tags={
                         "dagster/asset_partition_range_start": symbols[0],

@@ -32,7 +32,12 @@ import psycopg
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import add_symbols
-from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.resources import (
+    BrainResource,
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+)
 from brain_assets.defs.retrain.assets import features, market_data
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
@@ -118,6 +123,7 @@ def one_run(
             "market": MarketDataResource(n_bars=bars),
             "retrain": RETRAIN,
             "monitoring": MonitoringResource(),
+            "decisions": DecisionResource(),
         },
     )
     wall = time.perf_counter() - started

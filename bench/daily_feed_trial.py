@@ -115,7 +115,9 @@ def main() -> None:
                     raise_on_error=False,
                 )
                 with BrainLibrary(dsn) as library:
-                    health = library.get_asset_values("data_quality", [symbol])[symbol]
+                    health = library.get_asset_values(
+                        "data_quality", [symbol], run_id=result.run_id
+                    )[symbol]
                     models = library.list_models(symbol)
                     active = library.get_active_model(symbol)
                 entry = {

@@ -51,7 +51,7 @@ class Recorder(logging.Handler):
 def one_run(server: Any, n_symbols: int, bars: int, retrain: RetrainResource) -> dict[str, Any]:
     from brain_assets.defs.io_manager import BrainIOManager
     from brain_assets.defs.monitoring.resources import MonitoringResource
-    from brain_assets.defs.resources import BrainResource
+    from brain_assets.defs.resources import BrainResource, DecisionResource
 
     dsn = server.ensure_database(f"bench_{uuid.uuid4().hex[:10]}")
     symbols = [f"S{i:02d}/USDT" for i in range(n_symbols)]
@@ -72,6 +72,7 @@ def one_run(server: Any, n_symbols: int, bars: int, retrain: RetrainResource) ->
             "market": MarketDataResource(n_bars=bars),
             "retrain": retrain,
             "monitoring": MonitoringResource(),
+            "decisions": DecisionResource(),
         },
         tags={
             "dagster/asset_partition_range_start": symbols[0],

@@ -16,11 +16,17 @@ from brain_assets.defs.jobs import (
     nightly_feature_analysis_schedule,
 )
 from brain_assets.defs.maintenance.jobs import maintenance_job, maintenance_schedule
+from brain_assets.defs.maintenance.publish import publish_run_values
 from brain_assets.defs.monitoring.assets import live_model_metrics, model_registry_state
 from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedule, rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
-from brain_assets.defs.resources import MarketDataResource, RetrainResource, brain_resource
+from brain_assets.defs.resources import (
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+    brain_resource,
+)
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.logs import LOG_DIR_ENV, configure_logging
 
@@ -38,6 +44,7 @@ def build_resources() -> dict[str, object]:
         # The LSTM trains with the others by default; the demo stays near one minute on 2 cores.
         "retrain": RetrainResource(include_lstm=True),
         "monitoring": MonitoringResource(),
+        "decisions": DecisionResource(),
     }
 
 
@@ -55,6 +62,6 @@ defs = dg.Definitions(
         monitoring_schedule,
         maintenance_schedule,
     ],
-    sensors=[rollback_sensor, *alert_sensors],
+    sensors=[rollback_sensor, publish_run_values, *alert_sensors],
     resources=build_resources(),
 )

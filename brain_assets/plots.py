@@ -122,3 +122,60 @@ def data_health_png(history: pd.DataFrame, title: str) -> bytes:
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown embedding a PNG as a data URI (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def replay_png(timeline: pd.DataFrame, title: str, flip_step: int | None = None) -> bytes:
+    """A replay at a glance: the equity of whichever version traded (flat while standing aside),
+    promotions and rollbacks marked, and the active version underneath. ``flip_step``: the first
+    step whose new bars come from a changed market."""
+    plt = _pyplot()
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    steps = timeline["step"].to_numpy()
+    equity = (1.0 + timeline["period_return"].astype(float)).cumprod().to_numpy()
+    top.step(steps, equity, where="post", color="#1f5fa8", linewidth=1.4, label="active model")
+    versions = [None if pd.isna(v) else int(v) for v in timeline["active_version"]]
+    for step, version in zip(steps, versions, strict=True):
+        if version is None and step < steps[-1]:
+            top.axvspan(step, step + 1, color="#e6e6e6", linewidth=0)
+    marks = {
+        ("activated", "promotion"): ("^", "#2e8b3a", "promotion"),
+        ("deactivated", "rollback"): ("v", "#c0392b", "rollback"),
+    }
+    shown: set[str] = set()
+    for step, value, events in zip(steps, equity, timeline["events"], strict=True):
+        for event in events:
+            mark = marks.get((event["action"], event["reason"]))
+            if mark is None:
+                continue
+            marker, colour, label = mark
+            top.scatter(
+                [step],
+                [value],
+                marker=marker,
+                color=colour,
+                s=60,
+                zorder=3,
+                label=None if label in shown else label,
+            )
+            shown.add(label)
+    if flip_step is not None:
+        # Step flip_step is the first to publish flipped bars: they arrive after the step before.
+        top.axvline(
+            flip_step - 1, color="#8e44ad", linestyle="--", linewidth=1, label="signal flips"
+        )
+    top.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    top.set_ylabel("equity (net of fees)")
+    top.set_title(title)
+    top.legend(loc="best", fontsize=8)
+    bottom.step(
+        steps,
+        [0 if v is None else v for v in versions],
+        where="post",
+        color="#555555",
+        linewidth=1.2,
+    )
+    bottom.set_ylabel("active version\n(0: stand aside)", fontsize=8)
+    bottom.set_xlabel("step")
+    return _png(figure)

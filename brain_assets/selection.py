@@ -51,8 +51,10 @@ class ModelSelector:
         'model_type', 'regime', 'score', 'n_bars', 'reason', 'fallback'}``: ``score`` and
         ``n_bars`` are the model's composite score and bar count in that regime (None and 0 when
         it was never evaluated there), ``fallback`` is True when the regime-based choice was not
-        possible and the active model (or, with none active, the best overall) was taken.
-        Returns None for a symbol without models.
+        possible and the active model (or, with none active, the best tradable one) was taken.
+        When versions exist but none may trade (all below the activation floor or rolled back
+        for a regression), ``model_id`` is None and ``stand_aside`` True: the engine should hold
+        no position. Returns None for a symbol without models.
 
         Raises:
             ValueError: an unknown regime (the message lists the valid ones) or a blank symbol.
@@ -76,7 +78,12 @@ class ModelSelector:
             regime = str(current["regime"])
 
         scores = self.brain.get_regime_scores(symbol)
-        in_regime = scores[scores["regime"] == regime].copy()
+        # Only versions that may trade compete: above the activation floor, not rolled back for
+        # a regression, of one horizon (see BrainLibrary.get_best_model).
+        tradable = set(self.brain.tradable_model_ids(symbol))
+        in_regime = scores[
+            (scores["regime"] == regime) & scores["model_id"].astype(str).isin(tradable)
+        ].copy()
         # A column of NULLs arrives as object dtype, on which comparisons would raise.
         for column in ("composite_score", "n_bars"):
             in_regime[column] = pd.to_numeric(in_regime[column], errors="coerce")
@@ -115,6 +122,7 @@ class ModelSelector:
             "n_bars": n_bars,
             "reason": reason,
             "fallback": False,
+            "stand_aside": False,
         }
 
     def _fallback(
@@ -126,7 +134,20 @@ class ModelSelector:
             model = self.brain.get_best_model(symbol)
             which = "the model with the best overall composite score (no model is active)"
         if model is None:
-            return None
+            status = self.brain.trading_status(symbol)
+            if self.brain.list_models(symbol).empty:
+                return None
+            return {
+                "model_id": None,
+                "version": None,
+                "model_type": None,
+                "regime": regime,
+                "score": None,
+                "n_bars": 0,
+                "reason": f"stand aside: {status['reason']}",
+                "fallback": True,
+                "stand_aside": True,
+            }
         score: float | None = None
         n_bars = 0
         if not in_regime.empty:
@@ -146,4 +167,5 @@ class ModelSelector:
                 f"fell back to {which}, {model['model_type']} v{int(model['version'])}: {why}"
             ),
             "fallback": True,
+            "stand_aside": False,
         }

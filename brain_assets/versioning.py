@@ -1,132 +1,98 @@
-"""Champion/challenger promotion and metric-driven rollback, per symbol, with a history.
+"""Champion/challenger promotion, the activation floor and metric-driven rollback, per symbol.
 
-Relative change
----------------
-A metric's degradation is measured against the baseline recorded when the model was promoted:
+The rules themselves live in :mod:`brain_assets.decisions.policy` (numbers in, verdicts out);
+this module applies them to the registry under the symbol's advisory lock, and writes every
+decision (promotion, challenger kept inactive, rollback, stand aside, rollback deferred or
+impossible) as rows of ``model_activations`` carrying the verdict's numbers, in the same
+transaction as the change.
 
-    higher is better (Sharpe, composite score, ...):  (baseline - new) / max(|baseline|, floor)
-    lower is better (RMSE, |max drawdown|, ...):      (new - baseline) / max(|baseline|, floor)
-
-Positive means worse. Dividing by |baseline| keeps the sign right for a negative baseline (a
-Sharpe of -0.5 falling to -0.8 is a 60% degradation, not an improvement), and the floor keeps a
-baseline at or near zero from turning noise into an infinite change. Floors are per metric in
-the metric's own units (``FLOORS``; 0.1 for ratios such as Sharpe, 0.01 otherwise).
-
-A rollback happens when any monitored metric degrades by more than the threshold (default 5%).
-Every decision (promotion, challenger kept inactive, rollback, rollback impossible) is one row
-or pair of rows in ``model_activations`` carrying the numbers behind it, written in the same
-transaction as the change, under the symbol's advisory lock.
+Each automatic decision records ``as_of``, the last bar it saw, so that the rollback cooldown is
+counted in bars of market time, which a replay of history runs through in minutes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import psycopg
 
 from brain_assets.alerts import send_alert
+from brain_assets.calendar import SECONDS_PER_YEAR
+from brain_assets.decisions.policy import (
+    DEFAULT_FLOOR,
+    DEFAULT_MONITORED,
+    FLOORS,
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    DecisionPolicy,
+    Verdict,
+    assess_regression,
+    floor_verdict,
+    promotion_verdict,
+    relative_degradation,
+    rollback_assessment,
+    rollback_threshold,
+    score_verdict,
+)
 from brain_assets.errors import UnknownModelError
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.registry import rolled_back_for_regression
 
-HIGHER_IS_BETTER = frozenset(
-    {
-        "composite_score",
-        "sharpe_ratio",
-        "sortino_ratio",
-        "calmar_ratio",
-        "directional_accuracy",
-        "information_coefficient",
-        "total_return",
-        "annualized_return",
-        "win_rate",
-        "profit_factor",
-        "r2",
-    }
-)
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "annualized_volatility", "max_drawdown"})
-"""max_drawdown is stored as a negative fraction; its magnitude is what must stay small."""
-FLOORS: dict[str, float] = {
-    "sharpe_ratio": 0.5,
-    "sortino_ratio": 0.5,
-    "calmar_ratio": 0.5,
-    "profit_factor": 0.1,
-    "composite_score": 0.1,
-}
-"""Scales below which a baseline counts as zero, in each metric's units: an annualised Sharpe
-ratio moves by more than 0.5 between two weeks of hourly bars by chance alone, and the composite
-score lives in [-1, 1] with typical values near 0.1."""
-DEFAULT_FLOOR = 0.01
-DEFAULT_MONITORED = ("composite_score", "sharpe_ratio")
-"""Directional accuracy is left out by default: it sits near 0.5, where a relative change says
-little; add it (or any metric of known direction) through ``monitored``."""
+__all__ = [
+    "DEFAULT_FLOOR",
+    "DEFAULT_MONITORED",
+    "FLOORS",
+    "HIGHER_IS_BETTER",
+    "LOWER_IS_BETTER",
+    "ChampionScorer",
+    "DecisionPolicy",
+    "ModelVersioning",
+    "assess_regression",
+    "relative_degradation",
+]
 
+ChampionScorer = Callable[[Mapping[str, Any]], "pd.Series | None"]
+"""Given the active version's registry row, its per-bar net returns on the challenger's test
+bars that it was not trained on (None when it cannot be scored)."""
 
-def relative_degradation(metric: str, baseline: float, new: float) -> float:
-    """How much worse ``new`` is than ``baseline`` as a fraction (negative: better)."""
-    floor = FLOORS.get(metric, DEFAULT_FLOOR)
-    if metric in LOWER_IS_BETTER:
-        if metric == "max_drawdown":
-            baseline, new = abs(baseline), abs(new)
-        return (new - baseline) / max(abs(baseline), floor)
-    if metric in HIGHER_IS_BETTER:
-        return (baseline - new) / max(abs(baseline), floor)
-    raise ValueError(
-        f"metric {metric!r} has no known direction; monitor one of "
-        f"{sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)}"
-    )
-
-
-def assess_regression(
-    baseline: Mapping[str, float],
-    new_metrics: Mapping[str, float],
-    *,
-    threshold: float = 0.05,
-    monitored: Sequence[str] = DEFAULT_MONITORED,
-) -> dict[str, Any]:
-    """Compare monitored metrics present in both; ``regressed`` when any degrades > threshold."""
-    threshold = _threshold(threshold)
-    comparisons: list[dict[str, Any]] = []
-    for metric in monitored:
-        if metric in baseline and metric in new_metrics:
-            change = relative_degradation(metric, float(baseline[metric]), new_metrics[metric])
-            comparisons.append(
-                {
-                    "metric": metric,
-                    "baseline": float(baseline[metric]),
-                    "new": float(new_metrics[metric]),
-                    "relative_degradation": change,
-                }
-            )
-    worst = max(comparisons, key=lambda c: c["relative_degradation"], default=None)
-    return {
-        "regressed": bool(worst and worst["relative_degradation"] > threshold),
-        "threshold": threshold,
-        "worst": worst,
-        "comparisons": comparisons,
-    }
+MAX_ROLLBACK_CANDIDATES = 5
+"""Earlier versions a rollback considers, most recently active first."""
 
 
 def _threshold(value: object) -> float:
-    number = check.finite(value, "rollback_threshold")
-    if not 0 < number <= 1:
-        raise ValueError(f"rollback_threshold must be in (0, 1], got {number}")
-    return number
+    return rollback_threshold(value)
+
+
+def _as_of(value: object) -> str | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    # Naive times are UTC, as everywhere in the Brain; comparing them needs one convention.
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.isoformat()
 
 
 class ModelVersioning:
     """Versions of each symbol's model: which one trades, and why it changed."""
 
-    def __init__(self, brain: BrainLibrary, *, tolerance: float = 0.0) -> None:
+    def __init__(
+        self,
+        brain: BrainLibrary,
+        *,
+        tolerance: float = 0.0,
+        policy: DecisionPolicy | None = None,
+    ) -> None:
         self.brain = brain
-        self.tolerance = check.finite(tolerance, "tolerance")
-        if self.tolerance < 0:
+        tolerance = check.finite(tolerance, "tolerance")
+        if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self.policy = policy if policy is not None else DecisionPolicy(tolerance=tolerance)
+        self.tolerance = self.policy.tolerance
 
     # -- registration -------------------------------------------------------------------------
 
@@ -137,13 +103,22 @@ class ModelVersioning:
         artifact: bytes,
         *,
         metrics: Mapping[str, float],
+        bar_returns: pd.Series | None = None,
+        champion_returns: ChampionScorer | None = None,
+        n_challengers: int = 1,
+        as_of: object = None,
         **details: Any,
     ) -> str:
-        """Register a version; it becomes active if it is the symbol's first, or if its composite
-        score is not worse than the active version's beyond the tolerance. Otherwise it stays an
-        inactive challenger. Extra keyword arguments go to BrainLibrary.register_model. With a
-        ``fingerprint`` that the symbol already has, the existing version's model_id is returned
-        and nothing is written or decided."""
+        """Register a version and decide whether it trades.
+
+        It becomes active when it passes the activation floor and either the symbol has no
+        active version of its horizon, or it beats the active one: with the default policy on
+        a paired test of ``bar_returns`` (its per-bar net returns on its test segment, indexed
+        by bar time) against ``champion_returns(active)`` on their common bars; with
+        ``promotion_confidence=None`` by composite score. Otherwise it stays an inactive
+        challenger and the reason is recorded. Extra keyword arguments go to
+        BrainLibrary.register_model. With a ``fingerprint`` that the symbol already has, the
+        existing version's model_id is returned and nothing is written or decided."""
         with self.brain.transaction() as conn:
             fingerprint = details.get("fingerprint")
             if fingerprint is not None:
@@ -152,15 +127,20 @@ class ModelVersioning:
                 existing = self.brain.find_model_by_fingerprint(symbol, fingerprint)
                 if existing is not None:
                     return existing
+            floor = floor_verdict(metrics, self.policy)
+            credible = floor.passed if self.policy.has_floor else None
             model_id = self.brain.register_model(
-                symbol, model_type, artifact, metrics=metrics, **details
+                symbol, model_type, artifact, metrics=metrics, credible=credible, **details
             )
             self.brain._lock_symbol(conn, symbol)
             model = self.brain._require_model(conn, model_id)
             active = self._active(conn, model["symbol"])
-            decision = self._promotion_decision(model, active)
-            if decision["promote"]:
-                self._activate(conn, model, reason="promotion", details=decision)
+            decision = self._promotion_decision(
+                model, active, floor, bar_returns, champion_returns, n_challengers
+            )
+            record = {**decision.to_json(), "floor": floor.to_json(), "as_of": _as_of(as_of)}
+            if decision.passed:
+                self._activate(conn, model, reason="promotion", details=record)
             else:
                 self.brain.record_activation_event(
                     conn,
@@ -168,39 +148,60 @@ class ModelVersioning:
                     model_id,
                     model["version"],
                     action="kept_inactive",
-                    reason="challenger",
-                    details=decision,
+                    reason="below_floor" if not floor.passed else "challenger",
+                    details=record,
                 )
         return model_id
 
     def _promotion_decision(
-        self, model: Mapping[str, Any], active: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        score = model["composite_score"]
+        self,
+        model: Mapping[str, Any],
+        active: Mapping[str, Any] | None,
+        floor: Verdict,
+        bar_returns: pd.Series | None,
+        champion_returns: ChampionScorer | None,
+        n_challengers: int,
+    ) -> Verdict:
+        if not floor.passed:
+            return Verdict(False, f"below the activation floor: {floor.rule}")
         if active is None:
-            return {
-                "promote": True,
-                "rule": "first version of the symbol",
-                "candidate_score": score,
-            }
-        active_score = active["composite_score"]
-        if active_score is None:
-            promote, rule = score is not None, "the active version has no score"
-        elif score is None:
-            promote, rule = False, "the candidate has no composite score"
-        else:
-            margin = self.tolerance * max(abs(active_score), DEFAULT_FLOOR)
-            promote = score >= active_score - margin
-            rule = "candidate score >= active score - tolerance * max(|active score|, floor)"
-        return {
-            "promote": promote,
-            "rule": rule,
-            "candidate_score": score,
+            return Verdict(True, "no active version: the first credible one trades")
+        against = {
             "active_model_id": active["model_id"],
             "active_version": active["version"],
-            "active_score": active_score,
-            "tolerance": self.tolerance,
+            "active_score": active["composite_score"],
+            "candidate_score": model["composite_score"],
         }
+        if (
+            active["horizon"] is not None
+            and model["horizon"] is not None
+            and active["horizon"] != model["horizon"]
+        ):
+            return Verdict(
+                False,
+                f"horizon {model['horizon']} differs from the active version's "
+                f"{active['horizon']}: versions of different horizons do not compete (an "
+                "operator promotes across horizons)",
+                against,
+            )
+        if self.policy.promotion_confidence is None:
+            seed = score_verdict(
+                model["composite_score"], active["composite_score"], self.tolerance
+            )
+            return Verdict(seed.passed, seed.rule, {**seed.details, **against})
+        if bar_returns is None or champion_returns is None:
+            return Verdict(
+                False,
+                "no per-bar returns to compare the challenger with the champion on common bars",
+                against,
+            )
+        champion = champion_returns(active)
+        if champion is None:
+            return Verdict(
+                False, "the champion could not be scored on the challenger's test bars", against
+            )
+        verdict = promotion_verdict(bar_returns, champion, self.policy, n_challengers=n_challengers)
+        return Verdict(verdict.passed, verdict.rule, {**verdict.details, **against})
 
     # -- operators ----------------------------------------------------------------------------
 
@@ -231,9 +232,13 @@ class ModelVersioning:
                     raise ValueError(f"{symbol} has no version {version}")
                 target = self.brain._require_model(conn, row[0])
             else:
-                previous = self._previous_good(conn, symbol, active)
+                previous, _ = self._rollback_target(conn, symbol, active, operator=True)
                 if previous is None:
-                    raise ValueError(f"{symbol} has no earlier version to roll back to")
+                    raise ValueError(
+                        f"{symbol} has no earlier version to roll back to (one of the same "
+                        "horizon, above the activation floor and not rolled back for a "
+                        "regression); name one with to_version"
+                    )
                 target = previous
             details = {
                 "requested": "rollback",
@@ -258,11 +263,45 @@ class ModelVersioning:
         return self.brain.get_activation_history(symbol)
 
     def baseline(self, model_id: str) -> dict[str, float]:
-        """The metrics a model was last activated with: what its live metrics are judged by."""
+        """The metrics a model was last activated with: the seed's rollback baseline."""
         with self.brain.transaction() as conn:
             return self._baseline(
                 conn, self.brain._require_model(conn, check.text(model_id, "model_id"))
             )
+
+    def assess(
+        self,
+        model_id: str,
+        new_metrics: Mapping[str, float],
+        rollback_threshold: float = 0.05,
+        *,
+        monitored: Sequence[str] = DEFAULT_MONITORED,
+    ) -> dict[str, Any]:
+        """The rollback assessment of ``model_id``'s live metrics under this policy (no writes)."""
+        threshold = _threshold(rollback_threshold)
+        with self.brain.transaction() as conn:
+            model = self.brain._require_model(conn, check.text(model_id, "model_id"))
+            return self._assess(conn, model, new_metrics, threshold, monitored)
+
+    def _assess(
+        self,
+        conn: psycopg.Connection,
+        model: Mapping[str, Any],
+        live: Mapping[str, float],
+        threshold: float,
+        monitored: Sequence[str],
+    ) -> dict[str, Any]:
+        registration = {
+            k: float(v) for k, v in (model["metrics"] or {}).items() if isinstance(v, int | float)
+        }
+        return rollback_assessment(
+            registration,
+            self._baseline(conn, model),
+            live,
+            self.policy,
+            threshold=threshold,
+            monitored=monitored,
+        )
 
     # -- automatic rollback -------------------------------------------------------------------
 
@@ -274,12 +313,26 @@ class ModelVersioning:
         rollback_threshold: float = 0.05,
         *,
         monitored: Sequence[str] = DEFAULT_MONITORED,
+        as_of: object = None,
+        candidates: Mapping[str, Mapping[str, float]] | None = None,
     ) -> bool:
-        """Roll ``symbol`` back to its previous good version when the active ``model_id``'s
-        ``new_metrics`` regress beyond the threshold against its promotion baseline.
+        """Roll ``symbol`` back when the active ``model_id``'s live ``new_metrics`` regressed.
 
-        Returns True when a rollback happened. A model that is no longer active (already rolled
-        back, or replaced) is left alone: the same check run twice rolls back once.
+        With the default policy a regression is a live Sharpe ratio more than the threshold
+        (5%) below the version's deflated test Sharpe ratio AND significantly below it (see
+        decisions.policy); with ``rollback_confidence=None`` it is the seed's rule, any
+        monitored metric more than the threshold below the activation baseline.
+
+        No automatic rollback happens within ``cooldown_bars`` of the symbol's last automatic
+        activation change (``as_of``: the last bar of the live window). The target is the most
+        recently active earlier version of the same horizon that is above the activation floor,
+        was not itself rolled back for a regression, and, when ``candidates`` carries its live
+        metrics on the same recent bars, has not regressed there too. When none qualifies the
+        symbol stands aside (no active version) under the default policy, and keeps its model
+        with a warning under the seed's.
+
+        Returns True when the active model was taken out. A model that is no longer active
+        (already rolled back, or replaced) is left alone: the same check run twice acts once.
         """
         threshold = _threshold(rollback_threshold)
         model_id = check.text(model_id, "model_id")
@@ -287,6 +340,7 @@ class ModelVersioning:
         values = check.metrics(new_metrics, "new_metrics")
         for metric in monitored:
             relative_degradation(metric, 0.0, 0.0)  # unknown direction -> ValueError up front
+        stamp = _as_of(as_of)
         with self.brain.transaction() as conn:
             model = self.brain._require_model(conn, model_id)
             if model["symbol"] != symbol:
@@ -297,9 +351,7 @@ class ModelVersioning:
             active = self._active(conn, symbol)
             if active is None or active["model_id"] != model_id:
                 return False
-            assessment = assess_regression(
-                self._baseline(conn, model), values, threshold=threshold, monitored=monitored
-            )
+            assessment = self._assess(conn, model, values, threshold, monitored)
             if not assessment["regressed"]:
                 return False
             worst = assessment["worst"]
@@ -313,10 +365,42 @@ class ModelVersioning:
                 "new_value": worst["new"],
                 "relative_degradation": worst["relative_degradation"],
                 "threshold": threshold,
+                "rule": assessment.get("rule"),
+                "p_value": assessment.get("p_value"),
                 "comparisons": assessment["comparisons"],
+                "as_of": stamp,
             }
-            previous = self._previous_good(conn, symbol, model)
-            if previous is None:
+            waited = self._bars_since_last_change(conn, symbol, stamp, values)
+            if waited is not None and waited < self.policy.cooldown_bars:
+                self.brain.record_activation_event(
+                    conn,
+                    symbol,
+                    model_id,
+                    model["version"],
+                    action="warning",
+                    reason="rollback_deferred",
+                    details={
+                        **details,
+                        "message": f"regressed, but only {waited:.0f} bars since the last "
+                        f"automatic change; the cooldown is {self.policy.cooldown_bars} bars",
+                    },
+                )
+                return False
+            target, skipped = self._rollback_target(conn, symbol, model, candidates, threshold)
+            details["skipped"] = skipped
+            if target is not None:
+                details["rolled_back_to"] = target["model_id"]
+                self._activate(conn, target, reason="rollback", details=details)
+                event = "model_rollback"
+            elif self.policy.rollback_confidence is not None:
+                self.brain._deactivate(
+                    conn,
+                    symbol,
+                    reason="rollback",
+                    details={**details, "stand_aside": True},
+                )
+                event = "model_stand_aside"
+            else:
                 self.brain.record_activation_event(
                     conn,
                     symbol,
@@ -326,14 +410,10 @@ class ModelVersioning:
                     reason="rollback_unavailable",
                     details={**details, "message": "no earlier version to roll back to"},
                 )
-                outcome = False
-            else:
-                details["rolled_back_to"] = previous["model_id"]
-                self._activate(conn, previous, reason="rollback", details=details)
-                outcome = True
+                event = "model_rollback_unavailable"
         # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
         send_alert(
-            "model_rollback" if outcome else "model_rollback_unavailable",
+            event,
             {
                 "symbol": symbol,
                 "regressed_model_id": model_id,
@@ -343,10 +423,11 @@ class ModelVersioning:
                 "new": worst["new"],
                 "relative_degradation": round(worst["relative_degradation"], 4),
                 "threshold": threshold,
+                "p_value": assessment.get("p_value"),
                 "trigger": "metric_regression",
             },
         )
-        return outcome
+        return event != "model_rollback_unavailable"
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -403,16 +484,105 @@ class ModelVersioning:
         baseline = row[0] if row and row[0] else model["metrics"]
         return {k: float(v) for k, v in baseline.items() if isinstance(v, int | float)}
 
-    def _previous_good(
-        self, conn: psycopg.Connection, symbol: str, current: Mapping[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """The most recently active other version not since rolled back for a regression."""
+    @staticmethod
+    def _bars_since_last_change(
+        conn: psycopg.Connection, symbol: str, as_of: str | None, live: Mapping[str, float]
+    ) -> float | None:
+        """Bars between the symbol's last automatic activation change and ``as_of``."""
+        ppy = live.get("periods_per_year")
+        if as_of is None or not ppy:
+            return None
         row = conn.execute(
-            "SELECT a.model_id FROM model_activations a"  # noqa: S608 (fixed SQL only)
+            """SELECT details ->> 'as_of' FROM model_activations
+               WHERE symbol = %s AND action IN ('activated', 'deactivated')
+                 AND details ->> 'as_of' IS NOT NULL
+               ORDER BY activation_id DESC LIMIT 1""",
+            (symbol,),
+        ).fetchone()
+        if row is None:
+            return None
+        seconds = (pd.Timestamp(as_of) - pd.Timestamp(row[0])).total_seconds()
+        return seconds / (SECONDS_PER_YEAR / float(ppy))
+
+    def rollback_candidates(self, symbol: str) -> list[dict[str, Any]]:
+        """Earlier versions a rollback of ``symbol`` would consider, most recently active first
+        (before the eligibility checks that need their live metrics)."""
+        symbol = check.symbol(symbol)
+        with self.brain.transaction() as conn:
+            active = self._active(conn, symbol)
+            return [
+                self.brain._require_model(conn, model_id)
+                for model_id in self._candidate_ids(conn, symbol, active)
+            ]
+
+    @staticmethod
+    def _candidate_ids(
+        conn: psycopg.Connection, symbol: str, current: Mapping[str, Any] | None
+    ) -> list[str]:
+        rows = conn.execute(
+            "SELECT a.model_id, max(a.activation_id) AS last FROM model_activations a"  # noqa: S608
             " WHERE a.symbol = %(symbol)s AND a.action = 'activated'"
             " AND a.model_id IS DISTINCT FROM %(current)s"
             f" AND NOT {rolled_back_for_regression('a')}"
-            " ORDER BY a.created_at DESC, a.activation_id DESC LIMIT 1",
-            {"symbol": symbol, "current": None if current is None else current["model_id"]},
-        ).fetchone()
-        return None if row is None else self.brain._require_model(conn, row[0])
+            " GROUP BY a.model_id ORDER BY last DESC LIMIT %(limit)s",
+            {
+                "symbol": symbol,
+                "current": None if current is None else current["model_id"],
+                "limit": MAX_ROLLBACK_CANDIDATES,
+            },
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def _rollback_target(
+        self,
+        conn: psycopg.Connection,
+        symbol: str,
+        current: Mapping[str, Any] | None,
+        candidates: Mapping[str, Mapping[str, float]] | None = None,
+        threshold: float = 0.05,
+        *,
+        operator: bool = False,
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The most recently active other version that may trade again, and why the ones
+        before it were passed over."""
+        skipped: list[dict[str, Any]] = []
+        for model_id in self._candidate_ids(conn, symbol, current):
+            candidate = self.brain._require_model(conn, model_id)
+            why = self._not_eligible(conn, candidate, current, candidates, threshold, operator)
+            if why is None:
+                return candidate, skipped
+            skipped.append({"model_id": model_id, "version": candidate["version"], "why": why})
+        return None, skipped
+
+    def _not_eligible(
+        self,
+        conn: psycopg.Connection,
+        candidate: Mapping[str, Any],
+        current: Mapping[str, Any] | None,
+        candidates: Mapping[str, Mapping[str, float]] | None,
+        threshold: float,
+        operator: bool = False,
+    ) -> str | None:
+        if (
+            current is not None
+            and current["horizon"] is not None
+            and candidate["horizon"] is not None
+            and candidate["horizon"] != current["horizon"]
+        ):
+            return f"horizon {candidate['horizon']} differs from {current['horizon']}"
+        if candidate["credible"] is False:
+            return "below the activation floor"
+        # A version never judged (registered before the floor, or under the seed's rules) is
+        # judged now for an automatic rollback; an operator asked for it and gets it.
+        if candidate["credible"] is None and self.policy.has_floor and not operator:
+            floor = floor_verdict(candidate["metrics"] or {}, self.policy)
+            if not floor.passed:
+                return f"below the activation floor: {floor.rule}"
+        live = (candidates or {}).get(str(candidate["model_id"]))
+        if live is not None:
+            assessment = self._assess(
+                conn, candidate, check.metrics(live, "candidates"), threshold, DEFAULT_MONITORED
+            )
+            if assessment["regressed"]:
+                return f"regressed on the same recent bars too ({assessment.get('rule')})"
+        return None

@@ -11,9 +11,18 @@ from brain_assets.defs.analysis.assets import feature_importance_trend
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import add_symbols
-from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.resources import (
+    BrainResource,
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+)
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
+from brain_assets.store.library import BrainLibrary
 
+NO_FLOOR = DecisionResource(floor_min_composite=None, floor_confidence=None)
+"""Every version may trade: for tests of the graph's plumbing on small synthetic markets, where
+no model shows credible skill and the default policy would (rightly) stand every symbol aside."""
 FAST_RETRAIN = RetrainResource(min_rows=500, importance_sample=250, include_lstm=False)
 SMALL_MARKET = MarketDataResource(n_bars=1200)
 
@@ -23,6 +32,7 @@ def resources(
     market: MarketDataResource = SMALL_MARKET,
     retrain: RetrainResource = FAST_RETRAIN,
     monitoring: MonitoringResource | None = None,
+    decisions: DecisionResource | None = None,
 ) -> dict[str, Any]:
     brain = BrainResource(dsn=dsn)
     return {
@@ -31,6 +41,8 @@ def resources(
         "market": market,
         "retrain": retrain,
         "monitoring": monitoring or MonitoringResource(),
+        # Tests of the graph default to NO_FLOOR; the policy's own tests pass DecisionResource().
+        "decisions": decisions or NO_FLOOR,
     }
 
 
@@ -53,7 +65,7 @@ def run_assets(
             "dagster/asset_partition_range_start": symbols[0],
             "dagster/asset_partition_range_end": symbols[-1],
         }
-    return dg.materialize(
+    result = dg.materialize(
         assets if assets is not None else DAILY_RETRAIN_ASSETS,
         instance=instance,
         resources=resources(dsn, **overrides),
@@ -62,6 +74,12 @@ def run_assets(
         selection=selection,
         raise_on_error=False,
     )
+    if result.success:
+        # What publish_run_values does under the daemon: the run's values become the ones
+        # direct BrainLibrary reads (and later runs) see.
+        with BrainLibrary(dsn) as brain:
+            brain.publish_run(result.run_id)
+    return result
 
 
 def run_nightly(instance: dg.DagsterInstance, dsn: str, symbol: str) -> dg.ExecuteInProcessResult:

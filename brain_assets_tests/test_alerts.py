@@ -218,10 +218,11 @@ def test_run_failure_sensor_posts_the_failed_run(
 def test_a_rollback_posts_to_the_webhook(
     webhook: Webhook, brain: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from brain_assets.versioning import ModelVersioning
+    from brain_assets.versioning import DecisionPolicy, ModelVersioning
 
     monkeypatch.setenv("BRAIN_ALERT_WEBHOOK_URL", webhook.url)
-    versioning = ModelVersioning(brain)
+    # The seed's rules: these bare metrics have no standard error for a significance test.
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     metrics = {"composite_score": 0.5, "sharpe_ratio": 2.0}
     first = versioning.register_version("BTC/USDT", "ridge", b"a", metrics=metrics)
     second = versioning.register_version("BTC/USDT", "ridge", b"b", metrics=metrics)

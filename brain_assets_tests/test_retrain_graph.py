@@ -7,7 +7,7 @@ import pytest
 
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.store.library import BrainLibrary
-from brain_assets_tests.dagster_helpers import check_results, run_assets, run_nightly
+from brain_assets_tests.dagster_helpers import NO_FLOOR, check_results, run_assets, run_nightly
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def retrained(
     name = f"m_{uuid.uuid4().hex[:12]}"
     dsn = pg_server.ensure_database(name, template=TEMPLATE)  # type: ignore[attr-defined]
     instance = dg.DagsterInstance.ephemeral()
-    result = run_assets(instance, dsn, SYMBOLS)
+    result = run_assets(instance, dsn, SYMBOLS, decisions=NO_FLOOR)
     return instance, dsn, result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,13 +13,17 @@ from brain_assets.defs.monitoring.assets import live_model_metrics, model_regist
 from brain_assets.defs.monitoring.jobs import rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
-from brain_assets.defs.resources import MarketDataResource
-from brain_assets.market_data.synthetic import generate_ohlcv
+from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets.market_data.synthetic import signal_market
+from brain_assets.pipeline.dataset import make_dataset
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.training import train_symbol
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import resources, run_assets
 
 SYMBOL = "BTC/USDT"
+POLICY = DecisionResource()  # the default policy: floor, paired promotion, significance
 
 
 def report(instance: dg.DagsterInstance, symbol: str, regressed: bool) -> None:
@@ -68,77 +71,68 @@ def test_sensor_skips_a_symbol_removed_since_its_event() -> None:
         assert result.cursor is not None  # type: ignore[union-attr]
 
 
-def anti_persistent(frame: pd.DataFrame, after: pd.Timestamp) -> pd.DataFrame:
-    """Bars after ``after`` with every other return's sign flipped: momentum becomes reversal,
-    so a model that learnt momentum loses money there."""
-    frame = frame.copy()
-    returns = frame["close"].pct_change().fillna(0.0).to_numpy()
-    late = (frame["timestamp"] > after).to_numpy()
-    flip = np.where(np.arange(len(frame)) % 2 == 0, 1.0, -1.0)
-    new_returns = np.where(late, returns * flip, returns)
-    close = frame["close"].iloc[0] * np.cumprod(1 + new_returns)
-    ratio_high = frame["high"] / frame[["open", "close"]].max(axis=1)
-    ratio_low = frame["low"] / frame[["open", "close"]].min(axis=1)
-    frame["close"] = close
-    frame["open"] = np.r_[close[0], close[:-1]]
-    frame["high"] = frame[["open", "close"]].max(axis=1) * ratio_high
-    frame["low"] = frame[["open", "close"]].min(axis=1) * ratio_low
-    return frame
-
-
 def write(folder: Path, frame: pd.DataFrame) -> None:
     out = frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     out.to_csv(folder / "BTC-USDT.csv", index=False)
 
 
+def register_reversed_model(brain: BrainLibrary, frame: pd.DataFrame, like: dict) -> str:
+    """A version that predicts the opposite of what the market does (fitted on the negated
+    target) but claims the honest-looking test figures of ``like``: it will lose live."""
+    settings = RetrainSettings(model_types=("ridge",))
+    table = make_dataset(frame, settings.horizon)
+    flipped = table.assign(target=-table["target"])
+    artifact = train_symbol(SYMBOL, flipped, settings)[0]
+    return brain.register_model(
+        SYMBOL,
+        "ridge",
+        artifact.artifact,
+        metrics=like["metrics"],
+        feature_names=artifact.feature_names,
+        training_start=artifact.training_start,
+        training_end=artifact.training_end,
+        artifact_format=artifact.artifact_format,
+        horizon=1,
+        data_start=table.index[0],
+        data_end=table.index[-1],
+        credible=True,
+    )
+
+
 @pytest.mark.slow
 def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path: Path) -> None:
-    frame, _ = generate_ohlcv(SYMBOL, seed=7, n_bars=1400, bar="1h", start="2024-01-01")
-    write(tmp_path, frame)
+    # A market of constant statistics: a model that learnt it keeps working.
+    frame = signal_market(2400, momentum=0.2, seed=3)
     market = MarketDataResource(source="files", folder=str(tmp_path))
-    monitoring = MonitoringResource(rollback_threshold=0.05)
+    retrain = RetrainResource(model_types=["ridge", "random_forest"], fee_bps=5.0)
+    monitoring = MonitoringResource(rollback_threshold=0.05, min_bars=120)
     with dg.instance_for_test() as instance:
-        # Two days of retrains (the second with a day of new bars: the same bars would register
-        # nothing new); the second day's best trades.
-        for bars in (1376, 1400):
-            write(tmp_path, frame.head(bars))
-            assert run_assets(instance, brain_dsn, [SYMBOL], market=market).success
-        with BrainLibrary(brain_dsn) as brain:
-            models = brain.list_models(SYMBOL)
-            day_two = models[models["version"] > 3]
-            best = day_two.sort_values("composite_score", ascending=False).iloc[0]
-            if not best["is_active"]:
-                ModelVersioning(brain).promote(best["model_id"], reason="test: day two")
-            before = brain.get_active_model(SYMBOL)
-            history = brain.get_activation_history(SYMBOL)
-        assert before is not None and before["version"] > 3
-        activated = history[history["action"] == "activated"]["model_id"]
-        previous = activated[activated != before["model_id"]].iloc[-1]
-        assert previous != before["model_id"]
-
-        healthy = run_assets(
-            instance,
-            brain_dsn,
-            [SYMBOL],
-            assets=[live_model_metrics],
-            market=market,
-            monitoring=monitoring,
+        write(tmp_path, frame.head(2000))
+        day_one = run_assets(
+            instance, brain_dsn, [SYMBOL], market=market, retrain=retrain, decisions=POLICY
         )
-        assert healthy.success
-        result = rollback_sensor(dg.build_sensor_context(instance=instance))
-        assert result.run_requests == []  # type: ignore[union-attr]
+        assert day_one.success
+        with BrainLibrary(brain_dsn) as brain:
+            previous = brain.get_active_model(SYMBOL)
+            assert previous is not None, brain.trading_status(SYMBOL)["reason"]
+            # An operator puts a broken model live (it predicts the wrong sign).
+            broken = register_reversed_model(brain, frame.head(2000), previous)
+            ModelVersioning(brain).promote(broken, reason="test: operator")
 
-        write(tmp_path, anti_persistent(frame, pd.Timestamp(before["training_end"])))
+        # A week of new bars: the broken model loses on them, the previous one does not.
+        write(tmp_path, frame.head(2168))
         regressed = run_assets(
             instance,
             brain_dsn,
             [SYMBOL],
             assets=[live_model_metrics],
             market=market,
+            retrain=retrain,
             monitoring=monitoring,
+            decisions=POLICY,
         )
         assert regressed.success
-        result = rollback_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))  # type: ignore[union-attr]
+        result = rollback_sensor(dg.build_sensor_context(instance=instance))
         requests = result.run_requests or []  # type: ignore[union-attr]
         assert [r.partition_key for r in requests] == [SYMBOL]
 
@@ -146,7 +140,13 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
         job_defs = dg.Definitions(
             assets=[live_model_metrics, model_registry_state],
             jobs=[rollback_job],
-            resources=resources(brain_dsn, market=market, monitoring=monitoring),
+            resources=resources(
+                brain_dsn,
+                market=market,
+                retrain=retrain,
+                monitoring=monitoring,
+                decisions=POLICY,
+            ),
         )
         job = job_defs.resolve_job_def(str(rollback_sensor.job_name))
         rollback = job.execute_in_process(
@@ -160,8 +160,13 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
     with BrainLibrary(brain_dsn) as brain:
         active = brain.get_active_model(SYMBOL)
         history = brain.get_activation_history(SYMBOL)
-    assert active is not None and active["model_id"] == previous
+        best = brain.get_best_model(SYMBOL)
+    assert active is not None and active["model_id"] == previous["model_id"]
     last = history.iloc[-2:]
     assert last["action"].tolist() == ["deactivated", "activated"]
     assert set(last["reason"]) == {"rollback"}
-    assert last["details"].iloc[-1]["regressed_model_id"] == before["model_id"]
+    details = last["details"].iloc[-1]
+    assert details["regressed_model_id"] == broken
+    assert details["p_value"] < 0.05 and details["trigger"] == "metric_regression"
+    # The rolled-back version is out of the running for "best" too.
+    assert best is not None and best["model_id"] != broken

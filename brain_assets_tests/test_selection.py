@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from brain_assets import ModelSelector
+from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.market_data.synthetic import SyntheticSource
 from brain_assets.regimes import (
     MIN_REGIME_BARS,
@@ -240,7 +241,7 @@ def test_versions_rolled_back_for_a_regression_or_superseded_are_not_candidates(
 ) -> None:
     from brain_assets.versioning import ModelVersioning
 
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     # A takes over, then regresses live: monitoring rolls it back to C.
     versioning.promote(models["A"])
     assert versioning.check_and_rollback(models["A"], SYMBOL, {"composite_score": -0.9})

@@ -136,7 +136,10 @@ def test_a_broken_feed_is_blocked_and_reported(dsn: str) -> None:
     with BrainLibrary(dsn) as brain:
         assert brain.get_active_model("BROKEN/USD") is None
         assert brain.list_models("BROKEN/USD").empty
-        health = brain.get_asset_values("data_quality", ["BROKEN/USD"])["BROKEN/USD"]
+        # A failed run's values are never published; read them under its run id.
+        health = brain.get_asset_values("data_quality", ["BROKEN/USD"], run_id=result.run_id)[
+            "BROKEN/USD"
+        ]
         failed = brain.get_data_quality_logs("BROKEN/USD", failed_only=True)
     assert health["usable"] is False
     assert health["cleaning"]["affected"] == 50

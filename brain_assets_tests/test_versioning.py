@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.errors import UnknownModelError
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning, assess_regression, relative_degradation
@@ -65,7 +66,7 @@ def register(versioning: ModelVersioning, score: float, sharpe: float = 1.0) -> 
 
 
 def test_champion_challenger(brain: BrainLibrary) -> None:
-    versioning = ModelVersioning(brain, tolerance=0.1)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed(tolerance=0.1))
     first = register(versioning, 0.50)
     assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
     weaker = register(versioning, 0.30)  # worse beyond the tolerance: a challenger
@@ -83,7 +84,7 @@ def test_champion_challenger(brain: BrainLibrary) -> None:
 
 
 def test_check_and_rollback(brain: BrainLibrary) -> None:
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     first = register(versioning, 0.40, sharpe=1.5)
     second = register(versioning, 0.50, sharpe=2.0)
     assert not versioning.check_and_rollback(second, SYMBOL, {"sharpe_ratio": 1.95})
@@ -104,7 +105,7 @@ def test_check_and_rollback(brain: BrainLibrary) -> None:
 
 
 def test_rollback_without_an_earlier_version_writes_a_warning(brain: BrainLibrary) -> None:
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     only = register(versioning, 0.5, sharpe=2.0)
     assert not versioning.check_and_rollback(only, SYMBOL, {"sharpe_ratio": -1.0})
     assert brain.get_active_model(SYMBOL)["model_id"] == only  # type: ignore[index]
@@ -113,7 +114,7 @@ def test_rollback_without_an_earlier_version_writes_a_warning(brain: BrainLibrar
 
 
 def test_operator_promote_and_rollback(brain: BrainLibrary) -> None:
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     v1 = register(versioning, 0.5)
     v2 = register(versioning, 0.1)  # challenger
     versioning.promote(v2)
@@ -129,7 +130,7 @@ def test_operator_promote_and_rollback(brain: BrainLibrary) -> None:
 
 
 def test_bad_input_changes_nothing(brain: BrainLibrary, brain_dsn: str) -> None:
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     model = register(versioning, 0.5)
     register(versioning, 0.6)
     eth = brain.register_model("ETH/USDT", "ridge", b"e", metrics={"composite_score": 0.1})
@@ -167,8 +168,9 @@ def test_bad_input_changes_nothing(brain: BrainLibrary, brain_dsn: str) -> None:
 RACE = """
 import random, sys
 from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
-brain = BrainLibrary(sys.argv[1]); v = ModelVersioning(brain); rng = random.Random(int(sys.argv[2]))
+from brain_assets.versioning import DecisionPolicy, ModelVersioning
+brain = BrainLibrary(sys.argv[1]); rng = random.Random(int(sys.argv[2]))
+v = ModelVersioning(brain, policy=DecisionPolicy.seed())
 for i in range(12):
     op = rng.choice(["register", "register", "rollback", "check", "promote"])
     try:
@@ -219,7 +221,7 @@ def test_racing_processes_leave_one_active_version_and_a_consistent_history(
 
 
 def test_operator_rollbacks_do_not_blacklist_a_model(brain: BrainLibrary) -> None:
-    versioning = ModelVersioning(brain)
+    versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     v1 = register(versioning, 0.5, sharpe=2.0)
     v2 = register(versioning, 0.6, sharpe=2.0)
     versioning.rollback(SYMBOL)  # operator: back to v1 (v2 deactivated, reason rollback)

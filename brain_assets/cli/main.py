@@ -7,7 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from brain_assets.cli import operate_commands, query_commands, retrain_commands, store_commands
+from brain_assets.cli import (
+    operate_commands,
+    query_commands,
+    replay_command,
+    retrain_commands,
+    store_commands,
+)
 from brain_assets.errors import BrainError
 from brain_assets.logs import configure_logging
 
@@ -23,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     query_commands.register(commands)
     operate_commands.register(commands)
     store_commands.register(commands)
+    replay_command.register(commands)
     return parser
 
 

@@ -82,8 +82,14 @@ def best_model(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         best = brain.get_best_model(args.symbol)
         active = brain.get_active_model(args.symbol)
+        status = brain.trading_status(args.symbol)
     if best is None:
-        emit(args, None, f"no model registered for {args.symbol}")
+        # No tradable version: say why, so that the engine's operator knows to stand aside.
+        emit(
+            args,
+            {"best": None, "active": None, "stand_aside": True, "reason": status["reason"]},
+            f"{args.symbol}: stand aside: {status['reason']}",
+        )
         return 0
     picked = {
         "best": {k: best[k] for k in MODEL_FIELDS},

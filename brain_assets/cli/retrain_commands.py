@@ -137,7 +137,7 @@ def run_demo(args: argparse.Namespace) -> int:
         for symbol in ordered:
             active = brain.get_active_model(symbol)
             if active is None:
-                print(f"{symbol}: no active model")
+                print(f"{symbol}: stand aside: {brain.trading_status(symbol)['reason']}")
             else:
                 print(
                     f"{symbol}: active v{active['version']} {active['model_type']} "

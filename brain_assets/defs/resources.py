@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.market_data.base import MarketData, make_source
 from brain_assets.pipeline.settings import IMPORTANCE_METHODS, LSTMSettings, RetrainSettings
 from brain_assets.quality.cleaning import CleaningPolicy
@@ -115,6 +116,7 @@ class RetrainResource(dg.ConfigurableResource):
     train_frac: float = 0.6
     val_frac: float = 0.2
     min_rows: int = 500
+    train_window_bars: int | None = None
     max_gap_bars: float = 3.0
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     fee_bps: float = 10.0
@@ -131,6 +133,7 @@ class RetrainResource(dg.ConfigurableResource):
             train_frac=self.train_frac,
             val_frac=self.val_frac,
             min_rows=self.min_rows,
+            train_window_bars=self.train_window_bars,
             max_gap_bars=self.max_gap_bars,
             cleaning=self.cleaning.policy(),
             fee_bps=self.fee_bps,
@@ -139,4 +142,35 @@ class RetrainResource(dg.ConfigurableResource):
             seed=self.seed,
             include_lstm=self.include_lstm,
             lstm_config=self.lstm_config.settings(),
+        )
+
+
+_POLICY = DecisionPolicy()
+
+
+class DecisionResource(dg.ConfigurableResource):
+    """Which model trades: the activation floor, fair promotion and noise-aware rollback (see
+    decisions.policy). A confidence of null switches its rule off; all three off (``seed: true``
+    does that) is the platform's original behaviour."""
+
+    seed: bool = Field(
+        default=False, description="the original rules: score promotion, no floor, 5% rollback"
+    )
+    promotion_confidence: float | None = _POLICY.promotion_confidence
+    min_compare_bars: int = _POLICY.min_compare_bars
+    floor_min_composite: float | None = _POLICY.floor_min_composite
+    floor_confidence: float | None = _POLICY.floor_confidence
+    rollback_confidence: float | None = _POLICY.rollback_confidence
+    cooldown_bars: int = _POLICY.cooldown_bars
+
+    def policy(self) -> DecisionPolicy:
+        if self.seed:
+            return DecisionPolicy.seed()
+        return DecisionPolicy(
+            promotion_confidence=self.promotion_confidence,
+            min_compare_bars=self.min_compare_bars,
+            floor_min_composite=self.floor_min_composite,
+            floor_confidence=self.floor_confidence,
+            rollback_confidence=self.rollback_confidence,
+            cooldown_bars=self.cooldown_bars,
         )

@@ -220,3 +220,61 @@ class SyntheticSource:
             bar_seconds=self.bar_seconds,
             frequency=frequency_label(self.bar_seconds),
         )
+
+
+def signal_market(
+    n_bars: int,
+    *,
+    momentum: float = 0.15,
+    flip_at: int | None = None,
+    volatility: float = 0.01,
+    seed: int = 0,
+    start: str = "2024-01-01",
+    bar: str = "1h",
+) -> pd.DataFrame:
+    """Bars whose statistics never change, or change once at a known bar: the test bench of a
+    decision policy (``brain replay``).
+
+    Returns follow an AR(1) with coefficient ``momentum`` and Gaussian shocks of standard
+    deviation ``volatility`` per bar; from bar ``flip_at`` on the coefficient is ``-momentum``
+    (momentum turns into reversal, so a model that learnt the old sign loses). Everything else,
+    volatility included, stays the same, so any change of the policy's verdict before the flip
+    is noise. Candles are consistent (open = previous close, wicks outside the body).
+    """
+    if isinstance(n_bars, bool) or not isinstance(n_bars, int) or n_bars < 2:
+        raise ValueError(f"n_bars: expected an integer >= 2, got {n_bars!r}")
+    if not -1 < momentum < 1:
+        raise ValueError(f"momentum: must be in (-1, 1), got {momentum}")
+    if not volatility > 0:
+        raise ValueError(f"volatility: must be positive, got {volatility}")
+    if flip_at is not None and not 0 < flip_at < n_bars:
+        raise ValueError(f"flip_at: must be a bar inside (0, {n_bars}), got {flip_at}")
+    rng = np.random.default_rng(seed)
+    coefficient = np.full(n_bars, momentum)
+    if flip_at is not None:
+        coefficient[flip_at:] = -momentum
+    shocks = rng.normal(0.0, volatility, n_bars)
+    returns = np.empty(n_bars)
+    previous = 0.0
+    for i in range(n_bars):
+        previous = coefficient[i] * previous + shocks[i]
+        returns[i] = previous
+    close = 100.0 * np.exp(np.cumsum(returns))
+    open_ = np.r_[100.0, close[:-1]]
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.3 * volatility, n_bars)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.3 * volatility, n_bars)))
+    volume = 1000.0 * np.exp(0.5 * rng.standard_normal(n_bars)) * (1 + np.abs(returns) / volatility)
+    first = pd.Timestamp(start, tz="UTC")
+    timestamps = pd.date_range(
+        first, periods=n_bars, freq=pd.Timedelta(seconds=bar_to_seconds(bar))
+    )
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series(timestamps).astype("datetime64[ns, UTC]"),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
+    )

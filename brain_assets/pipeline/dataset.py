@@ -71,3 +71,10 @@ def make_dataset(
 def split_columns(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """(features, target, next_return) of a modelling table."""
     return table.drop(columns=[TARGET, NEXT_RETURN]), table[TARGET], table[NEXT_RETURN]
+
+
+def recent_rows(table: pd.DataFrame, window: int | None) -> pd.DataFrame:
+    """The most recent ``window`` rows of a modelling table (all of it when ``window`` is None):
+    what the retrain fits and evaluates on, so that a market whose behaviour changed is learnt
+    from its recent bars instead of being outvoted by years of older ones."""
+    return table if window is None else table.iloc[-window:]

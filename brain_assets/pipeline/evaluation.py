@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brain_assets.evaluation.comprehensive import equity_curve, evaluate_model
+from brain_assets.decisions.policy import SELECTION_TRIALS, SHARPE_SE, sharpe_standard_error
+from brain_assets.evaluation.comprehensive import evaluate_model, strategy_returns
 from brain_assets.events import log_event
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
@@ -28,6 +29,8 @@ class ModelEvaluation:
     predict_seconds: float
     predictions: pd.Series | None = None
     """One prediction per test bar, indexed like the test segment."""
+    bar_returns: pd.Series | None = None
+    """The strategy's net return on each test bar (what the promotion test compares)."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Model-specific results: for ``lstm``, ``attention_mean`` (mean attention weight per lag
     over the test windows, lag 0 = the predicted bar itself; sums to 1)."""
@@ -41,7 +44,10 @@ def evaluate_symbol(
     periods_per_year: float,
 ) -> list[ModelEvaluation]:
     """Score every model on the test segment; a sequence model reads its context rows from the
-    bars just before the segment (validation and embargo rows, all in the past)."""
+    bars just before the segment (validation and embargo rows, all in the past).
+
+    Each model's metrics also carry the Sharpe ratio's standard error over the test bars and the
+    number of models scored on them (the selection the activation floor deflates for)."""
     split = split_for(table, settings)
     X, y, next_return = split_columns(table)
     X_test, y_test, r_test = X.iloc[split.test], y.iloc[split.test], next_return.iloc[split.test]
@@ -73,9 +79,12 @@ def evaluate_symbol(
             periods_per_year=periods_per_year,
             fee_bps=settings.fee_bps,
         )
-        equity = equity_curve(
+        net = strategy_returns(
             predictions, r_test.to_numpy(), fee_bps=settings.fee_bps, index=X_test.index
         )
+        metrics[SHARPE_SE] = sharpe_standard_error(net.to_numpy(), periods_per_year)
+        metrics[SELECTION_TRIALS] = float(len(artifacts))
+        equity = pd.Series(np.cumprod(1.0 + net.to_numpy()), index=net.index, name="equity")
         extras: dict[str, Any] = {}
         if isinstance(model, StandardizedLSTM):
             extras["attention_mean"] = attention_by_lag(model, X.iloc[first : split.test.stop])
@@ -86,6 +95,7 @@ def evaluate_symbol(
                 equity,
                 seconds,
                 predictions=pd.Series(predictions, index=X_test.index, name=artifact.model_type),
+                bar_returns=net.rename(artifact.model_type),
                 extras=extras,
             )
         )

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from brain_assets.calendar import periods_per_year
-from brain_assets.evaluation.comprehensive import evaluate_model, storable_metrics
+from brain_assets.decisions.policy import SHARPE_SE, DecisionPolicy, sharpe_standard_error
+from brain_assets.evaluation.comprehensive import (
+    evaluate_model,
+    storable_metrics,
+    strategy_returns,
+)
+from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import make_dataset, split_columns
+from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
-from brain_assets.training.serialization import deserialize_model
-from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning, assess_regression
+from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning
 
 DEFAULT_MIN_LIVE_BARS = 168
 """A week of hourly bars: fewer say too little to judge a model on."""
-DEFAULT_LIVE_WINDOW_BARS = 720
-"""The most recent 30 days of hourly bars: recent enough to see a regression, long enough that
-one bad day does not trigger a rollback."""
+DEFAULT_LIVE_WINDOW_BARS = 336
+"""The most recent two weeks of hourly bars. Long enough that a day's noise does not decide;
+short enough that a change in the market is not diluted by weeks of older bars: with 720 bars a
+signal that flipped needed three weekly steps to be seen in the replay, with 336 two
+(bench/replay_bench.py)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,10 @@ class LiveEvaluation:
     window: tuple[str, str]
     metrics: dict[str, float]
     assessment: dict[str, Any]
+    as_of: str = ""
+    """The last bar of the live window: the market time the verdict is taken at."""
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Rollback candidates' metrics on the same recent bars, by model_id."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,23 +53,60 @@ class LiveEvaluation:
             "window": list(self.window),
             "metrics": self.metrics,
             "assessment": self.assessment,
+            "as_of": self.as_of,
+            "candidates": self.candidates,
         }
 
 
 def live_window(
     table: pd.DataFrame,
-    training_end: pd.Timestamp,
+    seen_until: pd.Timestamp,
     horizon: int,
     window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
 ) -> pd.Series:
-    """The most recent ``window_bars`` rows whose features AND target come strictly after the
-    training segment's last target (the first ``horizon`` rows after training_end are skipped:
-    their targets overlap it)."""
-    after = table.index > training_end
-    positions = np.flatnonzero(after)[horizon:][-window_bars:]
-    mask = np.zeros(len(table), dtype=bool)
-    mask[positions] = True
-    return pd.Series(mask, index=table.index)
+    """The most recent ``window_bars`` rows that the model never saw: after ``seen_until`` (the
+    last row of the table it was trained and evaluated on), less the first ``horizon`` rows,
+    whose targets overlap it."""
+    mask = unseen_rows(table.index, seen_until, horizon)
+    positions = np.flatnonzero(mask)[-window_bars:]
+    keep = np.zeros(len(table), dtype=bool)
+    keep[positions] = True
+    return pd.Series(keep, index=table.index)
+
+
+def seen_until(model: dict[str, Any]) -> pd.Timestamp | None:
+    """The last row a version was trained or evaluated on: its data window's end, or its
+    training window's end for a version registered before lineage was recorded."""
+    end = model.get("data_end") or model.get("training_end")
+    return None if end is None else pd.Timestamp(end)
+
+
+def live_metrics(
+    brain: BrainLibrary,
+    model: dict[str, Any],
+    table: pd.DataFrame,
+    rows: pd.Index,
+    settings: RetrainSettings,
+    periods_per_year: float,
+) -> dict[str, float]:
+    """A version's metrics on ``rows``, with the Sharpe ratio's standard error."""
+    predictions = model_predictions(brain, model, table, rows)
+    _, y, next_return = split_columns(table)
+    returns = next_return.loc[rows].to_numpy()
+    values = storable_metrics(
+        evaluate_model(
+            predictions.to_numpy(),
+            y.loc[rows].to_numpy(),
+            returns,
+            periods_per_year=periods_per_year,
+            fee_bps=settings.fee_bps,
+        )
+    )
+    net = strategy_returns(predictions.to_numpy(), returns, fee_bps=settings.fee_bps)
+    se = sharpe_standard_error(net.to_numpy(), periods_per_year)
+    if se is not None:
+        values[SHARPE_SE] = se
+    return values
 
 
 def evaluate_active_model(
@@ -69,9 +119,13 @@ def evaluate_active_model(
     monitored: tuple[str, ...] = DEFAULT_MONITORED,
     min_bars: int = DEFAULT_MIN_LIVE_BARS,
     window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
+    policy: DecisionPolicy | None = None,
 ) -> LiveEvaluation | None:
-    """Evaluate, store and assess the active model on its most recent ``window_bars`` bars
-    after its training.
+    """Evaluate, store and assess the active model on the most recent ``window_bars`` bars it
+    never saw (after the data window it was trained and evaluated on).
+
+    The earlier versions a rollback could return to are evaluated on the same bars (and stored),
+    so that the rollback never returns to a model that fails there too.
 
     Returns None when the symbol has no active model; raises ValueError when fewer than
     ``min_bars`` unseen bars exist (nothing to judge the model on yet).
@@ -79,45 +133,49 @@ def evaluate_active_model(
     active = brain.get_active_model(symbol)
     if active is None:
         return None
-    if active["training_end"] is None:
+    seen = seen_until(active)
+    if seen is None:
         raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
     table = make_dataset(ohlcv, settings.horizon, max_gap_bars=settings.max_gap_bars)
-    mask = live_window(table, pd.Timestamp(active["training_end"]), settings.horizon, window_bars)
+    mask = live_window(table, seen, settings.horizon, window_bars)
     if int(mask.sum()) < min_bars:
         raise ValueError(
-            f"{symbol}: only {int(mask.sum())} bars after the active model's training window "
-            f"(ends {active['training_end']}); at least {min_bars} are needed"
+            f"{symbol}: only {int(mask.sum())} bars after the active model's data window "
+            f"(ends {seen}); at least {min_bars} are needed"
         )
-    X, y, next_return = split_columns(table)
-    model = deserialize_model(
-        brain.load_model_artifact(active["model_id"]), active["artifact_format"]
-    )
-    # Predict over every row so that a sequence model has its past context, then keep the
-    # unseen rows only.
-    predictions = np.asarray(model.predict(X), dtype=float)[mask.to_numpy()]
-    live = table.index[mask.to_numpy()]
-    metrics = evaluate_model(
-        predictions,
-        y[mask].to_numpy(),
-        next_return[mask].to_numpy(),
-        periods_per_year=periods_per_year(table.index),
-        fee_bps=settings.fee_bps,
-    )
-    values = storable_metrics(metrics)
-    brain.store_model_metrics(
-        active["model_id"], symbol, values, periods_per_year=values.get("periods_per_year")
-    )
-    assessment = assess_regression(
-        ModelVersioning(brain).baseline(active["model_id"]),
-        values,
-        threshold=rollback_threshold,
-        monitored=monitored,
+    rows = table.index[mask.to_numpy()]
+    ppy = periods_per_year(table.index)
+    values = live_metrics(brain, active, table, rows, settings, ppy)
+    brain.store_model_metrics(active["model_id"], symbol, values, periods_per_year=ppy)
+    versioning = ModelVersioning(brain, policy=policy)
+    candidates: dict[str, dict[str, float]] = {}
+    for candidate in versioning.rollback_candidates(symbol):
+        own = rows[unseen_rows(rows, seen_until(candidate), settings.horizon)]
+        if len(own) < min_bars:
+            continue
+        try:
+            metrics = live_metrics(brain, candidate, table, own, settings, ppy)
+        except ValueError as exc:
+            log_event(
+                "rollback_candidate_not_scored",
+                logging.WARNING,
+                symbol=symbol,
+                model_id=candidate["model_id"],
+                error=str(exc),
+            )
+            continue
+        brain.store_model_metrics(candidate["model_id"], symbol, metrics, periods_per_year=ppy)
+        candidates[str(candidate["model_id"])] = metrics
+    assessment = versioning.assess(
+        active["model_id"], values, rollback_threshold, monitored=monitored
     )
     return LiveEvaluation(
         model_id=active["model_id"],
         version=active["version"],
-        n_bars=int(mask.sum()),
-        window=(str(live[0]), str(live[-1])),
+        n_bars=len(rows),
+        window=(str(rows[0]), str(rows[-1])),
         metrics=values,
         assessment=assessment,
+        as_of=str(rows[-1]),
+        candidates=candidates,
     )

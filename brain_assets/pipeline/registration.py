@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
+from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.regimes.evaluation import store_regime_metrics
 from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
+from brain_assets.versioning import ChampionScorer, ModelVersioning
 
 
 @dataclass
@@ -33,14 +36,28 @@ def register_symbol(
     per_regime_by_type: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     tolerance: float = 0.0,
     run_id: str | None = None,
+    bar_returns_by_type: Mapping[str, pd.Series] | None = None,
+    champion: ChampionScorer | None = None,
+    policy: DecisionPolicy | None = None,
+    as_of: object = None,
 ) -> Registration:
     """All of a symbol's new versions, as one transaction.
 
-    Versions are registered best score first, so that on a symbol's first day the best model is
-    the first version (and active) and the others are recorded as challengers against it.
+    Versions are registered best score first, so that on a symbol's first day the best credible
+    model is the first to trade and the others are judged as challengers against it.
     ``per_regime_by_type`` (model type -> regime -> metrics) is stored with each version.
+    ``bar_returns_by_type`` (each model's net return per test bar) and ``champion`` (scores the
+    active version on those bars) feed the fair promotion test; ``as_of`` is the last bar known.
     """
-    versioning = ModelVersioning(brain, tolerance=tolerance)
+    versioning = ModelVersioning(brain, tolerance=tolerance, policy=policy)
+    returns = dict(bar_returns_by_type or {})
+    own: dict[str, pd.Series] = {}
+
+    def score_champion(active: Mapping[str, Any]) -> pd.Series | None:
+        # A version promoted earlier in this call is scored on these very bars already.
+        if active["model_id"] in own:
+            return own[active["model_id"]]
+        return None if champion is None else champion(active)
 
     def score(artifact: TrainedArtifact) -> float:
         value = metrics_by_type[artifact.model_type].get("composite_score")
@@ -70,6 +87,10 @@ def register_symbol(
                 artifact.model_type,
                 artifact.artifact,
                 metrics=storable_metrics(metrics_by_type[artifact.model_type]),
+                bar_returns=returns.get(artifact.model_type),
+                champion_returns=score_champion,
+                n_challengers=len(artifacts),
+                as_of=as_of,
                 hyperparameters=artifact.hyperparameters,
                 feature_names=artifact.feature_names,
                 training_start=artifact.training_start,
@@ -79,6 +100,8 @@ def register_symbol(
                 **lineage,
             )
             result.new_model_ids[artifact.model_type] = result.model_ids[artifact.model_type]
+            if artifact.model_type in returns:
+                own[result.model_ids[artifact.model_type]] = returns[artifact.model_type]
             per_regime = (per_regime_by_type or {}).get(artifact.model_type)
             if per_regime:
                 store_regime_metrics(

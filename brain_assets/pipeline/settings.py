@@ -94,6 +94,9 @@ class RetrainSettings:
     val_frac: float = 0.2
     min_rows: int = 500
     """Fewer OHLCV bars than this fail the blocking quality check (nothing trains)."""
+    train_window_bars: int | None = None
+    """The retrain fits and evaluates on the most recent this many modelling rows; None: all of
+    the history. A bounded window lets the models follow a market whose behaviour changed."""
     max_gap_bars: float = 3.0
     """Bar spacings up to this many bars are continuous; a longer one is a gap: it draws the
     ohlcv_gaps warning, and modelling rows whose look-back or target spans it are excluded."""
@@ -121,6 +124,10 @@ class RetrainSettings:
             )
         if self.min_rows < 1:
             raise ValueError(f"min_rows must be at least 1, got {self.min_rows}")
+        if self.train_window_bars is not None and self.train_window_bars < 100:
+            raise ValueError(
+                f"train_window_bars must be at least 100 (or None), got {self.train_window_bars}"
+            )
 
     @property
     def trained_model_types(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from brain_assets.store.metrics import MetricsMixin
 from brain_assets.store.quality import QualityMixin
 from brain_assets.store.regimes import RegimesMixin
 from brain_assets.store.registry import RegistryMixin
+from brain_assets.store.replays import ReplaysMixin
 
 
 class BrainLibrary(
@@ -17,6 +18,7 @@ class BrainLibrary(
     QualityMixin,
     AssetValuesMixin,
     RegimesMixin,
+    ReplaysMixin,
 ):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 

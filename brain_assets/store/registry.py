@@ -38,6 +38,7 @@ MODEL_COLUMNS = (
     "run_id",
     "data_start",
     "data_end",
+    "credible",
 )
 _SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM model_registry"  # noqa: S608 (constant)
 ACTIVATION_COLUMNS = (
@@ -116,6 +117,7 @@ class RegistryMixin(StoreBase):
         run_id: str | None = None,
         data_start: datetime | str | None = None,
         data_end: datetime | str | None = None,
+        credible: bool | None = None,
     ) -> str:
         """Store a new version of a symbol's model and return its model_id.
 
@@ -128,9 +130,12 @@ class RegistryMixin(StoreBase):
         Lineage: ``horizon``, the Dagster ``run_id`` and the data window it was trained and
         evaluated on. A ``fingerprint`` (64 hex digits, see pipeline.lineage) makes the call
         idempotent: when the symbol already has a version with it, that version's model_id is
-        returned and nothing is written.
+        returned and nothing is written. ``credible`` is the activation floor's verdict (see
+        decisions.policy; None: not judged).
         """
         symbol = check.symbol(symbol)
+        if credible is not None and not isinstance(credible, bool):
+            raise ValueError(f"credible must be True, False or None, got {credible!r}")
         model_type = check.text(model_type, "model_type")
         data = check.artifact(artifact)
         values = check.metrics(metrics)
@@ -174,9 +179,9 @@ class RegistryMixin(StoreBase):
                 """INSERT INTO model_registry (model_id, symbol, version, model_type,
                        hyperparameters, feature_names, training_start, training_end, artifact,
                        artifact_sha256, artifact_format, metrics, composite_score,
-                       horizon, fingerprint, run_id, data_start, data_end)
+                       horizon, fingerprint, run_id, data_start, data_end, credible)
                    SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
-                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s
+                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s
                    FROM model_registry WHERE symbol = %s
                    RETURNING created_at, version""",
                 (
@@ -197,6 +202,7 @@ class RegistryMixin(StoreBase):
                     lineage["run_id"],
                     lineage["data_start"],
                     lineage["data_end"],
+                    credible,
                     symbol,
                 ),
             ).fetchone()
@@ -277,6 +283,35 @@ class RegistryMixin(StoreBase):
             )
         return previous[0] if previous else None
 
+    def _deactivate(
+        self,
+        conn: psycopg.Connection,
+        symbol: str,
+        *,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Leave the symbol with no active version (it stands aside); returns the one that was.
+
+        The caller holds the symbol's advisory lock inside the transaction.
+        """
+        previous = conn.execute(
+            """UPDATE model_registry SET is_active = false
+               WHERE symbol = %s AND is_active RETURNING model_id, version""",
+            (symbol,),
+        ).fetchone()
+        if previous:
+            self.record_activation_event(
+                conn,
+                symbol,
+                previous[0],
+                previous[1],
+                action="deactivated",
+                reason=reason,
+                details=details,
+            )
+        return previous[0] if previous else None
+
     def record_activation_event(
         self,
         conn: psycopg.Connection,
@@ -352,15 +387,85 @@ class RegistryMixin(StoreBase):
         )
         return rows[0] if rows else None
 
-    def get_best_model(self, symbol: str) -> dict[str, Any] | None:
-        """The symbol's version with the highest composite score (the newest among equals)."""
+    def get_best_model(self, symbol: str, *, horizon: int | None = None) -> dict[str, Any] | None:
+        """The symbol's tradable version with the highest composite score (newest among equals).
+
+        "Best" ranks the composite score each version earned on its own retrain's out-of-sample
+        test segment (the numbers on its registry row), among the versions that may trade:
+        not below the activation floor (``credible`` is not false), not rolled back for a metric
+        regression since their latest activation, and of one horizon (``horizon``; by default
+        the active version's, else the newest version's), since versions predicting different
+        horizons do not compete. None when no version qualifies: the engine stands aside.
+        """
+        symbol = check.symbol(symbol)
+        with self.transaction() as conn:
+            if horizon is None:
+                row = conn.execute(
+                    """SELECT horizon FROM model_registry WHERE symbol = %s
+                       ORDER BY is_active DESC, version DESC LIMIT 1""",
+                    (symbol,),
+                ).fetchone()
+                if row is None:
+                    return None
+                chosen = row[0]
+            else:
+                chosen = check.positive_int(horizon, "horizon")
+            with conn.cursor(row_factory=dict_row) as cur:
+                found = cur.execute(
+                    _SELECT_MODEL
+                    + f""" m WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s
+                        AND credible IS NOT FALSE AND NOT {rolled_back_for_regression("m")}
+                        ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
+                    (symbol, chosen),
+                ).fetchone()
+        return found
+
+    def tradable_model_ids(self, symbol: str, *, horizon: int | None = None) -> list[str]:
+        """The versions get_best_model ranks (same filters), best first."""
+        symbol = check.symbol(symbol)
+        best = self.get_best_model(symbol, horizon=horizon)
+        if best is None:
+            return []
         rows = self._rows(
-            _SELECT_MODEL
-            + """ WHERE symbol = %s
-                ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
-            (check.symbol(symbol),),
+            "SELECT m.model_id FROM model_registry m"  # noqa: S608 (fixed SQL only)
+            " WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s AND credible IS NOT FALSE"
+            f" AND NOT {rolled_back_for_regression('m')}"
+            " ORDER BY composite_score DESC NULLS LAST, version DESC",
+            (symbol, best["horizon"]),
         )
-        return rows[0] if rows else None
+        return [str(row["model_id"]) for row in rows]
+
+    def trading_status(self, symbol: str) -> dict[str, Any]:
+        """What the engine should do for ``symbol``: trade the active version, or stand aside.
+
+        ``{"symbol", "active": model or None, "stand_aside": bool, "reason": str}``; the reason
+        comes from the latest activation decision (why nothing is active, or why this is).
+        """
+        symbol = check.symbol(symbol)
+        active = self.get_active_model(symbol)
+        history = self._rows(
+            """SELECT action, reason, details, version FROM model_activations
+               WHERE symbol = %s ORDER BY activation_id DESC LIMIT 1""",
+            (symbol,),
+        )
+        last = history[0] if history else None
+        if active is not None:
+            reason = f"{active['model_type']} v{active['version']} is active"
+            if last is not None and last["action"] == "activated":
+                reason += f" ({last['reason']})"
+            return {"symbol": symbol, "active": active, "stand_aside": False, "reason": reason}
+        if last is None:
+            reason = "no model has been registered for this symbol"
+        elif last["action"] == "deactivated":
+            reason = (
+                f"v{last['version']} was taken out ({last['reason']}, "
+                f"{(last['details'] or {}).get('trigger', 'operator')}) and no earlier version "
+                "qualified; stand aside until a retrain registers a credible one"
+            )
+        else:
+            rule = (last["details"] or {}).get("rule", last["reason"])
+            reason = f"no version has passed the activation floor; latest: {rule}"
+        return {"symbol": symbol, "active": None, "stand_aside": True, "reason": reason}
 
     def list_models(self, symbol: str) -> pd.DataFrame:
         rows = self._rows(

@@ -7,7 +7,12 @@ import dagster as dg
 
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import run_symbols, symbols
-from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.resources import (
+    BrainResource,
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+)
 from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retrain.checks import quality_records
 from brain_assets.defs.retrain.metadata import markdown_table, registry_markdown
@@ -34,10 +39,12 @@ def live_model_metrics(
     market: MarketDataResource,
     retrain: RetrainResource,
     monitoring: MonitoringResource,
+    decisions: DecisionResource,
     brain: BrainResource,
 ) -> dict[str, dict[str, Any]]:
-    """The ACTIVE model of each symbol evaluated on the most recent bars not used in its
-    training, stored in model_metrics, and judged against its promotion baseline.
+    """The ACTIVE model of each symbol evaluated on the most recent bars it never saw, stored
+    in model_metrics, and judged against its honest baseline (see decisions.policy); the
+    earlier versions a rollback could return to are evaluated on the same bars.
 
     Each partition's materialisation carries ``regressed``; rollback_sensor reads it."""
     settings = retrain.settings()
@@ -81,6 +88,7 @@ def live_model_metrics(
             monitored=tuple(monitoring.monitored_metrics),
             min_bars=monitoring.min_bars,
             window_bars=monitoring.window_bars,
+            policy=decisions.policy(),
         )
         if live is None:
             context.log.warning(f"{symbol}: no active model to monitor; run daily_retrain")
@@ -101,6 +109,8 @@ def live_model_metrics(
                 "worst_metric": str(worst.get("metric")),
                 "relative_degradation": float(worst.get("relative_degradation", 0.0)),
                 "threshold": live.assessment["threshold"],
+                "p_value": float(live.assessment.get("p_value") or 1.0),
+                "rule": str(live.assessment.get("rule", "")),
                 "comparison": dg.MetadataValue.md(
                     markdown_table(
                         live.assessment["comparisons"],
@@ -124,11 +134,13 @@ def model_registry_state(
     context: dg.AssetExecutionContext,
     live_model_metrics: dict[str, dict[str, Any]],
     monitoring: MonitoringResource,
+    decisions: DecisionResource,
     brain: BrainResource,
 ) -> dict[str, dict[str, Any]]:
-    """Rolls a symbol back when its live metrics regressed beyond the threshold, then records
-    which version is active (the table people read in the UI)."""
-    versioning = ModelVersioning(brain.library)
+    """Rolls a symbol back (or, with no version fit to return to, stands it aside) when its
+    live metrics regressed, then records which version is active (the table people read in
+    the UI)."""
+    versioning = ModelVersioning(brain.library, policy=decisions.policy())
     result: dict[str, dict[str, Any]] = {}
     for symbol in each_symbol(context, "model_registry_state", list(live_model_metrics)):
         live = live_model_metrics[symbol]
@@ -138,6 +150,8 @@ def model_registry_state(
             live["metrics"],
             monitoring.rollback_threshold,
             monitored=tuple(monitoring.monitored_metrics),
+            as_of=live.get("as_of") or None,
+            candidates=live.get("candidates"),
         )
         active = brain.library.get_active_model(symbol)
         result[symbol] = {

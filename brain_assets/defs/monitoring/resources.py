@@ -8,8 +8,11 @@ from brain_assets.versioning import DEFAULT_MONITORED
 
 
 class MonitoringResource(dg.ConfigurableResource):
-    """``rollback_threshold``: relative degradation of any monitored metric (against the
-    baseline recorded at promotion) beyond which the symbol rolls back, in (0, 1]."""
+    """``rollback_threshold``: the smallest relative degradation that matters, in (0, 1]. With
+    the default decision policy a rollback also needs the live Sharpe ratio to be significantly
+    below the version's deflated test Sharpe ratio (resource ``decisions``); with the seed's
+    rules any monitored metric worse than its activation baseline by this much rolls back.
+    ``window_bars``: the most recent bars the model never saw that it is judged on."""
 
     rollback_threshold: float = 0.05
     monitored_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_MONITORED))

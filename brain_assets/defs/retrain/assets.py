@@ -10,7 +10,12 @@ import pandas as pd
 from brain_assets.alerts import send_alert
 from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.partitions import run_symbols, symbols
-from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.resources import (
+    BrainResource,
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+)
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
 from brain_assets.defs.retrain.health import bars_metadata, health_metadata
 from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
@@ -19,10 +24,16 @@ from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.market_data.base import MarketData
 from brain_assets.pipeline.bars import PreparedBars, prepare_bars
-from brain_assets.pipeline.dataset import TARGET, build_dataset_table, split_columns
+from brain_assets.pipeline.dataset import (
+    TARGET,
+    build_dataset_table,
+    recent_rows,
+    split_columns,
+)
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
 from brain_assets.pipeline.lstm_model import attention_metrics
+from brain_assets.pipeline.promotion import champion_scorer
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.training import (
     TrainedArtifact,
@@ -158,7 +169,7 @@ def features(
         dataset = build_dataset_table(
             market_data[symbol], settings.horizon, max_gap_bars=settings.max_gap_bars
         )
-        tables[symbol] = dataset.table
+        tables[symbol] = recent_rows(dataset.table, settings.train_window_bars)
         gaps.append({"symbol": symbol, "rows": len(dataset.table), **dataset.gaps.to_dict()})
     first = next(iter(tables.values()))
     names = list(split_columns(first)[0].columns)
@@ -269,6 +280,13 @@ def model_evaluation(
         result[symbol] = {
             "periods_per_year": ppy,
             "models": {e.model_type: e.metrics for e in evaluations},
+            # Per test bar, what the fair promotion test compares with the champion.
+            "test_index": [str(t) for t in evaluations[0].equity.index],
+            "bar_returns": {
+                e.model_type: [float(v) for v in e.bar_returns]
+                for e in evaluations
+                if e.bar_returns is not None
+            },
             "by_regime": by_regime,
             "extras": {e.model_type: e.extras for e in evaluations if e.extras},
         }
@@ -338,11 +356,18 @@ def _evaluation_section(
 @dg.asset(**COMMON, kinds={"postgres"})
 def registry_entries(
     context: dg.AssetExecutionContext,
+    features: dict[str, pd.DataFrame],
     trained_models: dict[str, dict[str, Any]],
     model_evaluation: dict[str, dict[str, Any]],
+    retrain: RetrainResource,
+    decisions: DecisionResource,
     brain: BrainResource,
 ) -> dict[str, dict[str, Any]]:
-    """New model versions in the registry (artifact + sha256) and the symbol's active model."""
+    """New model versions in the registry (artifact + sha256) and the symbol's active model:
+    a version trades only above the activation floor, and replaces the active one only when it
+    beats it on the same recent bars (see decisions.policy)."""
+    settings = retrain.settings()
+    policy = decisions.policy()
     result: dict[str, dict[str, Any]] = {}
     sections = []
     for symbol in each_symbol(context, "registry_entries", list(trained_models)):
@@ -356,6 +381,8 @@ def registry_entries(
             }
             for model_type, metrics in evaluation["models"].items()
         }
+        table = features[symbol]
+        test_rows = pd.DatetimeIndex(pd.to_datetime(evaluation["test_index"], utc=True))
         registration = register_symbol(
             brain.library,
             symbol,
@@ -364,6 +391,13 @@ def registry_entries(
             evaluation["periods_per_year"],
             per_regime_by_type=evaluation.get("by_regime"),
             run_id=context.run.run_id,
+            bar_returns_by_type={
+                model_type: pd.Series(values, index=test_rows)
+                for model_type, values in evaluation.get("bar_returns", {}).items()
+            },
+            champion=champion_scorer(brain.library, table, test_rows, settings),
+            policy=policy,
+            as_of=table.index[-1],
         )
         result[symbol] = {
             "model_ids": registration.model_ids,

@@ -1,0 +1,99 @@
+"""Score the active model on a challenger's test bars, for the fair promotion test."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brain_assets.evaluation.comprehensive import strategy_returns
+from brain_assets.events import log_event
+from brain_assets.pipeline.dataset import split_columns
+from brain_assets.pipeline.lstm_model import context_start, with_context
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.store.library import BrainLibrary
+from brain_assets.training.serialization import deserialize_model
+from brain_assets.versioning import ChampionScorer
+
+
+def unseen_rows(index: pd.Index, after: pd.Timestamp | None, horizon: int) -> np.ndarray:
+    """Boolean mask of rows a model fitted up to ``after`` never saw: every row after it but the
+    first ``horizon``, whose targets overlap the fitted ones (all rows when ``after`` is None)."""
+    mask = np.zeros(len(index), dtype=bool)
+    if after is None:
+        mask[:] = True
+        return mask
+    mask[np.flatnonzero(index > after)[horizon:]] = True
+    return mask
+
+
+def model_predictions(
+    brain: BrainLibrary, model: Mapping[str, Any], table: pd.DataFrame, rows: pd.Index
+) -> pd.Series:
+    """A registered version's predictions on ``rows`` of ``table`` (contiguous, with the rows
+    before them as a sequence model's context), its artifact verified against its sha256."""
+    X, _, _ = split_columns(table)
+    names = list(model.get("feature_names") or [])
+    if names and names != list(X.columns):
+        raise ValueError(
+            f"version {model['version']} was trained on other features than this table has"
+        )
+    estimator = deserialize_model(
+        brain.load_model_artifact(str(model["model_id"])), str(model["artifact_format"])
+    )
+    positions = table.index.get_indexer(rows)
+    if len(positions) == 0 or (positions < 0).any():
+        raise ValueError("rows must be a non-empty selection of the table's rows")
+    first, last = int(positions[0]), int(positions[-1])
+    predictor = with_context(estimator, X.iloc[context_start(first, estimator) : first])
+    segment = X.iloc[first : last + 1]
+    predicted = pd.Series(
+        np.asarray(predictor.predict(segment), dtype=np.float64), index=segment.index
+    )
+    return predicted.loc[rows]
+
+
+def model_bar_returns(
+    brain: BrainLibrary,
+    model: Mapping[str, Any],
+    table: pd.DataFrame,
+    rows: pd.Index,
+    settings: RetrainSettings,
+) -> pd.Series:
+    """A registered version's net strategy return on each of ``rows``."""
+    predictions = model_predictions(brain, model, table, rows)
+    _, _, next_return = split_columns(table)
+    return strategy_returns(
+        predictions.to_numpy(),
+        next_return.loc[rows].to_numpy(),
+        fee_bps=settings.fee_bps,
+        index=rows,
+    )
+
+
+def champion_scorer(
+    brain: BrainLibrary, table: pd.DataFrame, test_rows: pd.Index, settings: RetrainSettings
+) -> ChampionScorer:
+    """Scores the active version on the challengers' test bars that it was not trained on."""
+
+    def score(active: Mapping[str, Any]) -> pd.Series | None:
+        end = active.get("training_end")
+        after = None if end is None else pd.Timestamp(end)
+        horizon = int(active.get("horizon") or settings.horizon)
+        try:
+            net = model_bar_returns(brain, active, table, test_rows, settings)
+        except (ValueError, KeyError) as exc:
+            log_event(
+                "champion_not_scored",
+                logging.WARNING,
+                symbol=active.get("symbol"),
+                model_id=active.get("model_id"),
+                error=str(exc),
+            )
+            return None
+        return net[unseen_rows(net.index, after, horizon)]
+
+    return score

@@ -1,0 +1,334 @@
+"""Replay the daily loop over history: how a decision policy would have traded a symbol.
+
+At each step the bars up to that time are published; then, as in production and through the
+same functions the Dagster assets call:
+
+1. live monitoring judges the active model on the bars it has not seen (``live_model_metrics``),
+2. the rollback acts on that verdict (``model_registry_state``, the sensor's job),
+3. the retrain cleans the bars, builds the features, fits and evaluates every model type and
+   registers the new versions through the promotion rules (``market_data`` .. ``registry_entries``;
+   feature importance and per-regime scores are left out: they decide nothing).
+
+The replay records per step the version that trades next, the return the previously active
+version earned on the step's new bars (zero while the symbol stands aside), the live verdict and
+every activation decision, in the Brain (``replay_runs``, ``replay_steps``). The models it
+registers go to the Brain it is given, which should be a scratch database: ``brain replay``
+uses its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brain_assets.calendar import periods_per_year
+from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.events import log_event
+from brain_assets.pipeline.bars import prepare_bars
+from brain_assets.pipeline.dataset import build_dataset_table, make_dataset, recent_rows
+from brain_assets.pipeline.evaluation import evaluate_symbol
+from brain_assets.pipeline.monitoring import (
+    DEFAULT_LIVE_WINDOW_BARS,
+    evaluate_active_model,
+)
+from brain_assets.pipeline.promotion import champion_scorer, model_bar_returns
+from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.training import train_symbol
+from brain_assets.store import validation as check
+from brain_assets.store.library import BrainLibrary
+from brain_assets.versioning import ModelVersioning
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Where the replay starts, how far each step moves, and how monitoring judges."""
+
+    start_bars: int
+    """Bars published before the first step."""
+    step_bars: int = 168
+    """New bars per step (a week of hourly bars)."""
+    steps: int = 26
+    rollback_threshold: float = 0.05
+    min_live_bars: int = 120
+    """Fewest unseen bars monitoring judges on: five days, so that a version registered at one
+    weekly step is judged at the next (a week of new bars less the embargo)."""
+    live_window_bars: int = DEFAULT_LIVE_WINDOW_BARS
+
+    def __post_init__(self) -> None:
+        for name in ("start_bars", "step_bars", "steps", "min_live_bars", "live_window_bars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    def bars_needed(self) -> int:
+        return self.start_bars + self.steps * self.step_bars
+
+
+@dataclass
+class ReplayResult:
+    replay_id: str
+    symbol: str
+    timeline: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+def replay(
+    brain: BrainLibrary,
+    symbol: str,
+    bars: pd.DataFrame,
+    plan: ReplayPlan,
+    *,
+    settings: RetrainSettings,
+    policy: DecisionPolicy,
+    record: BrainLibrary | None = None,
+    replay_id: str | None = None,
+    progress: Progress | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> ReplayResult:
+    """Step ``symbol`` through ``bars`` (raw OHLCV, cleaned at every step like the retrain).
+
+    ``brain`` holds the replay's models; ``record`` (default ``brain``) keeps the timeline.
+    Raises ValueError when ``bars`` is shorter than the plan or the symbol already has models
+    in ``brain`` (a replay starts from an empty registry).
+    """
+    symbol = check.symbol(symbol)
+    record = record or brain
+    if len(bars) < plan.bars_needed():
+        raise ValueError(
+            f"{symbol}: the replay needs {plan.bars_needed()} bars (start {plan.start_bars} + "
+            f"{plan.steps} steps of {plan.step_bars}), the source has {len(bars)}"
+        )
+    if not brain.list_models(symbol).empty:
+        raise ValueError(
+            f"{symbol} already has models in {brain.target}: a replay starts from an empty "
+            "registry (use a scratch database)"
+        )
+    replay_id = replay_id or uuid.uuid4().hex[:12]
+    record.start_replay(
+        replay_id,
+        symbol,
+        {
+            "plan": asdict(plan),
+            "policy": policy.as_dict(),
+            "settings": {
+                "horizon": settings.horizon,
+                "model_types": list(settings.trained_model_types),
+                "fee_bps": settings.fee_bps,
+                "train_window_bars": settings.train_window_bars,
+            },
+            **(parameters or {}),
+        },
+    )
+    versioning = ModelVersioning(brain, policy=policy)
+    rows: list[dict[str, Any]] = []
+    last_activation = 0
+    previous_as_of: pd.Timestamp | None = None
+    for step in range(plan.steps + 1):
+        started = time.perf_counter()
+        published = bars.iloc[: plan.start_bars + step * plan.step_bars].reset_index(drop=True)
+        held = brain.get_active_model(symbol)
+        prepared = prepare_bars(symbol, published, settings)
+        live: dict[str, Any] = {}
+        period_return = 0.0
+        if not prepared.usable:
+            live = {"blocked": prepared.valid.message}
+            as_of = pd.Timestamp(published["timestamp"].iloc[-1])
+        else:
+            table = make_dataset(
+                prepared.frame, settings.horizon, max_gap_bars=settings.max_gap_bars
+            )
+            as_of = table.index[-1]
+            if held is not None and previous_as_of is not None:
+                period_return = _held_return(brain, held, table, previous_as_of, settings)
+            live = _monitor(brain, versioning, symbol, prepared.frame, plan, settings, policy)
+            _retrain(brain, symbol, prepared.frame, settings, policy, f"replay:{replay_id}:{step}")
+        history = brain.get_activation_history(symbol)
+        new = history[history["activation_id"] > last_activation]
+        if not history.empty:
+            last_activation = int(history["activation_id"].max())
+        events = [_event(row) for row in new.to_dict("records")]
+        active = brain.get_active_model(symbol)
+        record.record_replay_step(
+            replay_id,
+            step,
+            as_of=as_of.isoformat(),
+            active=active,
+            period_return=period_return,
+            live=live,
+            events=events,
+        )
+        row = {
+            "step": step,
+            "as_of": as_of,
+            "active_version": None if active is None else int(active["version"]),
+            "active_type": None if active is None else str(active["model_type"]),
+            "period_return": period_return,
+            "live": live,
+            "events": events,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        rows.append(row)
+        previous_as_of = as_of
+        if progress is not None:
+            progress(step, plan.steps, row)
+        log_event(
+            "replay_step",
+            logging.INFO,
+            replay_id=replay_id,
+            symbol=symbol,
+            step=step,
+            active_version=row["active_version"],
+            events=len(events),
+        )
+    timeline = pd.DataFrame(rows)
+    summary = summarize(timeline)
+    record.finish_replay(replay_id, summary)
+    return ReplayResult(replay_id, symbol, timeline, summary)
+
+
+def _held_return(
+    brain: BrainLibrary,
+    held: dict[str, Any],
+    table: pd.DataFrame,
+    since: pd.Timestamp,
+    settings: RetrainSettings,
+) -> float:
+    """What the version active since the last step earned on the rows that arrived since."""
+    rows = table.index[table.index > since]
+    if len(rows) == 0:
+        return 0.0
+    net = model_bar_returns(brain, held, table, rows, settings)
+    return float(np.prod(1.0 + net.to_numpy()) - 1.0)
+
+
+def _monitor(
+    brain: BrainLibrary,
+    versioning: ModelVersioning,
+    symbol: str,
+    frame: pd.DataFrame,
+    plan: ReplayPlan,
+    settings: RetrainSettings,
+    policy: DecisionPolicy,
+) -> dict[str, Any]:
+    try:
+        live = evaluate_active_model(
+            brain,
+            symbol,
+            frame,
+            settings,
+            rollback_threshold=plan.rollback_threshold,
+            min_bars=plan.min_live_bars,
+            window_bars=plan.live_window_bars,
+            policy=policy,
+        )
+    except ValueError as exc:
+        return {"skipped": str(exc)}
+    if live is None:
+        return {"skipped": "no active model"}
+    rolled_back = versioning.check_and_rollback(
+        live.model_id,
+        symbol,
+        live.metrics,
+        plan.rollback_threshold,
+        as_of=live.as_of,
+        candidates=live.candidates,
+    )
+    assessment = live.assessment
+    return {
+        "version": live.version,
+        "bars": live.n_bars,
+        "sharpe_ratio": live.metrics.get("sharpe_ratio"),
+        "composite_score": live.metrics.get("composite_score"),
+        "baseline_sharpe": assessment.get("baseline_sharpe"),
+        "p_value": assessment.get("p_value"),
+        "regressed": bool(assessment["regressed"]),
+        "rolled_back": rolled_back,
+    }
+
+
+def _retrain(
+    brain: BrainLibrary,
+    symbol: str,
+    frame: pd.DataFrame,
+    settings: RetrainSettings,
+    policy: DecisionPolicy,
+    run_id: str,
+) -> None:
+    dataset = build_dataset_table(frame, settings.horizon, max_gap_bars=settings.max_gap_bars)
+    table = recent_rows(dataset.table, settings.train_window_bars)
+    ppy = periods_per_year(table.index)
+    artifacts = train_symbol(symbol, table, settings)
+    evaluations = evaluate_symbol(symbol, table, artifacts, settings, ppy)
+    test_rows = evaluations[0].equity.index
+    register_symbol(
+        brain,
+        symbol,
+        artifacts,
+        {e.model_type: e.metrics for e in evaluations},
+        ppy,
+        run_id=run_id,
+        bar_returns_by_type={
+            e.model_type: e.bar_returns for e in evaluations if e.bar_returns is not None
+        },
+        champion=champion_scorer(brain, table, test_rows, settings),
+        policy=policy,
+        as_of=table.index[-1],
+    )
+
+
+def _event(row: dict[Any, Any]) -> dict[str, Any]:
+    details = row.get("details") or {}
+    return {
+        "action": row["action"],
+        "reason": row["reason"],
+        "version": int(row["version"]),
+        "rule": details.get("rule") or details.get("message"),
+        "p_value": details.get("p_value"),
+    }
+
+
+def summarize(timeline: pd.DataFrame) -> dict[str, Any]:
+    """Counts a policy is judged by: rollbacks, promotions, active changes, time standing aside
+    and the compounded return of the versions that traded."""
+
+    def count(action: str, reason: str) -> int:
+        return sum(
+            1
+            for events in timeline["events"]
+            for e in events
+            if e["action"] == action and e["reason"] == reason
+        )
+
+    versions = [None if pd.isna(v) else int(v) for v in timeline["active_version"]]
+    changes = sum(1 for a, b in itertools.pairwise(versions) if a != b)
+    returns = timeline["period_return"].to_numpy(dtype=float)
+    return {
+        "steps": int(len(timeline) - 1),
+        "rollbacks": count("deactivated", "rollback"),
+        "promotions": count("activated", "promotion"),
+        "active_changes": int(changes),
+        "steps_standing_aside": int(sum(v is None for v in versions)),
+        "total_return": float(np.prod(1.0 + returns) - 1.0),
+        "rollback_steps": [
+            int(r["step"])
+            for r in timeline.to_dict("records")
+            if any(e["action"] == "deactivated" and e["reason"] == "rollback" for e in r["events"])
+        ],
+        "promotion_steps": [
+            int(r["step"])
+            for r in timeline.to_dict("records")
+            if any(e["action"] == "activated" and e["reason"] == "promotion" for e in r["events"])
+        ],
+    }

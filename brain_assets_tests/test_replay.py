@@ -1,0 +1,100 @@
+"""``brain replay``: the daily loop stepped through history, on a market whose truth is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from brain_assets.cli.main import main
+from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.market_data.synthetic import signal_market
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.replay import ReplayPlan, replay
+from brain_assets.store.library import BrainLibrary
+
+pytestmark = pytest.mark.slow
+
+SYMBOL = "BTC/USDT"
+PLAN = ReplayPlan(start_bars=1200, step_bars=168, steps=4)
+SETTINGS = RetrainSettings(model_types=("ridge",), fee_bps=2.0)
+FLIPPED = 2
+"""The first step whose new bars come from the flipped market."""
+
+
+def test_signal_market_flips_at_the_bar_it_is_told() -> None:
+    bars = signal_market(3000, momentum=0.3, flip_at=1500, seed=1)
+    returns = bars["close"].pct_change()
+    before = returns.iloc[1:1500].autocorr()
+    after = returns.iloc[1500:].autocorr()
+    assert before > 0.2 and after < -0.2
+    assert (bars["high"] >= bars[["open", "close"]].max(axis=1)).all()
+    assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
+    with pytest.raises(ValueError, match="flip_at"):
+        signal_market(100, flip_at=100)
+
+
+def test_a_flipped_signal_takes_the_stale_model_out_within_two_steps(
+    brain: BrainLibrary,
+) -> None:
+    flip_bar = PLAN.start_bars + (FLIPPED - 1) * PLAN.step_bars
+    bars = signal_market(PLAN.bars_needed(), momentum=0.3, flip_at=flip_bar, seed=0)
+    result = replay(brain, SYMBOL, bars, PLAN, settings=SETTINGS, policy=DecisionPolicy())
+    timeline = result.timeline
+    assert timeline["step"].tolist() == [0, 1, 2, 3, 4]
+    first = timeline.iloc[0]
+    assert [e["reason"] for e in first["events"]] == ["promotion"]
+    stale = int(first["active_version"])
+    # The version trading into the flip is gone (rolled back or stood aside) within 2 steps.
+    gone = [
+        int(row.step)
+        for row in timeline.itertuples()
+        if row.step >= FLIPPED
+        and (pd.isna(row.active_version) or int(row.active_version) != stale)
+    ]
+    assert gone and gone[0] <= FLIPPED + 2
+    assert result.summary["rollbacks"] >= 1 or result.summary["promotions"] >= 2
+    # While it traded the flipped bars it lost money: the timeline shows it.
+    assert timeline.loc[timeline["step"] == FLIPPED, "period_return"].iloc[0] < 0
+    stored = brain.get_replay_timeline(result.replay_id)
+    assert stored["step"].tolist() == timeline["step"].tolist()
+    assert stored["active_version"].iloc[0] == stale
+    replays = brain.list_replays(SYMBOL)
+    assert replays["summary"].iloc[0]["rollbacks"] == result.summary["rollbacks"]
+    # A replay starts from an empty registry.
+    with pytest.raises(ValueError, match="already has models"):
+        replay(brain, SYMBOL, bars, PLAN, settings=SETTINGS, policy=DecisionPolicy())
+
+
+def test_replay_refuses_too_short_a_history(brain: BrainLibrary) -> None:
+    with pytest.raises(ValueError, match=f"needs {PLAN.bars_needed()} bars"):
+        replay(brain, SYMBOL, signal_market(1500), PLAN, settings=SETTINGS, policy=DecisionPolicy())
+
+
+def test_brain_replay_command_prints_stores_and_draws(
+    brain_dsn: str,
+    empty_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_DSN", brain_dsn)
+    base = ["replay", SYMBOL, "--steps", "2", "--start-bars", "1200", "--model-types", "ridge"]
+    # The scratch database is emptied: it can never be the Brain's own.
+    assert main([*base, "--scratch-dsn", brain_dsn]) == 2
+    assert "must not be the Brain" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "--scratch-dsn" in capsys.readouterr().err
+    code = main([*base, "--scratch-dsn", empty_dsn, "--out", str(tmp_path), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2
+    png = Path(summary["png"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(pd.read_csv(summary["csv"])) == 3
+    with BrainLibrary(brain_dsn) as brain:
+        assert brain.list_replays(SYMBOL)["replay_id"].tolist() == [summary["replay_id"]]
+        # The replay's models live in the scratch database, not in the Brain.
+        assert brain.list_models(SYMBOL).empty
