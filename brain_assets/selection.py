@@ -51,10 +51,11 @@ class ModelSelector:
         'model_type', 'regime', 'score', 'n_bars', 'reason', 'fallback'}``: ``score`` and
         ``n_bars`` are the model's composite score and bar count in that regime (None and 0 when
         it was never evaluated there), ``fallback`` is True when the regime-based choice was not
-        possible and the active model (or, with none active, the best tradable one) was taken.
-        When versions exist but none may trade (all below the activation floor or rolled back
-        for a regression), ``model_id`` is None and ``stand_aside`` True: the engine should hold
-        no position. Returns None for a symbol without models.
+        possible and the active model was taken. Only versions that may trade compete (above
+        the activation floor, not rolled back for a regression, the active one's horizon). When
+        the symbol has versions but none is active (it stands aside), ``model_id`` is None and
+        ``stand_aside`` True: the engine should hold no position. Returns None for a symbol
+        without models.
 
         Raises:
             ValueError: an unknown regime (the message lists the valid ones) or a blank symbol.
@@ -65,6 +66,9 @@ class ModelSelector:
                 f"volatility_regime: {volatility_regime!r} is not a regime; valid regimes are "
                 f"{', '.join(REGIMES)} (or None for the symbol's current regime)"
             )
+        if self.brain.get_active_model(symbol) is None:
+            # Standing aside (or no model at all): no regime choice brings a version back.
+            return self._fallback(symbol, volatility_regime, pd.DataFrame(), "no version is active")
         regime = volatility_regime
         if regime is None:
             current = self.brain.get_current_regime(symbol)
@@ -131,9 +135,8 @@ class ModelSelector:
         model = self.brain.get_active_model(symbol)
         which = "the active model"
         if model is None:
-            model = self.brain.get_best_model(symbol)
-            which = "the model with the best overall composite score (no model is active)"
-        if model is None:
+            # No active version: none passed the floor, or the last one was taken out and no
+            # earlier one works. A regime choice must not bring a model back through the side.
             status = self.brain.trading_status(symbol)
             if self.brain.list_models(symbol).empty:
                 return None

@@ -91,6 +91,8 @@ class ModelVersioning:
         tolerance = check.finite(tolerance, "tolerance")
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        if policy is not None and tolerance:
+            raise ValueError("give the tolerance inside the policy: DecisionPolicy(tolerance=...)")
         self.policy = policy if policy is not None else DecisionPolicy(tolerance=tolerance)
         self.tolerance = self.policy.tolerance
 
@@ -197,8 +199,14 @@ class ModelVersioning:
             )
         champion = champion_returns(active)
         if champion is None:
+            # A champion that cannot be scored (its artifact or features no longer fit) must
+            # not block every challenger forever: fall back to the scores, and say so.
+            seed = score_verdict(model["composite_score"], active["composite_score"], 0.0)
             return Verdict(
-                False, "the champion could not be scored on the challenger's test bars", against
+                seed.passed,
+                "the champion could not be scored on the challenger's test bars; compared by "
+                f"composite score instead: {seed.rule}",
+                {**seed.details, **against},
             )
         verdict = promotion_verdict(bar_returns, champion, self.policy, n_challengers=n_challengers)
         return Verdict(verdict.passed, verdict.rule, {**verdict.details, **against})
@@ -371,7 +379,11 @@ class ModelVersioning:
                 "as_of": stamp,
             }
             waited = self._bars_since_last_change(conn, symbol, stamp, values)
-            if waited is not None and waited < self.policy.cooldown_bars:
+            if (
+                self.policy.cooldown_bars
+                and waited is not None
+                and waited < self.policy.cooldown_bars
+            ):
                 self.brain.record_activation_event(
                     conn,
                     symbol,
@@ -579,7 +591,8 @@ class ModelVersioning:
             if not floor.passed:
                 return f"below the activation floor: {floor.rule}"
         live = (candidates or {}).get(str(candidate["model_id"]))
-        if live is not None:
+        # The seed's rule took the most recent earlier version whatever it did since.
+        if live is not None and self.policy.rollback_confidence is not None:
             assessment = self._assess(
                 conn, candidate, check.metrics(live, "candidates"), threshold, DEFAULT_MONITORED
             )

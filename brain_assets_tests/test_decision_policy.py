@@ -147,8 +147,11 @@ def test_rollback_needs_a_material_and_significant_drop_below_the_honest_baselin
     z = (baseline + 12.0) / math.hypot(3.5, 7.0)
     assert result["regressed"] and result["z_stat"] == pytest.approx(z)
     assert result["p_value"] == pytest.approx(stats.norm.sf(z))
-    # Without standard errors there is nothing to test: no rollback, and it says why.
-    blind = rollback_assessment({"sharpe_ratio": 8.0}, {}, {"sharpe_ratio": -12.0}, policy)
-    assert not blind["regressed"] and "standard error" in blind["rule"]
+    # Without standard errors (a version registered before they were recorded) there is no
+    # test: the seed's rule still protects, and the verdict says which rule decided.
+    legacy = {"sharpe_ratio": 8.0}
+    blind = rollback_assessment(legacy, legacy, {"sharpe_ratio": -12.0}, policy)
+    assert blind["regressed"] and "standard error" in blind["rule"]
+    assert not rollback_assessment(legacy, legacy, {"sharpe_ratio": 7.9}, policy)["regressed"]
     with pytest.raises(ValueError, match="rollback_threshold"):
         rollback_assessment(registration, registration, crash, policy, threshold=0.0)

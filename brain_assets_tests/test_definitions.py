@@ -21,7 +21,7 @@ EXPECTED_DEPS = {
     "features": {"market_data"},
     "trained_models": {"features"},
     "model_evaluation": {"features", "trained_models", "volatility_regime"},
-    "registry_entries": {"trained_models", "model_evaluation"},
+    "registry_entries": {"features", "trained_models", "model_evaluation"},
     "feature_importance": {"features", "trained_models", "registry_entries"},
     "feature_importance_trend": {"registry_entries"},
     "volatility_regime": {"market_data"},
@@ -81,7 +81,7 @@ def test_graph_snapshot() -> None:
         "maintenance_schedule",
     }
     sensors = {s.name: s for s in defs.sensors or []}
-    assert set(sensors) == {"rollback_sensor", "run_failure_alert"}
+    assert set(sensors) == {"rollback_sensor", "publish_run_values", "run_failure_alert"}
     assert sensors["rollback_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
 
 

@@ -201,6 +201,14 @@ def test_completion_is_logged_with_the_counts(
 def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) -> None:
     populate(brain)
     resources = {"brain": BrainResource(dsn=brain_dsn)}
+    # A value a failed run left behind a month ago, and one of a run still going.
+    brain.put_asset_values("features", {"BTC/USDT": {"x": 1}}, run_id="failed-run")
+    brain.put_asset_values("features", {"BTC/USDT": {"x": 2}}, run_id="live-run")
+    with psycopg.connect(brain_dsn) as conn:
+        conn.execute(
+            "UPDATE asset_values SET written_at = written_at - interval '30 days'"
+            " WHERE run_id = 'failed-run'"
+        )
 
     result = maintenance_job.execute_in_process(
         resources=resources,
@@ -211,6 +219,10 @@ def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) ->
         "model_metrics": 0,
         "feature_importance": 0,
         "data_quality_logs": 0,
+        "asset_values_pruned": 1,
+    }
+    assert brain.get_asset_values("features", ["BTC/USDT"], run_id="live-run") == {
+        "BTC/USDT": {"x": 2}
     }
 
     # The default window is a year.

@@ -18,7 +18,12 @@ from brain_assets.decisions.policy import (
     floor_verdict,
 )
 from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets.evaluation.comprehensive import evaluate_model
 from brain_assets.market_data.synthetic import signal_market
+from brain_assets.pipeline.dataset import make_dataset, split_columns
+from brain_assets.pipeline.promotion import model_predictions
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.training import split_for
 from brain_assets.selection import ModelSelector
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
@@ -268,3 +273,64 @@ def test_the_retrain_assets_apply_the_floor_and_the_paired_test(
     for details in day_two["details"]:
         if details.get("floor", {}).get("passed"):
             assert details["common_bars"] >= 48 and 0.0 <= details["p_value"] <= 1.0
+
+
+CONCURRENT_RUN = """
+import sys
+import dagster as dg
+from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets_tests.dagster_helpers import run_assets
+dsn, folder, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+result = run_assets(
+    dg.DagsterInstance.ephemeral(), dsn, ["BTC/USDT"],
+    market=MarketDataResource(source="files", folder=folder),
+    retrain=RetrainResource(model_types=["ridge", "random_forest"], fee_bps=5.0, seed=seed),
+    decisions=DecisionResource(floor_min_composite=None, floor_confidence=None),
+)
+sys.exit(0 if result.success else 1)
+"""
+
+
+@pytest.mark.slow
+def test_two_concurrent_retrains_of_one_symbol_keep_their_own_values(
+    brain_dsn: str, tmp_path: Path
+) -> None:
+    """Two runs of one symbol at once (different seeds: different forests): each version's
+    stored metrics are those of its own artifact, and one version is active."""
+    import subprocess
+    import sys
+
+    frame = signal_market(1500, momentum=0.3, seed=9)
+    write_bars(tmp_path, frame)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_RUN, brain_dsn, str(tmp_path), str(seed)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for seed in (1, 2)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err.decode()[-2000:]
+    settings = RetrainSettings(model_types=("ridge", "random_forest"), fee_bps=5.0)
+    table = make_dataset(frame, 1)
+    with BrainLibrary(brain_dsn) as brain:
+        models = brain.list_models(SYMBOL)
+        # The seed is part of each version's fingerprint: both runs registered both types.
+        assert sorted(models["model_type"]) == ["random_forest"] * 2 + ["ridge"] * 2
+        assert models["run_id"].nunique() == 2
+        assert int(models["is_active"].sum()) == 1
+        test = table.index[split_for(table, settings).test]
+        for model in models.to_dict("records"):
+            predictions = model_predictions(brain, model, table, test)
+            _, y, next_return = split_columns(table)
+            recomputed = evaluate_model(
+                predictions.to_numpy(),
+                y.loc[test].to_numpy(),
+                next_return.loc[test].to_numpy(),
+                periods_per_year=HOURLY,
+                fee_bps=5.0,
+            )
+            assert model["composite_score"] == pytest.approx(recomputed["composite_score"])
+            assert model["metrics"]["sharpe_ratio"] == pytest.approx(recomputed["sharpe_ratio"])

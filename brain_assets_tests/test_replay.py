@@ -51,8 +51,7 @@ def test_a_flipped_signal_takes_the_stale_model_out_within_two_steps(
     gone = [
         int(row.step)
         for row in timeline.itertuples()
-        if row.step >= FLIPPED
-        and (pd.isna(row.active_version) or int(row.active_version) != stale)
+        if row.step >= FLIPPED and (pd.isna(row.active_version) or int(row.active_version) != stale)
     ]
     assert gone and gone[0] <= FLIPPED + 2
     assert result.summary["rollbacks"] >= 1 or result.summary["promotions"] >= 2

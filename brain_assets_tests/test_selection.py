@@ -190,13 +190,15 @@ def test_none_uses_the_stored_current_regime(
     assert (later["model_id"], later["regime"]) == (models["B"], "low")
 
 
-def test_without_an_active_model_the_best_overall_is_the_fallback(brain: BrainLibrary) -> None:
+def test_without_an_active_model_the_selector_stands_aside(brain: BrainLibrary) -> None:
+    # Versions exist but none is active (none passed the floor, or the last was taken out):
+    # the selector must not bring one back through a regime choice.
     register(brain, "weak", composite_score=0.1)
-    strong = register(brain, "strong", composite_score=0.9)
+    register(brain, "strong", composite_score=0.9)
     choice = ModelSelector(brain).select_model_for_symbol(SYMBOL, "normal")
     assert choice is not None
-    assert (choice["model_id"], choice["fallback"]) == (strong, True)
-    assert "no model is active" in choice["reason"]
+    assert (choice["model_id"], choice["stand_aside"], choice["fallback"]) == (None, True, True)
+    assert choice["reason"].startswith("stand aside")
 
 
 def test_invalid_regime_and_unknown_symbol(brain: BrainLibrary, models: dict[str, str]) -> None:

@@ -394,8 +394,16 @@ def rollback_assessment(
         "live_se": live_se,
     }
     if baseline is None or base_se is None or live_sharpe is None or live_se is None:
-        result["rule"] = "no Sharpe ratio with a standard error on both sides: not judged"
-        return result
+        # A version registered before standard errors were recorded keeps the seed's
+        # protection rather than none.
+        seed = assess_regression(
+            activation_baseline, live, threshold=threshold, monitored=monitored
+        )
+        return {
+            **seed,
+            "rule": "no Sharpe ratio with a standard error on both sides: the seed's rule "
+            "(any monitored metric worse than its baseline by > threshold)",
+        }
     material = relative_degradation("sharpe_ratio", baseline, float(live_sharpe)) > threshold
     error = math.hypot(float(base_se), float(live_se))
     z = (baseline - float(live_sharpe)) / error if error > 0 else 0.0

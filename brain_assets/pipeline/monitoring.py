@@ -124,8 +124,8 @@ def evaluate_active_model(
     """Evaluate, store and assess the active model on the most recent ``window_bars`` bars it
     never saw (after the data window it was trained and evaluated on).
 
-    The earlier versions a rollback could return to are evaluated on the same bars (and stored),
-    so that the rollback never returns to a model that fails there too.
+    The earlier versions a rollback could return to are evaluated on the same bars, so that the
+    rollback never returns to a model that fails there too.
 
     Returns None when the symbol has no active model; raises ValueError when fewer than
     ``min_bars`` unseen bars exist (nothing to judge the model on yet).
@@ -150,12 +150,15 @@ def evaluate_active_model(
     versioning = ModelVersioning(brain, policy=policy)
     candidates: dict[str, dict[str, float]] = {}
     for candidate in versioning.rollback_candidates(symbol):
-        own = rows[unseen_rows(rows, seen_until(candidate), settings.horizon)]
+        if candidate["credible"] is False or candidate["horizon"] not in (None, active["horizon"]):
+            continue  # never a rollback target: not worth scoring
+        unseen = table.index[unseen_rows(table.index, seen_until(candidate), settings.horizon)]
+        own = rows[rows.isin(unseen)]
         if len(own) < min_bars:
             continue
         try:
             metrics = live_metrics(brain, candidate, table, own, settings, ppy)
-        except ValueError as exc:
+        except Exception as exc:  # one old version must not stop monitoring; logged
             log_event(
                 "rollback_candidate_not_scored",
                 logging.WARNING,
@@ -164,7 +167,8 @@ def evaluate_active_model(
                 error=str(exc),
             )
             continue
-        brain.store_model_metrics(candidate["model_id"], symbol, metrics, periods_per_year=ppy)
+        # Handed to the rollback, not stored: stored live metrics would become the candidate's
+        # activation baseline under the seed's rules, measured on the window that failed.
         candidates[str(candidate["model_id"])] = metrics
     assessment = versioning.assess(
         active["model_id"], values, rollback_threshold, monitored=monitored

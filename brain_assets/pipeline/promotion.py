@@ -85,7 +85,7 @@ def champion_scorer(
         horizon = int(active.get("horizon") or settings.horizon)
         try:
             net = model_bar_returns(brain, active, table, test_rows, settings)
-        except (ValueError, KeyError) as exc:
+        except Exception as exc:  # any failure means "cannot be scored"; logged
             log_event(
                 "champion_not_scored",
                 logging.WARNING,
@@ -94,6 +94,8 @@ def champion_scorer(
                 error=str(exc),
             )
             return None
-        return net[unseen_rows(net.index, after, horizon)]
+        # The embargo counts rows of the table, not of the test segment.
+        unseen = table.index[unseen_rows(table.index, after, horizon)]
+        return net[net.index.isin(unseen)]
 
     return score

@@ -49,15 +49,25 @@ def register_symbol(
     ``bar_returns_by_type`` (each model's net return per test bar) and ``champion`` (scores the
     active version on those bars) feed the fair promotion test; ``as_of`` is the last bar known.
     """
-    versioning = ModelVersioning(brain, tolerance=tolerance, policy=policy)
+    if policy is not None and tolerance:
+        raise ValueError("give the tolerance inside the policy: DecisionPolicy(tolerance=...)")
+    versioning = ModelVersioning(
+        brain, policy=policy if policy is not None else DecisionPolicy(tolerance=tolerance)
+    )
     returns = dict(bar_returns_by_type or {})
     own: dict[str, pd.Series] = {}
 
+    scored: dict[str, pd.Series | None] = {}
+
     def score_champion(active: Mapping[str, Any]) -> pd.Series | None:
-        # A version promoted earlier in this call is scored on these very bars already.
-        if active["model_id"] in own:
-            return own[active["model_id"]]
-        return None if champion is None else champion(active)
+        # A version promoted earlier in this call is scored on these very bars already; any
+        # other champion is scored once for all the challengers.
+        model_id = str(active["model_id"])
+        if model_id in own:
+            return own[model_id]
+        if model_id not in scored:
+            scored[model_id] = None if champion is None else champion(active)
+        return scored[model_id]
 
     def score(artifact: TrainedArtifact) -> float:
         value = metrics_by_type[artifact.model_type].get("composite_score")

@@ -124,10 +124,12 @@ class RetrainSettings:
             )
         if self.min_rows < 1:
             raise ValueError(f"min_rows must be at least 1, got {self.min_rows}")
-        if self.train_window_bars is not None and self.train_window_bars < 100:
-            raise ValueError(
-                f"train_window_bars must be at least 100 (or None), got {self.train_window_bars}"
-            )
+        window = self.train_window_bars
+        # 250 rows leave a test segment of 50, just above the 48 bars a promotion compares on.
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or window < 250
+        ):
+            raise ValueError(f"train_window_bars must be an integer >= 250 or None, got {window!r}")
 
     @property
     def trained_model_types(self) -> tuple[str, ...]:

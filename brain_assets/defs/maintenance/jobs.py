@@ -23,13 +23,16 @@ class MaintenanceConfig(dg.Config):
     name="archive_old_rows",
     description=(
         "Move model metrics, feature importance and data-quality logs older than the retention "
-        "window into their archive tables (rows of active models stay), then ANALYZE"
+        "window into their archive tables (rows of active models stay), then ANALYZE; delete "
+        "asset values of runs that never succeeded, after a week"
     ),
 )
 def archive_old_rows_op(
     context: dg.OpExecutionContext, config: MaintenanceConfig, brain: BrainResource
 ) -> dg.Output[dict[str, int]]:
     moved = archive_old_rows(brain.library, retention_days=config.retention_days)
+    # Values of runs that failed or never finished, older than a week: nothing reads them.
+    moved["asset_values_pruned"] = brain.library.prune_unpublished_values()
     context.log.info(
         "archived " + ", ".join(f"{count} {table} rows" for table, count in moved.items())
     )

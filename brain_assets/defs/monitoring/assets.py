@@ -109,7 +109,9 @@ def live_model_metrics(
                 "worst_metric": str(worst.get("metric")),
                 "relative_degradation": float(worst.get("relative_degradation", 0.0)),
                 "threshold": live.assessment["threshold"],
-                "p_value": float(live.assessment.get("p_value") or 1.0),
+                "p_value": float(
+                    1.0 if live.assessment.get("p_value") is None else live.assessment["p_value"]
+                ),
                 "rule": str(live.assessment.get("rule", "")),
                 "comparison": dg.MetadataValue.md(
                     markdown_table(

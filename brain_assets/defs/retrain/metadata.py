@@ -38,10 +38,27 @@ def registry_markdown(brain: Any, symbol: str) -> str:
     from brain_assets.pipeline.registration import registry_summary
 
     summary = registry_summary(brain, symbol)
-    model_columns = ["version", "model_type", "composite_score", "created_at", "model_id"]
-    activation_columns = ["created_at", "version", "action", "reason"]
+    model_columns = [
+        "version",
+        "model_type",
+        "horizon",
+        "composite_score",
+        "credible",
+        "created_at",
+        "model_id",
+    ]
+    activation_columns = ["created_at", "version", "action", "reason", "rule"]
+    for row in summary["activations"]:
+        # The verdict's one-line reason (floor, paired test, significance) next to the action.
+        row["rule"] = (row.get("details") or {}).get("rule")
+    status = brain.trading_status(symbol)
+    active = (
+        markdown_table(summary["active"], model_columns)
+        if summary["active"]
+        else f"none: **stand aside** ({status['reason']})"
+    )
     return (
-        f"### {symbol}\n\n**Active**\n\n{markdown_table(summary['active'], model_columns)}\n\n"
+        f"### {symbol}\n\n**Active**\n\n{active}\n\n"
         f"**Challengers**\n\n{markdown_table(summary['challengers'], model_columns)}\n\n"
         f"**Latest activations**\n\n"
         f"{markdown_table(summary['activations'], activation_columns)}"
