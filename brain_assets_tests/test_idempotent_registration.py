@@ -99,32 +99,48 @@ def test_retraining_on_the_same_bars_adds_no_rows(dsn: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("step", "function", "registered_before_failure"),
+    [
+        ("trained_models", "train_symbol", 0),
+        ("model_evaluation", "evaluate_symbol", 0),
+        # Fails after the registration committed: the versions exist, the step does not.
+        ("registry_entries", "registry_markdown", 2),
+        ("feature_importance", "analyze_symbol", 2),
+    ],
+)
 def test_a_run_re_executed_after_a_later_step_failed_registers_nothing_twice(
-    dsn: str, monkeypatch: pytest.MonkeyPatch
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    function: str,
+    registered_before_failure: int,
 ) -> None:
     from brain_assets.defs.retrain import assets
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("importance worker died")
+        raise RuntimeError(f"{step} worker died")
 
     instance = dg.DagsterInstance.ephemeral()
     with monkeypatch.context() as patch:
-        patch.setattr(assets, "analyze_symbol", broken)
+        patch.setattr(assets, function, broken)
         failed = run_assets(instance, dsn, [SYMBOL], retrain=FAST)
     assert not failed.success
+    assert not failed.is_node_success(step)
     after_failure = counts(dsn)
-    assert after_failure["model_registry"] == 2
+    assert after_failure["model_registry"] == registered_before_failure
     assert after_failure["feature_importance"] == 0
 
     rerun = run_assets(instance, dsn, [SYMBOL], retrain=FAST)
     assert rerun.success
     after = counts(dsn)
     assert after["model_registry"] == 2
-    assert after["model_activations"] == after_failure["model_activations"]
+    if registered_before_failure:
+        assert after["model_activations"] == after_failure["model_activations"]
     # The analysis the failed run never wrote is written now, once per version.
     with BrainLibrary(dsn) as brain:
         for model_id in brain.list_models(SYMBOL)["model_id"]:
             assert not brain.get_top_features(SYMBOL, top_n=1, model_id=model_id).empty
-    analysed = after["feature_importance"]
+    # And once more: nothing new anywhere.
     assert run_assets(instance, dsn, [SYMBOL], retrain=FAST).success
-    assert count_rows(dsn, "feature_importance") == analysed
+    assert counts(dsn) == after
