@@ -16,11 +16,11 @@ $(BIN)/python:
 
 # The stamps depend on pyproject.toml, so an edited dependency list reinstalls.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[exchange]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,exchange]'
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -17,15 +17,18 @@ from brain_assets.defs.jobs import (
 )
 from brain_assets.defs.maintenance.jobs import maintenance_job, maintenance_schedule
 from brain_assets.defs.maintenance.publish import publish_run_values
+from brain_assets.defs.market.assets import exchange_bars
+from brain_assets.defs.market.jobs import fetch_bars, fetch_bars_schedule
+from brain_assets.defs.market.resources import exchange_resource
 from brain_assets.defs.monitoring.assets import live_model_metrics, model_registry_state
 from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedule, rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
 from brain_assets.defs.resources import (
     DecisionResource,
-    MarketDataResource,
     RetrainResource,
     brain_resource,
+    market_resource,
 )
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.logs import LOG_DIR_ENV, configure_logging
@@ -40,7 +43,8 @@ def build_resources() -> dict[str, object]:
     return {
         "brain": brain,
         "brain_io_manager": BrainIOManager(brain=brain),
-        "market": MarketDataResource(),
+        "market": market_resource(),
+        "exchange": exchange_resource(),
         # The LSTM trains with the others by default; the demo stays near one minute on 2 cores.
         "retrain": RetrainResource(include_lstm=True),
         "monitoring": MonitoringResource(),
@@ -50,13 +54,22 @@ def build_resources() -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=[
+        exchange_bars,
         *DAILY_RETRAIN_ASSETS,
         feature_importance_trend,
         live_model_metrics,
         model_registry_state,
     ],
-    jobs=[daily_retrain, nightly_feature_analysis, monitoring_job, rollback_job, maintenance_job],
+    jobs=[
+        fetch_bars,
+        daily_retrain,
+        nightly_feature_analysis,
+        monitoring_job,
+        rollback_job,
+        maintenance_job,
+    ],
     schedules=[
+        fetch_bars_schedule,
         daily_retrain_schedule,
         nightly_feature_analysis_schedule,
         monitoring_schedule,

@@ -16,8 +16,10 @@ from brain_assets.defs.partitions import add_symbols, validate_symbol
 REPO = Path(__file__).resolve().parents[1]
 
 EXPECTED_DEPS = {
-    "market_data": set(),
-    "data_quality": set(),
+    "exchange_bars": set(),
+    # Lineage only: the bars exchange_bars fetched are what market_data reads from the store.
+    "market_data": {"exchange_bars"},
+    "data_quality": {"exchange_bars"},
     "features": {"market_data"},
     "trained_models": {"features"},
     "model_evaluation": {"features", "trained_models", "volatility_regime"},
@@ -63,11 +65,12 @@ def test_graph_snapshot() -> None:
         # monitoring and analysis have no blocking checks and batch symbols in one run.
         expected = (
             dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
-            if node.group_name == "daily_retrain"
+            if node.group_name in ("daily_retrain", "market_feed")
             else dg.BackfillPolicy.single_run()
         )
         assert node.backfill_policy == expected, key
     assert {job.name for job in defs.jobs or []} == {
+        "fetch_bars",
         "daily_retrain",
         "nightly_feature_analysis",
         "monitoring_job",
@@ -75,6 +78,7 @@ def test_graph_snapshot() -> None:
         "maintenance",
     }
     assert {s.name for s in defs.schedules or []} == {
+        "fetch_bars_schedule",
         "daily_retrain_schedule",
         "nightly_feature_analysis_schedule",
         "monitoring_schedule",
@@ -126,3 +130,18 @@ def test_bad_symbols_are_refused_before_they_become_partitions(symbol: str, mess
     assert (
         validate_symbol("x'); DROP TABLE model_registry;--") == "x'); DROP TABLE model_registry;--"
     )
+
+
+def test_the_fetch_runs_only_where_an_exchange_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from brain_assets.defs.market.jobs import fetch_bars_schedule
+    from brain_assets.defs.market.resources import exchange_resource
+
+    # This process has no BRAIN_EXCHANGE: the schedule is defined but stopped.
+    assert fetch_bars_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert exchange_resource().exchange == ""
+    monkeypatch.setenv("BRAIN_EXCHANGE", "binance")
+    monkeypatch.setenv("BRAIN_FETCH_SINCE", "2024-01-01")
+    configured = exchange_resource()
+    assert isinstance(configured.exchange, dg.EnvVar) or configured.exchange == "binance"

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from brain_assets.cli import (
+    data_commands,
     operate_commands,
     query_commands,
     replay_command,
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     operate_commands.register(commands)
     store_commands.register(commands)
     replay_command.register(commands)
+    data_commands.register(commands)
     return parser
 
 

@@ -24,7 +24,20 @@ def register(commands: Any) -> None:
     demo = commands.add_parser(
         "demo", help="run daily_retrain for the demo universe (one run per symbol) and show results"
     )
-    demo.add_argument("--symbols", nargs="+", default=None, help="symbols (default: demo four)")
+    demo.add_argument(
+        "--symbols",
+        nargs="+",
+        default=None,
+        help="symbols (default: the demo four; with --source files or store, every symbol there)",
+    )
+    demo.add_argument(
+        "--source",
+        choices=("auto", "store", "files", "synthetic"),
+        default=None,
+        help="market source for this demo (default: the deployment's, BRAIN_MARKET_SOURCE)",
+    )
+    demo.add_argument("--folder", default=None, help="folder of the files source")
+    demo.add_argument("--timeframe", default=None, help="bar store timeframe (default 1h)")
     demo.set_defaults(handler=run_demo)
     dev = commands.add_parser("dev", help="start the Dagster UI and daemon on the Brain's database")
     dev.add_argument("--port", type=int, default=3000)
@@ -90,9 +103,50 @@ def _demo_retrain(symbol: str) -> dict[str, Any]:
     }
 
 
+def _use_source(args: argparse.Namespace) -> None:
+    """Point this demo's runs at ``--source``: the workers build the deployment's resources
+    from these variables (defs.resources.MARKET_ENV)."""
+    if args.folder and args.source != "files":
+        raise ValueError("--folder goes with --source files")
+    if args.source is None:
+        return
+    os.environ["BRAIN_MARKET_SOURCE"] = args.source
+    if args.source == "files":
+        if not args.folder:
+            raise ValueError("--source files needs --folder DIR (one file per symbol)")
+        folder = Path(args.folder).expanduser().resolve()
+        if not folder.is_dir():
+            raise ValueError(f"--folder {folder} is not a folder")
+        os.environ["BRAIN_MARKET_FOLDER"] = str(folder)
+    if args.timeframe:
+        os.environ["BRAIN_TIMEFRAME"] = args.timeframe
+
+
+def _source_symbols(args: argparse.Namespace) -> list[str]:
+    """The symbols a files folder or the bar store holds, for a demo without --symbols."""
+    if args.source == "files":
+        # BTC-USDT.csv holds BTC/USDT (see market_data.files).
+        return sorted(
+            {
+                path.stem.replace("-", "/", 1)
+                for path in Path(os.environ["BRAIN_MARKET_FOLDER"]).iterdir()
+                if path.suffix in (".csv", ".parquet") and "-" in path.stem
+            }
+        )
+    if args.source == "store":
+        from brain_assets.store.library import BrainLibrary
+
+        timeframe = os.environ.get("BRAIN_TIMEFRAME", "1h")
+        with BrainLibrary() as brain:
+            inventory = brain.bar_inventory()
+        return sorted(set(inventory.loc[inventory["timeframe"] == timeframe, "symbol"]))
+    return []
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
+    _use_source(args)
     prepare_dagster_environment()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -102,7 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.store.library import BrainLibrary
 
-    symbols = list(dict.fromkeys(args.symbols or DEMO_SYMBOLS))
+    symbols = list(dict.fromkeys(args.symbols or _source_symbols(args) or DEMO_SYMBOLS))
     started_at = datetime.now(UTC)
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:

@@ -79,9 +79,12 @@ SELECTION_TRIALS = "selection_trials"
 class DecisionPolicy:
     """Confidence levels and limits of the three decisions; None switches a rule off."""
 
-    promotion_confidence: float | None = 0.95
+    promotion_confidence: float | None = 0.99
     """One-sided confidence that the challenger beats the champion on common bars; None: the
-    seed's rule (the higher composite score wins, within ``tolerance``)."""
+    seed's rule (the higher composite score wins, within ``tolerance``). 0.99 because the test
+    is repeated at every retrain: at 0.95 with two challengers a week, the replay of a market
+    that never changes promoted a lucky challenger in one of five half-years and rolled it back
+    two weeks later (bench/replay_bench.py)."""
     min_compare_bars: int = 48
     """Fewest common bars on which champion and challenger can be compared at all."""
     floor_min_composite: float | None = 0.0

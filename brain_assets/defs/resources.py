@@ -43,22 +43,68 @@ def brain_resource() -> BrainResource:
     return BrainResource()
 
 
-class MarketDataResource(dg.ConfigurableResource):
-    """Where OHLCV bars come from: ``synthetic`` (default) or ``files`` (one file per symbol)."""
+MARKET_ENV = {
+    "source": "BRAIN_MARKET_SOURCE",
+    "folder": "BRAIN_MARKET_FOLDER",
+    "store_source": "BRAIN_BAR_SOURCE",
+    "timeframe": "BRAIN_TIMEFRAME",
+}
+"""The deployment's market settings, read from these environment variables when set."""
+MARKET_SOURCES = ("auto", "store", "files", "synthetic")
 
-    source: str = "synthetic"
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Where OHLCV bars come from, set once per deployment (see ``market_resource``).
+
+    ``auto`` (default): the bar store when it holds ``timeframe`` bars of the symbol, else
+    synthetic bars. ``store``: the bar store only (an error names a symbol without bars).
+    ``files``: one file per symbol in ``folder``. ``synthetic``: generated bars (``seed``,
+    ``n_bars``, ``bar``)."""
+
+    source: str = Field(default="auto", description="auto, store, files or synthetic")
     folder: str = ""
+    store_source: str = Field(
+        default="", description="bar store source (exchange id or 'files'); empty: the only one"
+    )
+    timeframe: str = "1h"
     seed: int = 7
     n_bars: int = 3000
     bar: str = "1h"
 
-    def load(self, symbol: str) -> MarketData:
+    def load(self, symbol: str, brain: BrainLibrary | None = None) -> MarketData:
+        """``symbol``'s bars; ``brain`` is the store the ``auto`` and ``store`` sources read."""
+        from brain_assets.market_data.store_source import StoreSource
+
+        if self.source not in MARKET_SOURCES:
+            raise ValueError(
+                f"market source {self.source!r} is not one of {', '.join(MARKET_SOURCES)}"
+            )
+        if self.source in ("auto", "store"):
+            if brain is None:
+                if self.source == "store":
+                    raise ValueError("the store market source needs the Brain")
+            else:
+                store = StoreSource(brain, self.timeframe, self.store_source)
+                if self.source == "store" or store.holds(symbol):
+                    return store.load(symbol)
         options: dict[str, Any]
         if self.source == "files":
             options = {"folder": self.folder}
-        else:
-            options = {"seed": self.seed, "n_bars": self.n_bars, "bar": self.bar}
-        return make_source(self.source, **options).load(symbol)
+            return make_source("files", **options).load(symbol)
+        options = {"seed": self.seed, "n_bars": self.n_bars, "bar": self.bar}
+        return make_source("synthetic", **options).load(symbol)
+
+
+def market_resource() -> MarketDataResource:
+    """The market source of this deployment: every variable of MARKET_ENV that is set becomes
+    the matching field through dg.EnvVar (read in the run, so schedules, sensors and backfills
+    follow it without any run config); the rest keep their defaults."""
+    settings: dict[str, Any] = {
+        field: dg.EnvVar(variable)
+        for field, variable in MARKET_ENV.items()
+        if os.environ.get(variable, "").strip()
+    }
+    return MarketDataResource(**settings)
 
 
 _LSTM = LSTMSettings()

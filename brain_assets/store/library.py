@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from brain_assets.store.asset_values import AssetValuesMixin
+from brain_assets.store.bars import BarsMixin
 from brain_assets.store.importance import ImportanceMixin
 from brain_assets.store.metrics import MetricsMixin
 from brain_assets.store.quality import QualityMixin
@@ -19,6 +20,7 @@ class BrainLibrary(
     AssetValuesMixin,
     RegimesMixin,
     ReplaysMixin,
+    BarsMixin,
 ):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 

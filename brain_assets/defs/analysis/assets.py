@@ -51,7 +51,7 @@ def feature_importance_trend(
         model = deserialize_model(
             library.load_model_artifact(active["model_id"]), active["artifact_format"]
         )
-        bars = prepare_bars(symbol, market.load(symbol).frame, settings)
+        bars = prepare_bars(symbol, market.load(symbol, library).frame, settings)
         if not bars.usable:
             context.log.warning(f"{symbol}: bars failed ohlcv_valid ({bars.valid.message})")
             result[symbol] = {"model_id": active["model_id"], "trend": {}}

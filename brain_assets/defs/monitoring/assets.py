@@ -51,7 +51,7 @@ def live_model_metrics(
     result: dict[str, dict[str, Any]] = {}
     for symbol in each_symbol(context, "live_model_metrics", run_symbols(context)):
         # The bars that judge the trading model pass the same cleaning and schema as training.
-        bars = prepare_bars(symbol, market.load(symbol).frame, settings)
+        bars = prepare_bars(symbol, market.load(symbol, brain.library).frame, settings)
         run_id = context.run.run_id
         brain.library.log_data_quality_many(
             [

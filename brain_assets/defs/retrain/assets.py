@@ -9,6 +9,7 @@ import pandas as pd
 
 from brain_assets.alerts import send_alert
 from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
+from brain_assets.defs.market.assets import exchange_bars
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import (
     BrainResource,
@@ -85,6 +86,9 @@ COMMON: dict[str, Any] = {
     backfill_policy=COMMON["backfill_policy"],
     group_name=GROUP,
     check_specs=check_specs("market_data"),
+    # Lineage only: the bars exchange_bars fetched are what market_data reads from the store
+    # (the daily loop in the UI reads fetch -> retrain); the retrain runs without it too.
+    deps=[exchange_bars],
     name="market_data",
     # Selecting only market_data (or only data_quality) in the UI must work.
     can_subset=True,
@@ -100,7 +104,7 @@ def market_data(
     sources: dict[str, MarketData] = {}
     for symbol in each_symbol(context, "market_data", run_symbols(context)):
         try:
-            data = market.load(symbol)
+            data = market.load(symbol, brain.library)
         except (ValueError, FileNotFoundError) as exc:
             # Recorded before failing so that the quality log shows why nothing trained.
             brain.library.log_data_quality(
