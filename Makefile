@@ -42,6 +42,7 @@ typecheck: install-test
 
 bench: install
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/bar_store_bench.py
 
 dev: install
 	$(BIN)/brain dev
