@@ -94,9 +94,14 @@ def start_waiting_writer(env: dict[str, str]) -> tuple[subprocess.Popen[str], st
 def test_new_folder_needs_no_setup(tmp_path: Path) -> None:
     env = env_for(tmp_path / "unused")
     env.pop("BRAIN_HOME")
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
     code = "from brain_assets import BrainLibrary; print(BrainLibrary().get_best_model('BTC/USDT'))"
-    assert run(code, env, cwd=tmp_path) == "None"
-    assert (tmp_path / ".brain" / "pgdata" / "PG_VERSION").exists()
+    # The default home does not depend on the directory brain runs from.
+    for cwd in (tmp_path / "a", tmp_path / "b"):
+        cwd.mkdir()
+        assert run(code, env, cwd=cwd) == "None"
+        assert not (cwd / ".brain").exists()
+    assert (tmp_path / "data" / "brain-assets" / "pgdata" / "PG_VERSION").exists()
 
 
 def test_data_persists_across_processes_and_server_stops_after_last(tmp_path: Path) -> None:

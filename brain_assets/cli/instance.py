@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import psycopg.conninfo
 from sqlalchemy.engine import URL
 
+from brain_assets.bundled import bundled_path
 from brain_assets.settings import brain_home, configured_dsn
 from brain_assets.store.embedded import start_embedded
 
-REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+REPO_DAGSTER_YAML = bundled_path("dagster.yaml")
 DAGSTER_DATABASE = "dagster"
 
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from brain_assets.bundled import bundled_path
 from brain_assets.logs import log_dir_from_env
 
-REPO = Path(__file__).resolve().parents[2]
 # Side-by-side demo runs; matches max_concurrent_runs in dagster.yaml (2 cores here).
 DEMO_WORKERS = 2
 
@@ -225,12 +225,15 @@ def run_dev(args: argparse.Namespace) -> int:
     from brain_assets.logs import LOG_DIR_ENV, log_dir_from_env
 
     os.environ[LOG_DIR_ENV] = str(log_dir_from_env())  # the Dagster processes log there too
-    dagster = Path(sys.executable).with_name("dagster")
+    # `python -m dagster`: the console script may not sit next to this interpreter (a wheel
+    # installed into an environment whose dependencies live elsewhere).
     command = [
-        str(dagster),
+        sys.executable,
+        "-m",
+        "dagster",
         "dev",
         "-w",
-        str(REPO / "workspace.yaml"),
+        str(bundled_path("workspace.yaml")),
         "-h",
         args.host,
         "-p",
@@ -250,7 +253,10 @@ def run_dev(args: argparse.Namespace) -> int:
 
     # Its own process group, so that whatever dagster dev leaves behind when it exits (a code
     # server still shutting down, holding the output pipe) can be stopped with it.
-    child = subprocess.Popen(command, cwd=REPO, preexec_fn=restore_signals, start_new_session=True)
+    # Run from BRAIN_HOME: an installed package has no checkout to run from.
+    child = subprocess.Popen(
+        command, cwd=env["BRAIN_HOME"], preexec_fn=restore_signals, start_new_session=True
+    )
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)

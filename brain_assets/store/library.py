@@ -26,7 +26,7 @@ class BrainLibrary(
 
     ``BrainLibrary(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,
     when that is unset, starts the embedded PostgreSQL under ``$BRAIN_HOME`` (default
-    ``./.brain``). The schema is migrated on first use. One instance is safe to share between
-    threads (a connection pool); every method is one transaction, and ``transaction()`` groups
-    several calls into one.
+    ``~/.local/share/brain-assets``). The schema is migrated on first use. One instance is safe
+    to share between threads (a connection pool); every method is one transaction, and
+    ``transaction()`` groups several calls into one.
     """

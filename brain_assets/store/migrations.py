@@ -21,7 +21,16 @@ from brain_assets.errors import MigrationError
 MIGRATION_LOCK_KEY = 0x42524149  # "BRAI"
 _FILE_NAME = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9_]+)\.sql$")
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+def _sql_dir() -> Path:
+    from brain_assets.bundled import BUNDLE, CHECKOUT
+
+    bundled = BUNDLE / "sql"
+    return bundled if bundled.is_dir() else CHECKOUT / "sql"
+
+
+SQL_DIR = _sql_dir()
+"""The wheel's copy of the migrations, else the checkout's ``sql/``."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,7 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
     if not sql_dir.is_dir():
         raise MigrationError(
             f"migrations folder {sql_dir} not found; install the project with `make install` "
-            "(an editable install keeps sql/ next to the package)"
+            "or from its wheel (both carry the migrations)"
         )
     found: dict[int, Migration] = {}
     for path in sorted(sql_dir.glob("*.sql")):

@@ -1,0 +1,190 @@
+"""What the engine's one call costs: ``load_predictor`` cold and warm, and ``predict``.
+
+Ridge, random forest and histogram gradient boosting are trained on 3000 hourly bars of
+``signal_market`` and registered in a temporary embedded PostgreSQL; each is promoted in turn and
+measured as the active version:
+
+* cold load: the first ``load_predictor`` in a fresh process (a subprocess per run, the Brain
+  already connected; the first call imports scikit-learn and skops and deserialises the model),
+  and that process's first ``predict``;
+* warm load: ``load_predictor`` again in one process (registry row, artifact, sha256, skops);
+* predict: ``Predictor.predict`` on the latest bar of 500 recent bars, split into the feature
+  computation (``compute_features``) and the model's own ``predict`` on the one row.
+
+Medians (and 90th percentiles) over ``--runs`` runs. Writes bench/results/predictor_bench.json.
+
+    .venv/bin/python bench/predictor_bench.py --runs 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brain_assets.calendar import periods_per_year
+from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.features.technical import compute_features
+from brain_assets.market_data.synthetic import signal_market
+from brain_assets.pipeline.dataset import build_dataset_table
+from brain_assets.pipeline.evaluation import evaluate_symbol
+from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.training import train_symbol
+from brain_assets.predictor import load_predictor
+from brain_assets.store.embedded import start_embedded
+from brain_assets.store.library import BrainLibrary
+from brain_assets.versioning import ModelVersioning
+
+RESULTS = Path(__file__).parent / "results"
+SYMBOL = "BTC/USDT"
+MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
+RECENT_BARS = 500
+NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
+
+# Runs in a fresh interpreter: argv[1] the DSN, argv[2] a CSV of recent bars. Prints JSON.
+COLD = """
+import json, sys, time
+import pandas as pd
+from brain_assets.predictor import load_predictor
+from brain_assets.store.library import BrainLibrary
+bars = pd.read_csv(sys.argv[2], parse_dates=["timestamp"])
+with BrainLibrary(sys.argv[1]) as brain:
+    brain.get_active_model("BTC/USDT")  # the pool is open: the load alone is timed
+    started = time.perf_counter()
+    predictor = load_predictor(brain, "BTC/USDT")
+    loaded = time.perf_counter()
+    predictor.predict(bars)
+    predicted = time.perf_counter()
+print(json.dumps({"load_s": loaded - started, "predict_s": predicted - loaded,
+                  "model_type": predictor.model_type}))
+"""
+
+
+def timings(call: Callable[[], object], runs: int) -> list[float]:
+    call()  # the first call warms caches; it is not counted
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    values = np.asarray(seconds) * 1e3
+    return {
+        "median_ms": round(float(statistics.median(values)), 3),
+        "p90_ms": round(float(np.percentile(values, 90)), 3),
+        "runs": len(values),
+    }
+
+
+def cold_runs(dsn: str, csv: Path, runs: int) -> dict[str, Any]:
+    loads, predicts, totals = [], [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", COLD, dsn, str(csv)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        totals.append(time.perf_counter() - started)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        loads.append(result["load_s"])
+        predicts.append(result["predict_s"])
+    return {
+        "first_load": summary_ms(loads),
+        "first_predict": summary_ms(predicts),
+        "process_wall": summary_ms(totals),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=25)
+    parser.add_argument("--cold-runs", type=int, default=20)
+    args = parser.parse_args()
+    settings = RetrainSettings(model_types=MODEL_TYPES)
+    bars = signal_market(3000, momentum=0.3, seed=1)
+    table = build_dataset_table(bars, settings.horizon).table
+    ppy = periods_per_year(table.index)
+    artifacts = train_symbol(SYMBOL, table, settings)
+    evaluations = evaluate_symbol(SYMBOL, table, artifacts, settings, ppy)
+    recent = bars.iloc[-RECENT_BARS:].reset_index(drop=True)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="predictor-bench-") as home:
+        csv = Path(home) / "bars.csv"
+        recent.to_csv(csv, index=False)
+        server = start_embedded(Path(home) / "pgdata")
+        try:
+            dsn = server.ensure_database("predictor_bench")
+            with BrainLibrary(dsn) as brain:
+                ids = register_symbol(
+                    brain,
+                    SYMBOL,
+                    artifacts,
+                    {e.model_type: e.metrics for e in evaluations},
+                    ppy,
+                    policy=NO_FLOOR,
+                ).model_ids
+                for model_type in MODEL_TYPES:
+                    ModelVersioning(brain, policy=NO_FLOOR).promote(ids[model_type])
+                    predictor = load_predictor(brain, SYMBOL)
+                    assert predictor.model_type == model_type
+                    rows = compute_features(recent).iloc[-1:]
+                    entry = {
+                        "artifact_bytes": len(brain.load_model_artifact(ids[model_type])),
+                        "cold": cold_runs(dsn, csv, args.cold_runs),
+                        "warm_load": summary_ms(
+                            timings(lambda: load_predictor(brain, SYMBOL), args.runs)
+                        ),
+                        "predict": summary_ms(
+                            timings(lambda p=predictor: p.predict(recent), args.runs)
+                        ),
+                        "of_which_features": summary_ms(
+                            timings(lambda: compute_features(recent), args.runs)
+                        ),
+                        "of_which_model_predict": summary_ms(
+                            timings(
+                                lambda p=predictor, x=rows: p.estimator.predict(x),
+                                args.runs,
+                            )
+                        ),
+                    }
+                    results[model_type] = entry
+                    print(model_type, json.dumps(entry), flush=True)
+        finally:
+            server.release()
+    document = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "bars": {"trained_on": len(bars), "recent": RECENT_BARS, "bar": "1h"},
+        "runs": args.runs,
+        "cold_runs": args.cold_runs,
+        "goal": "warm predict under 10 ms for the scikit-learn models on 2 cores",
+        "results": results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "predictor_bench.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps({k: v["predict"]["median_ms"] for k, v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

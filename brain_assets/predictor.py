@@ -1,0 +1,344 @@
+"""One call for the engine: the model the Brain recommends for a symbol, ready to predict.
+
+``load_predictor(brain, "BTC/USDT")`` picks the symbol's active version (or, given a volatility
+regime, ``ModelSelector``'s pick), loads its artifact (sha256 verified) and returns a
+:class:`Predictor`. ``predictor.predict(bars)`` takes recent raw OHLCV bars, computes the features
+with the very function the retrain uses (:func:`brain_assets.features.technical.compute_features`)
+and predicts the forward return of the latest bar, which is the last row of ``bars``: the engine
+passes closed bars only.
+
+A symbol without an active version raises :class:`StandAside` with the Brain's reason: the engine
+should hold no position. Bars the model cannot read faithfully raise ``ValueError`` naming the
+problem (too few, unsorted or duplicated, missing or non-positive values, another bar frequency
+than the model's, a gap in the bars the prediction reads, missing columns).
+
+How many bars: the feature warm-up (:data:`~brain_assets.features.technical.WARMUP_BARS`) plus a
+sequence model's context rows plus the bar predicted is the minimum. The EMA-based features (MACD,
+EMA ratios) remember every earlier bar with fading weights, so a short history gives slightly
+other values than the long one the model was trained on: the EMA(48) still carries 13% of its
+starting point after 48 bars, 0.2% after 150 and 1e-9 after 500. Pass a few hundred bars.
+
+Importing this module loads no scikit-learn, skops or TensorFlow; they load with the first model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from brain_assets.calendar import SECONDS_PER_YEAR, bar_seconds, frequency_label
+from brain_assets.errors import BrainError
+from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_features
+from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
+
+if TYPE_CHECKING:
+    from brain_assets.store.library import BrainLibrary
+
+__all__ = ["Prediction", "Predictor", "StandAside", "load_predictor"]
+
+# Relative difference between the bars' median spacing and the model's that still counts as the
+# same frequency (periods_per_year goes through a float division on its way to the registry).
+_FREQUENCY_RTOL = 1e-6
+
+
+class StandAside(BrainError):  # noqa: N818 (the engine's verb, not an error in the Brain)
+    """The symbol has no version the Brain lets trade: hold no position in it.
+
+    ``reason`` is ``BrainLibrary.trading_status(symbol)["reason"]``: no version passed the
+    activation floor, or the last one was taken out and no earlier one qualified.
+    """
+
+    def __init__(self, symbol: str, reason: str) -> None:
+        super().__init__(f"{symbol}: stand aside: {reason}")
+        self.symbol = symbol
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One model's prediction for the latest bar of the bars it was given."""
+
+    symbol: str
+    model_id: str
+    version: int
+    model_type: str
+    horizon: int | None
+    """Bars ahead the value looks (None for a version registered without one)."""
+    bar_time: pd.Timestamp
+    """Open time of the latest (closed) bar: the row the features and the prediction are for."""
+    value: float
+    """Predicted forward return ``close[t + horizon] / close[t] - 1``."""
+    position: int
+    """The sign of ``value``: +1 long, -1 short, 0 flat (the evaluated strategy holds it)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy (``bar_time`` as ISO-8601)."""
+        values = asdict(self)
+        values["bar_time"] = self.bar_time.isoformat()
+        return values
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A registered version, deserialised and ready to predict from raw bars.
+
+    Build it with :func:`load_predictor`; it holds no connection and may be shared between
+    threads (prediction only reads the fitted model).
+    """
+
+    symbol: str
+    model_id: str
+    version: int
+    model_type: str
+    horizon: int | None
+    feature_names: tuple[str, ...]
+    bar_seconds: float | None
+    """Seconds between the bars the model was trained on (from ``periods_per_year`` in its
+    registry metrics); None when not recorded, and then the frequency is not checked."""
+    context_rows: int
+    """Rows before the predicted one that the model reads (a sequence model's window - 1)."""
+    reason: str
+    """Why the Brain recommends this version (activation, or the regime selector's choice)."""
+    regime: str | None = None
+    """The volatility regime it was selected for; None: the symbol's active version."""
+    max_gap_bars: float = 3.0
+    """Bar spacings longer than this many bars are gaps, as in the retrain's gap rule."""
+    estimator: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def min_bars(self) -> int:
+        """The fewest bars :meth:`predict` accepts: warm-up, context rows and the bar itself."""
+        return WARMUP_BARS + self.context_rows + 1
+
+    def predict(self, bars: pd.DataFrame) -> Prediction:
+        """The model's prediction for the last bar of ``bars``.
+
+        ``bars`` has columns ``timestamp, open, high, low, close, volume`` (others are ignored),
+        one row per closed bar, oldest first, at the model's bar frequency. The features are those
+        of the retrain's modelling table, computed from these bars only; a sequence model gets the
+        rows before the last as its context.
+
+        Raises:
+            ValueError: naming the problem: missing columns, too few bars (and how many are
+                needed), a missing, unsorted or duplicated timestamp, a missing, infinite or
+                non-positive price, a negative volume, another bar frequency than the model's,
+                or a gap within the bars the prediction reads.
+        """
+        self._check_bars(bars)
+        features = compute_features(bars)
+        names = list(features.columns)
+        if names != list(self.feature_names):
+            raise ValueError(
+                f"{self._label()} was trained on features {list(self.feature_names)}, but the "
+                f"feature code computes {names}"
+            )
+        rows = features.iloc[len(features) - self.context_rows - 1 :]
+        if not np.isfinite(rows.to_numpy(dtype=np.float64)).all():
+            bad = [str(c) for c in rows.columns if not np.isfinite(rows[c].to_numpy()).all()]
+            raise ValueError(f"features {bad} of the latest bars are not finite")
+        value = self._predict_last(rows)
+        if not math.isfinite(value):
+            raise ValueError(f"{self._label()} gave a non-finite prediction ({value})")
+        return Prediction(
+            symbol=self.symbol,
+            model_id=self.model_id,
+            version=self.version,
+            model_type=self.model_type,
+            horizon=self.horizon,
+            bar_time=pd.Timestamp(rows.index[-1]),
+            value=value,
+            position=int(np.sign(value)),
+        )
+
+    def _label(self) -> str:
+        return f"{self.symbol} {self.model_type} v{self.version}"
+
+    def _predict_last(self, rows: pd.DataFrame) -> float:
+        """The prediction for the last of ``rows``; the rows before it are the context."""
+        if self.context_rows == 0:
+            return float(np.asarray(self.estimator.predict(rows), dtype=np.float64)[-1])
+        from brain_assets.pipeline.lstm_model import with_context
+
+        model = with_context(self.estimator, rows.iloc[:-1])
+        return float(np.asarray(model.predict(rows.iloc[-1:]), dtype=np.float64)[-1])
+
+    def _check_bars(self, bars: pd.DataFrame) -> None:
+        if not isinstance(bars, pd.DataFrame):
+            raise ValueError(f"bars: expected a pandas DataFrame, got {type(bars).__name__}")
+        missing = [name for name in OHLCV_COLUMNS if name not in bars.columns]
+        if missing:
+            raise ValueError(
+                f"bars: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
+                f"found {[str(name) for name in bars.columns]}"
+            )
+        if len(bars) < self.min_bars:
+            raise ValueError(
+                f"bars: {len(bars)} given, {self.min_bars} needed for {self._label()}: "
+                f"{WARMUP_BARS} of feature warm-up, {self.context_rows} of model context and the "
+                "bar to predict (a few hundred make the EMA-based features match training)"
+            )
+        stamps = _timestamps(bars["timestamp"])
+        _check_values(bars, stamps)
+        spacing = bar_seconds(stamps)
+        expected = self.bar_seconds
+        if expected is not None and not math.isclose(spacing, expected, rel_tol=_FREQUENCY_RTOL):
+            raise ValueError(
+                f"bars: {frequency_label(spacing)} bars (median spacing {spacing:g} s), but "
+                f"{self._label()} was trained on {frequency_label(expected)} bars "
+                f"({expected:g} s)"
+            )
+        self._check_gaps(stamps, spacing)
+
+    def _check_gaps(self, stamps: pd.DatetimeIndex, spacing: float) -> None:
+        """No gap among the bars whose look-back the predicted and context rows read.
+
+        The retrain leaves out every row whose 48-bar look-back spans a gap, so the model never
+        saw such a row; predicting one would be a guess."""
+        reads = self.min_bars
+        recent = stamps[-reads:]
+        steps = np.diff(recent.asi8) / 1e9 / spacing
+        over = np.flatnonzero(steps > self.max_gap_bars)
+        if over.size:
+            last = int(over[-1])
+            raise ValueError(
+                f"bars: a gap of {steps[last]:.1f} bars between {recent[last].isoformat()} and "
+                f"{recent[last + 1].isoformat()} lies within the last {reads} bars, which the "
+                f"prediction reads; the retrain leaves rows spanning a gap (over "
+                f"{self.max_gap_bars:g} bars) out, so the model never saw one"
+            )
+
+
+def _timestamps(raw: pd.Series) -> pd.DatetimeIndex:
+    """The bars' timestamps as a UTC index; a ValueError unless present, sorted and unique."""
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"bars: column 'timestamp' cannot be read as timestamps: {exc}") from exc
+    if stamps.hasnans:
+        where = int(np.flatnonzero(stamps.isna())[0])
+        raise ValueError(f"bars: missing timestamp in row {where}")
+    steps = np.diff(stamps.asi8)
+    if (steps < 0).any():
+        where = int(np.flatnonzero(steps < 0)[0]) + 1
+        raise ValueError(
+            f"bars: not sorted by time: row {where} ({stamps[where].isoformat()}) comes after "
+            f"{stamps[where - 1].isoformat()}; pass the bars oldest first"
+        )
+    if (steps == 0).any():
+        where = int(np.flatnonzero(steps == 0)[0]) + 1
+        raise ValueError(f"bars: duplicated timestamp {stamps[where].isoformat()} (row {where})")
+    return stamps
+
+
+def _check_values(bars: pd.DataFrame, stamps: pd.DatetimeIndex) -> None:
+    """Finite prices > 0 and finite volumes >= 0: the features' logarithms need them."""
+    for name in OHLCV_COLUMNS[1:]:
+        try:
+            values = bars[name].to_numpy(dtype=np.float64)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"bars: column {name!r} is not numeric: {exc}") from exc
+        bad = ~np.isfinite(values)
+        what = "missing or infinite"
+        if not bad.any():
+            bad = values <= 0 if name in PRICE_COLUMNS else values < 0
+            what = "non-positive" if name in PRICE_COLUMNS else "negative"
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"bars: {int(bad.sum())} {what} value(s) in column {name!r}, the first at "
+                f"{stamps[where].isoformat()}; clean the bars first (the retrain drops such bars)"
+            )
+
+
+def _model_bar_seconds(metrics: object) -> float | None:
+    """Bar spacing of a version's training data, from the annualisation stored with it."""
+    if not isinstance(metrics, dict):
+        return None
+    value = metrics.get("periods_per_year")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not (math.isfinite(value) and value > 0):
+        return None
+    return SECONDS_PER_YEAR / float(value)
+
+
+def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
+    """StandAside with the Brain's reason, or a ValueError for a symbol without any model."""
+    if brain.list_models(symbol).empty:
+        raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
+    return StandAside(symbol, str(brain.trading_status(symbol)["reason"]))
+
+
+def load_predictor(brain: BrainLibrary, symbol: str, regime: str | None = None) -> Predictor:
+    """The model the Brain recommends for ``symbol``, loaded and ready to predict.
+
+    With ``regime`` None the symbol's active version; with a volatility regime (low, normal,
+    high, extreme) the pick of ``ModelSelector(brain).select_model_for_symbol(symbol, regime)``
+    (the best tradable version in that regime, else the active one). The artifact's sha256 is
+    verified before it is deserialised.
+
+    Raises:
+        StandAside: the symbol has models but none may trade; ``reason`` says why.
+        ValueError: a symbol without any model (named), an unknown regime, a blank symbol, or a
+            version whose artifact or features cannot be used.
+        ArtifactIntegrityError: the stored artifact no longer matches its sha256.
+    """
+    if regime is None:
+        model = brain.get_active_model(symbol)
+        if model is None:
+            raise _stand_aside(brain, symbol)
+        reason = f"{model['model_type']} v{model['version']} is the active version"
+    else:
+        from brain_assets.selection import ModelSelector
+
+        pick = ModelSelector(brain).select_model_for_symbol(symbol, regime)
+        if pick is None:
+            raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
+        if pick.get("stand_aside") or pick.get("model_id") is None:
+            raise _stand_aside(brain, symbol)
+        chosen = brain.get_model(str(pick["model_id"]))
+        if chosen is None:
+            raise ValueError(f"{symbol}: the selected model {pick['model_id']} no longer exists")
+        model = chosen
+        reason = str(pick["reason"])
+    return _predictor(brain, model, reason=reason, regime=regime)
+
+
+def _predictor(
+    brain: BrainLibrary, model: dict[str, Any], *, reason: str, regime: str | None
+) -> Predictor:
+    from brain_assets.pipeline.lstm_model import context_rows
+    from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
+    from brain_assets.training.serialization import deserialize_model
+
+    label = f"{model['symbol']} {model['model_type']} v{model['version']}"
+    estimator = deserialize_model(
+        brain.load_model_artifact(str(model["model_id"])), str(model["artifact_format"])
+    )
+    names = [str(name) for name in (model.get("feature_names") or [])]
+    if not names:
+        names = [str(name) for name in getattr(estimator, "feature_names_in_", [])]
+    if names != list(FEATURES):
+        raise ValueError(
+            f"{label} was trained on features {names or '(not recorded)'}, not the "
+            f"{len(FEATURES)} features this version of brain_assets computes; retrain it"
+        )
+    horizon = model.get("horizon")
+    return Predictor(
+        symbol=str(model["symbol"]),
+        model_id=str(model["model_id"]),
+        version=int(model["version"]),
+        model_type=str(model["model_type"]),
+        horizon=None if horizon is None else int(horizon),
+        feature_names=tuple(names),
+        bar_seconds=_model_bar_seconds(model.get("metrics")),
+        context_rows=context_rows(estimator),
+        reason=reason,
+        regime=regime,
+        max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
+        estimator=estimator,
+    )

@@ -1,0 +1,331 @@
+"""``load_predictor``: the engine's one call gives the evaluation's very predictions from raw bars.
+
+A module fixture trains ridge and random forest once on a market with a real signal (no database);
+each test registers them in its own fresh Brain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brain_assets.calendar import periods_per_year
+from brain_assets.cli import predict_command
+from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.errors import BrainError
+from brain_assets.features.technical import WARMUP_BARS
+from brain_assets.market_data.synthetic import signal_market
+from brain_assets.pipeline.dataset import build_dataset_table
+from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
+from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.training import TrainedArtifact, train_symbol
+from brain_assets.predictor import Prediction, Predictor, StandAside, load_predictor
+from brain_assets.store.library import BrainLibrary
+from brain_assets.versioning import ModelVersioning
+
+SYMBOL = "BTC/USDT"
+SETTINGS = RetrainSettings(model_types=("ridge", "random_forest"))
+NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
+
+
+@dataclass(frozen=True)
+class Trained:
+    bars: pd.DataFrame
+    table: pd.DataFrame
+    artifacts: list[TrainedArtifact]
+    evaluations: dict[str, ModelEvaluation]
+    ppy: float
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    bars = signal_market(1500, momentum=0.3, seed=1)
+    table = build_dataset_table(bars, SETTINGS.horizon).table
+    ppy = periods_per_year(table.index)
+    artifacts = train_symbol(SYMBOL, table, SETTINGS)
+    evaluations = evaluate_symbol(SYMBOL, table, artifacts, SETTINGS, ppy)
+    return Trained(bars, table, artifacts, {e.model_type: e for e in evaluations}, ppy)
+
+
+def register(
+    brain: BrainLibrary, trained: Trained, policy: DecisionPolicy = NO_FLOOR
+) -> dict[str, str]:
+    """Register the trained versions; returns model type -> model_id."""
+    registration = register_symbol(
+        brain,
+        SYMBOL,
+        trained.artifacts,
+        {t: e.metrics for t, e in trained.evaluations.items()},
+        trained.ppy,
+        policy=policy,
+    )
+    return registration.model_ids
+
+
+def bars_through(trained: Trained, when: pd.Timestamp) -> pd.DataFrame:
+    """The raw bars up to and including the bar at ``when``: all that its features may read."""
+    position = int(np.flatnonzero(trained.bars["timestamp"] == when)[0])
+    return trained.bars.iloc[: position + 1]
+
+
+@pytest.mark.parametrize("model_type", ["ridge", "random_forest"])
+def test_prediction_equals_the_evaluations(
+    brain: BrainLibrary, trained: Trained, model_type: str
+) -> None:
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids[model_type])
+    predictor = load_predictor(brain, SYMBOL)
+    assert (predictor.model_id, predictor.model_type) == (ids[model_type], model_type)
+    assert predictor.bar_seconds == pytest.approx(3600.0)
+    assert predictor.horizon == 1
+    assert predictor.context_rows == 0
+    assert predictor.min_bars == WARMUP_BARS + 1
+
+    expected = trained.evaluations[model_type].predictions
+    assert expected is not None
+    # The last test bar, and one in the middle of the test segment.
+    for when in (expected.index[-1], expected.index[len(expected) // 2]):
+        prediction = predictor.predict(bars_through(trained, when))
+        assert isinstance(prediction, Prediction)
+        assert prediction.bar_time == when
+        assert prediction.value == pytest.approx(float(expected.loc[when]), abs=1e-9, rel=1e-9)
+        assert prediction.position == int(np.sign(expected.loc[when]))
+        assert (prediction.symbol, prediction.model_id) == (SYMBOL, ids[model_type])
+        assert prediction.version == predictor.version
+        assert prediction.horizon == 1
+
+    # 500 recent bars give the full history's prediction: the EMA memory has faded.
+    when = expected.index[-1]
+    recent = bars_through(trained, when).iloc[-500:]
+    assert predictor.predict(recent).value == pytest.approx(float(expected.loc[when]), abs=1e-9)
+    # Extra columns and another index change nothing.
+    noisy = recent.assign(extra="x").set_index(pd.RangeIndex(10, 10 + len(recent)))
+    assert predictor.predict(noisy).value == predictor.predict(recent).value
+
+
+def test_refuses_bars_it_cannot_read(brain: BrainLibrary, trained: Trained) -> None:
+    register(brain, trained)
+    predictor = load_predictor(brain, SYMBOL)
+    bars = trained.bars.iloc[:600].reset_index(drop=True)
+
+    with pytest.raises(ValueError, match=rf"10 given, {WARMUP_BARS + 1} needed"):
+        predictor.predict(bars.iloc[-10:])
+    predictor.predict(bars.iloc[-(WARMUP_BARS + 1) :])  # the minimum is enough
+
+    swapped = bars.copy()
+    swapped.iloc[[300, 301]] = swapped.iloc[[301, 300]].to_numpy()
+    with pytest.raises(ValueError, match="not sorted by time"):
+        predictor.predict(swapped)
+    duplicated = pd.concat([bars, bars.iloc[[-1]]], ignore_index=True)
+    with pytest.raises(ValueError, match="duplicated timestamp"):
+        predictor.predict(duplicated)
+
+    hole = bars.copy()
+    hole.loc[550, "close"] = np.nan
+    with pytest.raises(ValueError, match=r"missing or infinite value\(s\) in column 'close'"):
+        predictor.predict(hole)
+    zero = bars.copy()
+    zero.loc[10, "low"] = 0.0
+    with pytest.raises(ValueError, match="non-positive value"):
+        predictor.predict(zero)
+
+    two_hourly = (
+        bars.set_index("timestamp")
+        .resample("2h")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .reset_index()
+    )
+    with pytest.raises(ValueError, match=r"2h bars .* trained on 1h bars"):
+        predictor.predict(two_hourly)
+
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['volume'\]"):
+        predictor.predict(bars.drop(columns=["volume"]))
+
+    # A gap of 5 bars among the last 49: the retrain never trains on such a row.
+    gapped = bars.drop(index=range(580, 585)).reset_index(drop=True)
+    with pytest.raises(ValueError, match=r"a gap of 6\.0 bars"):
+        predictor.predict(gapped)
+    # Once the gap is older than the look-back, the bars are fine again.
+    predictor.predict(bars.drop(index=range(480, 485)).reset_index(drop=True))
+
+
+def test_stand_aside_and_unknown_symbol(brain: BrainLibrary, trained: Trained) -> None:
+    with pytest.raises(ValueError, match=r"unknown symbol 'BTC/USDT'"):
+        load_predictor(brain, SYMBOL)
+    with pytest.raises(ValueError, match=r"unknown symbol 'BTC/USDT'"):
+        load_predictor(brain, SYMBOL, regime="high")
+    # No version can pass a floor of 1.0 on the composite score: the symbol stands aside.
+    register(brain, trained, DecisionPolicy(floor_min_composite=1.0, floor_confidence=None))
+    assert brain.get_active_model(SYMBOL) is None
+    reason = brain.trading_status(SYMBOL)["reason"]
+    with pytest.raises(StandAside) as caught:
+        load_predictor(brain, SYMBOL)
+    assert caught.value.reason == reason
+    assert caught.value.symbol == SYMBOL
+    assert isinstance(caught.value, BrainError)
+    assert not isinstance(caught.value, ValueError)
+    with pytest.raises(StandAside, match="stand aside"):
+        load_predictor(brain, SYMBOL, regime="high")
+
+
+def test_regime_uses_the_selectors_pick(brain: BrainLibrary, trained: Trained) -> None:
+    from brain_assets.selection import ModelSelector
+
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])
+    brain.store_model_metrics(
+        ids["random_forest"], SYMBOL, {"composite_score": 0.5, "n_bars": 80.0}, regime="high"
+    )
+    brain.store_model_metrics(
+        ids["ridge"], SYMBOL, {"composite_score": 0.1, "n_bars": 80.0}, regime="high"
+    )
+    pick = ModelSelector(brain).select_model_for_symbol(SYMBOL, "high")
+    assert pick is not None
+    high = load_predictor(brain, SYMBOL, regime="high")
+    assert high.model_id == pick["model_id"] == ids["random_forest"]
+    assert high.regime == "high"
+    assert high.reason == pick["reason"]
+    # Too little evidence in "low": the selector falls back to the active version.
+    low = load_predictor(brain, SYMBOL, regime="low")
+    assert low.model_id == ids["ridge"]
+    with pytest.raises(ValueError, match="not a regime"):
+        load_predictor(brain, SYMBOL, regime="calm")
+    expected = trained.evaluations["random_forest"].predictions
+    assert expected is not None
+    when = expected.index[-1]
+    value = high.predict(bars_through(trained, when)).value
+    assert value == pytest.approx(float(expected.loc[when]), abs=1e-9)
+
+
+def test_tampered_artifact_is_refused(brain: BrainLibrary, trained: Trained) -> None:
+    from brain_assets.errors import ArtifactIntegrityError
+
+    ids = register(brain, trained)
+    active = brain.get_active_model(SYMBOL)
+    assert active is not None
+    with brain.transaction() as conn:
+        conn.execute(
+            "UPDATE model_registry SET artifact = artifact || '\\x00'::bytea WHERE model_id = %s",
+            (active["model_id"],),
+        )
+    assert active["model_id"] in ids.values()
+    with pytest.raises(ArtifactIntegrityError):
+        load_predictor(brain, SYMBOL)
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="brain")
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict_command.register(commands)
+    args = parser.parse_args(list(argv))
+    return int(args.handler(args))
+
+
+def test_predict_command(
+    brain: BrainLibrary,
+    brain_dsn: str,
+    trained: Trained,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_DSN", brain_dsn)
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])
+    expected = trained.evaluations["ridge"].predictions
+    assert expected is not None
+    when = expected.index[-1]
+    recent = bars_through(trained, when).iloc[-500:].copy()
+    csv = tmp_path / "bars.csv"
+    # Epoch milliseconds, as exchanges give them; the files source reads them.
+    recent.assign(timestamp=recent["timestamp"].astype("int64") // 10**6).to_csv(csv, index=False)
+
+    assert run_cli("predict", SYMBOL, "--file", str(csv), "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model_id"] == ids["ridge"]
+    assert result["stand_aside"] is False
+    assert pd.Timestamp(result["bar_time"]) == when
+    assert result["value"] == pytest.approx(float(expected.loc[when]), abs=1e-9)
+    assert result["position"] == int(np.sign(expected.loc[when]))
+
+    assert run_cli("predict", SYMBOL, "--file", str(csv)) == 0
+    out = capsys.readouterr().out
+    assert "ridge v" in out and "bar_time" in out and "position" in out
+
+    # Bad input: exit 2 with the reason on stderr.
+    short = tmp_path / "short.csv"
+    recent.iloc[-5:].to_csv(short, index=False)
+    assert run_cli("predict", SYMBOL, "--file", str(short)) == 2
+    assert "5 given, 49 needed" in capsys.readouterr().err
+    assert run_cli("predict", SYMBOL, "--file", str(tmp_path / "missing.csv")) == 2
+    assert "missing.csv" in capsys.readouterr().err
+    assert run_cli("predict", "NOPE/USDT", "--file", str(csv)) == 2
+    assert "unknown symbol 'NOPE/USDT'" in capsys.readouterr().err
+
+    # Stand aside: exit 3 and the reason.
+    with brain.transaction() as conn:
+        conn.execute("UPDATE model_registry SET is_active = false WHERE symbol = %s", (SYMBOL,))
+    assert run_cli("predict", SYMBOL, "--file", str(csv), "--json") == 3
+    aside = json.loads(capsys.readouterr().out)
+    assert aside["stand_aside"] is True
+    assert aside["reason"] == brain.trading_status(SYMBOL)["reason"]
+    assert run_cli("predict", SYMBOL, "--file", str(csv)) == 3
+    assert "stand aside" in capsys.readouterr().out
+
+
+def test_predictor_is_a_plain_value(brain: BrainLibrary, trained: Trained) -> None:
+    register(brain, trained)
+    predictor = load_predictor(brain, SYMBOL)
+    assert isinstance(predictor, Predictor)
+    assert "estimator" not in repr(predictor)
+    bars = trained.bars.iloc[-300:]
+    first, second = predictor.predict(bars), predictor.predict(bars)
+    assert first == second
+    assert json.loads(json.dumps(first.to_dict()))["bar_time"] == first.bar_time.isoformat()
+
+
+@pytest.mark.slow
+def test_lstm_prediction_equals_the_evaluations(brain: BrainLibrary) -> None:
+    """A sequence model reads the rows before the latest bar as its context, as in evaluation."""
+    from brain_assets.pipeline.settings import LSTMSettings
+
+    settings = RetrainSettings(
+        model_types=("ridge",),
+        include_lstm=True,
+        lstm_config=LSTMSettings(units=4, sequence_length=6, epochs=2, patience=1),
+    )
+    bars = signal_market(1500, momentum=0.3, seed=1)
+    table = build_dataset_table(bars, settings.horizon).table
+    ppy = periods_per_year(table.index)
+    artifacts = train_symbol(SYMBOL, table, settings)
+    evaluations = {
+        e.model_type: e for e in evaluate_symbol(SYMBOL, table, artifacts, settings, ppy)
+    }
+    ids = register_symbol(
+        brain,
+        SYMBOL,
+        artifacts,
+        {t: e.metrics for t, e in evaluations.items()},
+        ppy,
+        policy=NO_FLOOR,
+    ).model_ids
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids["lstm"])
+    predictor = load_predictor(brain, SYMBOL)
+    assert predictor.model_type == "lstm"
+    assert predictor.context_rows == 5
+    assert predictor.min_bars == WARMUP_BARS + 6
+    expected = evaluations["lstm"].predictions
+    assert expected is not None
+    trained = Trained(bars, table, artifacts, evaluations, ppy)
+    for when in (expected.index[-1], expected.index[0]):
+        value = predictor.predict(bars_through(trained, when)).value
+        assert value == pytest.approx(float(expected.loc[when]), abs=1e-9, rel=1e-6)
+    with pytest.raises(ValueError, match=rf"{WARMUP_BARS + 5} given, {WARMUP_BARS + 6} needed"):
+        predictor.predict(bars.iloc[: WARMUP_BARS + 5])
