@@ -21,6 +21,10 @@ _EXPORTS: dict[str, str] = {
     "ModelVersioning": "brain_assets.versioning",
     "ModelSelector": "brain_assets.selection",
     "StandardizedLSTM": "brain_assets.lstm",
+    "Predictor": "brain_assets.predictor",
+    "Prediction": "brain_assets.predictor",
+    "StandAside": "brain_assets.predictor",
+    "load_predictor": "brain_assets.predictor",
 }
 
 __all__ = [
@@ -31,8 +35,12 @@ __all__ = [
     "FeatureImportanceAnalyzer",
     "ModelSelector",
     "ModelVersioning",
+    "Prediction",
+    "Predictor",
+    "StandAside",
     "StandardizedLSTM",
     "UnknownModelError",
+    "load_predictor",
 ]
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from brain_assets.cli import (
     data_commands,
     operate_commands,
+    predict_command,
     query_commands,
     replay_command,
     retrain_commands,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     operate_commands.register(commands)
     store_commands.register(commands)
     replay_command.register(commands)
+    predict_command.register(commands)
     data_commands.register(commands)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from brain_assets.predictor import Predictor, load_predictor
 from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.bars import BarsMixin
 from brain_assets.store.importance import ImportanceMixin
@@ -30,3 +31,9 @@ class BrainLibrary(
     to share between threads (a connection pool); every method is one transaction, and
     ``transaction()`` groups several calls into one.
     """
+
+    def load_predictor(self, symbol: str, regime: str | None = None) -> Predictor:
+        """The model the Brain recommends for ``symbol`` (the active version, or the selector's
+        pick for ``regime``), loaded with its sha256 verified, ready to ``predict(bars)``.
+        Raises ``StandAside`` when the symbol has no version to trade."""
+        return load_predictor(self, symbol, regime)
