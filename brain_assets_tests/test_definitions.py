@@ -36,6 +36,8 @@ EXPECTED_CHECKS = {
     ("features", "features_valid", True),
     ("model_evaluation", "metrics_valid", True),
     ("feature_importance", "importance_valid", False),
+    ("registry_entries", "active_model_fresh", False),
+    ("live_model_metrics", "active_not_regressed", False),
 }
 
 

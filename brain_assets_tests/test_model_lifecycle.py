@@ -334,3 +334,23 @@ def test_two_concurrent_retrains_of_one_symbol_keep_their_own_values(
             )
             assert model["composite_score"] == pytest.approx(recomputed["composite_score"])
             assert model["metrics"]["sharpe_ratio"] == pytest.approx(recomputed["sharpe_ratio"])
+
+
+def test_the_lifecycle_checks_judge_age_and_regression() -> None:
+    from brain_assets.defs.retrain.checks import BY_NAME
+    from brain_assets.pipeline.settings import RetrainSettings as Settings
+
+    fresh, regressed = BY_NAME["active_model_fresh"], BY_NAME["active_not_regressed"]
+    assert fresh.evaluate is not None and regressed.evaluate is not None
+    settings = Settings()
+    entry = {"active_model_id": "m", "latest_bar": "2024-06-30T00:00:00+00:00"}
+    assert fresh.evaluate(
+        {**entry, "active_data_end": "2024-06-20T00:00:00+00:00"}, settings
+    ).passed
+    old = fresh.evaluate({**entry, "active_data_end": "2024-05-01T00:00:00+00:00"}, settings)
+    assert not old.passed and old.severity == "WARN" and "60 days" in old.message
+    assert fresh.evaluate({"active_model_id": None}, settings).passed  # standing aside
+    verdict = {"model_id": "m", "assessment": {"regressed": True, "rule": "p=0.01"}}
+    outcome = regressed.evaluate(verdict, settings)
+    assert not outcome.passed and outcome.message == "p=0.01"
+    assert regressed.evaluate({"model_id": None}, settings).passed

@@ -48,6 +48,7 @@ def test_one_run_materialises_every_asset_for_both_symbols(retrained) -> None:  
         "features_valid": True,
         "metrics_valid": True,
         "importance_valid": True,
+        "active_model_fresh": True,
     }
 
 
@@ -121,3 +122,34 @@ def test_nightly_analysis_records_the_rank_trend(retrained) -> None:  # type: ig
     # The first nightly run compared with the retrain's analysis; the second with the first.
     assert shap["previous_available"] is True
     assert all(change["previous_rank"] is not None for change in shap["changes"][:5])
+
+
+def test_numbers_per_partition_that_the_ui_plots(retrained) -> None:  # type: ignore[no-untyped-def]
+    _, _, result = retrained
+    by_partition = {
+        (event.asset_key.to_user_string(), event.partition): (
+            event.event_specific_data.materialization.metadata  # type: ignore[union-attr]
+        )
+        for event in result.get_asset_materialization_events()
+    }
+    for symbol in SYMBOLS:
+        registry = by_partition[("registry_entries", symbol)]
+        assert isinstance(registry["active_composite_score"], dg.FloatMetadataValue)
+        assert isinstance(registry["training_rows"], dg.IntMetadataValue)
+        assert registry["stand_aside"].value is False  # NO_FLOOR: a version is active
+        assert "registry" in registry  # the run-level table is on every partition too
+        evaluation = by_partition[("model_evaluation", symbol)]
+        assert isinstance(evaluation["best_composite_score"], dg.FloatMetadataValue)
+        assert isinstance(evaluation["composite_score_ridge"], dg.FloatMetadataValue)
+        schema = by_partition[("market_data", symbol)]["dagster/column_schema"].value
+        assert [c.name for c in schema.columns] == [
+            "timestamp",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+        ]
+    # Two symbols in one run: each partition carries its own numbers.
+    scores = {by_partition[("model_evaluation", s)]["best_composite_score"].value for s in SYMBOLS}
+    assert len(scores) == 2

@@ -20,7 +20,7 @@ from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
-from brain_assets_tests.dagster_helpers import resources, run_assets
+from brain_assets_tests.dagster_helpers import check_results, resources, run_assets
 
 SYMBOL = "BTC/USDT"
 POLICY = DecisionResource()  # the default policy: floor, paired promotion, significance
@@ -132,6 +132,8 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
             decisions=POLICY,
         )
         assert regressed.success
+        # The UI shows the verdict as a (warning) check on the partition too.
+        assert check_results(regressed) == {"active_not_regressed": False}
         result = rollback_sensor(dg.build_sensor_context(instance=instance))
         requests = result.run_requests or []  # type: ignore[union-attr]
         assert [r.partition_key for r in requests] == [SYMBOL]

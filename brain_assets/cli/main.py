@@ -9,11 +9,13 @@ from collections.abc import Sequence
 
 from brain_assets.cli import (
     data_commands,
+    model_commands,
     operate_commands,
     predict_command,
     query_commands,
     replay_command,
     retrain_commands,
+    run_commands,
     store_commands,
 )
 from brain_assets.errors import BrainError
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay_command.register(commands)
     predict_command.register(commands)
     data_commands.register(commands)
+    model_commands.register(commands)
+    run_commands.register(commands)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Live monitoring of each symbol's active model, and the registry state the UI shows."""
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -14,7 +15,7 @@ from brain_assets.defs.resources import (
     RetrainResource,
 )
 from brain_assets.defs.retrain.assets import registry_entries
-from brain_assets.defs.retrain.checks import quality_records
+from brain_assets.defs.retrain.checks import check_specs, evaluate, quality_records, record_checks
 from brain_assets.defs.retrain.metadata import markdown_table, registry_markdown
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.events import log_event
@@ -33,6 +34,7 @@ LIVE_METRICS_KEY = dg.AssetKey("live_model_metrics")
     io_manager_key="brain_io_manager",
     deps=[registry_entries],
     kinds={"postgres"},
+    check_specs=check_specs("live_model_metrics"),
 )
 def live_model_metrics(
     context: dg.AssetExecutionContext,
@@ -41,7 +43,7 @@ def live_model_metrics(
     monitoring: MonitoringResource,
     decisions: DecisionResource,
     brain: BrainResource,
-) -> dict[str, dict[str, Any]]:
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """The ACTIVE model of each symbol evaluated on the most recent bars it never saw, stored
     in model_metrics, and judged against its honest baseline (see decisions.policy); the
     earlier versions a rollback could return to are evaluated on the same bars.
@@ -122,7 +124,10 @@ def live_model_metrics(
             },
             partition_key=symbol,
         )
-    return result
+    yield dg.Output(result)
+    yield from record_checks(
+        brain.library, context.run.run_id, evaluate("live_model_metrics", result, settings)
+    )
 
 
 @dg.asset(

@@ -19,7 +19,13 @@ from brain_assets.defs.resources import (
 )
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
 from brain_assets.defs.retrain.health import bars_metadata, health_metadata
-from brain_assets.defs.retrain.metadata import METRICS_SHOWN, markdown_table, registry_markdown
+from brain_assets.defs.retrain.metadata import (
+    METRICS_SHOWN,
+    column_schema,
+    markdown_table,
+    partition_numbers,
+    registry_markdown,
+)
 from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
@@ -140,10 +146,14 @@ def market_data(
         )
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     if "market_data" in selected:
+        first = next(iter(prepared.values())).frame
         yield dg.Output(
             {symbol: p.frame for symbol, p in prepared.items()},
             output_name="market_data",
-            metadata=bars_metadata(prepared, sources),
+            metadata={
+                **bars_metadata(prepared, sources),
+                "dagster/column_schema": column_schema(first),
+            },
         )
     if "data_quality" in selected:
         health = {symbol: {**p.health(), "run_id": run_id} for symbol, p in prepared.items()}
@@ -189,6 +199,7 @@ def features(
                     gaps, ["symbol", "rows", "gaps", "rows_excluded", "largest_gap_bars"]
                 )
             ),
+            "dagster/column_schema": column_schema(first),
             "feature_count": dg.MetadataValue.int(len(names)),
             "features": dg.MetadataValue.md(", ".join(f"`{n}`" for n in names)),
             "target": dg.MetadataValue.text(f"{TARGET}: return over {settings.horizon} bar(s)"),
@@ -295,6 +306,24 @@ def model_evaluation(
             "extras": {e.model_type: e.extras for e in evaluations if e.extras},
         }
         sections.append(_evaluation_section(symbol, evaluations, by_regime, regimes))
+        best = max(evaluations, key=lambda e: e.metrics.get("composite_score") or float("-inf"))
+        # Plotted by the UI across this partition's materialisations.
+        context.add_asset_metadata(
+            partition_numbers(
+                {
+                    "best_model_type": best.model_type,
+                    "best_composite_score": best.metrics.get("composite_score"),
+                    "best_sharpe_ratio": best.metrics.get("sharpe_ratio"),
+                    "best_information_coefficient": best.metrics.get("information_coefficient"),
+                    "test_bars": len(best.equity),
+                    **{
+                        f"composite_score_{e.model_type}": e.metrics.get("composite_score")
+                        for e in evaluations
+                    },
+                }
+            ),
+            partition_key=symbol,
+        )
     yield dg.Output(result, metadata={"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("model_evaluation", result, settings)
@@ -357,7 +386,7 @@ def _evaluation_section(
     return "\n\n".join(parts)
 
 
-@dg.asset(**COMMON, kinds={"postgres"})
+@dg.asset(**COMMON, kinds={"postgres"}, check_specs=check_specs("registry_entries"))
 def registry_entries(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -366,7 +395,7 @@ def registry_entries(
     retrain: RetrainResource,
     decisions: DecisionResource,
     brain: BrainResource,
-) -> dict[str, dict[str, Any]]:
+) -> Iterator[dg.Output[Any] | dg.AssetCheckResult]:
     """New model versions in the registry (artifact + sha256) and the symbol's active model:
     a version trades only above the activation floor, and replaces the active one only when it
     beats it on the same recent bars (see decisions.policy)."""
@@ -403,15 +432,42 @@ def registry_entries(
             policy=policy,
             as_of=table.index[-1],
         )
+        active = brain.library.get_active_model(symbol)
         result[symbol] = {
             "model_ids": registration.model_ids,
             "new_model_ids": registration.new_model_ids,
             "active_model_id": registration.active_model_id,
             "promoted": registration.promoted,
+            "active_data_end": None
+            if active is None or active["data_end"] is None
+            else pd.Timestamp(active["data_end"]).isoformat(),
+            "latest_bar": table.index[-1].isoformat(),
         }
         sections.append(registry_markdown(brain.library, symbol))
-    context.add_output_metadata({"registry": dg.MetadataValue.md("\n\n".join(sections))})
-    return result
+        metrics = {} if active is None else (active["metrics"] or {})
+        context.add_asset_metadata(
+            partition_numbers(
+                {
+                    "stand_aside": active is None,
+                    "active_version": None if active is None else int(active["version"]),
+                    "active_model_type": None if active is None else active["model_type"],
+                    "active_composite_score": metrics.get("composite_score"),
+                    "active_sharpe_ratio": metrics.get("sharpe_ratio"),
+                    "active_information_coefficient": metrics.get("information_coefficient"),
+                    "new_versions": len(registration.new_model_ids),
+                    "training_rows": len(table),
+                    "training_start": None if active is None else str(active["training_start"]),
+                    "training_end": None if active is None else str(active["training_end"]),
+                }
+            ),
+            partition_key=symbol,
+        )
+    yield dg.Output(result, metadata={"registry": dg.MetadataValue.md("\n\n".join(sections))})
+    yield from record_checks(
+        brain.library,
+        context.run.run_id,
+        evaluate("registry_entries", result, settings),
+    )
 
 
 @dg.asset(**COMMON, kinds={"shap", "postgres"}, check_specs=check_specs("feature_importance"))

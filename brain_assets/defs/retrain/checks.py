@@ -116,6 +116,40 @@ def _importance_valid(entry: Mapping[str, Any], settings: RetrainSettings) -> Ch
     )
 
 
+MAX_MODEL_AGE = pd.Timedelta(days=30)
+"""An active version trained on data more than this older than the newest bar draws a warning:
+the retrain keeps running, but no challenger has beaten it for a month of market time."""
+
+
+def _outcome(name: str, passed: bool, message: str) -> CheckOutcome:
+    return CheckOutcome(name, passed, "WARN", 0 if passed else 1, row_count=1, message=message)
+
+
+def _active_model_fresh(entry: Mapping[str, Any], settings: RetrainSettings) -> CheckOutcome:
+    if entry.get("active_model_id") is None:
+        return _outcome("active_model_fresh", True, "no active version: the symbol stands aside")
+    if entry.get("active_data_end") is None:
+        return _outcome("active_model_fresh", True, "the active version records no data window")
+    age = pd.Timestamp(entry["latest_bar"]) - pd.Timestamp(entry["active_data_end"])
+    return _outcome(
+        "active_model_fresh",
+        age <= MAX_MODEL_AGE,
+        f"the active version's data ends {age} before the newest bar (limit {MAX_MODEL_AGE})",
+    )
+
+
+def _active_not_regressed(entry: Mapping[str, Any], settings: RetrainSettings) -> CheckOutcome:
+    if not entry.get("model_id"):
+        return _outcome("active_not_regressed", True, "no active version to judge")
+    assessment = entry.get("assessment") or {}
+    regressed = bool(assessment.get("regressed"))
+    return _outcome(
+        "active_not_regressed",
+        not regressed,
+        str(assessment.get("rule") or ("regressed" if regressed else "no regression")),
+    )
+
+
 QUALITY_CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         "market_data",
@@ -156,6 +190,22 @@ QUALITY_CHECKS: tuple[QualityCheck, ...] = (
         False,
         "ImportanceSchema: unique features, finite importance, rank >= 1",
         _importance_valid,
+    ),
+    QualityCheck(
+        "registry_entries",
+        "active_model_fresh",
+        "WARN",
+        False,
+        "The active version was trained on data ending at most 30 days before the newest bar",
+        _active_model_fresh,
+    ),
+    QualityCheck(
+        "live_model_metrics",
+        "active_not_regressed",
+        "WARN",
+        False,
+        "The active version's live metrics show no regression (the rollback's own verdict)",
+        _active_not_regressed,
     ),
 )
 BY_NAME = {check.name: check for check in QUALITY_CHECKS}

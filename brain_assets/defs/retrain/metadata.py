@@ -63,3 +63,34 @@ def registry_markdown(brain: Any, symbol: str) -> str:
         f"**Latest activations**\n\n"
         f"{markdown_table(summary['activations'], activation_columns)}"
     )
+
+
+def column_schema(frame: Any) -> Any:
+    """``dagster/column_schema`` of a frame: the UI's column list with each column's dtype."""
+    import dagster as dg
+
+    return dg.MetadataValue.table_schema(
+        dg.TableSchema(
+            columns=[dg.TableColumn(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]
+        )
+    )
+
+
+def partition_numbers(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Numeric metadata of one partition, typed so that the UI plots each across
+    materialisations (None values are left out: a missing point, not a zero)."""
+    import dagster as dg
+
+    numbers: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            numbers[key] = dg.MetadataValue.bool(value)
+        elif isinstance(value, int):
+            numbers[key] = dg.MetadataValue.int(value)
+        elif isinstance(value, float):
+            numbers[key] = dg.MetadataValue.float(value)
+        else:
+            numbers[key] = dg.MetadataValue.text(str(value))
+    return numbers
