@@ -147,3 +147,33 @@ def test_the_fetch_runs_only_where_an_exchange_is_configured(
     monkeypatch.setenv("BRAIN_FETCH_SINCE", "2024-01-01")
     configured = exchange_resource()
     assert isinstance(configured.exchange, dg.EnvVar) or configured.exchange == "binance"
+
+
+def test_dg_checks_and_lists_the_definitions(tmp_path: Path) -> None:
+    """`dg check defs` and `dg list defs` find the code location through pyproject's [tool.dg]."""
+    import json
+    import subprocess
+    import sys
+
+    dg_cli = Path(sys.executable).with_name("dg")
+    env = {
+        "PATH": f"{dg_cli.parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "VIRTUAL_ENV": sys.prefix,
+        "DAGSTER_HOME": str(tmp_path),  # an ephemeral instance: nothing runs
+    }
+
+    def dg_run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(dg_cli), *argv], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+
+    checked = dg_run("check", "defs")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+    listed = dg_run("list", "defs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert {a["asset_key"] for a in found["assets"]} == set(EXPECTED_DEPS)
+    assert {c["key"] for c in found["asset_checks"]} == {f"{a}:{n}" for a, n, _ in EXPECTED_CHECKS}
+    assert "daily_retrain" in {j["name"] for j in found["jobs"]}

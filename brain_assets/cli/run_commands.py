@@ -9,6 +9,7 @@ instead of leaving that to rollback_sensor under the daemon.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -26,7 +27,9 @@ from brain_assets.cli.retrain_commands import (
 # What live_model_metrics raises when the active model has not met enough unseen bars yet
 # (pipeline.monitoring.evaluate_active_model): no verdict, not a failure.
 TOO_FEW_BARS = "bars after the active model's data window"
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger stays quiet: a failed step is reported in one line per symbol below,
+# not as Dagster's ERROR event with its stack trace.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 __all__ = ["ProgressPrinter", "register"]
 
@@ -282,8 +285,12 @@ def run_monitor(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from brain_assets.definitions import defs
+    from brain_assets.logs import configure_logging
     from brain_assets.store.library import BrainLibrary
 
+    # Importing the definitions with BRAIN_LOG_DIR set reconfigures logging at INFO (for the
+    # daemon's processes); keep main()'s console level for this command.
+    configure_logging(console_level=logging.DEBUG if args.verbose else logging.WARNING)
     rows = []
     with dg.DagsterInstance.get() as instance, BrainLibrary() as brain:
         for symbol in symbols:
