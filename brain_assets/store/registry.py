@@ -463,8 +463,9 @@ class RegistryMixin(StoreBase):
                 "qualified; stand aside until a retrain registers a credible one"
             )
         else:
-            rule = (last["details"] or {}).get("rule", last["reason"])
-            reason = f"no version has passed the activation floor; latest: {rule}"
+            rule = str((last["details"] or {}).get("rule", last["reason"]))
+            rule = rule.removeprefix("below the activation floor: ")
+            reason = f"no version has passed the activation floor (latest: {rule})"
         return {"symbol": symbol, "active": None, "stand_aside": True, "reason": reason}
 
     def list_models(self, symbol: str) -> pd.DataFrame:
