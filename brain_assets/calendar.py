@@ -40,3 +40,25 @@ def frequency_label(seconds: float) -> str:
         if seconds >= size and abs(seconds / size - round(seconds / size)) < 1e-9:
             return f"{round(seconds / size)}{unit}"
     return f"{seconds:g}s"
+
+
+def parse_timestamps(raw: pd.Series, *, where: str) -> pd.Series:
+    """``raw`` as ``datetime64[ns, UTC]``: numbers are epoch milliseconds, text is ISO-8601,
+    naive datetimes are UTC. A ValueError names ``where`` and shows the first values."""
+    if pd.api.types.is_bool_dtype(raw):
+        raise ValueError(f"{where}: column 'timestamp' holds booleans, not timestamps")
+    try:
+        if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+            # Parquet keeps real timestamps; a naive one is UTC by the project's convention.
+            parsed = pd.to_datetime(raw, utc=True)
+        elif pd.api.types.is_numeric_dtype(raw):
+            parsed = pd.to_datetime(raw, unit="ms", utc=True)
+        else:
+            parsed = pd.to_datetime(raw, utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError) as exc:
+        sample = raw.dropna().astype(str).head(3).tolist()
+        raise ValueError(
+            f"{where}: cannot parse column 'timestamp' as ISO-8601 text or epoch milliseconds "
+            f"(first values {sample}): {exc}"
+        ) from exc
+    return parsed.astype("datetime64[ns, UTC]")

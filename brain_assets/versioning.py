@@ -378,24 +378,28 @@ class ModelVersioning:
                 "comparisons": assessment["comparisons"],
                 "as_of": stamp,
             }
-            waited = self._bars_since_last_change(conn, symbol, stamp, values)
-            if (
-                self.policy.cooldown_bars
-                and waited is not None
-                and waited < self.policy.cooldown_bars
-            ):
+
+            def warn(reason: str, message: str) -> None:
                 self.brain.record_activation_event(
                     conn,
                     symbol,
                     model_id,
                     model["version"],
                     action="warning",
-                    reason="rollback_deferred",
-                    details={
-                        **details,
-                        "message": f"regressed, but only {waited:.0f} bars since the last "
-                        f"automatic change; the cooldown is {self.policy.cooldown_bars} bars",
-                    },
+                    reason=reason,
+                    details={**details, "message": message},
+                )
+
+            waited = self._bars_since_last_change(conn, symbol, stamp, values)
+            if (
+                self.policy.cooldown_bars
+                and waited is not None
+                and waited < self.policy.cooldown_bars
+            ):
+                warn(
+                    "rollback_deferred",
+                    f"regressed, but only {waited:.0f} bars since the last automatic change; "
+                    f"the cooldown is {self.policy.cooldown_bars} bars",
                 )
                 return False
             target, skipped = self._rollback_target(conn, symbol, model, candidates, threshold)
@@ -413,15 +417,7 @@ class ModelVersioning:
                 )
                 event = "model_stand_aside"
             else:
-                self.brain.record_activation_event(
-                    conn,
-                    symbol,
-                    model_id,
-                    model["version"],
-                    action="warning",
-                    reason="rollback_unavailable",
-                    details={**details, "message": "no earlier version to roll back to"},
-                )
+                warn("rollback_unavailable", "no earlier version to roll back to")
                 event = "model_rollback_unavailable"
         # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
         send_alert(

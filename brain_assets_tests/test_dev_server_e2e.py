@@ -64,6 +64,15 @@ def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> d
     return answer["data"]
 
 
+def server_answers(port: int) -> bool:
+    """Whether the Dagster webserver on ``port`` answers yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,15 +106,7 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
         text=True,
     )
     try:
-
-        def answers() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(answers, 120, "the UI server")
+        wait_for(lambda: server_answers(port), 120, "the UI server")
         entries = wait_for(
             lambda: graphql(port, LOCATIONS)["workspaceOrError"].get("locationEntries"),
             60,

@@ -15,13 +15,12 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from brain_assets_tests.test_dev_server_e2e import free_port, graphql, wait_for
+from brain_assets_tests.test_dev_server_e2e import free_port, graphql, server_answers, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,16 +128,8 @@ def test_the_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
-
-        def answers() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
-                    return True
-            except OSError:
-                return False
-
         try:
-            wait_for(answers, 240, "the Dagster UI of the installed wheel")
+            wait_for(lambda: server_answers(port), 240, "the Dagster UI of the installed wheel")
         except AssertionError:
             raise AssertionError((tmp_path / "dev.log").read_text()[-3000:]) from None
         query = (

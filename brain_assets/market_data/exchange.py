@@ -232,17 +232,7 @@ def fetch_symbol(
         cursor = last_bar + step
         if progress is not None:
             progress(symbol, last_bar, received)
-    log_event(
-        "bars_fetched",
-        exchange=name,
-        symbol=symbol,
-        timeframe=timeframe,
-        requests=requests,
-        new=new,
-        changed=changed,
-        last_bar=None if last_bar is None else last_bar.isoformat(),
-    )
-    return FetchResult(
+    result = FetchResult(
         exchange=name,
         symbol=symbol,
         timeframe=timeframe,
@@ -255,6 +245,8 @@ def fetch_symbol(
         first_bar=first_bar,
         last_bar=last_bar,
     )
+    log_event("bars_fetched", **result.to_json())
+    return result
 
 
 def _page_frame(page: Any, exchange: str, symbol: str) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from brain_assets.calendar import bar_seconds, frequency_label
+from brain_assets.calendar import bar_seconds, frequency_label, parse_timestamps
 from brain_assets.market_data.base import (
     MAX_BAR_SECONDS,
     MIN_BAR_SECONDS,
@@ -54,27 +54,6 @@ def symbol_file_stem(symbol: str) -> str:
     return stem
 
 
-def _parse_timestamps(raw: pd.Series, *, where: str) -> pd.Series:
-    """``raw`` as ``datetime64[ns, UTC]``: numbers are epoch milliseconds, text is ISO-8601."""
-    if pd.api.types.is_bool_dtype(raw):
-        raise ValueError(f"{where}: column 'timestamp' holds booleans, not timestamps")
-    try:
-        if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
-            # Parquet keeps real timestamps; a naive one is UTC by this module's convention.
-            parsed = pd.to_datetime(raw, utc=True)
-        elif pd.api.types.is_numeric_dtype(raw):
-            parsed = pd.to_datetime(raw, unit="ms", utc=True)
-        else:
-            parsed = pd.to_datetime(raw, utc=True, format="ISO8601")
-    except (ValueError, TypeError, OverflowError) as exc:
-        sample = raw.dropna().astype(str).head(3).tolist()
-        raise ValueError(
-            f"{where}: cannot parse column 'timestamp' as ISO-8601 text or epoch milliseconds "
-            f"(first values {sample}): {exc}"
-        ) from exc
-    return parsed.astype("datetime64[ns, UTC]")
-
-
 def _to_ohlcv(raw: pd.DataFrame, *, where: str) -> tuple[pd.DataFrame, list[str]]:
     """The conventional OHLCV frame from a freshly read table, and the ignored column names."""
     raw = raw.rename(columns=lambda name: str(name).strip().lower())
@@ -88,7 +67,7 @@ def _to_ohlcv(raw: pd.DataFrame, *, where: str) -> tuple[pd.DataFrame, list[str]
     if raw.empty:
         return empty_ohlcv(), ignored
     columns: dict[str, pd.Series] = {
-        "timestamp": _parse_timestamps(raw["timestamp"], where=where),
+        "timestamp": parse_timestamps(raw["timestamp"], where=where),
     }
     for name in OHLCV_COLUMNS[1:]:
         try:

@@ -154,7 +154,19 @@ def generate_ohlcv(
     volume = base_volume * noise * (1.0 + 1.0 * np.abs(returns) / normal_sigma)
 
     timestamps = pd.date_range(first, periods=n_bars, freq=pd.Timedelta(seconds=seconds))
-    frame = pd.DataFrame(
+    return _ohlcv_frame(timestamps, open_, high, low, close, volume), regimes
+
+
+def _ohlcv_frame(
+    timestamps: pd.DatetimeIndex,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+) -> pd.DataFrame:
+    """The conventional OHLCV frame (see market_data.base) of generated columns."""
+    return pd.DataFrame(
         {
             "timestamp": pd.Series(timestamps).astype("datetime64[ns, UTC]"),
             "open": open_,
@@ -164,7 +176,6 @@ def generate_ohlcv(
             "volume": volume,
         }
     )
-    return frame, regimes
 
 
 class SyntheticSource:
@@ -268,13 +279,4 @@ def signal_market(
     timestamps = pd.date_range(
         first, periods=n_bars, freq=pd.Timedelta(seconds=bar_to_seconds(bar))
     )
-    return pd.DataFrame(
-        {
-            "timestamp": pd.Series(timestamps).astype("datetime64[ns, UTC]"),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-        }
-    )
+    return _ohlcv_frame(timestamps, open_, high, low, close, volume)

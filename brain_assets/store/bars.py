@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brain_assets.calendar import parse_timestamps
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -119,25 +120,6 @@ def timeframe_for_seconds(seconds: float) -> str | None:
     return None
 
 
-def _parse_timestamps(raw: pd.Series, *, where: str) -> pd.Series:
-    """``raw`` as UTC timestamps: datetimes (naive = UTC), epoch milliseconds or ISO-8601 text."""
-    if pd.api.types.is_bool_dtype(raw):
-        raise ValueError(f"{where}: column 'timestamp' holds booleans, not timestamps")
-    try:
-        if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
-            parsed = pd.to_datetime(raw, utc=True)
-        elif pd.api.types.is_numeric_dtype(raw):
-            parsed = pd.to_datetime(raw, unit="ms", utc=True)
-        else:
-            parsed = pd.to_datetime(raw, utc=True, format="ISO8601")
-        return parsed.astype("datetime64[ns, UTC]")
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(
-            f"{where}: column 'timestamp' is not timestamps (datetimes, ISO-8601 text or epoch "
-            f"milliseconds): {exc}"
-        ) from exc
-
-
 def _row(position: int, nanos: np.ndarray) -> str:
     """``row 3 (2024-01-01 03:00:00+00:00)``: the position in the frame (from 0) and its time."""
     return f"row {position} ({pd.Timestamp(int(nanos[position]), tz='UTC')})"
@@ -155,7 +137,7 @@ def _validated_frame(
             f"{where}: frame lacks column(s) {missing}; expected {list(BAR_COLUMNS)}, "
             f"found {[str(name) for name in frame.columns]}"
         )
-    stamps = _parse_timestamps(frame["timestamp"], where=where)
+    stamps = parse_timestamps(frame["timestamp"], where=where)
     missing_time = np.flatnonzero(stamps.isna().to_numpy())
     if missing_time.size:
         raise ValueError(f"{where}: timestamp is missing at row {int(missing_time[0])}")

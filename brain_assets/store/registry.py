@@ -250,22 +250,9 @@ class RegistryMixin(StoreBase):
 
         The caller holds the symbol's advisory lock inside the transaction.
         """
-        previous = conn.execute(
-            """UPDATE model_registry SET is_active = false
-               WHERE symbol = %s AND is_active AND model_id <> %s
-               RETURNING model_id, version""",
-            (symbol, model_id),
-        ).fetchone()
-        if previous:
-            self.record_activation_event(
-                conn,
-                symbol,
-                previous[0],
-                previous[1],
-                action="deactivated",
-                reason=reason,
-                details=details,
-            )
+        previous = self._deactivate(
+            conn, symbol, reason=reason, details=details, except_model=model_id
+        )
         activated = conn.execute(
             """UPDATE model_registry SET is_active = true
                WHERE model_id = %s AND symbol = %s AND NOT is_active RETURNING version""",
@@ -281,7 +268,7 @@ class RegistryMixin(StoreBase):
                 reason=reason,
                 details=details,
             )
-        return previous[0] if previous else None
+        return previous
 
     def _deactivate(
         self,
@@ -290,15 +277,18 @@ class RegistryMixin(StoreBase):
         *,
         reason: str,
         details: Mapping[str, Any] | None = None,
+        except_model: str | None = None,
     ) -> str | None:
-        """Leave the symbol with no active version (it stands aside); returns the one that was.
+        """Deactivate the symbol's active version unless it is ``except_model``, recording why;
+        returns the one deactivated. Alone it leaves the symbol standing aside.
 
         The caller holds the symbol's advisory lock inside the transaction.
         """
         previous = conn.execute(
             """UPDATE model_registry SET is_active = false
-               WHERE symbol = %s AND is_active RETURNING model_id, version""",
-            (symbol,),
+               WHERE symbol = %s AND is_active AND model_id IS DISTINCT FROM %s
+               RETURNING model_id, version""",
+            (symbol, except_model),
         ).fetchone()
         if previous:
             self.record_activation_event(
