@@ -24,7 +24,12 @@ import pandas as pd
 
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.partitions import add_symbols
-from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
+from brain_assets.defs.resources import (
+    BrainResource,
+    DecisionResource,
+    MarketDataResource,
+    RetrainResource,
+)
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
 from brain_assets.market_data.synthetic import generate_ohlcv
 from brain_assets.store.embedded import start_embedded
@@ -95,6 +100,8 @@ def main() -> None:
                 include_lstm=False,
                 model_types=["ridge", "hist_gradient_boosting"],
             ),
+            # The default decision policy: a symbol may stand aside on a day.
+            "decisions": DecisionResource(),
         }
         instance = dg.DagsterInstance.ephemeral()
         add_symbols(instance, symbols)
