@@ -1,29 +1,84 @@
 """Alerts: always a log event, and a JSON POST to a webhook when one is configured.
 
-The webhook is ``send_alert(url=...)`` or ``$BRAIN_ALERT_WEBHOOK_URL``. Its body is
-``{"event": ..., "payload": {...}, "sent_at": "<ISO 8601 UTC>"}``, which Slack-style relays,
-Alertmanager receivers or a small HTTP service can forward. Delivery is best effort: a webhook that
-is down, slow or failing is logged as ``alert_delivery_failed`` and never raises, because an alert
-is usually sent while something else is already going wrong.
+The webhook is ``url=...`` or ``$BRAIN_ALERT_WEBHOOK_URL``. Its body is::
+
+    {"text": "<one-line summary>", "event": ..., "payload": {...}, "sent_at": "<ISO 8601 UTC>"}
+
+``text`` is what Slack-style incoming webhooks display; the structured fields are for
+Alertmanager receivers or a small HTTP service. Alerts that went through the outbox also carry
+``alert_id`` (the outbox row, the same on every retry: a receiver can drop duplicates by it) and
+``created_at``.
+
+Two ways to send:
+
+- ``send_alert``: post now, with a few quick retries, and never longer than ``deadline_s`` in all.
+  Nothing is kept: used where no database is at hand (the run-failure sensor).
+- The outbox (table ``alert_outbox``): ``queue_alert`` writes the alert inside the caller's
+  transaction, so that it commits with the change it announces (a rollback); ``dispatch_alert``
+  after the commit logs it and tries to post it once, bounded; ``deliver_pending`` (the
+  ``alert_outbox`` sensor, every minute) posts whatever is still due, retrying with exponential
+  backoff and giving up after ``MAX_ATTEMPTS`` attempts or ``MAX_AGE_S`` seconds. Delivery is at
+  least once: a deliverer killed between the POST and recording it sends that alert again.
+
+Without a webhook the alert is only logged (and, through the outbox, kept in the database, never
+attempted, and given up once it is older than ``MAX_AGE_S``). A webhook that is down, slow or
+failing is logged as ``alert_delivery_failed`` and never raises, because an alert is usually sent
+while something else is already going wrong.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import math
 import os
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
+
+from brain_assets.errors import BrainError
 from brain_assets.events import log_event
 from brain_assets.logs import redact, redact_value
 
+if TYPE_CHECKING:
+    from brain_assets.store.library import BrainLibrary
+
 ALERT_WEBHOOK_ENV = "BRAIN_ALERT_WEBHOOK_URL"
 DELIVERY_FAILED = "alert_delivery_failed"
+DELIVERED = "alert_delivered"
+ABANDONED = "alert_abandoned"
+
+REQUEST_TIMEOUT_S = 3.0
+"""One POST, connecting and answering together."""
+DELIVERY_DEADLINE_S = 10.0
+"""One ``send_alert`` with its retries, or one ``deliver_pending`` pass over the outbox."""
+SEND_ATTEMPTS = 3
+"""POSTs ``send_alert`` makes at most (a webhook that refuses with a 4xx gets one)."""
+FIRST_PAUSE_S = 0.5
+"""``send_alert``'s pause before its second POST; it doubles before each one after."""
+
+MAX_ATTEMPTS = 10
+"""Attempts at an outbox alert before it is given up."""
+BACKOFF_S = 30.0
+"""Wait after an outbox alert's first failed attempt; it doubles after each one after."""
+MAX_BACKOFF_S = 3600.0
+MAX_AGE_S = 24 * 3600.0
+"""An outbox alert still undelivered after this long is given up: by then it is history."""
+LEASE_MARGIN_S = 60.0
+"""How long past its POST's timeout a claimed alert stays reserved for the deliverer that claimed
+it; if that deliverer dies, the alert is due again after that."""
+MIN_ATTEMPT_S = 0.2
+"""Less time than this left in a pass: no further POST is started."""
+MAX_TEXT_CHARS = 300
 
 # log_event takes these as its own parameters; a payload key with the same name would collide.
 _RESERVED_FIELDS = frozenset({"event", "level"})
@@ -33,6 +88,10 @@ def configured_webhook_url() -> str | None:
     """``$BRAIN_ALERT_WEBHOOK_URL`` when set and not blank."""
     raw = os.environ.get(ALERT_WEBHOOK_ENV, "").strip()
     return raw or None
+
+
+def _target(url: str | None) -> str | None:
+    return url.strip() if url and url.strip() else configured_webhook_url()
 
 
 def _safe_target(url: str) -> str:
@@ -46,6 +105,39 @@ def _safe_target(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
+def _scheme_error(url: str) -> str | None:
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    # urllib would also open file:// and ftp:// URLs; an alert must only ever go to HTTP.
+    return None if scheme in ("http", "https") else f"unsupported URL scheme {scheme!r}"
+
+
+def _scrub(error: str, target: str) -> str:
+    # Some errors quote the URL they could not open; keep its secret part out of logs and rows.
+    return redact(error.replace(target, _safe_target(target)))
+
+
+def _strict_json(value: Any) -> Any:
+    # NaN and infinity are not JSON: strict receivers refuse them, and so does the outbox's jsonb
+    # column, where the refusal would abort the rollback the alert belongs to. Named instead.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(item) for item in value]
+    return value
+
+
+def _safe_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = _strict_json(
+        redact_value({str(key): value for key, value in payload.items()})
+    )
+    return safe
+
+
 def _as_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {
         (f"payload_{key}" if key in _RESERVED_FIELDS else key): value
@@ -53,46 +145,63 @@ def _as_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def send_alert(
-    event: str,
-    payload: dict[str, Any],
-    *,
-    url: str | None = None,
-    timeout_s: float = 3.0,
-) -> bool:
-    """Log ``event`` at WARNING and POST it to the webhook; True when the webhook answered 2xx.
+def _short(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+        value = ",".join(str(v) for v in value)
+    if value is None or not isinstance(value, str | int | float | bool):
+        return None  # nested details stay in the structured payload
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
-    Without a webhook (no ``url`` and no ``$BRAIN_ALERT_WEBHOOK_URL``) only the log event is
-    written and the result is False. Passwords in the payload are masked in both the log and the
-    request body.
-    """
-    safe_payload: dict[str, Any] = redact_value({str(key): value for key, value in payload.items()})
-    log_event(event, logging.WARNING, **_as_fields(safe_payload))
 
-    target = url.strip() if url and url.strip() else configured_webhook_url()
-    if target is None:
-        return False
+def alert_text(event: str, payload: Mapping[str, Any]) -> str:
+    """One line for people: ``Brain alert model_rollback for BTC/USDT: metric=sharpe_ratio, ...``
+    (scalar and list values only; nested details stay in the payload)."""
+    symbol = payload.get("symbol")
+    head = f"Brain alert {event}" + (f" for {symbol}" if isinstance(symbol, str) else "")
+    details = [
+        f"{key}={short}"
+        for key, value in payload.items()
+        if key != "symbol" and (short := _short(value)) is not None
+    ]
+    line = " ".join((head + (": " + ", ".join(details) if details else "")).split())
+    return line if len(line) <= MAX_TEXT_CHARS else line[: MAX_TEXT_CHARS - 3] + "..."
 
-    body = json.dumps(
-        {
-            "event": event,
-            "payload": safe_payload,
-            "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-        default=str,
-    ).encode("utf-8")
 
-    try:
-        scheme = urllib.parse.urlsplit(target).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme not in ("http", "https"):
-        # urllib would also open file:// and ftp:// URLs; an alert must only ever go to HTTP.
-        _delivery_failed(event, target, f"unsupported URL scheme {scheme!r}")
-        return False
+def alert_body(event: str, payload: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """The JSON document a webhook receives (see the module's docstring)."""
+    return {
+        "text": alert_text(event, payload),
+        "event": event,
+        "payload": dict(payload),
+        "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
 
+
+# -- one POST -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST came to: an HTTP status, or an error without one."""
+
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def transient(self) -> bool:
+        """Worth a quick second try: no answer, a server error, or 'later' (408, 429)."""
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
+
+
+def _post(url: str, body: bytes, timeout_s: float) -> Attempt:
     request = urllib.request.Request(
-        target,
+        url,
         data=body,
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "brain-assets-alerts"},
@@ -101,27 +210,265 @@ def send_alert(
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
-        _delivery_failed(event, target, f"HTTP {exc.code} {exc.reason}", status=exc.code)
-        return False
-    except Exception as exc:
-        # Refused, reset, timed out, bad URL or a garbled answer: all mean "not delivered", and
-        # the caller is usually handling a failure already, so nothing may escape from here.
-        _delivery_failed(event, target, f"{type(exc).__name__}: {exc}")
-        return False
-    if 200 <= status < 300:
-        return True
-    _delivery_failed(event, target, f"HTTP {status}", status=status)
-    return False
+        return Attempt(exc.code, f"HTTP {exc.code} {exc.reason}")
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        # Refused, reset, timed out (OSError), a garbled answer or a bad URL: not delivered.
+        return Attempt(None, f"{type(exc).__name__}: {exc}")
+    return Attempt(status) if 200 <= status < 300 else Attempt(status, f"HTTP {status}")
 
 
-def _delivery_failed(event: str, target: str, error: str, *, status: int | None = None) -> None:
-    safe_target = _safe_target(target)
+def _post_within(url: str, body: bytes, timeout_s: float) -> Attempt:
+    """One POST that returns within ``timeout_s`` whatever the server does.
+
+    The socket timeout alone bounds each connect and each read, not their sum: a server that
+    trickles its answer a byte at a time could hold a caller for minutes. The POST runs in a
+    daemon thread instead, and is abandoned (reported as timed out) when the time is up.
+    """
+    if (refused := _scheme_error(url)) is not None:
+        return Attempt(None, refused)
+    outcome: list[Attempt] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_post(url, body, timeout_s)),
+        name="brain-alert-post",
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout_s)
+    return outcome[0] if outcome else Attempt(None, f"timed out: no answer within {timeout_s:g} s")
+
+
+def _delivery_failed(
+    event: str, target: str, attempt: Attempt, *, level: int = logging.WARNING, **extra: Any
+) -> None:
     fields: dict[str, Any] = {
         "alert_event": event,
-        "target": safe_target,
-        # Some errors quote the URL they could not open; keep its secret part out of the log.
-        "error": redact(error.replace(target, safe_target)),
+        "target": _safe_target(target),
+        "error": _scrub(attempt.error or "not delivered", target),
     }
-    if status is not None:
-        fields["status"] = status
-    log_event(DELIVERY_FAILED, logging.WARNING, **fields)
+    if attempt.status is not None:
+        fields["status"] = attempt.status
+    log_event(DELIVERY_FAILED, level, **fields, **extra)
+
+
+# -- send now, keep nothing -----------------------------------------------------------------------
+
+
+def send_alert(
+    event: str,
+    payload: Mapping[str, Any],
+    *,
+    url: str | None = None,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+    deadline_s: float = DELIVERY_DEADLINE_S,
+) -> bool:
+    """Log ``event`` at WARNING and POST it to the webhook; True when the webhook answered 2xx.
+
+    A POST that gets no answer, a 5xx, 408 or 429 is tried again (``SEND_ATTEMPTS`` in all, with
+    a pause doubling from ``FIRST_PAUSE_S``) while ``deadline_s`` allows; each POST waits at most
+    ``timeout_s``. Without a webhook (no ``url`` and no ``$BRAIN_ALERT_WEBHOOK_URL``) only the
+    log event is written and the result is False. Passwords in the payload are masked in both the
+    log and the request body.
+    """
+    safe = _safe_payload(payload)
+    log_event(event, logging.WARNING, **_as_fields(safe))
+    target = _target(url)
+    if target is None:
+        return False
+    if (refused := _scheme_error(target)) is not None:
+        _delivery_failed(event, target, Attempt(None, refused), attempts=0)
+        return False
+    body = json.dumps(alert_body(event, safe), default=str).encode("utf-8")
+    end = time.monotonic() + deadline_s
+    pause = FIRST_PAUSE_S
+    for number in range(1, SEND_ATTEMPTS + 1):
+        attempt = _post_within(target, body, max(min(timeout_s, end - time.monotonic()), 0.0))
+        if attempt.ok:
+            return True
+        # A pause that would leave too little time for the next POST is not worth taking.
+        last = (
+            number == SEND_ATTEMPTS
+            or not attempt.transient
+            or end - time.monotonic() - pause < MIN_ATTEMPT_S
+        )
+        if last:
+            _delivery_failed(event, target, attempt, attempts=number)
+            return False
+        time.sleep(pause)
+        pause *= 2
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+# -- the outbox -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedAlert:
+    """An alert written to the outbox, to be dispatched once its transaction has committed."""
+
+    alert_id: int
+    event: str
+    payload: dict[str, Any]
+
+
+def queue_alert(brain: BrainLibrary, event: str, payload: Mapping[str, Any]) -> QueuedAlert:
+    """Write the alert into the outbox, inside the caller's open ``brain.transaction()`` when
+    there is one (then it commits or rolls back with the change it reports). Passwords are masked
+    before the row is written."""
+    safe = _safe_payload(payload)
+    symbol = safe.get("symbol")
+    alert_id = brain.enqueue_alert(
+        event, safe, symbol=symbol if isinstance(symbol, str) and symbol.strip() else None
+    )
+    return QueuedAlert(alert_id, event, safe)
+
+
+def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None = None) -> bool:
+    """After the commit: log the alert at WARNING and try once to deliver it, within
+    ``REQUEST_TIMEOUT_S``. True when it was delivered; otherwise it waits in the outbox for the
+    ``alert_outbox`` sensor. Never raises for a webhook or database failure: the change the
+    alert reports has already happened, and the alert is safe in the outbox."""
+    log_event(
+        alert.event, logging.WARNING, **{**_as_fields(alert.payload), "alert_id": alert.alert_id}
+    )
+    if brain.outbox_write_pending():
+        # Called inside a transaction that is not ours: the row is not committed yet, and the
+        # change it announces may still roll back. The sensor delivers it after the commit.
+        return False
+    try:
+        report = deliver_pending(brain, url, ids=[alert.alert_id], expire=False)
+    except (psycopg.Error, BrainError) as exc:
+        log_event(
+            DELIVERY_FAILED,
+            logging.WARNING,
+            alert_event=alert.event,
+            alert_id=alert.alert_id,
+            error=redact(f"{type(exc).__name__}: {exc}"),
+            queued=True,
+        )
+        return False
+    return alert.alert_id in report.delivered
+
+
+def alert_through_outbox(
+    brain: BrainLibrary, event: str, payload: Mapping[str, Any], *, url: str | None = None
+) -> bool:
+    """``queue_alert`` in a transaction of its own, then ``dispatch_alert``."""
+    return dispatch_alert(brain, queue_alert(brain, event, payload), url=url)
+
+
+@dataclass
+class DeliveryReport:
+    """What one ``deliver_pending`` pass did, by outbox id."""
+
+    webhook: bool = True
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    abandoned: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.webhook and not self.abandoned:
+            return "no webhook configured: alerts stay in the outbox"
+        return (
+            f"{len(self.delivered)} delivered, {len(self.failed)} to retry, "
+            f"{len(self.abandoned)} given up"
+        )
+
+
+def backoff_s(attempts: int, *, base_s: float = BACKOFF_S, max_s: float = MAX_BACKOFF_S) -> float:
+    """The wait after an alert's ``attempts``-th failed attempt: base, 2 x base, 4 x base, ..."""
+    return float(min(base_s * 2 ** max(attempts - 1, 0), max_s))
+
+
+def _abandoned(row: Mapping[str, Any], reason: str) -> None:
+    log_event(
+        ABANDONED,
+        logging.ERROR,
+        alert_id=row["id"],
+        alert_event=row["kind"],
+        attempts=row["attempts"],
+        reason=reason,
+    )
+
+
+def deliver_pending(
+    brain: BrainLibrary,
+    url: str | None = None,
+    *,
+    ids: Sequence[int] | None = None,
+    limit: int = 50,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+    deadline_s: float = DELIVERY_DEADLINE_S,
+    max_attempts: int = MAX_ATTEMPTS,
+    base_backoff_s: float = BACKOFF_S,
+    max_backoff_s: float = MAX_BACKOFF_S,
+    max_age_s: float = MAX_AGE_S,
+    expire: bool = True,
+) -> DeliveryReport:
+    """POST the outbox alerts that are due (only ``ids`` when given), oldest first.
+
+    One POST per alert per pass, each within ``timeout_s``, and no new POST once ``deadline_s``
+    is spent: a pass is bounded whatever the webhook does. A delivered alert is marked so; a
+    failed one is due again after ``backoff_s(attempts)``, and given up after ``max_attempts``.
+    With ``expire``, alerts older than ``max_age_s`` are given up first. Without a webhook (or
+    with one that is not http(s)) nothing is attempted and the alerts stay pending.
+    """
+    end = time.monotonic() + deadline_s
+    report = DeliveryReport()
+    if expire:
+        for old in brain.expire_alerts(max_age_s):
+            report.abandoned.append(int(old["id"]))
+            _abandoned(old, str(old["last_error"]))
+    target = _target(url)
+    if target is None:
+        report.webhook = False
+        return report
+    if (refused := _scheme_error(target)) is not None:
+        # A configuration error, not the alerts' fault: they wait for a usable URL.
+        log_event(DELIVERY_FAILED, logging.WARNING, target=_safe_target(target), error=refused)
+        report.webhook = False
+        return report
+    # Each alert at most once per pass, even one whose backoff is already over (a zero backoff).
+    tried: list[int] = []
+    while len(tried) < limit:
+        remaining = end - time.monotonic()
+        if remaining < MIN_ATTEMPT_S:
+            break
+        post_timeout = min(timeout_s, remaining)
+        row = brain.claim_due_alert(lease_s=post_timeout + LEASE_MARGIN_S, ids=ids, exclude=tried)
+        if row is None:
+            break
+        alert_id = int(row["id"])
+        tried.append(alert_id)
+        payload = redact_value(row["payload"] or {})
+        body = alert_body(
+            row["kind"], payload, alert_id=alert_id, created_at=row["created_at"].isoformat()
+        )
+        attempt = _post_within(target, json.dumps(body, default=str).encode("utf-8"), post_timeout)
+        if attempt.ok:
+            brain.mark_alert_delivered(alert_id)
+            report.delivered.append(alert_id)
+            log_event(
+                DELIVERED,
+                alert_id=alert_id,
+                alert_event=row["kind"],
+                attempts=row["attempts"],
+                target=_safe_target(target),
+            )
+            continue
+        error = _scrub(attempt.error or "not delivered", target)
+        attempts = int(row["attempts"])
+        retry = (
+            None
+            if attempts >= max_attempts
+            else backoff_s(attempts, base_s=base_backoff_s, max_s=max_backoff_s)
+        )
+        brain.mark_alert_failed(alert_id, error, retry_in_s=retry)
+        _delivery_failed(
+            row["kind"], target, attempt, alert_id=alert_id, attempts=attempts, retry_in_s=retry
+        )
+        if retry is None:
+            report.abandoned.append(alert_id)
+            _abandoned(row, f"{attempts} attempts failed, the last: {error}")
+        else:
+            report.failed.append(alert_id)
+    return report

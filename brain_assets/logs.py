@@ -2,7 +2,12 @@
 
 ``configure_logging()`` attaches both handlers to the ``brain_assets`` logger. The file is
 ``logs/brain.log`` under the working directory, or under ``$BRAIN_LOG_DIR``; it rotates at 10 MB
-and keeps five old files. Each line is one JSON object::
+and keeps five old files (``brain.log.1`` the newest of them, ``brain.log.5`` the oldest). Under
+``brain dev`` the UI, the daemon and every run worker write this one file: the handler
+(``SharedRotatingFileHandler``) serialises their writes and rotations with a lock file,
+``.brain.log.lock``, so no line is lost, torn or written into a file another process has just
+rotated away. Everything, oldest first: ``cat $(ls -tr logs/brain.log*)``. Each line is one JSON
+object::
 
     {"ts": "2025-01-02T01:00:03.120+00:00", "level": "INFO", "logger": "brain_assets",
      "event": "model_promoted", "message": "model_promoted symbol=BTC/USDT ...",
@@ -23,7 +28,9 @@ Events operators grep for (``grep '"event": "model_rollback"' logs/brain.log`` o
 - ``model_rollback``: the active model went back to an earlier version.
 - ``data_quality_failed``: a data-quality check failed for a symbol.
 - ``alert_delivery_failed``: an alert webhook was down or refused the alert (the alert itself is
-  still in this log under its own event name).
+  still in this log under its own event name; an outbox alert is tried again later).
+- ``alert_delivered`` / ``alert_abandoned``: an outbox alert reached the webhook, or was given up
+  (too many failed attempts, or older than a day).
 
 Passwords never reach a handler's output: every record passes through ``PasswordFilter``, which
 masks DSN passwords (``postgresql://user:***@``, ``password=***``) and any occurrence of the
@@ -39,6 +46,7 @@ import logging
 import logging.handlers
 import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -47,6 +55,11 @@ from typing import Any
 
 from brain_assets.settings import configured_dsn
 from brain_assets.store.dsn import mask_dsn, password_of
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the handler falls back to one-process rotation.
+    fcntl = None  # type: ignore[assignment]
 
 LOGGER_NAME = "brain_assets"
 LOG_DIR_ENV = "BRAIN_LOG_DIR"
@@ -165,6 +178,104 @@ class ConsoleFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A ``RotatingFileHandler`` that several processes may share (``brain dev``: UI, daemon and
+    run workers all write ``brain.log``).
+
+    The stock handler decides to rotate from its own file offset and renames the file under the
+    other processes' feet: they keep writing into the renamed file (then into a deleted one) and
+    the next one to fill up rotates again, clobbering the backups. Here every write holds an
+    exclusive ``flock`` on a lock file next to the log, and under it the handler
+
+    - reopens the log when the file at its path is no longer the one it has open (same device and
+      inode), i.e. another process rotated it;
+    - measures the file on disk, not its own offset, to decide whether this line would take it
+      past ``maxBytes``, and rotates then;
+    - writes the line and flushes it before releasing the lock.
+
+    The lock is a separate, never-renamed file because a lock held on the log itself would move
+    with it at rotation. Threads of one process are already serialised by the handler's own lock.
+    """
+
+    def __init__(
+        self, filename: str | os.PathLike[str], *, max_bytes: int, backup_count: int
+    ) -> None:
+        # Opened (and created) at once, so the file exists from the start; whether it is still
+        # the right one is checked under the lock on every write.
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        base = Path(self.baseFilename)
+        # Hidden, so that `brain.log*` globs (operators, the bench) never pick it up.
+        self.lock_path = str(base.with_name(f".{base.name}.lock"))
+        self._lock_fd: int | None = None
+        self._lock_pid: int | None = None
+
+    def _lock_file(self) -> int:
+        # A forked child shares its parent's open file description, and flock treats both as
+        # one holder: the child needs a description of its own to be excluded by the parent.
+        if self._lock_fd is None or self._lock_pid != os.getpid():
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_pid = os.getpid()
+        return self._lock_fd
+
+    def _reopen_if_rotated(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self.stream.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            self.stream.close()
+            self.stream = None
+
+    def _would_overflow(self, size: int) -> bool:
+        if self.maxBytes <= 0:
+            return False
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return False
+        # Never rotate something that is not a regular file (bpo-45401: /dev/null, a pipe).
+        if not stat.S_ISREG(on_disk.st_mode):
+            return False
+        return on_disk.st_size > 0 and on_disk.st_size + size > self.maxBytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if fcntl is None:
+            super().emit(record)
+            return
+        try:
+            line = self.format(record) + self.terminator
+            size = len(line.encode(self.encoding or "utf-8", self.errors or "strict"))
+            fd = self._lock_file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self._reopen_if_rotated()
+                if self._would_overflow(size):
+                    self.doRollover()
+                if self.stream is None:
+                    self.stream = self._open()
+                self.stream.write(line)
+                self.stream.flush()
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except Exception:
+            # logging's own convention: report on stderr (logging.raiseExceptions), never raise
+            # into the code that logged.
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            self._lock_fd = None
+            super().close()
+        finally:
+            self.release()
+
+
 def log_dir_from_env() -> Path:
     """``$BRAIN_LOG_DIR``, else ``./logs`` (resolved against the working directory)."""
     raw = os.environ.get(LOG_DIR_ENV, "").strip()
@@ -188,6 +299,8 @@ def configure_logging(
     log_dir: Path | None = None,
     console_level: int = logging.INFO,
     json_level: int = logging.DEBUG,
+    max_bytes: int = MAX_BYTES,
+    backup_count: int = BACKUP_COUNT,
 ) -> Path:
     """Attach the JSON-lines file handler and the console handler; returns the log file path.
 
@@ -201,9 +314,7 @@ def configure_logging(
     logger = logging.getLogger(LOGGER_NAME)
     remove_logging()
 
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
-    )
+    file_handler = SharedRotatingFileHandler(path, max_bytes=max_bytes, backup_count=backup_count)
     file_handler.setLevel(json_level)
     file_handler.setFormatter(JsonLinesFormatter())
 

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from brain_assets.alerts import send_alert
+from brain_assets.alerts import dispatch_alert, queue_alert
 from brain_assets.calendar import SECONDS_PER_YEAR
 from brain_assets.decisions.policy import (
     DEFAULT_FLOOR,
@@ -254,15 +254,19 @@ class ModelVersioning:
                 "from_version": None if active is None else active["version"],
             }
             self._activate(conn, target, reason="rollback", details=details)
-        send_alert(
-            "model_rollback",
-            {
-                "symbol": symbol,
-                "model_id": target["model_id"],
-                "version": target["version"],
-                "trigger": "operator",
-            },
-        )
+            # In the rollback's transaction: the alert commits with it, or neither does.
+            alert = queue_alert(
+                self.brain,
+                "model_rollback",
+                {
+                    "symbol": symbol,
+                    "model_id": target["model_id"],
+                    "version": target["version"],
+                    "trigger": "operator",
+                },
+            )
+        # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
+        dispatch_alert(self.brain, alert)
         result = self.brain.get_model(target["model_id"])
         assert result is not None
         return result
@@ -419,22 +423,26 @@ class ModelVersioning:
             else:
                 warn("rollback_unavailable", "no earlier version to roll back to")
                 event = "model_rollback_unavailable"
+            # In the rollback's transaction, so that a crash right after the commit cannot lose
+            # the alert: the outbox keeps it until it is delivered.
+            alert = queue_alert(
+                self.brain,
+                event,
+                {
+                    "symbol": symbol,
+                    "regressed_model_id": model_id,
+                    "rolled_back_to": details.get("rolled_back_to"),
+                    "metric": worst["metric"],
+                    "baseline": worst["baseline"],
+                    "new": worst["new"],
+                    "relative_degradation": round(worst["relative_degradation"], 4),
+                    "threshold": threshold,
+                    "p_value": assessment.get("p_value"),
+                    "trigger": "metric_regression",
+                },
+            )
         # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
-        send_alert(
-            event,
-            {
-                "symbol": symbol,
-                "regressed_model_id": model_id,
-                "rolled_back_to": details.get("rolled_back_to"),
-                "metric": worst["metric"],
-                "baseline": worst["baseline"],
-                "new": worst["new"],
-                "relative_degradation": round(worst["relative_degradation"], 4),
-                "threshold": threshold,
-                "p_value": assessment.get("p_value"),
-                "trigger": "metric_regression",
-            },
-        )
+        dispatch_alert(self.brain, alert)
         return event != "model_rollback_unavailable"
 
     # -- internals ----------------------------------------------------------------------------

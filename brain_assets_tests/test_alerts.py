@@ -1,21 +1,37 @@
-"""Alerts against a real local HTTP server (127.0.0.1 only) and the run-failure sensor."""
+"""Alerts against a real local HTTP server (127.0.0.1 only), the outbox and the alert sensors."""
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import dagster as dg
+import psycopg
 import pytest
 
-from brain_assets.alerts import ALERT_WEBHOOK_ENV, DELIVERY_FAILED, send_alert
-from brain_assets.defs.alerts.sensors import alert_sensors, run_failure_alert
+from brain_assets.alerts import (
+    ABANDONED,
+    ALERT_WEBHOOK_ENV,
+    DELIVERY_FAILED,
+    SEND_ATTEMPTS,
+    alert_text,
+    deliver_pending,
+    dispatch_alert,
+    queue_alert,
+    send_alert,
+)
+from brain_assets.defs.alerts.sensors import alert_outbox, alert_sensors, run_failure_alert
+from brain_assets.defs.resources import BrainResource
+from brain_assets.store.library import BrainLibrary
 
 SECRET = "hunter2-Xy"
 
@@ -24,6 +40,8 @@ SECRET = "hunter2-Xy"
 class Webhook:
     url: str
     status: int = 200
+    # The first `fail_first` requests are answered 503, the ones after with `status`.
+    fail_first: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -41,7 +59,7 @@ def webhook() -> Iterator[Webhook]:
                     "body": json.loads(self.rfile.read(length)),
                 }
             )
-            self.send_response(hook.status)
+            self.send_response(503 if len(hook.requests) <= hook.fail_first else hook.status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -86,8 +104,11 @@ def test_alert_is_logged_and_posted_as_json(
     assert request["path"] == "/hooks/brain?token=abc"
     assert request["content_type"] == "application/json"
     body = request["body"]
-    assert set(body) == {"event", "payload", "sent_at"}
+    assert set(body) == {"text", "event", "payload", "sent_at"}
     assert body["event"] == "model_rollback"
+    # What a Slack-style webhook shows: one line naming the alert, its symbol, no secret.
+    assert body["text"].startswith("Brain alert model_rollback for BTC/USDT: dsn=postgresql://")
+    assert "\n" not in body["text"] and SECRET not in body["text"]
     assert body["payload"] == {
         "symbol": "BTC/USDT",
         "dsn": "postgresql://brain:***@db:5432/huracan",
@@ -123,15 +144,30 @@ def test_a_500_answer_returns_false_and_logs_the_failure(
     caplog.set_level(logging.DEBUG, logger="brain_assets")
     webhook.status = 500
     assert send_alert("model_promoted", {"symbol": "SOL/USDT"}, url=webhook.url) is False
-    assert len(webhook.requests) == 1
+    # A server error may pass: tried again, then reported once.
+    assert len(webhook.requests) == SEND_ATTEMPTS
     (failure,) = events(caplog, DELIVERY_FAILED)
     fields = failure.fields  # type: ignore[attr-defined]
     assert fields["status"] == 500
+    assert fields["attempts"] == SEND_ATTEMPTS
     assert fields["alert_event"] == "model_promoted"
     assert "HTTP 500" in fields["error"]
     # The webhook's token stays out of the log: only scheme, host and port are named.
     assert "token" not in failure.getMessage()
     assert events(caplog, "model_promoted")
+
+
+def test_a_refusal_is_not_retried(webhook: Webhook) -> None:
+    webhook.status = 403
+    assert send_alert("model_promoted", {"symbol": "SOL/USDT"}, url=webhook.url) is False
+    assert len(webhook.requests) == 1
+
+
+def test_a_webhook_that_fails_twice_gets_the_alert_on_the_third_post(webhook: Webhook) -> None:
+    webhook.fail_first = 2
+    assert send_alert("model_promoted", {"symbol": "SOL/USDT"}, url=webhook.url) is True
+    assert len(webhook.requests) == 3
+    assert all(r["body"]["event"] == "model_promoted" for r in webhook.requests)
 
 
 def test_a_closed_port_returns_false_without_raising(caplog: pytest.LogCaptureFixture) -> None:
@@ -153,6 +189,51 @@ def test_a_webhook_that_never_answers_times_out(caplog: pytest.LogCaptureFixture
         assert send_alert("model_promoted", {"symbol": "X/USDT"}, url=url, timeout_s=0.3) is False
     (failure,) = events(caplog, DELIVERY_FAILED)
     assert "timed out" in failure.fields["error"].lower()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def trickling_url() -> Iterator[str]:
+    """A server that answers one header byte every 50 ms, forever: no socket read ever times
+    out, so only an overall deadline stops a client."""
+    stop = threading.Event()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not stop.wait(0.05):
+                    conn.sendall(b"a")
+            except OSError:
+                return  # the client gave up and closed: what the test expects
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_a_trickling_webhook_cannot_hold_send_alert_past_its_deadline(trickling_url: str) -> None:
+    started = time.monotonic()
+    delivered = send_alert(
+        "model_promoted", {"symbol": "X/USDT"}, url=trickling_url, timeout_s=5, deadline_s=1.0
+    )
+    elapsed = time.monotonic() - started
+    assert delivered is False
+    assert elapsed < 2.0, f"send_alert took {elapsed:.1f} s with a 1 s deadline"
 
 
 def test_a_non_http_url_is_refused(caplog: pytest.LogCaptureFixture) -> None:
@@ -186,7 +267,7 @@ def exploding() -> None:
 def test_run_failure_sensor_posts_the_failed_run(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert alert_sensors == [run_failure_alert]
+    assert alert_sensors == [run_failure_alert, alert_outbox]
     assert run_failure_alert.name == "run_failure_alert"
     assert run_failure_alert.default_status == dg.DefaultSensorStatus.RUNNING
     monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
@@ -230,7 +311,253 @@ def test_a_rollback_posts_to_the_webhook(
     [request] = webhook.requests
     body = request["body"]
     assert body["event"] == "model_rollback"
+    assert body["text"].startswith("Brain alert model_rollback for BTC/USDT: ")
     assert body["payload"]["regressed_model_id"] == second
     assert body["payload"]["rolled_back_to"] == first
     assert body["payload"]["metric"] == "sharpe_ratio"
     assert body["payload"]["threshold"] == 0.05
+    # It went through the outbox, which now says it was delivered, on the first attempt.
+    (row,) = brain.get_alerts()
+    assert body["alert_id"] == row["id"]
+    assert row["kind"] == "model_rollback" and row["symbol"] == "BTC/USDT"
+    assert row["attempts"] == 1 and row["delivered_at"] is not None
+    assert row["next_attempt_at"] is None and row["last_error"] is None
+
+    # An operator's rollback is announced the same way.
+    versioning.rollback("BTC/USDT", to_version=2)
+    operator = webhook.requests[-1]["body"]
+    assert operator["event"] == "model_rollback"
+    assert operator["payload"]["trigger"] == "operator"
+    assert operator["payload"]["model_id"] == second
+    assert [row["delivered_at"] is not None for row in brain.get_alerts()] == [True, True]
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+
+
+def outbox_row(dsn: str, alert_id: int) -> dict[str, Any]:
+    with psycopg.connect(dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(
+            """SELECT *, extract(epoch FROM next_attempt_at - clock_timestamp()) AS due_in_s
+               FROM alert_outbox WHERE id = %s""",
+            (alert_id,),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def make_due(dsn: str, alert_id: int) -> None:
+    """Time travel: the backoff of ``alert_id`` is over."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "UPDATE alert_outbox SET next_attempt_at = clock_timestamp() WHERE id = %s",
+            (alert_id,),
+        )
+
+
+def test_the_outbox_retries_with_exponential_backoff_until_delivered(
+    webhook: Webhook, brain: BrainLibrary, brain_dsn: str
+) -> None:
+    webhook.fail_first = 2
+    alert = queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT", "metric": "sharpe"})
+
+    first = deliver_pending(brain, webhook.url, base_backoff_s=60)
+    assert first.failed == [alert.alert_id] and not first.delivered
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["attempts"] == 1 and "HTTP 503" in row["last_error"]
+    assert 55 < row["due_in_s"] <= 60
+
+    # Not due yet: a pass in the meantime sends nothing.
+    assert deliver_pending(brain, webhook.url, base_backoff_s=60).failed == []
+    assert len(webhook.requests) == 1
+
+    make_due(brain_dsn, alert.alert_id)
+    deliver_pending(brain, webhook.url, base_backoff_s=60)
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["attempts"] == 2
+    assert 115 < row["due_in_s"] <= 120  # doubled
+
+    make_due(brain_dsn, alert.alert_id)
+    third = deliver_pending(brain, webhook.url, base_backoff_s=60)
+    assert third.delivered == [alert.alert_id]
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["attempts"] == 3 and row["delivered_at"] is not None
+    assert row["next_attempt_at"] is None and row["gave_up_at"] is None
+
+    make_due_noop = deliver_pending(brain, webhook.url, base_backoff_s=0)
+    assert make_due_noop.delivered == [] and len(webhook.requests) == 3
+    bodies = [r["body"] for r in webhook.requests]
+    # The same alert each time: a receiver can drop a duplicate by its id.
+    assert {b["alert_id"] for b in bodies} == {alert.alert_id}
+    assert all(b["text"] == alert_text("model_rollback", alert.payload) for b in bodies)
+    assert bodies[-1]["payload"] == {"symbol": "BTC/USDT", "metric": "sharpe"}
+
+
+def test_the_outbox_gives_up_after_max_attempts(
+    webhook: Webhook, brain: BrainLibrary, brain_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="brain_assets")
+    webhook.status = 500
+    alert = queue_alert(brain, "model_stand_aside", {"symbol": "ETH/USDT"})
+    options: dict[str, Any] = {"max_attempts": 2, "base_backoff_s": 0}
+    # A zero backoff still means one POST per alert per pass.
+    assert deliver_pending(brain, webhook.url, **options).failed == [alert.alert_id]
+    assert len(webhook.requests) == 1
+    assert deliver_pending(brain, webhook.url, **options).abandoned == [alert.alert_id]
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["attempts"] == 2 and row["gave_up_at"] is not None
+    assert row["next_attempt_at"] is None and row["delivered_at"] is None
+    assert "HTTP 500" in row["last_error"]
+    (abandoned,) = events(caplog, ABANDONED)
+    assert abandoned.fields["alert_id"] == alert.alert_id  # type: ignore[attr-defined]
+    assert abandoned.levelno == logging.ERROR
+    assert deliver_pending(brain, webhook.url, **options).abandoned == []
+    assert len(webhook.requests) == 2
+
+
+def test_without_a_webhook_alerts_stay_in_the_outbox_and_expire(
+    brain: BrainLibrary, brain_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="brain_assets")
+    alert = queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT"})
+    assert dispatch_alert(brain, alert) is False
+    (logged,) = events(caplog, "model_rollback")
+    assert logged.fields == {"symbol": "BTC/USDT", "alert_id": alert.alert_id}  # type: ignore[attr-defined]
+    report = deliver_pending(brain)
+    assert not report.webhook and report.summary().startswith("no webhook configured")
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["attempts"] == 0 and row["next_attempt_at"] is not None  # recorded, waiting
+    assert not events(caplog, DELIVERY_FAILED)
+
+    # Not retried forever: past the maximum age it is given up, and says why.
+    assert deliver_pending(brain, max_age_s=0).abandoned == [alert.alert_id]
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["gave_up_at"] is not None and row["next_attempt_at"] is None
+    assert row["last_error"].startswith("not delivered within 0 s")
+    assert deliver_pending(brain, max_age_s=0).abandoned == []
+
+
+def test_a_hanging_webhook_cannot_hold_a_delivery_pass_past_its_deadline(
+    brain: BrainLibrary, brain_dsn: str
+) -> None:
+    ids = [queue_alert(brain, "model_rollback", {"symbol": s}).alert_id for s in ("A/X", "B/X")]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        started = time.monotonic()
+        report = deliver_pending(brain, url, timeout_s=0.6, deadline_s=1.0)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.8, f"a 1 s pass took {elapsed:.1f} s"
+    # The first POST used its 0.6 s, the second got what was left of the pass.
+    assert report.failed == ids and not report.delivered
+    for alert_id in ids:
+        row = outbox_row(brain_dsn, alert_id)
+        assert row["attempts"] == 1 and "timed out" in row["last_error"].lower()
+        assert row["next_attempt_at"] is not None
+
+
+def test_an_alert_queued_in_a_failed_transaction_is_not_kept(brain: BrainLibrary) -> None:
+    with pytest.raises(RuntimeError, match="rollback failed"), brain.transaction():
+        queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT"})
+        raise RuntimeError("rollback failed")
+    assert brain.get_alerts() == []
+
+
+def test_delivering_inside_the_enqueuing_transaction_is_refused(brain: BrainLibrary) -> None:
+    with brain.transaction():
+        alert = queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT"})
+        # dispatch_alert leaves it to the sensor; a direct pass is a programming error.
+        assert dispatch_alert(brain, alert, url="http://127.0.0.1:9/never") is False
+        with pytest.raises(RuntimeError, match="after the transaction"):
+            deliver_pending(brain, "http://127.0.0.1:9/never")
+    (row,) = brain.get_alerts()
+    assert row["attempts"] == 0 and row["next_attempt_at"] is not None
+
+
+CRASH_EXIT_CODE = 17
+
+
+def _rollback_then_crash(dsn: str, url: str) -> None:
+    """A run worker killed right after its rollback committed (spawned: module level)."""
+    os.environ[ALERT_WEBHOOK_ENV] = url
+    import brain_assets.versioning as versioning_module
+
+    brain = BrainLibrary(dsn)
+    versioning = versioning_module.ModelVersioning(
+        brain, policy=versioning_module.DecisionPolicy.seed()
+    )
+    metrics = {"composite_score": 0.5, "sharpe_ratio": 2.0}
+    versioning.register_version("BTC/USDT", "ridge", b"a", metrics=metrics)
+    second = versioning.register_version("BTC/USDT", "ridge", b"b", metrics=metrics)
+
+    def killed(*args: Any, **kwargs: Any) -> bool:
+        os._exit(CRASH_EXIT_CODE)  # no cleanup, no flush: as abrupt as a SIGKILL
+
+    # What runs right after the commit: the process dies there, before any delivery.
+    versioning_module.dispatch_alert = killed
+    versioning.check_and_rollback(second, "BTC/USDT", {"sharpe_ratio": 0.2})
+    os._exit(0)  # not reached: the crash comes first
+
+
+def test_a_crash_right_after_the_rollback_commits_does_not_lose_its_alert(
+    webhook: Webhook, brain: BrainLibrary, brain_dsn: str
+) -> None:
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_rollback_then_crash, args=(brain_dsn, webhook.url)
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert worker.exitcode == CRASH_EXIT_CODE
+
+    # The rollback committed, and its alert with it; nothing reached the webhook.
+    active = brain.get_active_model("BTC/USDT")
+    assert active is not None and active["version"] == 1
+    (row,) = brain.get_alerts(pending_only=True)
+    assert row["kind"] == "model_rollback" and row["attempts"] == 0
+    assert webhook.requests == []
+
+    # Later, the sensor's pass sends it, once.
+    assert deliver_pending(brain, webhook.url).delivered == [row["id"]]
+    assert deliver_pending(brain, webhook.url).delivered == []
+    (request,) = webhook.requests
+    assert request["body"]["alert_id"] == row["id"]
+    assert request["body"]["payload"]["rolled_back_to"] == active["model_id"]
+    assert brain.get_alerts(pending_only=True) == []
+
+
+def test_the_outbox_sensor_delivers_what_is_pending(
+    webhook: Webhook, brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert alert_outbox.name == "alert_outbox"
+    assert alert_outbox.default_status == dg.DefaultSensorStatus.RUNNING
+    alert = queue_alert(brain, "data_quality_blocked", {"symbols": ["BTC/USDT", "ETH/USDT"]})
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
+    with dg.build_sensor_context(resources={"brain": BrainResource(dsn=brain_dsn)}) as context:
+        result = alert_outbox(context)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == "1 delivered, 0 to retry, 0 given up"
+    (request,) = webhook.requests
+    assert request["body"]["alert_id"] == alert.alert_id
+    assert request["body"]["text"] == (
+        "Brain alert data_quality_blocked: symbols=BTC/USDT,ETH/USDT"
+    )
+
+
+def test_non_finite_numbers_are_named_rather_than_refused(
+    webhook: Webhook, brain: BrainLibrary
+) -> None:
+    # jsonb refuses NaN: refused inside a rollback's transaction, it would undo the rollback.
+    alert = queue_alert(
+        brain,
+        "model_rollback",
+        {"symbol": "BTC/USDT", "p_value": float("nan"), "detail": {"x": float("-inf")}},
+    )
+    assert dispatch_alert(brain, alert, url=webhook.url) is True
+    (request,) = webhook.requests
+    assert request["body"]["payload"] == {
+        "symbol": "BTC/USDT",
+        "p_value": "nan",
+        "detail": {"x": "-inf"},
+    }

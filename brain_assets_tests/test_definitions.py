@@ -87,7 +87,12 @@ def test_graph_snapshot() -> None:
         "maintenance_schedule",
     }
     sensors = {s.name: s for s in defs.sensors or []}
-    assert set(sensors) == {"rollback_sensor", "publish_run_values", "run_failure_alert"}
+    assert set(sensors) == {
+        "rollback_sensor",
+        "publish_run_values",
+        "run_failure_alert",
+        "alert_outbox",
+    }
     assert sensors["rollback_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
 
 

@@ -20,7 +20,6 @@ from brain_assets.training.models import (
     train_model,
 )
 from brain_assets.training.serialization import (
-    TRUSTED_MODULE_PREFIXES,
     deserialize_model,
     serialize_model,
     sha256_hex,
@@ -246,8 +245,13 @@ def test_tampered_model_archive_is_refused(module: str, cls: str) -> None:
         deserialize_model(tampered, fmt)
 
 
-def test_trust_is_by_top_level_package_only() -> None:
-    assert TRUSTED_MODULE_PREFIXES == ("sklearn", "numpy", "scipy")
+def test_trust_is_by_exact_type_not_by_package() -> None:
+    # A genuine scikit-learn estimator that no model type produces is as untrusted as os.system.
+    X, y = make_data(50)
+    data, fmt = serialize_model(train_model("ridge", X, y).estimator)
+    tampered = rewrite_top_level_type(data, "sklearn.linear_model._base", "LinearRegression")
+    with pytest.raises(ValueError, match=r"untrusted type.*sklearn\.linear_model\._base\.Linear"):
+        deserialize_model(tampered, fmt)
 
 
 def test_unknown_format_and_garbage_bytes_are_refused() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from brain_assets_tests.test_dev_server_e2e import free_port, graphql, server_answers, wait_for
+from brain_assets_tests.dev_server import free_port, graphql, server_answers, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -34,6 +34,14 @@ def sqlalchemy_url(dsn: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def dagster_database_for(origin: str) -> str | None:
+    """The Dagster instance's own database beside a Brain reached through ``origin`` (a
+    ``Target.origin``): the embedded server's :data:`DAGSTER_DATABASE`, or None with
+    DATABASE_DSN, where :func:`prepare_dagster_environment` keeps the instance's tables in the
+    Brain's database itself."""
+    return DAGSTER_DATABASE if origin == "embedded" else None
+
+
 def prepare_dagster_environment() -> dict[str, str]:
     """Environment for Dagster processes: DAGSTER_HOME with dagster.yaml, DAGSTER_PG_URL,
     BRAIN_HOME made absolute. Starts the embedded server when no DATABASE_DSN is set."""

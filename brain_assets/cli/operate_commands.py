@@ -41,17 +41,32 @@ def register(commands: Any) -> None:
     maintenance.add_argument("--json", action="store_true")
     maintenance.set_defaults(handler=run_maintenance)
 
-    backup = commands.add_parser("backup", help="pg_dump the Brain's database to PATH")
+    backup = commands.add_parser(
+        "backup",
+        help="archive the Brain's and the Dagster instance's databases to PATH, then verify it",
+    )
     backup.add_argument("path")
+    backup.add_argument(
+        "--verify",
+        action="store_true",
+        help="only check the existing backup at PATH (sha256s, pg_restore --list, versions)",
+    )
     backup.add_argument("--json", action="store_true")
     backup.set_defaults(handler=run_backup)
 
-    restore = commands.add_parser("restore", help="pg_restore PATH into the Brain's database")
+    restore = commands.add_parser(
+        "restore", help="restore a backup made by `brain backup` into the Brain (and Dagster)"
+    )
     restore.add_argument("path")
     restore.add_argument(
         "--force",
         action="store_true",
-        help="replace the tables of a database that already holds data",
+        help="replace the tables of databases that already hold data",
+    )
+    restore.add_argument(
+        "--no-dagster",
+        action="store_true",
+        help="restore the Brain's database only and leave the Dagster instance's as it is",
     )
     restore.add_argument("--json", action="store_true")
     restore.set_defaults(handler=run_restore)
@@ -257,18 +272,45 @@ def run_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target_dsn() -> str:
+def _backup_target() -> tuple[str, str | None]:
+    """The Brain's DSN and the Dagster instance's own database beside it (None: the instance
+    keeps its tables in the Brain's database, as it does with DATABASE_DSN)."""
+    from brain_assets.cli.instance import dagster_database_for
     from brain_assets.store.connection import resolve
 
-    return resolve(None).dsn
+    target = resolve(None)
+    return target.dsn, dagster_database_for(target.origin)
+
+
+def _row_table(counts: dict[str, int]) -> str:
+    return table([{"table": t, "rows": n} for t, n in counts.items()], ["table", "rows"])
 
 
 def run_backup(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from brain_assets.store.backup import backup
+    from brain_assets.store.backup import backup, verify_backup
 
-    info = backup(_target_dsn(), Path(args.path))
+    if args.verify:
+        try:
+            report = verify_backup(Path(args.path))
+        except FileNotFoundError as exc:  # one clear line, as for every other bad argument
+            raise ValueError(str(exc)) from exc
+        emit(args, report.as_dict(), "\n".join([*report.lines(), f"verified {report.path}"]))
+        return 0
+    dsn, dagster_database = _backup_target()
+    info = backup(dsn, Path(args.path), dagster_database=dagster_database)
+    dagster = info.dagster
+    schema = (
+        f"schema v{info.schema_version}" if info.schema_version is not None else "no schema yet"
+    )
+    if dagster["status"] == "included":
+        dagster_line = (
+            f"dagster: database {dagster['database']!r} (alembic revision "
+            f"{dagster['alembic_revision']}) is in the archive"
+        )
+    else:
+        dagster_line = f"dagster: NOT in the archive ({dagster['status']}): {dagster['detail']}"
     emit(
         args,
         {
@@ -277,10 +319,14 @@ def run_backup(args: argparse.Namespace) -> int:
             "seconds": info.seconds,
             "schema_version": info.schema_version,
             "row_counts": info.row_counts,
+            "dagster": dagster,
+            "verified": info.verified.as_dict(),
         },
-        f"backed up {info.database} (schema v{info.schema_version}) to {info.path}: "
-        f"{info.bytes:,} bytes in {info.seconds:.1f} s\n"
-        + table([{"table": t, "rows": n} for t, n in info.row_counts.items()], ["table", "rows"]),
+        f"backed up {info.database} ({schema}) to {info.path}: "
+        f"{info.bytes:,} bytes in {info.seconds:.1f} s\n{dagster_line}\nverified:\n"
+        + "\n".join(f"  {line}" for line in info.verified.lines())
+        + "\n"
+        + _row_table(info.row_counts),
     )
     return 0
 
@@ -290,7 +336,47 @@ def run_restore(args: argparse.Namespace) -> int:
 
     from brain_assets.store.backup import restore
 
-    info = restore(_target_dsn(), Path(args.path), force=args.force)
+    dsn, dagster_database = _backup_target()
+    try:
+        info = restore(
+            dsn,
+            Path(args.path),
+            force=args.force,
+            dagster_database=dagster_database,
+            skip_dagster=args.no_dagster,
+        )
+    except FileNotFoundError as exc:  # one clear line, as for every other bad argument
+        raise ValueError(str(exc)) from exc
+    dagster = dict(info.dagster)
+    if dagster.get("needs_upgrade"):
+        # The backup's Dagster storage predates the installed Dagster: migrate it forward, as
+        # `dagster instance migrate` would, through the instance that `brain dev` uses.
+        upgrade_log: list[str] = []
+        with _instance() as instance:
+            instance.upgrade(print_fn=lambda message: upgrade_log.append(str(message)))
+        dagster["upgraded_to"] = dagster["dagster_head"]
+        dagster["needs_upgrade"] = False
+        dagster["upgrade_log"] = upgrade_log
+    lines = [
+        f"restored {info.path} into {info.database} in {info.seconds:.1f} s "
+        f"(verified first: {len(info.verified.dumps)} dump(s), sha256 and pg_restore --list)"
+    ]
+    if info.migrated:
+        lines.append(
+            f"the backup was at schema v{info.backup_schema_version}: migrated forward to "
+            f"v{info.schema_version} (applied {', '.join(str(v) for v in info.migrated)})"
+        )
+    if info.dropped:
+        lines.append(f"dropped tables the backup predates: {', '.join(info.dropped)}")
+    if dagster["status"] == "restored":
+        upgraded = (
+            f", storage migrated from {dagster['alembic_revision']} to {dagster['upgraded_to']}"
+            if "upgraded_to" in dagster
+            else ""
+        )
+        lines.append(f"dagster: database {dagster['database']!r} restored{upgraded}")
+    else:
+        lines.append(f"dagster: {dagster['status']}: {dagster['detail']}")
     emit(
         args,
         {
@@ -298,9 +384,12 @@ def run_restore(args: argparse.Namespace) -> int:
             "replaced": info.replaced,
             "seconds": info.seconds,
             "schema_version": info.schema_version,
+            "backup_schema_version": info.backup_schema_version,
+            "migrated": list(info.migrated),
+            "dropped": list(info.dropped),
             "row_counts": info.row_counts,
+            "dagster": dagster,
         },
-        f"restored {info.path} into {info.database} in {info.seconds:.1f} s\n"
-        + table([{"table": t, "rows": n} for t, n in info.row_counts.items()], ["table", "rows"]),
+        "\n".join(lines) + "\n" + _row_table(info.row_counts),
     )
     return 0

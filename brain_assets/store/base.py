@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
-from brain_assets.errors import BrainConnectionError
+from brain_assets.errors import BrainConnectionError, BrainError
 from brain_assets.events import log_event
 from brain_assets.store import connection
 from brain_assets.store.dsn import describe_target, mask_dsn
@@ -29,6 +29,11 @@ _migrated: set[str] = set()
 _migrated_lock = threading.Lock()
 
 
+class SymbolLockTimeoutError(BrainError, TimeoutError):
+    """Another writer of the symbol held its lock for longer than the lock timeout (the message
+    names the symbol); the waiting call's transaction is rolled back, so it wrote nothing."""
+
+
 class StoreBase:
     """Connection pool, migrations and transaction scoping for the Brain store."""
 
@@ -39,9 +44,12 @@ class StoreBase:
             target = connection.resolve(dsn)
             self._dsn = target.dsn
             self.origin = target.origin
-            connection.check_reachable(self._dsn)
+            self.timeouts = connection.session_timeouts()
+            connection.check_reachable(self._dsn, self.timeouts)
             self._migrate()
-            self._pool = connection.open_pool(self._dsn, max_size=max_connections)
+            self._pool = connection.open_pool(
+                self._dsn, max_size=max_connections, timeouts=self.timeouts
+            )
         except (BrainConnectionError, ValueError) as exc:
             log_event("brain_library_initialization_failed", logging.ERROR, error=str(exc))
             raise
@@ -64,7 +72,7 @@ class StoreBase:
         with _migrated_lock:
             if self._dsn in _migrated:
                 return
-            with psycopg.connect(self._dsn, autocommit=True) as conn:
+            with connection.connect(self._dsn, self.timeouts.for_migrations()) as conn:
                 apply_migrations(conn)
             _migrated.add(self._dsn)
 
@@ -149,9 +157,21 @@ class StoreBase:
         with self.transaction() as conn:
             self._lock_symbol(conn, name)
 
-    @staticmethod
-    def _lock_symbol(conn: psycopg.Connection, symbol: str) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SYMBOL_LOCK_CLASS, symbol))
+    def _lock_symbol(self, conn: psycopg.Connection, symbol: str) -> None:
+        try:
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SYMBOL_LOCK_CLASS, symbol)
+            )
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            # QueryCanceled: a statement timeout configured below the lock timeout ran out first,
+            # or the wait was cancelled; either way the lock was not obtained.
+            reason = " ".join(str(exc).split())
+            raise SymbolLockTimeoutError(
+                f"gave up waiting for the writer lock of symbol {symbol!r} ({reason}; "
+                f"{connection.LOCK_TIMEOUT_ENV}={self.timeouts.lock_s:g} s): another "
+                "registration, activation or rollback of it holds the lock; this transaction is "
+                "rolled back, nothing of it is kept; try again later"
+            ) from exc
 
     @staticmethod
     def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

@@ -1,12 +1,18 @@
-"""Choosing the database and opening it: DSN resolution, a fast clear failure, the pool."""
+"""Choosing the database and opening it: DSN resolution, a fast clear failure, the pool, and the
+session limits that every connection of the Brain carries."""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import psycopg
+import psycopg.conninfo
 from psycopg_pool import ConnectionPool
 
 from brain_assets.errors import BrainConnectionError
@@ -19,7 +25,135 @@ from brain_assets.store.embedded import embedded_dsn
 CONNECT_TIMEOUT_S = 4
 POOL_OPEN_TIMEOUT_S = 10.0
 
+STATEMENT_TIMEOUT_ENV = "BRAIN_STATEMENT_TIMEOUT_S"
+LOCK_TIMEOUT_ENV = "BRAIN_LOCK_TIMEOUT_S"
+IDLE_TX_TIMEOUT_ENV = "BRAIN_IDLE_TX_TIMEOUT_S"
+
+# A session that sits idle inside a transaction for this long is ended by the server, which frees
+# its locks: this is what unblocks a symbol whose lock holder froze (SIGSTOP, swapping, a
+# debugger) or lost its host. The longest legitimate pause inside a transaction is registration
+# scoring the champion under the symbol's lock (loading the model, TensorFlow's first import
+# included, and predicting the test segment: tens of seconds on the 2-core bench machine), so
+# 2 minutes leaves a wide margin while bounding how long a rollback can be held up.
+DEFAULT_IDLE_TX_TIMEOUT_S = 120.0
+# Longer than the idle timeout, so that a writer queued behind a frozen holder outlasts it and
+# proceeds instead of failing; also longer than the longest legitimate hold (a registration of
+# several versions, or a 10-million-bar import at about 70 s). A wait that still ends here fails
+# with an error naming the symbol rather than queueing forever.
+DEFAULT_LOCK_TIMEOUT_S = 300.0
+# Longer than the lock timeout because a lock wait counts towards its statement's time: the lock
+# timeout, whose error names the lock, must fire first. Well above the biggest legitimate
+# statement: the bar upsert runs at about 146,000 bars/s (1 M bars in 6.9 s), so even 10 M bars or
+# a year's archive move takes a small fraction of it. It stops a runaway query, nothing more.
+DEFAULT_STATEMENT_TIMEOUT_S = 600.0
+# PostgreSQL keeps these settings in milliseconds in a signed 32-bit integer.
+_MAX_TIMEOUT_MS = 2**31 - 1
+
+# TCP keepalives, on both ends of a TCP connection (libpq and the server ignore them on a Unix
+# socket, such as the embedded server's): a peer that vanished without closing its socket (power
+# loss, network partition) is declared dead after 30 s of silence and 3 unanswered probes 10 s
+# apart, about a minute, instead of the operating system's default of over two hours.
+KEEPALIVES_IDLE_S = 30
+KEEPALIVES_INTERVAL_S = 10
+KEEPALIVES_COUNT = 3
+# The same minute for data sent but never acknowledged, which keepalives do not cover (libpq 12+).
+TCP_USER_TIMEOUT_MS = (KEEPALIVES_IDLE_S + KEEPALIVES_INTERVAL_S * KEEPALIVES_COUNT) * 1000
+
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Server-side limits of every session the Brain opens, in seconds; 0 disables one."""
+
+    statement_s: float = DEFAULT_STATEMENT_TIMEOUT_S
+    lock_s: float = DEFAULT_LOCK_TIMEOUT_S
+    idle_in_transaction_s: float = DEFAULT_IDLE_TX_TIMEOUT_S
+
+    def for_migrations(self) -> SessionTimeouts:
+        """No statement or lock limit: a migration may rebuild a big table, and waits for another
+        process's migrations on their advisory lock. The idle limit stays, so a frozen migrator
+        still releases its locks."""
+        return replace(self, statement_s=0.0, lock_s=0.0)
+
+    def server_options(self) -> str:
+        """The libpq ``options`` value (``-c name=value`` pairs) that sets these limits at
+        connection start, without a round trip."""
+        settings = {
+            "statement_timeout": _milliseconds(self.statement_s),
+            "lock_timeout": _milliseconds(self.lock_s),
+            "idle_in_transaction_session_timeout": _milliseconds(self.idle_in_transaction_s),
+            "tcp_keepalives_idle": KEEPALIVES_IDLE_S,
+            "tcp_keepalives_interval": KEEPALIVES_INTERVAL_S,
+            "tcp_keepalives_count": KEEPALIVES_COUNT,
+        }
+        return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
+def _milliseconds(seconds: float) -> int:
+    # Rounded up: a positive limit below 1 ms must not turn into 0, which disables it.
+    return math.ceil(seconds * 1000)
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or _milliseconds(value) > _MAX_TIMEOUT_MS:
+        raise ValueError(
+            f"{name} must be a number of seconds between 0 (no limit) and "
+            f"{_MAX_TIMEOUT_MS // 1000}, got {raw!r}"
+        )
+    return value
+
+
+def session_timeouts(environ: Mapping[str, str] | None = None) -> SessionTimeouts:
+    """The limits from ``$BRAIN_STATEMENT_TIMEOUT_S``, ``$BRAIN_LOCK_TIMEOUT_S`` and
+    ``$BRAIN_IDLE_TX_TIMEOUT_S`` (blank or unset: the defaults); a ValueError names a bad one."""
+    env = os.environ if environ is None else environ
+    return SessionTimeouts(
+        statement_s=_seconds(env, STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT_S),
+        lock_s=_seconds(env, LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT_S),
+        idle_in_transaction_s=_seconds(env, IDLE_TX_TIMEOUT_ENV, DEFAULT_IDLE_TX_TIMEOUT_S),
+    )
+
+
+def connection_kwargs(dsn: str, timeouts: SessionTimeouts) -> dict[str, Any]:
+    """libpq parameters to connect to ``dsn`` with: the timeouts and the keepalives.
+
+    What the DSN sets itself wins: its keepalive parameters are kept, and its ``options`` (or
+    ``$PGOPTIONS``, which libpq would no longer read once ``options`` is given) come after ours,
+    where a later ``-c`` of the same setting overrides an earlier one.
+    """
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    own = params.get("options")
+    theirs = str(own) if own else os.environ.get("PGOPTIONS", "")
+    kwargs: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "options": f"{timeouts.server_options()} {theirs}".strip(),
+    }
+    keepalives: dict[str, int] = {
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVES_IDLE_S,
+        "keepalives_interval": KEEPALIVES_INTERVAL_S,
+        "keepalives_count": KEEPALIVES_COUNT,
+    }
+    if psycopg.pq.version() >= 120000:
+        keepalives["tcp_user_timeout"] = TCP_USER_TIMEOUT_MS
+    kwargs.update({key: value for key, value in keepalives.items() if key not in params})
+    return kwargs
+
+
+def connect(
+    dsn: str, timeouts: SessionTimeouts | None = None, *, autocommit: bool = True
+) -> psycopg.Connection:
+    """A single connection with the Brain's session limits (default: from the environment)."""
+    limits = session_timeouts() if timeouts is None else timeouts
+    return psycopg.connect(dsn, autocommit=autocommit, **connection_kwargs(dsn, limits))
 
 
 @dataclass(frozen=True)
@@ -42,11 +176,15 @@ def resolve(dsn: str | None) -> Target:
     return Target(embedded_dsn(brain_home()), "embedded")
 
 
-def check_reachable(dsn: str) -> None:
-    """Connect once, failing within about 10 s with a message naming host, port and database."""
+def check_reachable(dsn: str, timeouts: SessionTimeouts | None = None) -> None:
+    """Connect once, failing within about 10 s with a message naming host, port and database.
+
+    The connection carries the session limits, so a server that refuses them (an unknown
+    setting, a pooler that rejects ``options``) fails here, with its reason.
+    """
     started = time.monotonic()
     try:
-        with psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
+        with connect(dsn, timeouts) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         reason = " ".join(scrub(str(exc), dsn).split())  # libpq's message spans lines
@@ -56,12 +194,15 @@ def check_reachable(dsn: str) -> None:
         ) from None
 
 
-def open_pool(dsn: str, *, max_size: int = 10) -> ConnectionPool:
+def open_pool(
+    dsn: str, *, max_size: int = 10, timeouts: SessionTimeouts | None = None
+) -> ConnectionPool:
+    limits = session_timeouts() if timeouts is None else timeouts
     pool = ConnectionPool(
         dsn,
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+        kwargs={"autocommit": True, **connection_kwargs(dsn, limits)},
         # A long-lived process (the Dagster daemon) outlives server restarts: check on checkout.
         check=ConnectionPool.check_connection,
         open=False,

@@ -7,6 +7,7 @@ from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.bars import BarsMixin
 from brain_assets.store.importance import ImportanceMixin
 from brain_assets.store.metrics import MetricsMixin
+from brain_assets.store.outbox import OutboxMixin
 from brain_assets.store.quality import QualityMixin
 from brain_assets.store.regimes import RegimesMixin
 from brain_assets.store.registry import RegistryMixin
@@ -22,6 +23,7 @@ class BrainLibrary(
     RegimesMixin,
     ReplaysMixin,
     BarsMixin,
+    OutboxMixin,
 ):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 

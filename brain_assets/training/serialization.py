@@ -1,15 +1,38 @@
-"""Model artifacts as skops or native Keras bytes, never pickle.
+"""Model artifacts as skops or native Keras bytes, never pickle, loaded from exact allowlists.
 
 Unpickling runs arbitrary code chosen by whoever wrote the bytes, and artifacts live in a database
-that more than one process writes to. skops stores a model as a zip of JSON plus numpy arrays and
-refuses, on load, to construct any type it was not told to trust. We trust exactly the types of
-scikit-learn, numpy and scipy (the only libraries our estimators are made of) and refuse anything
-else by name, so a tampered artifact fails loudly instead of running code.
+that more than one process writes to. Both formats we use are zips of JSON that *name* the classes
+to rebuild, and both libraries have had published ways to make such a name run code (Keras
+``safe_mode`` bypasses CVE-2025-1550, CVE-2025-8747, CVE-2025-9906, CVE-2026-1462; skops
+OperatorFuncNode/MethodNode bypasses CVE-2025-54412, CVE-2025-54413). Trusting whole packages
+("anything under ``sklearn``", "anything under ``keras``") leaves every such gadget in reach, so
+before either library reads an artifact we walk its JSON ourselves and refuse, by name, anything
+outside the few classes our own models are made of:
 
-A ``StandardizedLSTM`` is stored as its ``.keras`` file (a zip of a JSON config and HDF5 weights).
-Before Keras reads one, every class its config names must come from ``keras`` itself or from
-``brain_assets`` (our registered layers); Keras then loads it with ``safe_mode`` on, which refuses
-lambda layers. TensorFlow is imported only when such an artifact is actually loaded.
+* **skops** (the scikit-learn models): every node of ``schema.json`` must be one of
+  :data:`TRUSTED_SKOPS_TYPES`, read with the skops loader listed for it. Only that list is then
+  passed to ``skops.io.loads(trusted=...)``, which checks again.
+* **keras** (a ``StandardizedLSTM``): the archive must hold exactly the files Keras writes for it;
+  every object reference in ``config.json`` (any dict with ``class_name``, ``module``,
+  ``registered_name`` or ``shared_object_id``) must be one of :data:`TRUSTED_KERAS_CLASSES`, so
+  functions, lambdas, ``__numpy__`` values and classes from any other module are refused; the
+  strings Keras would resolve to a function (activations, initializers, regularizers,
+  constraints, dtypes) must come from fixed small sets; and a ``shared_object_id`` may not stand
+  for two different classes. Keras then loads it with ``safe_mode`` on. TensorFlow is imported only
+  when an artifact passes these checks.
+
+The lists were enumerated from real artifacts: every model type of
+:mod:`brain_assets.training.models` serialised by skops (float64 and float32 features), and a
+two-layer ``StandardizedLSTM`` saved with and without ``Bidirectional``; the tests in
+``test_artifact_safety.py`` re-derive them and fail when they drift. A new layer, estimator or
+library version that writes a new class fails to load loudly until it is added here, deliberately.
+
+What the sha256 recorded next to an artifact is for: it detects accidental corruption, a truncated
+or half-written row, and an artifact that does not belong to the registry row it is read from. It
+is integrity, not authenticity: anyone who can rewrite the artifact column can rewrite the hash
+column too, so the hash says nothing about *who* wrote the bytes; that protection comes from the
+allowlists above. Authenticity would need a secret the database does not hold, e.g. an HMAC of the
+artifact under a key kept in the deployment's secret store and checked before loading.
 """
 
 from __future__ import annotations
@@ -18,6 +41,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from brain_assets.lstm.model import StandardizedLSTM
@@ -26,16 +50,84 @@ SKOPS_FORMAT = "skops"
 KERAS_FORMAT = "keras"
 SUPPORTED_FORMATS: tuple[str, ...] = (SKOPS_FORMAT, KERAS_FORMAT)
 
-# Top-level packages whose types a stored artifact may contain. Matching is on the first dotted
-# component, so "sklearn.tree._tree.Tree" passes while "sklearn_evil.X" or "os.system" do not.
-TRUSTED_MODULE_PREFIXES: tuple[str, ...] = ("sklearn", "numpy", "scipy")
+# Fully qualified type -> the skops loaders it may be read with. These are the types skops writes
+# for Pipeline(StandardScaler, Ridge), RandomForestRegressor and HistGradientBoostingRegressor.
+# The loader matters as much as the type: it decides what skops does with the name (NdArrayNode
+# calls the type on an array, FunctionNode returns a callable, OperatorFuncNode builds one).
+TRUSTED_SKOPS_TYPES: Mapping[str, frozenset[str]] = {
+    "builtins.dict": frozenset({"DictNode"}),
+    "builtins.list": frozenset({"ListNode"}),
+    "builtins.tuple": frozenset({"TupleNode"}),
+    "builtins.str": frozenset({"JsonNode", "TypeNode"}),
+    "numpy.ndarray": frozenset({"NdArrayNode"}),
+    # Numeric scalars: Ridge's intercept (float32 when the feature table is float32) and
+    # HistGradientBoosting's seed.
+    "numpy.float64": frozenset({"NdArrayNode"}),
+    "numpy.float32": frozenset({"NdArrayNode"}),
+    "numpy.uint64": frozenset({"NdArrayNode"}),
+    "numpy.random._generator.Generator": frozenset({"RandomGeneratorNode"}),
+    "sklearn.pipeline.Pipeline": frozenset({"ObjectNode"}),
+    "sklearn.preprocessing._data.StandardScaler": frozenset({"ObjectNode"}),
+    "sklearn.linear_model._ridge.Ridge": frozenset({"ObjectNode"}),
+    "sklearn.ensemble._forest.RandomForestRegressor": frozenset({"ObjectNode"}),
+    "sklearn.tree._classes.DecisionTreeRegressor": frozenset({"ObjectNode"}),
+    "sklearn.tree._tree.Tree": frozenset({"TreeNode"}),
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor": (
+        frozenset({"ObjectNode"})
+    ),
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper": frozenset({"ObjectNode"}),
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": frozenset({"ObjectNode"}),
+    "sklearn._loss.loss.HalfSquaredError": frozenset({"ObjectNode"}),
+    "sklearn._loss.link.IdentityLink": frozenset({"ObjectNode"}),
+    "sklearn._loss.link.Interval": frozenset({"ObjectNode"}),
+    "sklearn._loss._loss.CyHalfSquaredError": frozenset({"LossNode"}),
+}
 
-# The same rule for the classes a .keras config names: Keras' own and our registered layers.
-TRUSTED_KERAS_MODULE_PREFIXES: tuple[str, ...] = ("keras", "brain_assets")
+# (module, class_name, registered_name) of every object a StandardizedLSTM's config.json names.
+# registered_name is None for Keras built-ins; Keras looks our own layers up by it.
+TRUSTED_KERAS_CLASSES: frozenset[tuple[str | None, str, str | None]] = frozenset(
+    {
+        ("keras.src.models.functional", "Functional", "Functional"),
+        ("keras.layers", "InputLayer", None),
+        ("keras.layers", "LSTM", None),
+        ("keras.layers", "Bidirectional", None),
+        ("keras.layers", "Dropout", None),
+        ("keras.layers", "Dense", None),
+        ("keras.layers", "Identity", None),
+        ("brain_assets.lstm.network", "WindowStandardize", "brain_assets>WindowStandardize"),
+        ("brain_assets.lstm.network", "TargetDestandardize", "brain_assets>TargetDestandardize"),
+        ("brain_assets.lstm.network", "LagAttention", "brain_assets>LagAttention"),
+        ("keras", "DTypePolicy", None),
+        ("keras.initializers", "GlorotUniform", None),
+        ("keras.initializers", "Orthogonal", None),
+        ("keras.initializers", "Zeros", None),
+        # Symbolic inputs between layers of a functional model; Keras writes no module for them.
+        (None, "__keras_tensor__", None),
+    }
+)
+
+# The files of a .keras archive; anything else (e.g. an assets/ folder) has no business in ours.
+KERAS_ARCHIVE_MEMBERS: frozenset[str] = frozenset(
+    {"config.json", "metadata.json", "model.weights.h5"}
+)
+
+# Config keys whose plain string value Keras resolves to a function or object, by key suffix, and
+# the strings our models write there. An empty set means our artifacts only ever hold a dict (class
+# checked above) or null there.
+_KERAS_IDENTIFIER_STRINGS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("activation", frozenset({"linear", "sigmoid", "tanh"})),
+    ("_initializer", frozenset()),
+    ("_regularizer", frozenset()),
+    ("_constraint", frozenset()),
+    ("dtype", frozenset({"float32", "float64"})),
+)
+
+# Keys that make a config dict an object reference for Keras.
+_KERAS_REFERENCE_KEYS = ("class_name", "module", "registered_name", "shared_object_id")
 
 
 def sha256_hex(data: bytes) -> str:
-    """Hex SHA-256 of ``data``, recorded at registration to detect a changed artifact."""
+    """Hex SHA-256 of ``data``: detects a changed or mismatched artifact, not a forged one."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -49,40 +141,134 @@ def serialize_model(estimator: Any) -> tuple[bytes, str]:
     return sio.dumps(estimator), SKOPS_FORMAT
 
 
-def _is_trusted(type_name: str) -> bool:
-    return type_name.split(".", 1)[0] in TRUSTED_MODULE_PREFIXES
+def _json_nodes(tree: Any) -> Iterator[tuple[str | None, Any]]:
+    """Every value in a parsed JSON tree with the dict key it sits under (lists pass theirs on).
+
+    Iterative, so a hostile, deeply nested document cannot exhaust the stack.
+    """
+    pending: list[tuple[str | None, Any]] = [(None, tree)]
+    while pending:
+        key, node = pending.pop()
+        yield key, node
+        if isinstance(node, dict):
+            pending.extend((str(child_key), child) for child_key, child in node.items())
+        elif isinstance(node, list):
+            pending.extend((key, child) for child in node)
 
 
-def _keras_config_modules(data: bytes) -> set[str]:
-    """Every ``module`` named in the config of a ``.keras`` archive."""
+def _read_archive_json(data: bytes, member: str, kind: str) -> tuple[list[str], Any]:
+    """``(member names, parsed member)``; ``ValueError`` naming ``kind`` for unreadable bytes."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise ValueError(f"data is not a readable .keras archive: {error}") from error
-    modules: set[str] = set()
-    pending: list[Any] = [config]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            if "module" in node:
-                modules.add(str(node["module"]))
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return modules
+            return archive.namelist(), json.loads(archive.read(member))
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as error:
+        raise ValueError(f"data is not a readable {kind} archive: {error}") from error
+
+
+# -- skops ----------------------------------------------------------------------------------
+
+
+def _untrusted_skops_nodes(schema: Any) -> list[str]:
+    """``"type [loader]"`` of every schema node outside :data:`TRUSTED_SKOPS_TYPES`."""
+    refused: set[str] = set()
+    for _, node in _json_nodes(schema):
+        if not isinstance(node, dict):
+            continue
+        if not {"__class__", "__module__", "__loader__"} & node.keys():
+            continue
+        type_name = f"{node.get('__module__')}.{node.get('__class__')}"
+        loader = node.get("__loader__")
+        if not isinstance(loader, str) or loader not in TRUSTED_SKOPS_TYPES.get(
+            type_name, frozenset()
+        ):
+            refused.add(f"{type_name} [{loader}]")
+    return sorted(refused)
+
+
+def _deserialize_skops(data: bytes) -> Any:
+    _, schema = _read_archive_json(data, "schema.json", "skops")
+    refused = _untrusted_skops_nodes(schema)
+    if refused:
+        raise ValueError(
+            f"model artifact contains untrusted type(s): {', '.join(refused)}; only the "
+            f"{len(TRUSTED_SKOPS_TYPES)} types our scikit-learn models are made of are loaded"
+        )
+    import skops.io as sio
+
+    # skops checks again while building the tree; it is told to trust nothing beyond our list.
+    return sio.loads(data, trusted=sorted(TRUSTED_SKOPS_TYPES))
+
+
+# -- keras ----------------------------------------------------------------------------------
+
+
+def _describe_reference(node: dict[str, Any]) -> str:
+    module, class_name = node.get("module"), node.get("class_name")
+    if class_name == "function" and isinstance(node.get("config"), str):
+        return f"{module}.{node['config']} (function)"
+    name = f"{module}.{class_name}" if module is not None else str(class_name)
+    registered = node.get("registered_name")
+    return f"{name} (registered as {registered!r})" if registered is not None else name
+
+
+def _reference_key(node: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (node.get("module"), node.get("class_name"), node.get("registered_name"))
+
+
+def _is_trusted_reference(node: dict[str, Any]) -> bool:
+    key = _reference_key(node)
+    # A list or dict where a name belongs is unhashable, and never one of ours anyway.
+    if not all(part is None or isinstance(part, str) for part in key):
+        return False
+    return key in TRUSTED_KERAS_CLASSES
+
+
+def _refused_identifier(key: str | None, value: str) -> bool:
+    if key is None:
+        return False
+    for suffix, allowed in _KERAS_IDENTIFIER_STRINGS:
+        if key.endswith(suffix):
+            return value not in allowed
+    return False
+
+
+def _untrusted_keras_entries(members: list[str], config: Any) -> list[str]:
+    """Everything in a ``.keras`` archive that a ``StandardizedLSTM`` would not have written."""
+    refused = {f"archive member {name!r}" for name in members if name not in KERAS_ARCHIVE_MEMBERS}
+    if not isinstance(config, dict) or _reference_key(config)[1] != "Functional":
+        refused.add("a config whose root is not a Functional model")
+    shared: dict[Any, str] = {}
+    for key, node in _json_nodes(config):
+        if isinstance(node, str) and _refused_identifier(key, node):
+            refused.add(f"{key}={node!r}")
+        if not isinstance(node, dict):
+            continue
+        if node.get("compile_config"):
+            # Compiling would deserialise an optimizer, a loss and metrics, none of which we save.
+            refused.add("compile_config")
+        if not any(reference_key in node for reference_key in _KERAS_REFERENCE_KEYS):
+            continue
+        described = _describe_reference(node)
+        if not _is_trusted_reference(node):
+            refused.add(described)
+        if "shared_object_id" in node:
+            # Keras hands back whatever object was first loaded under an id, so one id naming two
+            # classes would swap an object for another of a type nobody checked in that place.
+            object_id = node["shared_object_id"]
+            if not isinstance(object_id, int) or isinstance(object_id, bool):
+                refused.add(f"shared_object_id {object_id!r}")
+            elif shared.setdefault(object_id, described) != described:
+                refused.add(f"shared_object_id {object_id} ({shared[object_id]} and {described})")
+    return sorted(refused)
 
 
 def _deserialize_keras(data: bytes) -> StandardizedLSTM:
-    refused = sorted(
-        module
-        for module in _keras_config_modules(data)
-        if module.split(".", 1)[0] not in TRUSTED_KERAS_MODULE_PREFIXES
-    )
+    members, config = _read_archive_json(data, "config.json", ".keras")
+    refused = _untrusted_keras_entries(members, config)
     if refused:
         raise ValueError(
-            f"model artifact names untrusted module(s): {', '.join(refused)}; only classes from "
-            f"{', '.join(TRUSTED_KERAS_MODULE_PREFIXES)} are loaded"
+            f"model artifact names untrusted module, class or function: {', '.join(refused)}; "
+            "only the layers and objects a StandardizedLSTM saves are loaded"
         )
     return StandardizedLSTM.from_bytes(data)
 
@@ -91,9 +277,10 @@ def deserialize_model(data: bytes, fmt: str) -> Any:
     """Load an estimator written by ``serialize_model``.
 
     Raises ``ValueError`` for an unknown format, bytes that are not a skops or ``.keras`` archive,
-    an artifact that contains any type outside ``TRUSTED_MODULE_PREFIXES`` (skops) or
-    ``TRUSTED_KERAS_MODULE_PREFIXES`` (keras; the message names them), or a ``.keras`` file that
-    is not a ``StandardizedLSTM``.
+    an artifact that names anything outside :data:`TRUSTED_SKOPS_TYPES` (skops) or
+    :data:`TRUSTED_KERAS_CLASSES` and the identifier sets (keras; the message names each offending
+    entry), or a ``.keras`` file that is not a ``StandardizedLSTM``. Nothing is deserialised by
+    skops or Keras before these checks pass.
     """
     if fmt not in SUPPORTED_FORMATS:
         raise ValueError(
@@ -101,17 +288,4 @@ def deserialize_model(data: bytes, fmt: str) -> Any:
         )
     if fmt == KERAS_FORMAT:
         return _deserialize_keras(data)
-    import skops.io as sio
-
-    try:
-        untrusted = sio.get_untrusted_types(data=data)
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise ValueError(f"data is not a readable skops archive: {error}") from error
-    refused = sorted(name for name in untrusted if not _is_trusted(name))
-    if refused:
-        raise ValueError(
-            f"model artifact contains untrusted type(s): {', '.join(refused)}; only types from "
-            f"{', '.join(TRUSTED_MODULE_PREFIXES)} are loaded"
-        )
-    # skops checks again on load: only the names just vetted are passed as trusted.
-    return sio.loads(data, trusted=list(untrusted))
+    return _deserialize_skops(data)

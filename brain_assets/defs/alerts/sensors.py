@@ -1,4 +1,5 @@
-"""The run-failure alert: every failed run of this code location becomes a ``run_failed`` alert.
+"""Alert sensors: every failed run of this code location becomes a ``run_failed`` alert, and the
+``alert_outbox`` sensor delivers the alerts that are waiting in the Brain's outbox.
 
 No ``from __future__ import annotations`` here: Dagster inspects the context parameter's
 annotation at definition time and cannot resolve it from a string.
@@ -6,7 +7,8 @@ annotation at definition time and cannot resolve it from a string.
 
 import dagster as dg
 
-from brain_assets.alerts import send_alert
+from brain_assets.alerts import deliver_pending, send_alert
+from brain_assets.defs.resources import BrainResource
 
 PARTITION_TAG = "dagster/partition"
 # Step errors can carry long messages (a DataFrame repr); the alert links to the run for detail.
@@ -51,4 +53,20 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     )
 
 
-alert_sensors = [run_failure_alert]
+@dg.sensor(
+    name="alert_outbox",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description=(
+        "Posts the alerts waiting in the Brain's outbox (a rollback's alert whose immediate "
+        "delivery failed) to the webhook, with exponential backoff between attempts"
+    ),
+)
+def alert_outbox(context: dg.SensorEvaluationContext, brain: BrainResource) -> dg.SkipReason:
+    # The pass is bounded (alerts.DELIVERY_DEADLINE_S), well inside a sensor tick's time limit;
+    # whatever it did not reach is due again on the next tick.
+    report = deliver_pending(brain.library)
+    return dg.SkipReason(report.summary())
+
+
+alert_sensors = [run_failure_alert, alert_outbox]

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from brain_assets.alerts import send_alert
+from brain_assets.alerts import alert_through_outbox
 from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.market.assets import exchange_bars
 from brain_assets.defs.partitions import run_symbols, symbols
@@ -136,7 +136,9 @@ def market_data(
     if blocked:
         # A tag, so that the runs list can be filtered to the runs whose bars were refused.
         context.instance.add_run_tags(run_id, {BLOCKED_TAG: ",".join(blocked)})
-        send_alert(
+        # Through the outbox: a webhook that is down now gets it from the alert_outbox sensor.
+        alert_through_outbox(
+            brain.library,
             "data_quality_blocked",
             {
                 "symbols": blocked,
