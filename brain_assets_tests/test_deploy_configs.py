@@ -9,9 +9,9 @@ What is checked:
   which shows that the storage URL comes from the environment and nothing else.
 - The storage section is PostgreSQL through ``postgres_url: {env: DAGSTER_PG_URL}``, and no file
   holds a literal password (no ``user:password@`` URL, no ``password:`` with a literal value).
-- Run coordinators and launchers whose class ships with Dagster (``QueuedRunCoordinator``,
-  ``DefaultRunLauncher``) are imported from the module the file names and their ``config``
-  block is processed against the class's own ``config_type()``.
+- Run coordinators and launchers whose class ships with Dagster (``QueuedRunCoordinator``) or
+  with the project (``WatchedRunLauncher``) are imported from the module the file names and their
+  ``config`` block is processed against the class's own ``config_type()``.
 - ``K8sRunLauncher`` (dagster-k8s) and the Celery executor (dagster-celery) are not installed:
   for them the module and class names are asserted, and their config is processed against a
   schema written in this file from the packages' documented fields (dagster-k8s
@@ -254,7 +254,7 @@ def test_dagster_classes_load_and_accept_their_config(
             raw[section]["class"],
             yaml.safe_dump(raw[section].get("config") or {}),
         )
-        if not data.module_name.startswith(("dagster.", "dagster_postgres")):
+        if not data.module_name.startswith(("dagster.", "dagster_postgres", "brain_assets.")):
             continue  # classes from uninstalled packages are checked in their own tests
         klass = class_from_code_pointer(data.module_name, data.class_name)
         process_or_fail(klass.config_type(), data.config_dict, f"{name}.{section}")  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from brain_assets.defs.resources import BrainResource, MarketDataResource, Retra
 from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retrain.metadata import markdown_table
 from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.defs.retries import retry_transient
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
 from brain_assets.importance.trend import compare_rankings
 from brain_assets.pipeline.bars import prepare_bars
@@ -27,6 +28,7 @@ TREND_TOP_N = 20
     deps=[registry_entries],
     kinds={"shap", "postgres"},
 )
+@retry_transient
 def feature_importance_trend(
     context: dg.AssetExecutionContext,
     market: MarketDataResource,

@@ -8,6 +8,7 @@ from brain_assets.defs.market.resources import ExchangeResource
 from brain_assets.defs.partitions import run_symbols, symbols
 from brain_assets.defs.resources import BrainResource
 from brain_assets.defs.retrain.progress import each_symbol
+from brain_assets.defs.retries import retry_transient
 from brain_assets.errors import BrainError
 
 GROUP = "market_feed"
@@ -20,6 +21,7 @@ GROUP = "market_feed"
     io_manager_key="brain_io_manager",
     kinds={"ccxt", "postgres"},
 )
+@retry_transient
 def exchange_bars(
     context: dg.AssetExecutionContext, exchange: ExchangeResource, brain: BrainResource
 ) -> dict[str, dict[str, Any]]:
