@@ -25,3 +25,24 @@ class UnknownModelError(BrainError, ValueError):
 
 class ArtifactIntegrityError(BrainError, ValueError):
     """A stored model artifact whose sha256 no longer matches the one recorded at registration."""
+
+
+class LockTimeoutError(BrainError, TimeoutError):
+    """A wait for a lock outlasted the session's lock timeout (``$BRAIN_LOCK_TIMEOUT_S``): another
+    writer held it for longer. The message names what was locked; the waiting call's transaction
+    is rolled back, so it wrote nothing."""
+
+
+class SymbolLockTimeoutError(LockTimeoutError):
+    """Another writer of the symbol (registration, activation, rollback) held the symbol's writer
+    lock for longer than the lock timeout; the message names the symbol."""
+
+
+class BarsLockTimeoutError(LockTimeoutError):
+    """Another import of the same bar series held its import lock for longer than the lock
+    timeout; the message names the source, symbol and timeframe."""
+
+
+class PublishLockTimeoutError(LockTimeoutError):
+    """Another publication of asset values held the publish lock for longer than the lock
+    timeout; the message names the run and the assets and partitions left unpublished."""

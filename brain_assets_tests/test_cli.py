@@ -100,6 +100,8 @@ def test_maintenance_backup_restore(
         "model_metrics": 0,
         "feature_importance": 0,
         "data_quality_logs": 0,
+        "asset_values_pruned": 0,
+        "alert_outbox_pruned": 0,
     }
     dump = tmp_path / "brain.dump"
     info = run_json(capsys, "backup", str(dump))

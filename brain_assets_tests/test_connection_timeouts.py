@@ -1,9 +1,11 @@
 """Session limits: a frozen writer cannot hold a symbol's lock for long, and a lock wait that
-runs out names the symbol.
+runs out names what was locked (the symbol, the bar series, the values to publish).
 
-The lock holder is a separate Python process that takes the symbol's lock through
+The symbol's lock holder is a separate Python process that takes the symbol's lock through
 BrainLibrary.lock_symbol, as a worker would, and reports its server backend's pid; the test then
-freezes it (SIGSTOP) or keeps it busy inside its transaction.
+freezes it (SIGSTOP) or keeps it busy inside its transaction. The bar import and publish locks
+are held by a second BrainLibrary's open transaction, as a concurrent import or publication
+would hold them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pandas as pd
 import psycopg
 import pytest
 
+from brain_assets import errors
 from brain_assets.decisions.policy import DecisionPolicy
-from brain_assets.store import connection
+from brain_assets.errors import (
+    BarsLockTimeoutError,
+    BrainError,
+    LockTimeoutError,
+    PublishLockTimeoutError,
+)
+from brain_assets.store import base, connection
+from brain_assets.store.asset_values import describe_values
 from brain_assets.store.base import SYMBOL_LOCK_CLASS, SymbolLockTimeoutError
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
@@ -284,3 +295,124 @@ def test_a_lock_wait_past_the_lock_timeout_names_the_symbol_and_changes_nothing(
     after = brain.list_models(SYMBOL)
     assert after[["model_id", "is_active"]].equals(models_before[["model_id", "is_active"]])
     assert brain.get_active_model(SYMBOL)["model_id"] == second  # type: ignore[index]
+
+
+def test_the_lock_timeout_errors_share_one_base_in_the_errors_module() -> None:
+    # Still importable from the store's base module, where it was first defined.
+    assert base.SymbolLockTimeoutError is errors.SymbolLockTimeoutError is SymbolLockTimeoutError
+    for error in (SymbolLockTimeoutError, BarsLockTimeoutError, PublishLockTimeoutError):
+        assert issubclass(error, LockTimeoutError)
+    assert issubclass(LockTimeoutError, BrainError) and issubclass(LockTimeoutError, TimeoutError)
+
+
+def hourly_bars(n: int, price: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC"),
+            "open": price,
+            "high": price + 1.0,
+            "low": price - 1.0,
+            "close": price,
+            "volume": 10.0,
+        }
+    )
+
+
+def test_a_bar_import_waiting_past_the_lock_timeout_names_the_series_and_writes_nothing(
+    brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock_s = 1.0
+    set_timeouts(monkeypatch, lock=str(lock_s), idle="30")
+    with BrainLibrary(brain_dsn) as waiter:
+        # The fixture's library, opened before the variables were set, holds the series' import
+        # lock in its open transaction, as an import in flight does.
+        with brain.transaction():
+            held = brain.store_bars("binance", SYMBOL, "1h", hourly_bars(24, 100.0))
+            started = time.monotonic()
+            with pytest.raises(BarsLockTimeoutError) as caught:
+                waiter.store_bars("binance", SYMBOL, "1h", hourly_bars(24, 200.0))
+            elapsed = time.monotonic() - started
+            # Only that series is locked: another symbol, or another source, imports meanwhile.
+            other = waiter.store_bars("binance", "ETH/USDT", "1h", hourly_bars(24, 50.0))
+            files = waiter.store_bars("files", SYMBOL, "1h", hourly_bars(24, 300.0))
+        message = str(caught.value)
+        for part in ("'BTC/USDT'", "1h", "'binance'", "lock timeout", connection.LOCK_TIMEOUT_ENV):
+            assert part in message
+        assert isinstance(caught.value, LockTimeoutError)
+        assert isinstance(caught.value.__cause__, psycopg.errors.LockNotAvailable)
+        assert lock_s <= elapsed < lock_s + 5.0
+        assert (other.new, files.new) == (24, 24)
+
+        # The waiter wrote nothing: the series holds the holder's bars and batch only.
+        kept = waiter.load_bars("binance", SYMBOL, "1h")
+        assert kept["close"].tolist() == [100.0] * 24
+        with psycopg.connect(brain_dsn) as conn:
+            batches = conn.execute(
+                "SELECT batch_id FROM bar_batches WHERE source = 'binance' AND symbol = %s",
+                (SYMBOL,),
+            ).fetchall()
+        assert batches == [(held.batch_id,)]
+        # Once the lock is free, the same import goes through.
+        retried = waiter.store_bars("binance", SYMBOL, "1h", hourly_bars(24, 200.0))
+        assert (retried.new, retried.changed) == (0, 24)
+
+
+def asset_rows(dsn: str) -> list[tuple[str, str, str, bool]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT asset_key, partition_key, run_id, published FROM asset_values ORDER BY 1, 2, 3"
+        ).fetchall()
+    return [(str(a), str(p), str(r), bool(published)) for a, p, r, published in rows]
+
+
+def test_a_publication_waiting_past_the_lock_timeout_names_the_values_and_changes_nothing(
+    brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    brain.put_asset_values("features", {SYMBOL: {"v": 0}})
+    brain.put_asset_values("features", {SYMBOL: {"v": 1}, "ETH/USDT": {"v": 1}}, run_id="run-a")
+    brain.put_asset_values("features", {SYMBOL: {"v": 2}}, run_id="run-b")
+    brain.put_asset_values("signals", {SYMBOL: [2]}, run_id="run-b")
+    lock_s = 1.0
+    set_timeouts(monkeypatch, lock=str(lock_s), idle="30")
+    with BrainLibrary(brain_dsn) as waiter:
+        with brain.transaction():
+            assert brain.publish_run("run-a") == 2  # holds the publish lock until committed
+            started = time.monotonic()
+            with pytest.raises(PublishLockTimeoutError) as run_wait:
+                waiter.publish_run("run-b")
+            elapsed = time.monotonic() - started
+            with pytest.raises(PublishLockTimeoutError) as write_wait:
+                waiter.put_asset_values("features", {"SOL/USDT": {"v": 3}})
+        assert lock_s <= elapsed < lock_s + 5.0
+        message = str(run_wait.value)
+        assert "run 'run-b'" in message
+        assert "asset 'features' partition(s) 'BTC/USDT'" in message
+        assert "asset 'signals' partition(s) 'BTC/USDT'" in message
+        assert "lock timeout" in message and connection.LOCK_TIMEOUT_ENV in message
+        assert isinstance(run_wait.value.__cause__, psycopg.errors.LockNotAvailable)
+        message = str(write_wait.value)
+        assert "outside a run" in message
+        assert "asset 'features' partition(s) 'SOL/USDT'" in message
+
+        # run-a's publication committed; run-b's values wait unpublished; the write is absent.
+        assert asset_rows(brain_dsn) == [
+            ("features", "BTC/USDT", "run-a", True),
+            ("features", "BTC/USDT", "run-b", False),
+            ("features", "ETH/USDT", "run-a", True),
+            ("signals", "BTC/USDT", "run-b", False),
+        ]
+        assert waiter.get_asset_values("features", [SYMBOL]) == {SYMBOL: {"v": 1}}
+        with pytest.raises(LookupError, match="SOL/USDT"):
+            waiter.get_asset_values("features", ["SOL/USDT"])
+        # With the lock free, the same publication goes through.
+        assert waiter.publish_run("run-b") == 2
+        assert waiter.get_asset_values("features", [SYMBOL]) == {SYMBOL: {"v": 2}}
+
+
+def test_the_values_in_a_lock_timeout_are_listed_per_asset_and_bounded() -> None:
+    pairs = [("features", f"S{i}/USDT") for i in range(8)] + [("signals", "")]
+    assert describe_values(pairs) == (
+        "asset 'features' partition(s) 'S0/USDT', 'S1/USDT', 'S2/USDT', 'S3/USDT', 'S4/USDT' "
+        "and 3 more; asset 'signals' partition(s) ''"
+    )
+    assert describe_values([]) == "no values"

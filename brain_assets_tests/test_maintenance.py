@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +15,16 @@ from psycopg.rows import dict_row
 
 from brain_assets.defs.maintenance import maintenance_job, maintenance_schedule
 from brain_assets.defs.resources import BrainResource
+from brain_assets.errors import BrainError
+from brain_assets.store import connection
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.maintenance import (
     RETAINED_TABLES,
     ArchiveSchemaError,
+    analyze,
     archive_old_rows,
     archived_counts,
+    prune_alert_outbox,
 )
 from brain_assets_tests.conftest import count_rows
 
@@ -209,6 +215,10 @@ def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) ->
             "UPDATE asset_values SET written_at = written_at - interval '30 days'"
             " WHERE run_id = 'failed-run'"
         )
+    # An alert delivered 600 days ago, and one pending as long.
+    delivered, pending = (brain.enqueue_alert("rollback", {"n": n}) for n in (1, 2))
+    brain.mark_alert_delivered(delivered)
+    age_alerts(brain_dsn, [delivered, pending], days=600)
 
     result = maintenance_job.execute_in_process(
         resources=resources,
@@ -220,7 +230,9 @@ def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) ->
         "feature_importance": 0,
         "data_quality_logs": 0,
         "asset_values_pruned": 1,
+        "alert_outbox_pruned": 1,
     }
+    assert alert_ids(brain_dsn) == [pending]
     assert brain.get_asset_values("features", ["BTC/USDT"], run_id="live-run") == {
         "BTC/USDT": {"x": 2}
     }
@@ -237,6 +249,120 @@ def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) ->
         raise_on_error=False,
     )
     assert not failed.success
+
+
+def age_alerts(dsn: str, ids: list[int], *, days: int) -> None:
+    """Move the alerts' every timestamp ``days`` into the past."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            """UPDATE alert_outbox
+               SET created_at = created_at - make_interval(days => %(days)s),
+                   next_attempt_at = next_attempt_at - make_interval(days => %(days)s),
+                   delivered_at = delivered_at - make_interval(days => %(days)s),
+                   gave_up_at = gave_up_at - make_interval(days => %(days)s)
+               WHERE id = ANY(%(ids)s)""",
+            {"days": days, "ids": ids},
+        )
+
+
+def alert_ids(dsn: str) -> list[int]:
+    return [row["id"] for row in rows(dsn, "SELECT id FROM alert_outbox ORDER BY id")]
+
+
+def test_settled_alerts_past_the_window_are_pruned_and_pending_ones_never(
+    brain: BrainLibrary, brain_dsn: str
+) -> None:
+    names = (
+        "old_delivered",
+        "old_given_up",
+        "old_pending",
+        "recent_delivered",
+        "recent_given_up",
+        "old_given_up_recently",
+    )
+    alert = {name: brain.enqueue_alert("rollback", {"name": name}, symbol=SYMBOL) for name in names}
+    for name in ("old_delivered", "recent_delivered"):
+        brain.mark_alert_delivered(alert[name])
+    for name in ("old_given_up", "recent_given_up"):
+        brain.mark_alert_failed(alert[name], "HTTP 410 Gone", retry_in_s=None)
+    age_alerts(brain_dsn, [alert[n] for n in names if n.startswith("old")], days=400)
+    # Created 400 days ago, retried until 10 days ago: its age counts from the giving up.
+    brain.mark_alert_failed(alert["old_given_up_recently"], "timeout", retry_in_s=None)
+    with psycopg.connect(brain_dsn) as conn:
+        conn.execute(
+            "UPDATE alert_outbox SET gave_up_at = gave_up_at - interval '10 days' WHERE id = %s",
+            (alert["old_given_up_recently"],),
+        )
+    before = {row["id"]: row for row in rows(brain_dsn, "SELECT * FROM alert_outbox")}
+
+    assert prune_alert_outbox(brain, retention_days=365) == 2
+
+    kept = ("old_pending", "recent_delivered", "recent_given_up", "old_given_up_recently")
+    assert alert_ids(brain_dsn) == sorted(alert[name] for name in kept)
+    # What stays is untouched, the pending alert still due for delivery.
+    after = {row["id"]: row for row in rows(brain_dsn, "SELECT * FROM alert_outbox")}
+    assert after == {alert[n]: before[alert[n]] for n in kept}
+    assert brain.get_alerts(pending_only=True)[0]["id"] == alert["old_pending"]
+    assert prune_alert_outbox(brain, retention_days=365) == 0
+    # A shorter window (seen from 20 days ahead) takes the recent settled ones too.
+    later = NOW + timedelta(days=20)
+    assert prune_alert_outbox(brain, retention_days=5, now=later) == 3
+    assert alert_ids(brain_dsn) == [alert["old_pending"]]
+    with pytest.raises(ValueError, match="retention_days"):
+        prune_alert_outbox(brain, retention_days=0)
+
+
+def set_timeouts(monkeypatch: pytest.MonkeyPatch, *, statement: str, lock: str) -> None:
+    monkeypatch.setenv(connection.STATEMENT_TIMEOUT_ENV, statement)
+    monkeypatch.setenv(connection.LOCK_TIMEOUT_ENV, lock)
+
+
+def test_analyze_waits_under_the_lock_limit_and_without_the_statement_limit(
+    brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another session holds a lock that ANALYZE waits for, as a VACUUM or a migration would.
+    holder = psycopg.connect(brain_dsn)
+    try:
+        holder.execute("LOCK TABLE data_quality_logs IN SHARE MODE")
+        set_timeouts(monkeypatch, statement="", lock="0.5")
+        started = time.monotonic()
+        with pytest.raises(BrainError, match=r"ANALYZE failed.*lock timeout"):
+            analyze(brain_dsn, ["data_quality_logs"])
+        assert time.monotonic() - started < 5.0
+
+        # A statement limit shorter than the wait does not cancel it: ANALYZE completes once
+        # the lock is free.
+        set_timeouts(monkeypatch, statement="0.5", lock="0")
+        release = threading.Timer(1.5, holder.rollback)
+        release.start()
+        started = time.monotonic()
+        analyze(brain_dsn, ["data_quality_logs"])
+        assert time.monotonic() - started >= 1.4
+        release.join()
+    finally:
+        holder.close()
+
+
+def test_a_move_longer_than_the_statement_limit_completes(
+    brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(brain)
+    with psycopg.connect(brain_dsn, autocommit=True) as conn:
+        # The last move of the transaction takes 2 s, as a big backlog would.
+        conn.execute(
+            """CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+               CREATE TRIGGER slow AFTER INSERT ON data_quality_logs_archive
+               FOR EACH STATEMENT EXECUTE FUNCTION slow()"""
+        )
+    set_timeouts(monkeypatch, statement="1", lock="")
+    with BrainLibrary(brain_dsn) as limited:
+        moved = archive_old_rows(limited, retention_days=365)
+        assert moved == {"model_metrics": 3, "feature_importance": 3, "data_quality_logs": 4}
+        # Lifted for the move's transaction only: the pooled session keeps its limit.
+        with limited.transaction() as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("1s",)
+    assert archived_counts(brain) == moved
 
 
 def test_schedule_runs_monthly_once_per_month(brain_dsn: str) -> None:

@@ -255,10 +255,10 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 def run_maintenance(args: argparse.Namespace) -> int:
     from brain_assets.store.library import BrainLibrary
-    from brain_assets.store.maintenance import archive_old_rows, archived_counts
+    from brain_assets.store.maintenance import archived_counts, run_retention
 
     with BrainLibrary() as brain:
-        moved = archive_old_rows(brain, retention_days=args.retention_days)
+        moved = run_retention(brain, retention_days=args.retention_days)
         archived = archived_counts(brain)
     rows = [
         {"table": t, "archived_now": n, "in_archive": archived.get(t)} for t, n in moved.items()
@@ -266,7 +266,8 @@ def run_maintenance(args: argparse.Namespace) -> int:
     emit(
         args,
         {"archived_now": moved, "in_archive": archived},
-        f"archived rows older than {args.retention_days} days (active models' rows stay)\n"
+        f"archived rows older than {args.retention_days} days (active models' rows stay); "
+        "deleted unpublished values older than a week and settled alerts past the window\n"
         + table(rows, ["table", "archived_now", "in_archive"]),
     )
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from brain_assets.errors import PublishLockTimeoutError
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -32,6 +33,9 @@ NO_RUN = ""
 PUBLISH_LOCK = (0x42524150, 0)
 # Unpublished values older than this are left by runs that failed or never finished.
 DEFAULT_UNPUBLISHED_RETENTION = timedelta(days=7)
+# A lock-timeout error lists at most this many partitions per asset: enough to recognise the
+# values, short enough to read when a run wrote hundreds.
+_NAMED_PARTITIONS = 5
 
 
 def encode_value(value: object) -> tuple[str, bytes]:
@@ -46,6 +50,21 @@ def encode_value(value: object) -> tuple[str, bytes]:
             f"asset value of type {type(value).__name__} is neither a DataFrame nor strict JSON: "
             f"{exc}"
         ) from exc
+
+
+def describe_values(pairs: Sequence[tuple[str, str]]) -> str:
+    """``(asset_key, partition_key)`` pairs for people: each asset with its partitions."""
+    by_asset: dict[str, list[str]] = {}
+    for asset, partition in pairs:
+        by_asset.setdefault(asset, []).append(partition)
+    described = []
+    for asset, partitions in by_asset.items():
+        named = ", ".join(repr(key) for key in partitions[:_NAMED_PARTITIONS])
+        more = len(partitions) - _NAMED_PARTITIONS
+        described.append(
+            f"asset {asset!r} partition(s) {named}" + (f" and {more} more" if more > 0 else "")
+        )
+    return "; ".join(described) if described else "no values"
 
 
 def decode_value(fmt: str, data: bytes) -> Any:
@@ -80,7 +99,8 @@ class AssetValuesMixin(StoreBase):
                     [(asset_key, key, run, fmt, data) for key, fmt, data in rows],
                 )
             if run == NO_RUN:
-                self._publish(conn, NO_RUN)
+                written = describe_values([(asset_key, key) for key, _, _ in rows])
+                self._publish(conn, NO_RUN, f"the values just written outside a run: {written}")
         return len(rows)
 
     def get_asset_values(
@@ -135,7 +155,14 @@ class AssetValuesMixin(StoreBase):
         """
         run = check.text(run_id, "run_id")
         with self.transaction() as conn:
-            return self._publish(conn, run)
+            # Read before the lock, while the transaction can still read: should the wait for the
+            # lock run out, the error names the values that stay unpublished.
+            pending = conn.execute(
+                """SELECT asset_key, partition_key FROM asset_values
+                   WHERE run_id = %s AND NOT published ORDER BY asset_key, partition_key""",
+                (run,),
+            ).fetchall()
+            return self._publish(conn, run, f"run {run!r}: {describe_values(pending)}")
 
     def discard_run(self, run_id: str) -> int:
         """Delete ``run_id``'s unpublished values (a run that failed and will not be re-executed);
@@ -163,9 +190,15 @@ class AssetValuesMixin(StoreBase):
             )
             return cur.rowcount
 
-    @staticmethod
-    def _publish(conn: psycopg.Connection, run: str) -> int:
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PUBLISH_LOCK)
+    def _publish(self, conn: psycopg.Connection, run: str, what: str) -> int:
+        """Publish ``run``'s values inside the caller's transaction; ``what`` describes them for
+        the error raised when the wait for the publish lock runs out."""
+        with self._waiting_for_lock(
+            PublishLockTimeoutError,
+            f"the publish lock of asset values, to publish {what}",
+            "another publication (a run's, or a write outside a run)",
+        ):
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PUBLISH_LOCK)
         # The run's values that a newer published value already supersedes.
         conn.execute(
             """DELETE FROM asset_values mine USING asset_values pub

@@ -57,7 +57,7 @@ from psycopg import sql
 
 from brain_assets.errors import BrainConnectionError, BrainError, MigrationError
 from brain_assets.events import log_event
-from brain_assets.store.connection import CONNECT_TIMEOUT_S
+from brain_assets.store import connection
 from brain_assets.store.dsn import describe_target, mask_dsn, scrub
 from brain_assets.store.migrations import apply_migrations, discover, latest_version, schema_version
 
@@ -363,9 +363,12 @@ def _run(
 
 
 @contextmanager
-def _connect(dsn: str, *, autocommit: bool) -> Iterator[psycopg.Connection]:
+def _connect(
+    dsn: str, *, autocommit: bool, timeouts: connection.SessionTimeouts | None = None
+) -> Iterator[psycopg.Connection]:
+    """A connection with the Brain's session limits (default: from the environment)."""
     try:
-        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = connection.connect(dsn, timeouts, autocommit=autocommit)
     except psycopg.Error as exc:
         raise BrainConnectionError(
             f"cannot connect to PostgreSQL at {describe_target(dsn)}: "
@@ -459,7 +462,13 @@ def _brain_tables() -> frozenset[str]:
 
 def _dump_database(dsn: str, file: Path) -> _Snapshot:
     """pg_dump ``dsn`` to ``file`` (custom format) from a snapshot that the counts describe."""
-    with _connect(dsn, autocommit=False) as conn:
+    # No idle-in-transaction limit for this session: its transaction sits idle for as long as
+    # pg_dump runs (minutes for a big store), and a session ended by that limit would take the
+    # snapshot with it before a slow-starting pg_dump imports it, or fail the backup at the
+    # rollback below after a complete dump. pg_dump's own session waits for its table locks
+    # under --lock-wait-timeout.
+    exporter = dataclasses.replace(connection.session_timeouts(), idle_in_transaction_s=0.0)
+    with _connect(dsn, autocommit=False, timeouts=exporter) as conn:
         # pg_dump reads the snapshot exported here, so that the counts describe the dump exactly;
         # this transaction has to stay open until pg_dump has imported it.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -1086,7 +1095,10 @@ def restore(
         migrated: tuple[int, ...] = ()
         if backup_version is not None and backup_version < known:
             try:
-                with _connect(dsn, autocommit=True) as conn:
+                # The limits of migrations as the Brain applies them (StoreBase._migrate): no
+                # statement or lock limit, a migration may rebuild a big table.
+                migrating = connection.session_timeouts().for_migrations()
+                with _connect(dsn, autocommit=True, timeouts=migrating) as conn:
                     migrated = tuple(apply_migrations(conn))
             except MigrationError as exc:
                 raise BackupError(

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from brain_assets.calendar import parse_timestamps
+from brain_assets.errors import BarsLockTimeoutError
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -69,6 +70,12 @@ INVENTORY_COLUMNS: tuple[str, ...] = (
 # Writers of one series take this advisory lock class (second key: hashtext of the series), so
 # that two imports of the same bars serialise and count new and changed bars consistently.
 BARS_LOCK_CLASS = 0x42415253  # "BARS"
+
+
+def series_lock_key(source: str, symbol: str, timeframe: str) -> str:
+    """The text whose hashtext is the series' second advisory lock key (with BARS_LOCK_CLASS)."""
+    return "\x1f".join((source, symbol, timeframe))
+
 
 # PostgreSQL's binary COPY: a header, then per row a field count and (length, value) per field,
 # big-endian; timestamptz is int64 microseconds since 2000-01-01 UTC, float8 is IEEE 754.
@@ -259,10 +266,15 @@ class BarsMixin(StoreBase):
         rows = _copy_rows(nanos, values)
         series = {"source": source, "symbol": name, "timeframe": tf}
         with self.transaction() as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                (BARS_LOCK_CLASS, "\x1f".join((source, name, tf))),
-            )
+            with self._waiting_for_lock(
+                BarsLockTimeoutError,
+                f"the import lock of the {tf} bars of {name!r} from source {source!r}",
+                "another import of the same series",
+            ):
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                    (BARS_LOCK_CLASS, series_lock_key(source, name, tf)),
+                )
             cur.execute(
                 """INSERT INTO bar_batches (source, symbol, timeframe, first_bar, last_bar,
                        rows_received, rows_new, rows_changed, details)

@@ -14,7 +14,9 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
-from brain_assets.errors import BrainConnectionError, BrainError
+# SymbolLockTimeoutError lives in brain_assets.errors with the other lock-timeout errors; it is
+# imported here too because callers (and tests) have imported it from this module.
+from brain_assets.errors import BrainConnectionError, LockTimeoutError, SymbolLockTimeoutError
 from brain_assets.events import log_event
 from brain_assets.store import connection
 from brain_assets.store.dsn import describe_target, mask_dsn
@@ -29,9 +31,7 @@ _migrated: set[str] = set()
 _migrated_lock = threading.Lock()
 
 
-class SymbolLockTimeoutError(BrainError, TimeoutError):
-    """Another writer of the symbol held its lock for longer than the lock timeout (the message
-    names the symbol); the waiting call's transaction is rolled back, so it wrote nothing."""
+__all__ = ["SYMBOL_LOCK_CLASS", "StoreBase", "SymbolLockTimeoutError"]
 
 
 class StoreBase:
@@ -158,19 +158,33 @@ class StoreBase:
             self._lock_symbol(conn, name)
 
     def _lock_symbol(self, conn: psycopg.Connection, symbol: str) -> None:
-        try:
+        with self._waiting_for_lock(
+            SymbolLockTimeoutError,
+            f"the writer lock of symbol {symbol!r}",
+            "another registration, activation or rollback of it",
+        ):
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SYMBOL_LOCK_CLASS, symbol)
             )
+
+    @contextmanager
+    def _waiting_for_lock(
+        self, error: type[LockTimeoutError], lock: str, holder: str
+    ) -> Iterator[None]:
+        """Turn a lock wait of the enclosed statement that ran out into ``error``, whose message
+        names ``lock`` and who holds such a lock (``holder``), instead of psycopg's error, which
+        names neither. Wrap only the statement that takes the lock: a QueryCanceled of any other
+        statement is no lock wait."""
+        try:
+            yield
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
             # QueryCanceled: a statement timeout configured below the lock timeout ran out first,
             # or the wait was cancelled; either way the lock was not obtained.
             reason = " ".join(str(exc).split())
-            raise SymbolLockTimeoutError(
-                f"gave up waiting for the writer lock of symbol {symbol!r} ({reason}; "
-                f"{connection.LOCK_TIMEOUT_ENV}={self.timeouts.lock_s:g} s): another "
-                "registration, activation or rollback of it holds the lock; this transaction is "
-                "rolled back, nothing of it is kept; try again later"
+            raise error(
+                f"gave up waiting for {lock} ({reason}; "
+                f"{connection.LOCK_TIMEOUT_ENV}={self.timeouts.lock_s:g} s): {holder} holds the "
+                "lock; this transaction is rolled back, nothing of it is kept; try again later"
             ) from exc
 
     @staticmethod

@@ -18,7 +18,6 @@ from psycopg_pool import ConnectionPool
 from brain_assets.errors import BrainConnectionError
 from brain_assets.settings import brain_home, configured_dsn
 from brain_assets.store.dsn import describe_target, scrub
-from brain_assets.store.embedded import embedded_dsn
 
 # libpq applies connect_timeout per address tried (localhost may resolve to two), so 4 s keeps a
 # failed connection under the 10 s that callers are promised.
@@ -43,8 +42,10 @@ DEFAULT_IDLE_TX_TIMEOUT_S = 120.0
 DEFAULT_LOCK_TIMEOUT_S = 300.0
 # Longer than the lock timeout because a lock wait counts towards its statement's time: the lock
 # timeout, whose error names the lock, must fire first. Well above the biggest legitimate
-# statement: the bar upsert runs at about 146,000 bars/s (1 M bars in 6.9 s), so even 10 M bars or
-# a year's archive move takes a small fraction of it. It stops a runaway query, nothing more.
+# statement: the bar upsert runs at about 146,000 bars/s (1 M bars in 6.9 s), so even 10 M bars
+# take a small fraction of it. It stops a runaway query, nothing more; work whose length grows with
+# the data it maintains (ANALYZE, archive moves, CREATE DATABASE) lifts it for itself, see
+# SessionTimeouts.for_maintenance.
 DEFAULT_STATEMENT_TIMEOUT_S = 600.0
 # PostgreSQL keeps these settings in milliseconds in a signed 32-bit integer.
 _MAX_TIMEOUT_MS = 2**31 - 1
@@ -75,6 +76,14 @@ class SessionTimeouts:
         process's migrations on their advisory lock. The idle limit stays, so a frozen migrator
         still releases its locks."""
         return replace(self, statement_s=0.0, lock_s=0.0)
+
+    def for_maintenance(self) -> SessionTimeouts:
+        """No statement limit, for maintenance whose length follows the size of the data it
+        handles rather than a fault: an archive move after months without maintenance, ANALYZE
+        sampling a big table, CREATE DATABASE copying a template. Cancelling it would only leave
+        the same, bigger, work to the next run. The lock and idle limits stay, so it still never
+        queues forever behind another session's lock nor holds its own while frozen."""
+        return replace(self, statement_s=0.0)
 
     def server_options(self) -> str:
         """The libpq ``options`` value (``-c name=value`` pairs) that sets these limits at
@@ -173,6 +182,10 @@ def resolve(dsn: str | None) -> Target:
     if from_env is not None:
         describe_target(from_env)
         return Target(from_env, "DATABASE_DSN")
+    # Imported here: the embedded server's admin connections come from connect(), so the embedded
+    # module imports this one.
+    from brain_assets.store.embedded import embedded_dsn
+
     return Target(embedded_dsn(brain_home()), "embedded")
 
 

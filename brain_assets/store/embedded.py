@@ -30,6 +30,7 @@ from psycopg import sql
 
 from brain_assets.errors import EmbeddedServerError
 from brain_assets.events import log_event
+from brain_assets.store import connection
 
 DEFAULT_DATABASE = "brain"
 START_TIMEOUT_S = 30.0
@@ -70,6 +71,8 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _answers(uri: str) -> bool:
+    # A bare probe, retried every half second while the server starts: it runs SELECT 1 and
+    # nothing else, so it needs none of the session limits, only a short connect timeout.
     try:
         with psycopg.connect(uri, connect_timeout=3, autocommit=True) as conn:
             conn.execute("SELECT 1")
@@ -110,9 +113,21 @@ class EmbeddedServer:
         root = head.rsplit("/", 1)[0]
         return f"{root}/{database}{sep}{query}"
 
+    def _admin(self) -> psycopg.Connection:
+        """A connection to the server's ``postgres`` database, for creating and dropping others.
+
+        It carries the Brain's session limits (so its lock waits are bounded like every other
+        session's), without the statement limit: CREATE DATABASE copies its template and DROP
+        DATABASE removes the files, each taking as long as the database is big, which is no
+        runaway query.
+        """
+        return connection.connect(
+            self.uri("postgres"), connection.session_timeouts().for_maintenance()
+        )
+
     def ensure_database(self, name: str, template: str | None = None) -> str:
         """Create database ``name`` if missing (safe when processes race) and return its DSN."""
-        with psycopg.connect(self.uri("postgres"), autocommit=True) as conn:
+        with self._admin() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
@@ -127,7 +142,7 @@ class EmbeddedServer:
         return self.uri(name)
 
     def drop_database(self, name: str) -> None:
-        with psycopg.connect(self.uri("postgres"), autocommit=True) as conn:
+        with self._admin() as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )

@@ -1,8 +1,14 @@
-"""Retention: old metrics, importance analyses and quality logs move into archive tables.
+"""Retention: old metrics, importance analyses and quality logs move into archive tables; old
+settled alerts leave the alert outbox.
 
 The live tables are read on every retrain and every dashboard refresh; a year of hourly history
 per symbol makes them and their indexes large for no benefit. Rows past the retention window are
 moved, not deleted: ``<table>_archive`` (migration 004) keeps them, with their original ids.
+
+Alerts of the outbox (migration 010) that were delivered or given up on are deleted once past the
+same window (``prune_alert_outbox``): nothing will send them again, and the change each announced
+stays recorded where it was made (a rollback in model_activations). Pending alerts are never
+deleted here, whatever their age: giving up on one is the delivery's decision.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from psycopg import sql
 
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
+from brain_assets.store import connection
 from brain_assets.store import validation as check
-from brain_assets.store.connection import CONNECT_TIMEOUT_S
 from brain_assets.store.dsn import describe_target, scrub
 from brain_assets.store.library import BrainLibrary
 
@@ -127,8 +133,12 @@ def analyze(dsn: str, tables: list[str]) -> None:
     statement = sql.SQL("ANALYZE {}").format(
         sql.SQL(", ").join(sql.Identifier(table) for table in tables)
     )
+    # The session limits, but no statement limit: ANALYZE of a big table reads its sample from
+    # pages all over the table (slow on a cold disk), which is maintenance, not a runaway query;
+    # the lock limit still bounds its wait behind a VACUUM or a schema change of the tables.
+    limits = connection.session_timeouts().for_maintenance()
     try:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        with connection.connect(dsn, limits) as conn:
             conn.execute(statement)
     except psycopg.Error as exc:
         raise BrainError(
@@ -156,6 +166,11 @@ def archive_old_rows(
     moved: dict[str, int] = {}
     with brain.transaction() as conn:
         conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        # No statement limit for the move (SessionTimeouts.for_maintenance): it grows with the
+        # backlog (months without maintenance, or a shorter window), and a move cancelled by the
+        # limit rolls back whole, leaving a bigger one to the next run, which would fail the same
+        # way for good. The lock timeout above still bounds its wait.
+        conn.execute("SET LOCAL statement_timeout = 0")
         # Whether a model is active must not change while its rows are judged: SHARE mode waits
         # for registrations and activations in flight and holds new ones off until the move
         # commits (metric and importance inserts still go through: their foreign-key checks only
@@ -175,6 +190,46 @@ def archive_old_rows(
         **{f"archived_{table}": count for table, count in moved.items()},
     )
     return moved
+
+
+def prune_alert_outbox(
+    brain: BrainLibrary,
+    *,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+    now: datetime | None = None,
+) -> int:
+    """Delete the outbox's alerts that were delivered or given up on more than ``retention_days``
+    before ``now`` (default: the current time); returns how many. Pending alerts stay, whatever
+    their age. One transaction."""
+    days, cutoff = _cutoff(retention_days, now)
+    with brain.transaction() as conn:
+        # Settled means next_attempt_at IS NULL (migration 010 ties it to delivered_at or
+        # gave_up_at being set), so an alert claimed by a deliverer right now, whose lease keeps
+        # next_attempt_at set, is never deleted under it. The age is the settling time, not the
+        # creation time: an alert retried for days stays a full window after its last attempt.
+        # No index serves this: the outbox holds a few alerts a day, and this runs monthly.
+        cur = conn.execute(
+            """DELETE FROM alert_outbox
+               WHERE next_attempt_at IS NULL
+                 AND coalesce(delivered_at, gave_up_at) < %(cutoff)s""",
+            {"cutoff": cutoff},
+        )
+        pruned = cur.rowcount
+    log_event("alert_outbox_pruned", retention_days=days, cutoff=cutoff.isoformat(), alerts=pruned)
+    return pruned
+
+
+def run_retention(
+    brain: BrainLibrary, *, retention_days: int = DEFAULT_RETENTION_DAYS
+) -> dict[str, int]:
+    """Everything retention does, as the monthly job and ``brain maintenance`` both run it: old
+    rows to the archive, values of runs that failed or never finished (older than a week:
+    nothing reads them) and settled alerts past the window deleted. Counts by what was moved or
+    deleted."""
+    done = archive_old_rows(brain, retention_days=retention_days)
+    done["asset_values_pruned"] = brain.prune_unpublished_values()
+    done["alert_outbox_pruned"] = prune_alert_outbox(brain, retention_days=retention_days)
+    return done
 
 
 def archived_counts(brain: BrainLibrary) -> dict[str, int]:

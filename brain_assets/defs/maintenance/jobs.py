@@ -9,13 +9,16 @@ import dagster as dg
 from pydantic import Field
 
 from brain_assets.defs.resources import BrainResource
-from brain_assets.store.maintenance import DEFAULT_RETENTION_DAYS, archive_old_rows
+from brain_assets.store.maintenance import DEFAULT_RETENTION_DAYS, run_retention
 
 
 class MaintenanceConfig(dg.Config):
     retention_days: int = Field(
         default=DEFAULT_RETENTION_DAYS,
-        description="Rows older than this many days move to the archive tables (at least 1).",
+        description=(
+            "Rows older than this many days move to the archive tables, and alerts delivered or "
+            "given up on longer ago leave the alert outbox (at least 1)."
+        ),
     )
 
 
@@ -24,15 +27,14 @@ class MaintenanceConfig(dg.Config):
     description=(
         "Move model metrics, feature importance and data-quality logs older than the retention "
         "window into their archive tables (rows of active models stay), then ANALYZE; delete "
-        "asset values of runs that never succeeded, after a week"
+        "asset values of runs that never succeeded, after a week, and alerts delivered or given "
+        "up on before the window (pending alerts stay)"
     ),
 )
 def archive_old_rows_op(
     context: dg.OpExecutionContext, config: MaintenanceConfig, brain: BrainResource
 ) -> dg.Output[dict[str, int]]:
-    moved = archive_old_rows(brain.library, retention_days=config.retention_days)
-    # Values of runs that failed or never finished, older than a week: nothing reads them.
-    moved["asset_values_pruned"] = brain.library.prune_unpublished_values()
+    moved = run_retention(brain.library, retention_days=config.retention_days)
     context.log.info(
         "archived " + ", ".join(f"{count} {table} rows" for table, count in moved.items())
     )
@@ -47,7 +49,10 @@ def archive_old_rows_op(
 
 @dg.job(
     name="maintenance",
-    description="Retention: old metrics, importance analyses and quality logs to the archive",
+    description=(
+        "Retention: old metrics, importance analyses and quality logs to the archive; old "
+        "settled alerts out of the outbox"
+    ),
 )
 def maintenance_job() -> None:
     archive_old_rows_op()
