@@ -8,9 +8,11 @@ and predicts the forward return of the latest bar, which is the last row of ``ba
 passes closed bars only.
 
 A symbol without an active version raises :class:`StandAside` with the Brain's reason: the engine
-should hold no position. Bars the model cannot read faithfully raise ``ValueError`` naming the
-problem (too few, unsorted or duplicated, missing or non-positive values, another bar frequency
-than the model's, a gap in the bars the prediction reads, missing columns).
+should hold no position. An active version whose artifact cannot be loaded is taken out with an
+alert and the previous good version is loaded instead (see :func:`load_predictor`). Bars the model
+cannot read faithfully raise ``ValueError`` naming the problem (too few, unsorted or duplicated,
+missing or non-positive values, another bar frequency than the model's, a gap in the bars the
+prediction reads, missing columns).
 
 How many bars: the feature warm-up (:data:`~brain_assets.features.technical.WARMUP_BARS`) plus a
 sequence model's context rows plus the bar predicted is the minimum. The EMA-based features (MACD,
@@ -36,6 +38,7 @@ from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_featu
 from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
 
 if TYPE_CHECKING:
+    from brain_assets.decisions.policy import DecisionPolicy
     from brain_assets.store.library import BrainLibrary
 
 __all__ = ["Prediction", "Predictor", "StandAside", "load_predictor"]
@@ -273,7 +276,13 @@ def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
     return StandAside(symbol, str(brain.trading_status(symbol)["reason"]))
 
 
-def load_predictor(brain: BrainLibrary, symbol: str, regime: str | None = None) -> Predictor:
+def load_predictor(
+    brain: BrainLibrary,
+    symbol: str,
+    regime: str | None = None,
+    *,
+    policy: DecisionPolicy | None = None,
+) -> Predictor:
     """The model the Brain recommends for ``symbol``, loaded and ready to predict.
 
     With ``regime`` None the symbol's active version; with a volatility regime (low, normal,
@@ -281,31 +290,56 @@ def load_predictor(brain: BrainLibrary, symbol: str, regime: str | None = None) 
     (the best tradable version in that regime, else the active one). The artifact's sha256 is
     verified before it is deserialised.
 
+    A version whose artifact cannot be loaded (it fails its sha256, the allowlists refuse it,
+    or TensorFlow cannot be imported for an ``lstm``) is never skipped silently: it is taken out
+    through ``ModelVersioning(brain, policy=policy).fall_back_from_unloadable``, which alerts,
+    and the recommendation is made once more by the same rule, so the engine gets the previous
+    good version, or StandAside when none loads. ``policy`` is the decision policy that picks
+    the fallback (default: ``DecisionPolicy()``).
+
     Raises:
         StandAside: the symbol has models but none may trade; ``reason`` says why.
         ValueError: a symbol without any model (named), an unknown regime, a blank symbol, or a
-            version whose artifact or features cannot be used.
-        ArtifactIntegrityError: the stored artifact no longer matches its sha256.
+            version whose features cannot be used.
+        UnloadableArtifactError: the version recommended after a fallback cannot be loaded
+            either (the fallback verified it, so something changed it in between).
     """
+    from brain_assets.training.serialization import UnloadableArtifactError
+    from brain_assets.versioning import ModelVersioning
+
+    model, reason = _recommended(brain, symbol, regime)
+    try:
+        return _predictor(brain, model, reason=reason, regime=regime)
+    except UnloadableArtifactError as exc:
+        ModelVersioning(brain, policy=policy).fall_back_from_unloadable(
+            str(model["symbol"]), exc.model_id, exc.error
+        )
+    # The broken version is marked now: neither the active version nor the selector's pick can
+    # be it again. Once only: the fallback loaded the version it chose.
+    model, reason = _recommended(brain, symbol, regime)
+    return _predictor(brain, model, reason=reason, regime=regime)
+
+
+def _recommended(
+    brain: BrainLibrary, symbol: str, regime: str | None
+) -> tuple[dict[str, Any], str]:
+    """The registry row load_predictor loads, and why it is the one."""
     if regime is None:
         model = brain.get_active_model(symbol)
         if model is None:
             raise _stand_aside(brain, symbol)
-        reason = f"{model['model_type']} v{model['version']} is the active version"
-    else:
-        from brain_assets.selection import ModelSelector
+        return model, f"{model['model_type']} v{model['version']} is the active version"
+    from brain_assets.selection import ModelSelector
 
-        pick = ModelSelector(brain).select_model_for_symbol(symbol, regime)
-        if pick is None:
-            raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
-        if pick.get("stand_aside") or pick.get("model_id") is None:
-            raise _stand_aside(brain, symbol)
-        chosen = brain.get_model(str(pick["model_id"]))
-        if chosen is None:
-            raise ValueError(f"{symbol}: the selected model {pick['model_id']} no longer exists")
-        model = chosen
-        reason = str(pick["reason"])
-    return _predictor(brain, model, reason=reason, regime=regime)
+    pick = ModelSelector(brain).select_model_for_symbol(symbol, regime)
+    if pick is None:
+        raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
+    if pick.get("stand_aside") or pick.get("model_id") is None:
+        raise _stand_aside(brain, symbol)
+    chosen = brain.get_model(str(pick["model_id"]))
+    if chosen is None:
+        raise ValueError(f"{symbol}: the selected model {pick['model_id']} no longer exists")
+    return chosen, str(pick["reason"])
 
 
 def _predictor(
@@ -313,12 +347,10 @@ def _predictor(
 ) -> Predictor:
     from brain_assets.pipeline.lstm_model import context_rows
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
-    from brain_assets.training.serialization import deserialize_model
+    from brain_assets.training.serialization import load_registered_model
 
     label = f"{model['symbol']} {model['model_type']} v{model['version']}"
-    estimator = deserialize_model(
-        brain.load_model_artifact(str(model["model_id"])), str(model["artifact_format"])
-    )
+    estimator = load_registered_model(brain, model)
     names = [str(name) for name in (model.get("feature_names") or [])]
     if not names:
         names = [str(name) for name in getattr(estimator, "feature_names_in_", [])]

@@ -8,6 +8,11 @@ transaction as the change.
 
 Each automatic decision records ``as_of``, the last bar it saw, so that the rollback cooldown is
 counted in bars of market time, which a replay of history runs through in minutes.
+
+A version whose artifact cannot be loaded (integrity check, allowlist refusal, TensorFlow missing
+for an ``lstm``) is taken out by :meth:`ModelVersioning.fall_back_from_unloadable`: the previous
+good version a regression rollback would pick, provided its own artifact loads, trades instead,
+or the symbol stands aside; an alert is queued with the change.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 
-from brain_assets.alerts import dispatch_alert, queue_alert
+from brain_assets.alerts import QueuedAlert, dispatch_alert, queue_alert
 from brain_assets.calendar import SECONDS_PER_YEAR
 from brain_assets.decisions.policy import (
     DEFAULT_FLOOR,
@@ -41,7 +46,8 @@ from brain_assets.errors import UnknownModelError
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainLibrary
-from brain_assets.store.registry import rolled_back_for_regression
+from brain_assets.store.registry import UNLOADABLE_TRIGGER, withdrawn
+from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
 
 __all__ = [
     "DEFAULT_FLOOR",
@@ -49,6 +55,7 @@ __all__ = [
     "FLOORS",
     "HIGHER_IS_BETTER",
     "LOWER_IS_BETTER",
+    "UNLOADABLE_TRIGGER",
     "ChampionScorer",
     "DecisionPolicy",
     "ModelVersioning",
@@ -58,7 +65,9 @@ __all__ = [
 
 ChampionScorer = Callable[[Mapping[str, Any]], "pd.Series | None"]
 """Given the active version's registry row, its per-bar net returns on the challenger's test
-bars that it was not trained on (None when it cannot be scored)."""
+bars that it was not trained on (None when it cannot be scored). A scorer that raises
+UnloadableArtifactError for the active version has it taken out before the challenger is
+judged (see ModelVersioning.fall_back_from_unloadable)."""
 
 MAX_ROLLBACK_CANDIDATES = 5
 """Earlier versions a rollback considers, most recently active first."""
@@ -75,6 +84,18 @@ def _as_of(value: object) -> str | None:
     # Naive times are UTC, as everywhere in the Brain; comparing them needs one convention.
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.isoformat()
+
+
+MAX_ERROR_CHARS = 1000
+
+
+def _error_text(reason: object) -> str:
+    """An exception's message as one line of bounded length: it goes into the activation row
+    and the alert, and a deserialiser's message can span lines or quote a whole document."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"reason must be a non-blank string, got {reason!r}")
+    flat = " ".join(reason.split())
+    return flat if len(flat) <= MAX_ERROR_CHARS else flat[: MAX_ERROR_CHARS - 3] + "..."
 
 
 class ModelVersioning:
@@ -137,9 +158,23 @@ class ModelVersioning:
             self.brain._lock_symbol(conn, symbol)
             model = self.brain._require_model(conn, model_id)
             active = self._active(conn, model["symbol"])
-            decision = self._promotion_decision(
-                model, active, floor, bar_returns, champion_returns, n_challengers
-            )
+            alerts: list[QueuedAlert] = []
+            try:
+                decision = self._promotion_decision(
+                    model, active, floor, bar_returns, champion_returns, n_challengers
+                )
+            except UnloadableArtifactError as exc:
+                if active is None or exc.model_id != active["model_id"]:
+                    raise
+                # A champion that cannot be loaded cannot trade either: it is taken out here,
+                # in this transaction, and the challenger faces whatever trades after that.
+                withdrawal = self._withdraw_unloadable(conn, active, _error_text(exc.error))
+                if withdrawal is not None:
+                    alerts.append(withdrawal)
+                active = self._active(conn, model["symbol"])
+                decision = self._promotion_decision(
+                    model, active, floor, bar_returns, champion_returns, n_challengers
+                )
             record = {**decision.to_json(), "floor": floor.to_json(), "as_of": _as_of(as_of)}
             if decision.passed:
                 self._activate(conn, model, reason="promotion", details=record)
@@ -153,6 +188,9 @@ class ModelVersioning:
                     reason="below_floor" if not floor.passed else "challenger",
                     details=record,
                 )
+        # After the commit (inside a caller's transaction the outbox sensor sends them later).
+        for alert in alerts:
+            dispatch_alert(self.brain, alert)
         return model_id
 
     def _promotion_decision(
@@ -445,6 +483,137 @@ class ModelVersioning:
         dispatch_alert(self.brain, alert)
         return event != "model_rollback_unavailable"
 
+    # -- unloadable artifacts -----------------------------------------------------------------
+
+    def fall_back_from_unloadable(
+        self, symbol: str, model_id: str, reason: str
+    ) -> dict[str, Any] | None:
+        """Take out ``model_id``, whose artifact cannot be loaded (``reason`` says why), and
+        return the version that trades now (None: the symbol stands aside).
+
+        When it is the active version, the target is the one a regression rollback would pick
+        (the most recently active earlier version of the same horizon, above the activation
+        floor, not itself withdrawn) whose own artifact loads and verifies; candidates that do
+        not load are marked too and listed in the alert. With no such version the symbol stands
+        aside, under every policy: keeping a model that cannot predict is not an option. When
+        ``model_id`` is not active (a regime pick, a rollback candidate) it is only marked, so
+        that neither the selector nor a rollback returns to it.
+
+        One transaction under the symbol's lock: the mark, the activation change and the alert
+        (``model_rollback``, ``model_stand_aside`` or ``model_artifact_unloadable``, trigger
+        ``artifact_unloadable``) commit together; the alert is dispatched after the commit. A
+        version already marked is left alone: racing callers act once, and alert once.
+        """
+        symbol = check.symbol(symbol)
+        model_id = check.text(model_id, "model_id")
+        reason = _error_text(reason)
+        with self.brain.transaction() as conn:
+            model = self.brain._require_model(conn, model_id)
+            if model["symbol"] != symbol:
+                raise UnknownModelError(
+                    f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
+                )
+            self.brain._lock_symbol(conn, symbol)
+            alert = self._withdraw_unloadable(conn, model, reason)
+            active = self._active(conn, symbol)
+        if alert is not None:
+            dispatch_alert(self.brain, alert)
+        return active
+
+    def _withdraw_unloadable(
+        self, conn: psycopg.Connection, model: Mapping[str, Any], error: str
+    ) -> QueuedAlert | None:
+        """Mark ``model`` unloadable and, if it is active, fall back (see
+        fall_back_from_unloadable); returns the queued alert, or None when it was marked
+        already. The caller holds the symbol's lock inside the transaction."""
+        symbol, model_id = str(model["symbol"]), str(model["model_id"])
+        if self.brain._is_withdrawn(conn, model_id):
+            return None
+        active = self._active(conn, symbol)
+        details: dict[str, Any] = {
+            "trigger": UNLOADABLE_TRIGGER,
+            "unloadable_model_id": model_id,
+            "unloadable_version": model["version"],
+            "error": error,
+        }
+        target: dict[str, Any] | None = None
+        if active is None or active["model_id"] != model_id:
+            self._mark_unloadable(conn, model, details)
+            event = "model_artifact_unloadable"
+        else:
+            target, skipped = self._rollback_target(conn, symbol, model, loadable=self._load_error)
+            for entry in skipped:
+                if entry.get("unloadable"):
+                    broken = self.brain._require_model(conn, entry["model_id"])
+                    self._mark_unloadable(
+                        conn,
+                        broken,
+                        {
+                            **details,
+                            "unloadable_model_id": entry["model_id"],
+                            "unloadable_version": entry["version"],
+                            "error": entry["why"],
+                        },
+                    )
+            details["skipped"] = skipped
+            if target is not None:
+                details["rolled_back_to"] = target["model_id"]
+                self._activate(conn, target, reason="rollback", details=details)
+                event = "model_rollback"
+            else:
+                self.brain._deactivate(
+                    conn, symbol, reason="rollback", details={**details, "stand_aside": True}
+                )
+                event = "model_stand_aside"
+        # In the change's transaction, so that the alert commits with it or not at all.
+        return queue_alert(
+            self.brain,
+            event,
+            {
+                "symbol": symbol,
+                "trigger": UNLOADABLE_TRIGGER,
+                "unloadable_model_id": model_id,
+                "unloadable_version": model["version"],
+                "model_type": model["model_type"],
+                "error": error,
+                "was_active": event != "model_artifact_unloadable",
+                "rolled_back_to": None if target is None else target["model_id"],
+                "rolled_back_to_version": None if target is None else target["version"],
+                "stand_aside": event == "model_stand_aside",
+                "skipped": [
+                    {"model_id": e["model_id"], "version": e["version"], "why": e["why"]}
+                    for e in details.get("skipped", [])
+                ],
+            },
+        )
+
+    def _mark_unloadable(
+        self, conn: psycopg.Connection, model: Mapping[str, Any], details: Mapping[str, Any]
+    ) -> None:
+        # A warning row with the trigger is the mark for a version that is not active: the
+        # withdrawn() filter reads it like the deactivation row of an active one.
+        self.brain.record_activation_event(
+            conn,
+            model["symbol"],
+            model["model_id"],
+            model["version"],
+            action="warning",
+            reason=UNLOADABLE_TRIGGER,
+            details=details,
+        )
+
+    def _load_error(self, model: Mapping[str, Any]) -> str | None:
+        """Why ``model``'s artifact cannot be loaded here, or None when it loads and verifies.
+
+        Runs inside the fallback's transaction (the reads join it) and under the symbol's lock;
+        at most MAX_ROLLBACK_CANDIDATES artifacts, on a path that runs once per broken version.
+        """
+        try:
+            load_registered_model(self.brain, model)
+        except UnloadableArtifactError as exc:
+            return _error_text(exc.error)
+        return None
+
     # -- internals ----------------------------------------------------------------------------
 
     def _active(self, conn: psycopg.Connection, symbol: str) -> dict[str, Any] | None:
@@ -539,7 +708,7 @@ class ModelVersioning:
             "SELECT a.model_id, max(a.activation_id) AS last FROM model_activations a"  # noqa: S608
             " WHERE a.symbol = %(symbol)s AND a.action = 'activated'"
             " AND a.model_id IS DISTINCT FROM %(current)s"
-            f" AND NOT {rolled_back_for_regression('a')}"
+            f" AND NOT {withdrawn('a')}"
             " GROUP BY a.model_id ORDER BY last DESC LIMIT %(limit)s",
             {
                 "symbol": symbol,
@@ -558,13 +727,26 @@ class ModelVersioning:
         threshold: float = 0.05,
         *,
         operator: bool = False,
+        loadable: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The most recently active other version that may trade again, and why the ones
-        before it were passed over."""
+        before it were passed over. With ``loadable`` (the reason a version's artifact cannot
+        be loaded, or None) an eligible version must also load; one that does not is skipped
+        with ``unloadable: True``."""
         skipped: list[dict[str, Any]] = []
         for model_id in self._candidate_ids(conn, symbol, current):
             candidate = self.brain._require_model(conn, model_id)
             why = self._not_eligible(conn, candidate, current, candidates, threshold, operator)
+            if why is None and loadable is not None and (error := loadable(candidate)):
+                skipped.append(
+                    {
+                        "model_id": model_id,
+                        "version": candidate["version"],
+                        "why": error,
+                        "unloadable": True,
+                    }
+                )
+                continue
             if why is None:
                 return candidate, skipped
             skipped.append({"model_id": model_id, "version": candidate["version"], "why": why})

@@ -102,7 +102,7 @@ def test_retraining_on_the_same_bars_adds_no_rows(dsn: str) -> None:
 @pytest.mark.parametrize(
     ("step", "function", "registered_before_failure"),
     [
-        ("trained_models", "train_symbol", 0),
+        ("trained_models", "train_symbol_models", 0),
         ("model_evaluation", "evaluate_symbol", 0),
         # Fails after the registration committed: the versions exist, the step does not.
         ("registry_entries", "registry_markdown", 2),

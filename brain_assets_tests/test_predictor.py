@@ -205,8 +205,8 @@ def test_regime_uses_the_selectors_pick(brain: BrainLibrary, trained: Trained) -
 
 
 def test_tampered_artifact_is_refused(brain: BrainLibrary, trained: Trained) -> None:
-    from brain_assets.errors import ArtifactIntegrityError
-
+    """Never served: the version is taken out with an alert; with no earlier version to fall
+    back to (test_failure_isolation covers the fallback), the symbol stands aside."""
     ids = register(brain, trained)
     active = brain.get_active_model(SYMBOL)
     assert active is not None
@@ -216,8 +216,13 @@ def test_tampered_artifact_is_refused(brain: BrainLibrary, trained: Trained) -> 
             (active["model_id"],),
         )
     assert active["model_id"] in ids.values()
-    with pytest.raises(ArtifactIntegrityError):
+    with pytest.raises(StandAside, match="artifact_unloadable"):
         load_predictor(brain, SYMBOL)
+    assert brain.get_active_model(SYMBOL) is None
+    [alert] = brain.get_alerts()
+    assert alert["kind"] == "model_stand_aside"
+    assert alert["payload"]["unloadable_model_id"] == active["model_id"]
+    assert alert["payload"]["error"].startswith("ArtifactIntegrityError")
 
 
 def run_cli(*argv: str) -> int:

@@ -42,6 +42,27 @@ def import_keras() -> Any:
     return keras
 
 
+def keras_import_error() -> ImportError | OSError | None:
+    """Why keras (and TensorFlow under it) cannot be imported in this process; None if it can.
+
+    Only the import is tried: a missing package or a shared library that fails to load (a
+    CUDA/cuDNN or glibc mismatch surfaces as ImportError, a library that ctypes cannot open as
+    OSError) makes the ``lstm`` model type unavailable on this machine, which is a fact about
+    the deployment and not about a model. Anything else raised here (an AttributeError from a
+    mismatched keras/TensorFlow pair, say) propagates: it is a bug to see, not a type to skip.
+    An import that failed is tried again on the next call, so a fixed environment recovers
+    without a restart.
+    """
+    try:
+        keras = import_keras()
+        if keras.backend.backend() == "tensorflow":
+            # keras imports TensorFlow lazily in places; the fit's seeding imports it for sure.
+            import tensorflow  # noqa: F401
+    except (ImportError, OSError) as exc:
+        return exc
+    return None
+
+
 @dataclass(frozen=True)
 class LayerClasses:
     """The custom layer classes, created lazily because they subclass ``keras.layers.Layer``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
+from brain_assets.training.serialization import UnloadableArtifactError
 from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning
 
 DEFAULT_MIN_LIVE_BARS = 168
@@ -44,6 +46,9 @@ class LiveEvaluation:
     """The last bar of the live window: the market time the verdict is taken at."""
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     """Rollback candidates' metrics on the same recent bars, by model_id."""
+    fell_back_from: dict[str, Any] | None = None
+    """The active version whose artifact could not be loaded and was taken out before this
+    evaluation (model_id, version, error); None when the active version loaded."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,7 @@ class LiveEvaluation:
             "assessment": self.assessment,
             "as_of": self.as_of,
             "candidates": self.candidates,
+            "fell_back_from": self.fell_back_from,
         }
 
 
@@ -125,14 +131,65 @@ def evaluate_active_model(
     never saw (after the data window it was trained and evaluated on).
 
     The earlier versions a rollback could return to are evaluated on the same bars, so that the
-    rollback never returns to a model that fails there too.
+    rollback never returns to a model that fails there too; one whose artifact cannot be loaded
+    is marked so (``fall_back_from_unloadable``), and a rollback never returns to it.
 
-    Returns None when the symbol has no active model; raises ValueError when fewer than
-    ``min_bars`` unseen bars exist (nothing to judge the model on yet).
+    An active model whose artifact cannot be loaded is taken out through
+    ``ModelVersioning.fall_back_from_unloadable`` (with an alert), and the version that trades
+    after it is evaluated instead, once; ``fell_back_from`` says so.
+
+    Returns None when the symbol has no active model (also after a fallback that found no
+    version to trade); raises ValueError when fewer than ``min_bars`` unseen bars exist
+    (nothing to judge the model on yet).
     """
+    versioning = ModelVersioning(brain, policy=policy)
     active = brain.get_active_model(symbol)
     if active is None:
         return None
+
+    def evaluate(model: dict[str, Any]) -> LiveEvaluation:
+        return _evaluate(
+            brain,
+            versioning,
+            model,
+            ohlcv,
+            settings,
+            rollback_threshold=rollback_threshold,
+            monitored=monitored,
+            min_bars=min_bars,
+            window_bars=window_bars,
+        )
+
+    try:
+        return evaluate(active)
+    except UnloadableArtifactError as exc:
+        if exc.model_id != active["model_id"]:
+            raise
+        replacement = versioning.fall_back_from_unloadable(symbol, exc.model_id, exc.error)
+        fell_back_from = {
+            "model_id": exc.model_id,
+            "version": exc.version,
+            "error": exc.error,
+        }
+    if replacement is None:
+        return None
+    # Once: the fallback loaded the version it chose.
+    return dataclasses.replace(evaluate(replacement), fell_back_from=fell_back_from)
+
+
+def _evaluate(
+    brain: BrainLibrary,
+    versioning: ModelVersioning,
+    active: dict[str, Any],
+    ohlcv: pd.DataFrame,
+    settings: RetrainSettings,
+    *,
+    rollback_threshold: float,
+    monitored: tuple[str, ...],
+    min_bars: int,
+    window_bars: int,
+) -> LiveEvaluation:
+    symbol = str(active["symbol"])
     seen = seen_until(active)
     if seen is None:
         raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
@@ -147,7 +204,6 @@ def evaluate_active_model(
     ppy = periods_per_year(table.index)
     values = live_metrics(brain, active, table, rows, settings, ppy)
     brain.store_model_metrics(active["model_id"], symbol, values, periods_per_year=ppy)
-    versioning = ModelVersioning(brain, policy=policy)
     candidates: dict[str, dict[str, float]] = {}
     for candidate in versioning.rollback_candidates(symbol):
         if candidate["credible"] is False or candidate["horizon"] not in (None, active["horizon"]):
@@ -158,6 +214,10 @@ def evaluate_active_model(
             continue
         try:
             metrics = live_metrics(brain, candidate, table, own, settings, ppy)
+        except UnloadableArtifactError as exc:
+            # Marked (with an alert), so that a rollback of this run cannot return to it.
+            versioning.fall_back_from_unloadable(symbol, exc.model_id, exc.error)
+            continue
         except Exception as exc:  # one old version must not stop monitoring; logged
             log_event(
                 "rollback_candidate_not_scored",

@@ -15,7 +15,7 @@ from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
-from brain_assets.training.serialization import deserialize_model
+from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
 from brain_assets.versioning import ChampionScorer
 
 
@@ -34,16 +34,19 @@ def model_predictions(
     brain: BrainLibrary, model: Mapping[str, Any], table: pd.DataFrame, rows: pd.Index
 ) -> pd.Series:
     """A registered version's predictions on ``rows`` of ``table`` (contiguous, with the rows
-    before them as a sequence model's context), its artifact verified against its sha256."""
+    before them as a sequence model's context), its artifact verified against its sha256.
+
+    Raises:
+        UnloadableArtifactError: the version's artifact cannot be loaded (see
+            training.serialization.load_registered_model).
+    """
     X, _, _ = split_columns(table)
     names = list(model.get("feature_names") or [])
     if names and names != list(X.columns):
         raise ValueError(
             f"version {model['version']} was trained on other features than this table has"
         )
-    estimator = deserialize_model(
-        brain.load_model_artifact(str(model["model_id"])), str(model["artifact_format"])
-    )
+    estimator = load_registered_model(brain, model)
     positions = table.index.get_indexer(rows)
     if len(positions) == 0 or (positions < 0).any():
         raise ValueError("rows must be a non-empty selection of the table's rows")
@@ -77,7 +80,11 @@ def model_bar_returns(
 def champion_scorer(
     brain: BrainLibrary, table: pd.DataFrame, test_rows: pd.Index, settings: RetrainSettings
 ) -> ChampionScorer:
-    """Scores the active version on the challengers' test bars that it was not trained on."""
+    """Scores the active version on the challengers' test bars that it was not trained on.
+
+    An active version whose artifact cannot be loaded raises UnloadableArtifactError, which the
+    registration turns into a fallback with an alert; any other failure means "cannot be
+    scored" and the promotion compares composite scores instead."""
 
     def score(active: Mapping[str, Any]) -> pd.Series | None:
         end = active.get("training_end")
@@ -85,7 +92,9 @@ def champion_scorer(
         horizon = int(active.get("horizon") or settings.horizon)
         try:
             net = model_bar_returns(brain, active, table, test_rows, settings)
-        except Exception as exc:  # any failure means "cannot be scored"; logged
+        except UnloadableArtifactError:
+            raise  # not a scoring problem: the champion cannot trade at all
+        except Exception as exc:  # any other failure means "cannot be scored"; logged
             log_event(
                 "champion_not_scored",
                 logging.WARNING,

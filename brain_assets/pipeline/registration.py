@@ -119,7 +119,13 @@ def register_symbol(
                 )
         active = brain.get_active_model(symbol)
     result.active_model_id = None if active is None else active["model_id"]
-    if active is not None and (before is None or before["model_id"] != active["model_id"]):
+    # Only a new version is a promotion: an earlier one can also become active here, when the
+    # champion's artifact turned out unloadable and the registry fell back to it.
+    if (
+        active is not None
+        and (before is None or before["model_id"] != active["model_id"])
+        and active["model_id"] in result.new_model_ids.values()
+    ):
         result.promoted.append(active["model_id"])
     return result
 

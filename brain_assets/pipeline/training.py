@@ -3,6 +3,9 @@
 The scikit-learn models fit the training segment alone. The ``lstm`` model fits it too and uses the
 validation segment for early stopping, which is what that segment is for; the test segment stays
 unseen by every model.
+
+A machine that cannot import TensorFlow still trains the scikit-learn models: the ``lstm`` type
+is skipped for that call and the reason returned (see :func:`train_symbol_models`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from brain_assets.errors import ArtifactIntegrityError
 from brain_assets.events import log_event
+from brain_assets.lstm.network import keras_import_error
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lineage import model_fingerprint, table_digest
 from brain_assets.pipeline.lstm_model import fit_lstm
@@ -92,16 +96,66 @@ def split_summary(split: WalkForwardSplit) -> dict[str, Any]:
     }
 
 
-def train_symbol(
+@dataclass(frozen=True)
+class SymbolTraining:
+    """What :func:`train_symbol_models` fitted, and which configured types it could not."""
+
+    artifacts: list[TrainedArtifact]
+    skipped_model_types: dict[str, str] = field(default_factory=dict)
+    """Model type -> why it was not trained (``"ImportError: ..."``); empty when none was."""
+
+
+def unavailable_model_types(settings: RetrainSettings) -> dict[str, str]:
+    """The configured model types this process cannot train, with the reason for each.
+
+    Only ``lstm`` can be unavailable: it needs TensorFlow, which may be missing or fail to load
+    its shared libraries on a machine where scikit-learn works fine.
+    """
+    if LSTM_MODEL_TYPE not in settings.trained_model_types:
+        return {}
+    error = keras_import_error()
+    if error is None:
+        return {}
+    return {LSTM_MODEL_TYPE: f"{type(error).__name__}: {error}"}
+
+
+def train_symbol_models(
     symbol: str, table: pd.DataFrame, settings: RetrainSettings
-) -> list[TrainedArtifact]:
+) -> SymbolTraining:
+    """Fit every configured model type that this process can train.
+
+    TensorFlow is imported up front, before anything is fitted, and only a failure of that
+    import skips ``lstm``: the other types train as usual, and the reason is logged
+    (``model_type_skipped``) and returned. The distinction is made by *where* the error
+    happens, not by its type: an ImportError raised while fitting (a lazily imported piece of
+    keras, a bug of ours) is a failure of the fit and fails the call like any other error,
+    because skipping it would hide a broken model type behind a run that looks healthy.
+
+    Raises:
+        RuntimeError: when every configured model type is unavailable (nothing to train).
+    """
+    skipped = unavailable_model_types(settings)
+    for model_type, reason in skipped.items():
+        log_event(
+            "model_type_skipped",
+            logging.WARNING,
+            symbol=symbol,
+            model_type=model_type,
+            reason=reason,
+        )
+    wanted = [t for t in settings.trained_model_types if t not in skipped]
+    if not wanted:
+        raise RuntimeError(
+            f"{symbol}: no configured model type can be trained in this process: "
+            + "; ".join(f"{t}: {why}" for t, why in skipped.items())
+        )
     split = split_for(table, settings)
     X, y, _ = split_columns(table)
     X_train, y_train = X.iloc[split.train], y.iloc[split.train]
     start, end = X_train.index[0], X_train.index[-1]
     digest = table_digest(table)
     artifacts = []
-    for model_type in settings.trained_model_types:
+    for model_type in wanted:
         if model_type == LSTM_MODEL_TYPE:
             artifact = _train_lstm(X, y, split, settings)
         else:
@@ -136,7 +190,14 @@ def train_symbol(
             seconds=round(artifact.fit_seconds, 4),
         )
         artifacts.append(artifact)
-    return artifacts
+    return SymbolTraining(artifacts, skipped)
+
+
+def train_symbol(
+    symbol: str, table: pd.DataFrame, settings: RetrainSettings
+) -> list[TrainedArtifact]:
+    """The artifacts of :func:`train_symbol_models` (a skipped type is only logged)."""
+    return train_symbol_models(symbol, table, settings).artifacts
 
 
 def _train_lstm(

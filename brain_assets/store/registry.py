@@ -53,21 +53,37 @@ ACTIVATION_COLUMNS = (
 )
 
 
-def rolled_back_for_regression(alias: str) -> str:
-    """SQL: model ``<alias>.model_id`` was rolled back for a metric regression after its latest
-    activation (an operator's rollback or a later re-promotion clears the mark).
+UNLOADABLE_TRIGGER = "artifact_unloadable"
+"""The ``trigger`` of the activation rows that take out a version whose artifact cannot be loaded
+(see ModelVersioning.fall_back_from_unloadable)."""
+
+
+def withdrawn(alias: str) -> str:
+    """SQL: model ``<alias>.model_id`` was withdrawn since its latest activation: rolled back for
+    a metric regression, or found with an artifact that cannot be loaded (whether it was active
+    then or not). Only an activation after the mark (an operator's promote or rollback, or a
+    re-promotion) clears it.
 
     ``alias`` is a fixed table alias from this package, never user input.
     """
     if not alias.isidentifier():
         raise ValueError(f"not a table alias: {alias!r}")
+    # coalesce: a version never activated can still be marked unloadable (the selector's pick,
+    # a rollback candidate), and the mark must hold for it too.
     return f"""EXISTS (
         SELECT 1 FROM model_activations r
-        WHERE r.model_id = {alias}.model_id AND r.action = 'deactivated'
-          AND r.reason = 'rollback' AND r.details ->> 'trigger' = 'metric_regression'
-          AND r.activation_id > (
+        WHERE r.model_id = {alias}.model_id
+          AND ((r.action = 'deactivated' AND r.reason = 'rollback'
+                AND r.details ->> 'trigger' = 'metric_regression')
+               OR (r.action IN ('deactivated', 'warning')
+                   AND r.details ->> 'trigger' = '{UNLOADABLE_TRIGGER}'))
+          AND r.activation_id > coalesce((
               SELECT max(x.activation_id) FROM model_activations x
-              WHERE x.model_id = {alias}.model_id AND x.action = 'activated'))"""  # noqa: S608
+              WHERE x.model_id = {alias}.model_id AND x.action = 'activated'), 0))"""  # noqa: S608
+
+
+rolled_back_for_regression = withdrawn
+"""The earlier name, kept for the modules that import it; it now covers unloadable artifacts."""
 
 
 def _lineage(
@@ -342,6 +358,15 @@ class RegistryMixin(StoreBase):
         return result
 
     @staticmethod
+    def _is_withdrawn(conn: psycopg.Connection, model_id: str) -> bool:
+        """Whether the version carries a withdrawal mark (see :func:`withdrawn`)."""
+        row = conn.execute(
+            f"SELECT {withdrawn('m')} FROM model_registry m WHERE m.model_id = %s",  # noqa: S608
+            (model_id,),
+        ).fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
     def _model_with_fingerprint(
         conn: psycopg.Connection, symbol: str, fingerprint: str
     ) -> str | None:
@@ -382,10 +407,11 @@ class RegistryMixin(StoreBase):
 
         "Best" ranks the composite score each version earned on its own retrain's out-of-sample
         test segment (the numbers on its registry row), among the versions that may trade:
-        not below the activation floor (``credible`` is not false), not rolled back for a metric
-        regression since their latest activation, and of one horizon (``horizon``; by default
-        the active version's, else the newest version's), since versions predicting different
-        horizons do not compete. None when no version qualifies: the engine stands aside.
+        not below the activation floor (``credible`` is not false), not withdrawn since their
+        latest activation (rolled back for a metric regression, or an artifact that cannot be
+        loaded), and of one horizon (``horizon``; by default the active version's, else the
+        newest version's), since versions predicting different horizons do not compete. None
+        when no version qualifies: the engine stands aside.
         """
         symbol = check.symbol(symbol)
         with self.transaction() as conn:
@@ -404,7 +430,7 @@ class RegistryMixin(StoreBase):
                 found = cur.execute(
                     _SELECT_MODEL
                     + f""" m WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s
-                        AND credible IS NOT FALSE AND NOT {rolled_back_for_regression("m")}
+                        AND credible IS NOT FALSE AND NOT {withdrawn("m")}
                         ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
                     (symbol, chosen),
                 ).fetchone()
@@ -419,7 +445,7 @@ class RegistryMixin(StoreBase):
         rows = self._rows(
             "SELECT m.model_id FROM model_registry m"  # noqa: S608 (fixed SQL only)
             " WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s AND credible IS NOT FALSE"
-            f" AND NOT {rolled_back_for_regression('m')}"
+            f" AND NOT {withdrawn('m')}"
             " ORDER BY composite_score DESC NULLS LAST, version DESC",
             (symbol, best["horizon"]),
         )

@@ -42,9 +42,13 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from brain_assets.errors import ArtifactIntegrityError, BrainError
 from brain_assets.lstm.model import StandardizedLSTM
+
+if TYPE_CHECKING:
+    from brain_assets.store.library import BrainLibrary
 
 SKOPS_FORMAT = "skops"
 KERAS_FORMAT = "keras"
@@ -289,3 +293,52 @@ def deserialize_model(data: bytes, fmt: str) -> Any:
     if fmt == KERAS_FORMAT:
         return _deserialize_keras(data)
     return _deserialize_skops(data)
+
+
+# -- registered versions --------------------------------------------------------------------
+
+
+class UnloadableArtifactError(BrainError, ValueError):
+    """A registered version's artifact cannot be made into a model in this process.
+
+    A ValueError, as the integrity and allowlist errors it wraps were before it existed, so
+    callers that refused a bad artifact by catching ValueError still do.
+
+    ``__cause__`` is what failed: an ArtifactIntegrityError (the bytes no longer match their
+    sha256), a ValueError (the allowlists refused the artifact, or it is not a readable
+    archive), or an ImportError/OSError (the library that reads it, TensorFlow for an ``lstm``
+    version, cannot be loaded here).
+    """
+
+    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
+        self.symbol = str(model["symbol"])
+        self.model_id = str(model["model_id"])
+        self.version = int(model["version"])
+        self.error = f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"{self.symbol} {model['model_type']} v{self.version} ({self.model_id}) cannot be "
+            f"loaded: {self.error}"
+        )
+
+
+def load_registered_model(brain: BrainLibrary, model: Mapping[str, Any]) -> Any:
+    """The estimator of a registry row, its artifact verified against the recorded sha256.
+
+    Raises:
+        UnloadableArtifactError: the artifact fails its integrity check, is refused or cannot
+            be read, or needs a library this process cannot import. A database error or an
+            unknown model_id is raised as it is: neither says anything about the artifact, and
+            taking them for a broken version would take a good model out of trading.
+    """
+    try:
+        data = brain.load_model_artifact(str(model["model_id"]))
+    except ArtifactIntegrityError as exc:
+        raise UnloadableArtifactError(model, exc) from exc
+    # Only the reading of the bytes is wrapped: a database error (BrainConnectionError is an
+    # OSError too) or an unknown model_id raised by the fetch above says nothing about them.
+    try:
+        return deserialize_model(data, str(model["artifact_format"]))
+    except (ValueError, ImportError, OSError) as exc:
+        # ValueError: refused or unreadable; ImportError/OSError: keras failing to load
+        # TensorFlow, or h5py refusing a damaged weights file.
+        raise UnloadableArtifactError(model, exc) from exc

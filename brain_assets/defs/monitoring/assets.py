@@ -93,16 +93,26 @@ def live_model_metrics(
             policy=decisions.policy(),
         )
         if live is None:
-            context.log.warning(f"{symbol}: no active model to monitor; run daily_retrain")
-            result[symbol] = {"model_id": None}
+            # Either nothing was ever active, or the active artifact could not be loaded and no
+            # earlier version could: the Brain's reason says which.
+            reason = str(brain.library.trading_status(symbol)["reason"])
+            context.log.warning(f"{symbol}: no active model to monitor: {reason}")
+            result[symbol] = {"model_id": None, "stand_aside": reason}
             context.add_asset_metadata(
-                {"regressed": False, "model_id": "none"}, partition_key=symbol
+                {"regressed": False, "model_id": "none", "stand_aside": reason},
+                partition_key=symbol,
             )
             continue
         result[symbol] = live.to_json()
         worst = live.assessment["worst"] or {}
+        fallback = (
+            {"fell_back_from": dg.MetadataValue.json(live.fell_back_from)}
+            if live.fell_back_from
+            else {}
+        )
         context.add_asset_metadata(
             {
+                **fallback,
                 "regressed": live.assessment["regressed"],
                 "model_id": live.model_id,
                 "version": live.version,

@@ -46,7 +46,7 @@ from brain_assets.pipeline.training import (
     TrainedArtifact,
     split_for,
     split_summary,
-    train_symbol,
+    train_symbol_models,
 )
 from brain_assets.plots import (
     attention_bars_png,
@@ -218,15 +218,31 @@ def trained_models(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
     retrain: RetrainResource,
+    brain: BrainResource,
 ) -> dict[str, dict[str, Any]]:
-    """Every configured model type fitted on the walk-forward training segment (skops bytes)."""
+    """Every configured model type fitted on the walk-forward training segment (skops bytes).
+
+    A model type this machine cannot train (``lstm`` without a loadable TensorFlow) is left out
+    of this run only: the others train, and ``skipped_model_types`` says why, with an alert."""
     settings = retrain.settings()
     result: dict[str, dict[str, Any]] = {}
     rows = []
+    skipped: dict[str, dict[str, str]] = {}
     for symbol in each_symbol(context, "trained_models", list(features)):
-        artifacts = train_symbol(symbol, features[symbol], settings)
+        training = train_symbol_models(symbol, features[symbol], settings)
+        artifacts = training.artifacts
         split = split_summary(split_for(features[symbol], settings))
-        result[symbol] = {"split": split, "models": [a.to_json() for a in artifacts]}
+        result[symbol] = {
+            "split": split,
+            "models": [a.to_json() for a in artifacts],
+            "skipped_model_types": training.skipped_model_types,
+        }
+        context.add_asset_metadata(
+            {"skipped_model_types": dg.MetadataValue.json(training.skipped_model_types)},
+            partition_key=symbol,
+        )
+        if training.skipped_model_types:
+            skipped[symbol] = training.skipped_model_types
         rows += [
             {
                 "symbol": symbol,
@@ -237,6 +253,21 @@ def trained_models(
             }
             for a in artifacts
         ]
+    if skipped:
+        # One alert for the run: the cause (this machine's TensorFlow) is the same for every
+        # symbol, and the outbox delivers it even if the webhook is down right now.
+        alert_through_outbox(
+            brain.library,
+            "model_type_skipped",
+            {
+                **({"symbol": next(iter(skipped))} if len(skipped) == 1 else {}),
+                "symbols": sorted(skipped),
+                "model_types": sorted({t for types in skipped.values() for t in types}),
+                "reasons": sorted({why for types in skipped.values() for why in types.values()}),
+                "run_id": context.run.run_id,
+                "skipped": skipped,
+            },
+        )
     context.add_output_metadata(
         {
             "models": dg.MetadataValue.md(
