@@ -782,8 +782,8 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
 
 
 def provenance() -> dict[str, Any]:
-    """What was measured: the commit, files changed since, and the executor of launched runs
-    (the code under test moves; a result without these cannot be compared with another)."""
+    """What was measured: the commit and the files changed since (the code under test moves; a
+    result without these cannot be compared with another)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -791,13 +791,9 @@ def provenance() -> dict[str, Any]:
         )
         return done.stdout.strip()
 
-    from brain_assets.definitions import defs
-
-    executor = getattr(defs.executor, "name", None) or "default (multiprocess in launched runs)"
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
         "changed_files": git("status", "--porcelain", "--untracked-files=no").splitlines(),
-        "executor": executor,
     }
 
 
@@ -918,6 +914,12 @@ def main() -> None:
         help="OMP_NUM_THREADS for brain dev and its runs (results go to "
         "backfill_bench_omp<N>.json); default: unset, as a user runs it",
     )
+    parser.add_argument(
+        "--executor",
+        choices=("in_process", "multiprocess"),
+        default="in_process",
+        help="BRAIN_EXECUTOR for brain dev's runs (results go to backfill_bench_<executor>.json)",
+    )
     parser.add_argument("--report", type=Path, help="print the table of a saved JSON and exit")
     parser.add_argument("--out", type=Path, help="results file instead of the default")
     args = parser.parse_args()
@@ -925,13 +927,15 @@ def main() -> None:
         print_report(json.loads(args.report.read_text()))
         return
     when = time.strftime("%Y-%m-%d %H:%M")
-    code = provenance()
-    extra_env = {} if args.omp_threads is None else {"OMP_NUM_THREADS": str(args.omp_threads)}
+    code = {**provenance(), "executor": args.executor}
+    extra_env = {"BRAIN_EXECUTOR": args.executor}
+    if args.omp_threads is not None:
+        extra_env["OMP_NUM_THREADS"] = str(args.omp_threads)
     backfills: list[dict[str, Any]] = []
     in_process: list[dict[str, Any]] = []
-    results = args.out or RESULTS
+    results = args.out or RESULTS.with_name(f"backfill_bench_{args.executor}.json")
     if args.out is None and args.omp_threads is not None:
-        results = RESULTS.with_name(f"backfill_bench_omp{args.omp_threads}.json")
+        results = RESULTS.with_name(f"backfill_bench_{args.executor}_omp{args.omp_threads}.json")
     results.parent.mkdir(exist_ok=True)
     data = {
         "machine": f"{platform.machine()} {platform.python_version()}, {os.cpu_count()} cores",

@@ -8,6 +8,7 @@ import dagster as dg
 
 from brain_assets.defs.alerts.sensors import alert_sensors
 from brain_assets.defs.analysis.assets import feature_importance_trend
+from brain_assets.defs.executor import executor_from_env
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.jobs import (
     daily_retrain,
@@ -77,4 +78,5 @@ defs = dg.Definitions(
     ],
     sensors=[rollback_sensor, publish_run_values, *alert_sensors],
     resources=build_resources(),
+    executor=executor_from_env(),
 )

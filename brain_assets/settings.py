@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 DATABASE_DSN_ENV = "DATABASE_DSN"
+WORKERS_ENV = "BRAIN_WORKERS"
 BRAIN_HOME_ENV = "BRAIN_HOME"
 LEGACY_HOME = ".brain"
 """Where versions before 0.2 kept the embedded server: the current directory's ``.brain``."""
@@ -45,3 +46,31 @@ def configured_dsn() -> str | None:
     """``$DATABASE_DSN`` when set and not blank, else None (meaning: use the embedded server)."""
     raw = os.environ.get(DATABASE_DSN_ENV, "").strip()
     return raw or None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_count(requested: int | None = None) -> int:
+    """How many symbols run side by side: ``requested``, else ``$BRAIN_WORKERS``, else every
+    available core. Each run is single-threaded in its hot loops (``n_jobs=1``), so one per core
+    keeps every core busy without oversubscribing them."""
+    if requested is None:
+        raw = os.environ.get(WORKERS_ENV, "").strip()
+        if not raw:
+            return available_cores()
+        try:
+            requested = int(raw)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number >= 1, got {raw!r}") from None
+        source = WORKERS_ENV
+    else:
+        source = "workers"
+    if isinstance(requested, bool) or requested < 1:
+        raise ValueError(f"{source} must be a whole number >= 1, got {requested!r}")
+    return requested

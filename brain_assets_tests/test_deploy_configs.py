@@ -64,6 +64,7 @@ INSTANCE_FILES = {
 PG_URL = "postgresql+psycopg2://dagster:not-a-real-password@db.example.internal:5432/huracan"
 ENV = {
     "DAGSTER_PG_URL": PG_URL,
+    "BRAIN_MAX_CONCURRENT_RUNS": "2",
     "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "brain-dagster-instance",
     "DAGSTER_K8S_JOB_NAMESPACE": "brain",
     "DAGSTER_CELERY_BROKER_URL": "redis://broker.example.internal:6379/0",

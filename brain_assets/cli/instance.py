@@ -9,7 +9,7 @@ import psycopg.conninfo
 from sqlalchemy.engine import URL
 
 from brain_assets.bundled import bundled_path
-from brain_assets.settings import brain_home, configured_dsn
+from brain_assets.settings import brain_home, configured_dsn, worker_count
 from brain_assets.store.embedded import start_embedded
 
 REPO_DAGSTER_YAML = bundled_path("dagster.yaml")
@@ -59,6 +59,8 @@ def prepare_dagster_environment() -> dict[str, str]:
         "BRAIN_HOME": str(home),
         "DAGSTER_HOME": str(dagster_home),
         "DAGSTER_PG_URL": sqlalchemy_url(dagster_dsn),
+        # dagster.yaml's run queue: one run per core, or per BRAIN_WORKERS.
+        "BRAIN_MAX_CONCURRENT_RUNS": str(worker_count()),
     }
     os.environ.update(env)
     return env

@@ -15,9 +15,16 @@ from typing import Any
 
 from brain_assets.bundled import bundled_path
 from brain_assets.logs import log_dir_from_env
+from brain_assets.settings import worker_count
 
-# Side-by-side demo runs; matches max_concurrent_runs in dagster.yaml (2 cores here).
-DEMO_WORKERS = 2
+
+def add_workers_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs side by side (default: BRAIN_WORKERS, else one per available core)",
+    )
 
 
 def register(commands: Any) -> None:
@@ -38,6 +45,7 @@ def register(commands: Any) -> None:
     )
     demo.add_argument("--folder", default=None, help="folder of the files source")
     demo.add_argument("--timeframe", default=None, help="bar store timeframe (default 1h)")
+    add_workers_argument(demo)
     demo.set_defaults(handler=run_demo)
     dev = commands.add_parser("dev", help="start the Dagster UI and daemon on the Brain's database")
     dev.add_argument("--port", type=int, default=3000)
@@ -163,7 +171,7 @@ def run_demo(args: argparse.Namespace) -> int:
         add_symbols(instance, symbols)
     # One run per symbol, as the schedule and UI backfills launch them: a symbol whose bars
     # fail the blocking check stops only its own run. Runs go side by side on the cores.
-    workers = max(1, min(len(symbols), os.cpu_count() or 1, DEMO_WORKERS))
+    workers = min(len(symbols), worker_count(args.workers))
     print(
         f"daily_retrain for {', '.join(symbols)}: {len(symbols)} run(s), {workers} at a time; "
         f"the Brain and Dagster's runs are in PostgreSQL (BRAIN_HOME={os.environ['BRAIN_HOME']})"

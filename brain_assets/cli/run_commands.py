@@ -17,12 +17,13 @@ from typing import Any
 
 from brain_assets.cli.output import emit, table
 from brain_assets.cli.retrain_commands import (
-    DEMO_WORKERS,
     ProgressPrinter,
     _demo_retrain,
     _demo_worker_start,
     _use_source,
+    add_workers_argument,
 )
+from brain_assets.settings import worker_count
 
 # What live_model_metrics raises when the active model has not met enough unseen bars yet
 # (pipeline.monitoring.evaluate_active_model): no verdict, not a failure.
@@ -48,6 +49,7 @@ def register(commands: Any) -> None:
     retrain.add_argument("--folder", default=None, help="folder of the files source")
     retrain.add_argument("--timeframe", default=None, help="bar store timeframe (default 1h)")
     retrain.add_argument("--json", action="store_true", help="machine-readable output")
+    add_workers_argument(retrain)
     retrain.set_defaults(handler=run_retrain)
 
     monitor = commands.add_parser(
@@ -118,7 +120,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     _use_source(args)
     symbols = _prepare(args.symbols)
     started = time.monotonic()
-    workers = max(1, min(len(symbols), os.cpu_count() or 1, DEMO_WORKERS))
+    workers = min(len(symbols), worker_count(args.workers))
     native_log = log_dir_from_env() / "native-stderr.log"
     native_log.parent.mkdir(parents=True, exist_ok=True)
     _say(
