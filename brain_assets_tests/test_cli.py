@@ -167,13 +167,19 @@ def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_as_a_subprocess(tmp_path: Path) -> None:
+    # A symbol whose demo run activates a version, so that the summary has its top features.
+    # BTC/USDT did with the random forest defaults before they capped the rows per tree (its
+    # forest scored 0.528 on 600 test bars); with the current ones no BTC/USDT version passes the
+    # activation floor, a draw of a noisy test segment: over 16 demo-sized symbols both forests
+    # score the same on average (bench/results/rf_tradeoff_small.json). ETH/USDT activates (its
+    # lstm) with either.
     env = {
         "BRAIN_HOME": str(tmp_path / "home"),
         "BRAIN_LOG_DIR": str(tmp_path / "logs"),
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "BTC/USDT"],
+        [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "ETH/USDT"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -181,8 +187,8 @@ def test_demo_as_a_subprocess(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "BTC/USDT: active v1" in done.stdout
+    assert "ETH/USDT: active v1" in done.stdout
     assert "top 5 features" in done.stdout
     assert "quality: every check passed" in done.stdout
     assert "brain dev" in done.stdout
-    assert "feature_importance  1/1 BTC/USDT" in done.stdout
+    assert "feature_importance  1/1 ETH/USDT" in done.stdout

@@ -6,17 +6,23 @@ import io
 import json
 import pickle
 import zipfile
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import r2_score
+from threadpoolctl import threadpool_info
 
 from brain_assets.training.models import (
     DEFAULT_HYPERPARAMETERS,
+    FOREST_ROWS_PER_TREE,
     MODEL_TYPES,
     build_model,
+    rows_per_tree,
+    single_threaded,
     train_model,
 )
 from brain_assets.training.serialization import (
@@ -26,10 +32,12 @@ from brain_assets.training.serialization import (
 )
 from brain_assets.training.split import walk_forward_split
 
-# Small enough that every model fits in well under a second on 2 cores.
-FAST = {
+# Small enough that every model fits in well under a second on 2 cores. The forest sees every
+# feature per split: the toy tables have 4 features and one signal, where the default third of the
+# features (sized for the 37 of the retrain) is a single random feature per split.
+FAST: dict[str, dict[str, Any]] = {
     "ridge": {},
-    "random_forest": {"n_estimators": 20},
+    "random_forest": {"n_estimators": 20, "max_features": 1.0},
     "hist_gradient_boosting": {"max_iter": 60},
 }
 
@@ -176,6 +184,74 @@ def test_array_input_gets_positional_feature_names() -> None:
     X, y = make_data(60)
     trained = train_model("ridge", X.to_numpy(), y.to_numpy())
     assert trained.feature_names == ["x0", "x1", "x2", "x3"]
+
+
+# -- forest rows per tree ----------------------------------------------------------------------
+
+
+def drawn_rows(forest: RandomForestRegressor) -> list[tuple[float, int]]:
+    """Per tree: the bootstrap draws at its root (the draw counts are the sample weights) and the
+    distinct rows among them, which is what the tree sorts at every node."""
+    return [
+        (float(tree.tree_.weighted_n_node_samples[0]), int(tree.tree_.n_node_samples[0]))
+        for tree in forest.estimators_
+    ]
+
+
+def test_forest_draws_at_most_max_samples_rows_per_tree() -> None:
+    X, y = make_data(1200)
+    trained = train_model(
+        "random_forest", X, y, hyperparameters={"n_estimators": 5, "max_samples": 300}
+    )
+
+    assert trained.estimator.get_params()["max_samples"] == 300
+    assert trained.hyperparameters["max_samples"] == 300
+    for draws, distinct in drawn_rows(trained.estimator):
+        assert draws == 300
+        assert distinct <= 300
+
+
+def test_forest_below_the_cap_is_the_plain_bootstrap() -> None:
+    # A cap above the rows must not draw more rows than there are (scikit-learn would, with
+    # replacement): the model is exactly the forest without a cap.
+    X, y = make_data(400)
+    capped = train_model(
+        "random_forest", X, y, hyperparameters={**FAST["random_forest"], "max_samples": 5000}
+    )
+    plain = train_model(
+        "random_forest", X, y, hyperparameters={**FAST["random_forest"], "max_samples": None}
+    )
+
+    assert capped.estimator.get_params()["max_samples"] is None
+    assert capped.hyperparameters["max_samples"] == 5000
+    assert all(draws == 400 for draws, _ in drawn_rows(capped.estimator))
+    np.testing.assert_array_equal(capped.estimator.predict(X), plain.estimator.predict(X))
+
+
+def test_default_forest_rows_per_tree_do_not_grow_with_the_rows() -> None:
+    cap = DEFAULT_HYPERPARAMETERS["random_forest"]["max_samples"]
+    assert cap == FOREST_ROWS_PER_TREE
+    X, y = make_data(cap + 2000)
+    trained = train_model("random_forest", X, y, hyperparameters={"n_estimators": 3})
+
+    assert trained.estimator.get_params()["max_samples"] == cap
+    assert all(draws == cap for draws, _ in drawn_rows(trained.estimator))
+    assert rows_per_tree(cap, 100 * cap) == cap
+    assert rows_per_tree(cap, cap) is None
+
+
+def test_rows_per_tree_passes_shares_and_none_through() -> None:
+    assert rows_per_tree(0.25, 10_000) == 0.25
+    assert rows_per_tree(None, 10_000) is None
+    assert rows_per_tree(np.int64(50), 10_000) == 50
+
+
+def test_single_threaded_holds_every_thread_pool_to_one_and_restores_it() -> None:
+    before = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+    with single_threaded():
+        assert all(info["num_threads"] == 1 for info in threadpool_info())
+    after = {info["filepath"]: info["num_threads"] for info in threadpool_info()}
+    assert after == before
 
 
 # -- serialisation ---------------------------------------------------------------------------

@@ -45,16 +45,20 @@ def build_dataset_table(
     )
     close = pd.Series(ohlcv["close"].to_numpy(), index=timestamps)
     next_return = (close.shift(-1) / close - 1.0).reindex(X.index)
-    table = X.copy()
+    # X is a fresh frame of build_dataset's that nobody else holds: the columns are added to it
+    # in place, and rows are dropped in one selection, and only when there are any to drop. At a
+    # year of minute bars each copy of the table is 160 MB; the table used to be copied twice.
+    table = X
     table[TARGET] = y
     table[NEXT_RETURN] = next_return
-    table = table.dropna(subset=[NEXT_RETURN])
+    known = table[NEXT_RETURN].notna().to_numpy()
 
     drop = pd.Series(affected, index=timestamps).reindex(table.index).to_numpy(dtype=bool)
-    excluded = int(drop.sum())
-    if excluded:
-        # Only filter when needed, so a gap-free table is the very frame it always was.
-        table = table.loc[~drop]
+    # Counted among the rows whose next return is known: a row without one goes anyway.
+    excluded = int((drop & known).sum())
+    keep = known & ~drop
+    if not keep.all():
+        table = table.loc[keep]
     # The count of rows actually removed from this table (NaN rows from bad bars, say, would
     # already be gone and must not be counted twice).
     report = dataclasses.replace(report, rows_excluded=excluded)

@@ -18,6 +18,7 @@ from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import attention_by_lag, context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, split_for
+from brain_assets.training.models import single_threaded
 from brain_assets.training.serialization import deserialize_model
 
 
@@ -57,7 +58,9 @@ def evaluate_symbol(
         first = context_start(split.test.start, model)
         predictor = with_context(model, X.iloc[first : split.test.start])
         started = time.perf_counter()
-        predictions = np.asarray(predictor.predict(X_test), dtype=np.float64)
+        # One thread, as for the fit: hist gradient boosting predicts with OpenMP too.
+        with single_threaded():
+            predictions = np.asarray(predictor.predict(X_test), dtype=np.float64)
         seconds = time.perf_counter() - started
         if predictions.shape != (len(X_test),):
             raise ValueError(

@@ -1,8 +1,17 @@
 """The scikit-learn regressors the daily retrain fits, with small, deterministic defaults.
 
 The defaults are sized for a 2-core machine retraining every symbol daily: a few seconds per model,
-single-threaded (``n_jobs=1``, so parallel symbols do not oversubscribe the cores), and no early
+single-threaded (``n_jobs=1``, and OpenMP and BLAS held to one thread while fitting, see
+:func:`single_threaded`, so parallel symbols do not oversubscribe the cores), and no early
 stopping, whose internal random validation split would make a fit depend on more than the seed.
+
+Every model's fit grows at most linearly with the training rows. Ridge and hist gradient boosting
+do by construction; a random forest draws, by default, as many rows per tree as there are training
+rows and sorts them at every node, which made it 80% of a 100,000-bar retrain. Its ``max_samples``
+is therefore a cap on the rows each tree draws (:data:`FOREST_ROWS_PER_TREE`, see
+:func:`train_model`): the forest costs the same from that many rows on. With the tree shape of
+the defaults below, ``bench/rf_tradeoff.py`` measured the same out-of-sample quality, within
+noise, as the uncapped forest.
 """
 
 from __future__ import annotations
@@ -20,15 +29,30 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 MODEL_TYPES: tuple[str, ...] = ("ridge", "random_forest", "hist_gradient_boosting")
 
+FOREST_ROWS_PER_TREE = 10_000
+"""Most training rows one tree of the random forest draws (its default ``max_samples``)."""
+
 DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "ridge": {"alpha": 1.0},
+    # Chosen with bench/rf_tradeoff.py (results in bench/results/rf_tradeoff*.json): on one-minute
+    # regime-synthetic bars this forest fits in about 5 s at 100,000 and at 525,600 bars (the old
+    # one, every row per tree, 117 s at 100,000) with the same out-of-sample IC and hit rate
+    # within noise. The larger leaves and a third of the features per split are what make a
+    # 10,000-row tree as good: with leaves of 5 and every feature, capped trees lost IC (squared
+    # error splits chase the fat-tailed returns' variance), and on 3,000 hourly bars the new shape
+    # also scored better. Leaves of 50, not 100 or 200 (as good on large data): the smallest
+    # training segment the retrain accepts (min_rows 500, about 270 rows, about 170 distinct in
+    # a bootstrap) can still be split, where leaves of 100 left every tree a constant.
     "random_forest": {
         "n_estimators": 100,
         "max_depth": 6,
-        "min_samples_leaf": 5,
+        "min_samples_leaf": 50,
+        "max_features": 0.33,
+        "max_samples": FOREST_ROWS_PER_TREE,
         "n_jobs": 1,
     },
     "hist_gradient_boosting": {
@@ -48,7 +72,9 @@ class TrainedModel:
     """A fitted estimator and what is needed to register it.
 
     ``hyperparameters`` are the values actually used (defaults merged with overrides) and are
-    JSON-serialisable; ``seed`` is the ``random_state`` given to the estimator.
+    JSON-serialisable; ``seed`` is the ``random_state`` given to the estimator. The random
+    forest's integer ``max_samples`` is recorded as the cap it is: the estimator's own
+    ``max_samples`` is what was drawn for these rows (see :func:`train_model`).
     """
 
     model_type: str
@@ -121,6 +147,31 @@ def build_model(
     return estimator
 
 
+def single_threaded() -> threadpool_limits:
+    """A context that holds OpenMP and BLAS to one thread, for fitting and predicting.
+
+    ``n_jobs=1`` does not reach hist gradient boosting, which runs OpenMP threads on every core.
+    With other symbols' runs on the same cores those threads wait on each other at every barrier:
+    a 6,000-row fit measured 0.8 s on one thread and 27 to 55 s on the default two on a loaded
+    2-core machine. One thread per fit is the same rule as ``n_jobs=1``: the cores are shared
+    between symbols, not within one."""
+    return threadpool_limits(limits=1)
+
+
+def rows_per_tree(
+    max_samples: int | float | np.integer[Any] | None, n_rows: int
+) -> int | float | None:
+    """The forest's ``max_samples`` for ``n_rows`` training rows: an integer is a cap.
+
+    scikit-learn draws an integer ``max_samples`` as it is, with replacement, even above the
+    number of rows; here it means "at most": ``None`` (a bootstrap of every row, the same draw)
+    when the rows are no more than the cap, the cap otherwise. A float (a share of the rows) and
+    ``None`` pass through unchanged."""
+    if isinstance(max_samples, int | np.integer) and not isinstance(max_samples, bool):
+        return None if n_rows <= max_samples else int(max_samples)
+    return max_samples
+
+
 def _feature_names(X: pd.DataFrame | np.ndarray) -> list[str]:
     if isinstance(X, pd.DataFrame):
         return [str(column) for column in X.columns]
@@ -138,6 +189,9 @@ def train_model(
     """Fit a ``model_type`` regressor on ``X_train`` / ``y_train``; deterministic given ``seed``.
 
     A DataFrame's column names become ``feature_names`` (a bare array gets ``x0``, ``x1``, ...).
+    The fit runs on one thread (:func:`single_threaded`). A random forest's integer
+    ``max_samples`` caps the rows each tree draws (:func:`rows_per_tree`), so that its cost stops
+    growing with the rows beyond the cap.
     Raises ``ValueError`` for empty or mismatched inputs or a non-finite target (drop the last
     ``horizon`` rows, whose forward return is unknown, before training).
     """
@@ -152,8 +206,11 @@ def train_model(
         raise ValueError("y_train contains NaN or infinite values")
     resolved = resolve_hyperparameters(model_type, hyperparameters)
     estimator = build_model(model_type, resolved, seed=seed)
+    if model_type == "random_forest":
+        estimator.set_params(max_samples=rows_per_tree(resolved.get("max_samples"), n_rows))
     started = time.perf_counter()
-    estimator.fit(X_train, np.asarray(y_train, dtype=float))
+    with single_threaded():
+        estimator.fit(X_train, np.asarray(y_train, dtype=float))
     fit_seconds = time.perf_counter() - started
     return TrainedModel(
         model_type=model_type,
