@@ -102,12 +102,18 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
     os.environ["BRAIN_HOME"], saved = str(env_home), os.environ.get("BRAIN_HOME")
     try:
         with BrainLibrary() as store:
-            best = store.get_best_model(SYMBOL)
+            versions = store.list_models(SYMBOL)
+            status = store.trading_status(SYMBOL)
             top = store.get_top_features(SYMBOL, top_n=3)
             quality = store.get_data_quality_summary(symbol=SYMBOL)
     finally:
         if saved is not None:
             os.environ["BRAIN_HOME"] = saved
-    assert best is not None and best["is_active"]
+    # The run registered every model type; whether one trades is the activation floor's call
+    # on these synthetic bars, and either answer must be stated.
+    assert len(versions) >= 3
+    assert status["reason"]
+    if status["active"] is not None:
+        assert status["active"]["model_id"] in set(versions["model_id"])
     assert len(top) == 3
     assert {"ohlcv_valid", "features_valid"} <= set(quality["check_name"])
