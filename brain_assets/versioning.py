@@ -392,12 +392,7 @@ class ModelVersioning:
             relative_degradation(metric, 0.0, 0.0)  # unknown direction -> ValueError up front
         stamp = _as_of(as_of)
         with self.brain.transaction() as conn:
-            model = self.brain._require_model(conn, model_id)
-            if model["symbol"] != symbol:
-                raise UnknownModelError(
-                    f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
-                )
-            self.brain._lock_symbol(conn, symbol)
+            model = self._locked_model(conn, symbol, model_id)
             active = self._active(conn, symbol)
             if active is None or active["model_id"] != model_id:
                 return False
@@ -508,12 +503,7 @@ class ModelVersioning:
         model_id = check.text(model_id, "model_id")
         reason = _error_text(reason)
         with self.brain.transaction() as conn:
-            model = self.brain._require_model(conn, model_id)
-            if model["symbol"] != symbol:
-                raise UnknownModelError(
-                    f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
-                )
-            self.brain._lock_symbol(conn, symbol)
+            model = self._locked_model(conn, symbol, model_id)
             alert = self._withdraw_unloadable(conn, model, reason)
             active = self._active(conn, symbol)
         if alert is not None:
@@ -688,6 +678,16 @@ class ModelVersioning:
             return None
         seconds = (pd.Timestamp(as_of) - pd.Timestamp(row[0])).total_seconds()
         return seconds / (SECONDS_PER_YEAR / float(ppy))
+
+    def _locked_model(self, conn: psycopg.Connection, symbol: str, model_id: str) -> dict[str, Any]:
+        """``model_id``'s row, after checking it belongs to ``symbol``, with the symbol locked."""
+        model = self.brain._require_model(conn, model_id)
+        if model["symbol"] != symbol:
+            raise UnknownModelError(
+                f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
+            )
+        self.brain._lock_symbol(conn, symbol)
+        return model
 
     def rollback_candidates(self, symbol: str) -> list[dict[str, Any]]:
         """Earlier versions a rollback of ``symbol`` would consider, most recently active first
