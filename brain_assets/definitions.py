@@ -25,6 +25,7 @@ from brain_assets.defs.monitoring.assets import live_model_metrics, model_regist
 from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedule, rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
+from brain_assets.defs.partitions import IO_MANAGER_KEY
 from brain_assets.defs.resources import (
     DecisionResource,
     RetrainResource,
@@ -43,7 +44,7 @@ def build_resources() -> dict[str, object]:
     brain = brain_resource()
     return {
         "brain": brain,
-        "brain_io_manager": BrainIOManager(brain=brain),
+        IO_MANAGER_KEY: BrainIOManager(brain=brain),
         "market": market_resource(),
         "exchange": exchange_resource(),
         # The LSTM trains with the others by default; the demo stays near one minute on 2 cores.

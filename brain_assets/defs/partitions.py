@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 
@@ -11,6 +12,22 @@ from brain_assets.store import validation
 symbols = dg.DynamicPartitionsDefinition(name="symbols")
 
 DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
+
+DAILY_RETRAIN_GROUP = "daily_retrain"
+IO_MANAGER_KEY = "brain_io_manager"
+# One run per symbol: a run is the unit that a blocking check stops, so a bad symbol stops only
+# its own run; the run queue (dagster.yaml) runs them side by side on every core.
+ONE_SYMBOL_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+
+def per_symbol(group_name: str) -> dict[str, Any]:
+    """The asset arguments every per-symbol asset stored by the Brain's IO manager shares."""
+    return {
+        "partitions_def": symbols,
+        "backfill_policy": ONE_SYMBOL_PER_RUN,
+        "group_name": group_name,
+        "io_manager_key": IO_MANAGER_KEY,
+    }
 
 
 def validate_symbol(symbol: object) -> str:

@@ -4,11 +4,11 @@ from typing import Any
 
 import dagster as dg
 
-from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.metadata import markdown_table
+from brain_assets.defs.partitions import IO_MANAGER_KEY, run_symbols, symbols
+from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.assets import registry_entries
-from brain_assets.defs.retrain.metadata import markdown_table
-from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.defs.retries import retry_transient
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
 from brain_assets.importance.trend import compare_rankings
@@ -24,7 +24,7 @@ TREND_TOP_N = 20
     partitions_def=symbols,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="nightly_feature_analysis",
-    io_manager_key="brain_io_manager",
+    io_manager_key=IO_MANAGER_KEY,
     deps=[registry_entries],
     kinds={"shap", "postgres"},
 )

@@ -5,9 +5,9 @@ from typing import Any
 import dagster as dg
 
 from brain_assets.defs.market.resources import ExchangeResource
-from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.partitions import IO_MANAGER_KEY, ONE_SYMBOL_PER_RUN, run_symbols, symbols
+from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import BrainResource
-from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.defs.retries import retry_transient
 from brain_assets.errors import BrainError
 
@@ -16,9 +16,9 @@ GROUP = "market_feed"
 
 @dg.asset(
     partitions_def=symbols,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+    backfill_policy=ONE_SYMBOL_PER_RUN,
     group_name=GROUP,
-    io_manager_key="brain_io_manager",
+    io_manager_key=IO_MANAGER_KEY,
     kinds={"ccxt", "postgres"},
 )
 @retry_transient

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from brain_assets.defs.jobs import per_symbol_runs
 from brain_assets.defs.market.resources import exchange_configured
+from brain_assets.defs.schedules import per_symbol_schedule
 
 fetch_bars = dg.define_asset_job(
     "fetch_bars",
@@ -11,18 +11,6 @@ fetch_bars = dg.define_asset_job(
     description="Each symbol's new closed bars from the configured exchange into the bar store",
 )
 
-
-@dg.schedule(
-    job=fetch_bars,
-    cron_schedule="30 0 * * *",
-    execution_timezone="UTC",
-    # Running only in a deployment that names an exchange (BRAIN_EXCHANGE): elsewhere there is
-    # nothing to fetch from, and a daily failed run would only be noise.
-    default_status=(
-        dg.DefaultScheduleStatus.RUNNING
-        if exchange_configured()
-        else dg.DefaultScheduleStatus.STOPPED
-    ),
-)
-def fetch_bars_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    return per_symbol_runs("fetch_bars", context)
+# Running only in a deployment that names an exchange (BRAIN_EXCHANGE): elsewhere there is
+# nothing to fetch from, and a daily failed run would only be noise.
+fetch_bars_schedule = per_symbol_schedule(fetch_bars, "30 0 * * *", running=exchange_configured())

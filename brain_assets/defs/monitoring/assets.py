@@ -6,8 +6,10 @@ from typing import Any
 
 import dagster as dg
 
+from brain_assets.defs.metadata import markdown_table, registry_markdown
 from brain_assets.defs.monitoring.resources import MonitoringResource
-from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.partitions import IO_MANAGER_KEY, run_symbols, symbols
+from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import (
     BrainResource,
     DecisionResource,
@@ -16,8 +18,6 @@ from brain_assets.defs.resources import (
 )
 from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retrain.checks import check_specs, evaluate, quality_records, record_checks
-from brain_assets.defs.retrain.metadata import markdown_table, registry_markdown
-from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.events import log_event
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.monitoring import evaluate_active_model
@@ -31,7 +31,7 @@ LIVE_METRICS_KEY = dg.AssetKey("live_model_metrics")
     partitions_def=symbols,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    io_manager_key="brain_io_manager",
+    io_manager_key=IO_MANAGER_KEY,
     deps=[registry_entries],
     kinds={"postgres"},
     check_specs=check_specs("live_model_metrics"),
@@ -144,7 +144,7 @@ def live_model_metrics(
     partitions_def=symbols,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
-    io_manager_key="brain_io_manager",
+    io_manager_key=IO_MANAGER_KEY,
     kinds={"postgres"},
 )
 def model_registry_state(

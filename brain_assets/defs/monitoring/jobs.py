@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from brain_assets.defs.jobs import per_symbol_runs
+from brain_assets.defs.schedules import per_symbol_schedule
 
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
@@ -16,12 +16,6 @@ rollback_job = dg.define_asset_job(
     description="check_and_rollback for one symbol, then record the active version",
 )
 
-
-@dg.schedule(
-    job=monitoring_job,
-    cron_schedule="30 */6 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+monitoring_schedule = per_symbol_schedule(
+    monitoring_job, "30 */6 * * *", name="monitoring_schedule"
 )
-def monitoring_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    return per_symbol_runs("monitoring_job", context)

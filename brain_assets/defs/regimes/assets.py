@@ -5,16 +5,20 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from brain_assets.defs.metadata import markdown_table
+from brain_assets.defs.partitions import DAILY_RETRAIN_GROUP, per_symbol
+from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import BrainResource
-from brain_assets.defs.retrain.assets import COMMON
-from brain_assets.defs.retrain.metadata import markdown_table
-from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.defs.retries import retry_transient
 from brain_assets.regimes.classify import classify_regimes, current_regime
 from brain_assets.store.validation import REGIMES
 
 
-@dg.asset(**COMMON, ins={"market_data": dg.AssetIn("market_data")}, kinds={"pandas", "postgres"})
+@dg.asset(
+    **per_symbol(DAILY_RETRAIN_GROUP),
+    ins={"market_data": dg.AssetIn("market_data")},
+    kinds={"pandas", "postgres"},
+)
 @retry_transient
 def volatility_regime(
     context: dg.AssetExecutionContext,

@@ -10,7 +10,22 @@ import pandas as pd
 from brain_assets.alerts import alert_through_outbox
 from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.market.assets import exchange_bars
-from brain_assets.defs.partitions import run_symbols, symbols
+from brain_assets.defs.metadata import (
+    METRICS_SHOWN,
+    column_schema,
+    markdown_table,
+    partition_numbers,
+    registry_markdown,
+)
+from brain_assets.defs.partitions import (
+    DAILY_RETRAIN_GROUP,
+    IO_MANAGER_KEY,
+    ONE_SYMBOL_PER_RUN,
+    per_symbol,
+    run_symbols,
+    symbols,
+)
+from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import (
     BrainResource,
     DecisionResource,
@@ -19,14 +34,6 @@ from brain_assets.defs.resources import (
 )
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
 from brain_assets.defs.retrain.health import bars_metadata, health_metadata
-from brain_assets.defs.retrain.metadata import (
-    METRICS_SHOWN,
-    column_schema,
-    markdown_table,
-    partition_numbers,
-    registry_markdown,
-)
-from brain_assets.defs.retrain.progress import each_symbol
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.market_data.base import MarketData
@@ -57,23 +64,15 @@ from brain_assets.plots import (
 from brain_assets.regimes.evaluation import evaluate_by_regime
 from brain_assets.store.validation import REGIMES
 
-GROUP = "daily_retrain"
 BLOCKED_TAG = "brain/blocked_symbols"
-COMMON: dict[str, Any] = {
-    "partitions_def": symbols,
-    # One run per symbol: a run is the unit that a blocking check stops, so a bad symbol stops
-    # only its own run; the run queue (dagster.yaml) runs them side by side on every core.
-    "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-    "group_name": GROUP,
-    "io_manager_key": "brain_io_manager",
-}
+COMMON = per_symbol(DAILY_RETRAIN_GROUP)
 
 
 @dg.multi_asset(
     outs={
         "market_data": dg.AssetOut(
             is_required=False,
-            io_manager_key=COMMON["io_manager_key"],
+            io_manager_key=IO_MANAGER_KEY,
             kinds={"pandas", "postgres"},
             description="OHLCV bars per symbol from the configured source, after the cleaning "
             "policy (bad prints, inconsistent candles and duplicated bars dropped or repaired, "
@@ -81,7 +80,7 @@ COMMON: dict[str, Any] = {
         ),
         "data_quality": dg.AssetOut(
             is_required=False,
-            io_manager_key=COMMON["io_manager_key"],
+            io_manager_key=IO_MANAGER_KEY,
             kinds={"postgres"},
             description="Each symbol's data health in this run: the cleaning applied, the bar "
             "checks by severity, gaps and the modelling rows they exclude. Materialised even "
@@ -89,8 +88,8 @@ COMMON: dict[str, Any] = {
         ),
     },
     partitions_def=symbols,
-    backfill_policy=COMMON["backfill_policy"],
-    group_name=GROUP,
+    backfill_policy=ONE_SYMBOL_PER_RUN,
+    group_name=DAILY_RETRAIN_GROUP,
     check_specs=check_specs("market_data"),
     # Lineage only: the bars exchange_bars fetched are what market_data reads from the store
     # (the daily loop in the UI reads fetch -> retrain); the retrain runs without it too.

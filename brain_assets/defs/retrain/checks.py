@@ -20,8 +20,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from brain_assets.defs.metadata import markdown_table
 from brain_assets.defs.partitions import symbols
-from brain_assets.defs.retrain.metadata import markdown_table
 from brain_assets.events import log_event
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.quality.run import CheckOutcome, features_checks, run_check

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from brain_assets.defs.retrain.metadata import markdown_table
+from brain_assets.defs.metadata import markdown_table
 from brain_assets.market_data.base import MarketData
 from brain_assets.pipeline.bars import CLEANING_CHECK, PreparedBars
 from brain_assets.plots import data_health_png, markdown_image
