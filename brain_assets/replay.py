@@ -31,6 +31,7 @@ import pandas as pd
 
 from brain_assets.calendar import periods_per_year
 from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.events import log_event
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.dataset import build_dataset_table, make_dataset, recent_rows
@@ -57,7 +58,7 @@ class ReplayPlan:
     step_bars: int = 168
     """New bars per step (a week of hourly bars)."""
     steps: int = 26
-    rollback_threshold: float = 0.05
+    rollback_threshold: float = ROLLBACK_THRESHOLD
     min_live_bars: int = 120
     """Fewest unseen bars monitoring judges on: five days, so that a version registered at one
     weekly step is judged at the next (a week of new bars less the embargo)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from brain_assets.cli.instance import prepare_dagster_environment
-from brain_assets.settings import WORKERS_ENV, available_cores, worker_count
+from brain_assets.environment import WORKERS_ENV, available_cores, worker_count
 
 
 def test_the_default_is_every_core_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from brain_assets.cli import fetch_command
-from brain_assets.cli.output import emit, table, to_json
+from brain_assets.cli.output import emit, emit_rows, to_json
 from brain_assets.store.bars import INVENTORY_COLUMNS, TIMEFRAME_SECONDS, BarBatch
 from brain_assets.store.library import BrainLibrary
 
@@ -106,11 +106,6 @@ def import_files(args: argparse.Namespace) -> int:
 def list_bars(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         inventory = brain.bar_inventory(args.symbol)
-    emit(
-        args,
-        inventory,
-        table(inventory, list(INVENTORY_COLUMNS))
-        if not inventory.empty
-        else "no bars stored" + (f" for {args.symbol}" if args.symbol else ""),
-    )
+    nothing = "no bars stored" + (f" for {args.symbol}" if args.symbol else "")
+    emit_rows(args, inventory, INVENTORY_COLUMNS, nothing)
     return 0

@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from brain_assets.cli.output import emit, table
+from brain_assets.environment import DEFAULT_TIMEFRAME
+from brain_assets.market_data.exchange import DEFAULT_PAGE
 
 
 def register(data_commands: Any) -> None:
@@ -19,14 +21,15 @@ def register(data_commands: Any) -> None:
     )
     fetch.add_argument("symbols", nargs="+", metavar="SYMBOL")
     fetch.add_argument("--exchange", required=True, help="a ccxt exchange id, e.g. binance")
-    fetch.add_argument("--timeframe", default="1h")
+    fetch.add_argument("--timeframe", default=DEFAULT_TIMEFRAME)
     fetch.add_argument("--since", default=None, help="first bar of a new symbol (ISO time)")
-    fetch.add_argument("--limit", type=int, default=500, help="bars per request")
+    fetch.add_argument("--limit", type=int, default=DEFAULT_PAGE, help="bars per request")
     fetch.add_argument("--json", action="store_true", help="machine-readable output")
     fetch.set_defaults(handler=run_fetch)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    # Looked up at each call: tests replace make_exchange with a fake exchange.
     from brain_assets.market_data.exchange import FetchError, fetch_symbol, make_exchange
     from brain_assets.store.library import BrainLibrary
 

@@ -51,3 +51,8 @@ def table(rows: Sequence[Mapping[str, Any]] | pd.DataFrame, columns: Sequence[st
 def emit(args: Any, value: Any, render: str) -> None:
     """Print ``value`` as JSON when --json was given, else the human rendering."""
     print(to_json(value) if getattr(args, "json", False) else render)
+
+
+def emit_rows(args: Any, rows: pd.DataFrame, columns: Sequence[str], empty: str) -> None:
+    """``rows`` as JSON or as a table of ``columns``; ``empty`` for people when there are none."""
+    emit(args, rows, table(rows, columns) if not rows.empty else empty)

@@ -17,8 +17,8 @@ import pandas as pd
 from brain_assets.cli.output import emit, table
 from brain_assets.market_data.files import EXTENSIONS, _read_table, _to_ohlcv
 from brain_assets.predictor import StandAside, load_predictor
+from brain_assets.regimes.classify import REGIMES
 from brain_assets.store.library import BrainLibrary
-from brain_assets.store.validation import REGIMES
 
 EXIT_BAD_INPUT = 2
 EXIT_STAND_ASIDE = 3

@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from brain_assets.cli.output import emit, table
+from brain_assets.cli.output import emit, emit_rows, table
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.quality import SUMMARY_COLUMNS
 
@@ -132,13 +132,8 @@ def model_metrics(args: argparse.Namespace) -> int:
 def activation_history(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         history = brain.get_activation_history(args.symbol)
-    emit(
-        args,
-        history,
-        table(history, ["created_at", "version", "action", "reason", "model_id"])
-        if not history.empty
-        else f"no activation history for {args.symbol}",
-    )
+    columns = ["created_at", "version", "action", "reason", "model_id"]
+    emit_rows(args, history, columns, f"no activation history for {args.symbol}")
     return 0
 
 

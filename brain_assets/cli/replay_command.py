@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from brain_assets.cli.output import emit, table
-from brain_assets.settings import brain_home, configured_dsn
+from brain_assets.environment import brain_home, configured_dsn
 
 SCRATCH_DATABASE = "brain_replay"
 """The embedded server's database that holds a replay's models (emptied at each replay)."""
@@ -42,8 +42,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--momentum", type=float, default=0.2, help="signal source: AR(1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-bars", type=int, default=2000, help="bars before step 0")
-    parser.add_argument("--step-bars", type=int, default=168, help="new bars per step")
-    parser.add_argument("--steps", type=int, default=26)
+    # None: the ReplayPlan's own default (a week of hourly bars, half a year of steps).
+    parser.add_argument("--step-bars", type=int, default=None, help="new bars per step")
+    parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--fee-bps", type=float, default=5.0)
     parser.add_argument("--model-types", nargs="+", default=["ridge", "random_forest"])
     parser.add_argument(
@@ -114,7 +115,10 @@ def run_replay(args: argparse.Namespace) -> int:
     from brain_assets.replay import ReplayPlan, replay
     from brain_assets.store.library import BrainLibrary
 
-    plan = ReplayPlan(start_bars=args.start_bars, step_bars=args.step_bars, steps=args.steps)
+    given = {"step_bars": args.step_bars, "steps": args.steps}
+    plan = ReplayPlan(
+        start_bars=args.start_bars, **{k: v for k, v in given.items() if v is not None}
+    )
     settings = RetrainSettings(
         model_types=tuple(args.model_types),
         fee_bps=args.fee_bps,

@@ -14,17 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from brain_assets.bundled import bundled_path
+from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
+from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, worker_count
 from brain_assets.logs import log_dir_from_env
-from brain_assets.settings import worker_count
-
-
-def add_workers_argument(parser: Any) -> None:
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="runs side by side (default: BRAIN_WORKERS, else one per available core)",
-    )
 
 
 def register(commands: Any) -> None:
@@ -37,14 +29,7 @@ def register(commands: Any) -> None:
         default=None,
         help="symbols (default: the demo four; with --source files or store, every symbol there)",
     )
-    demo.add_argument(
-        "--source",
-        choices=("auto", "store", "files", "synthetic"),
-        default=None,
-        help="market source for this demo (default: the deployment's, BRAIN_MARKET_SOURCE)",
-    )
-    demo.add_argument("--folder", default=None, help="folder of the files source")
-    demo.add_argument("--timeframe", default=None, help="bar store timeframe (default 1h)")
+    add_source_arguments(demo, "this demo")
     add_workers_argument(demo)
     demo.set_defaults(handler=run_demo)
     dev = commands.add_parser("dev", help="start the Dagster UI and daemon on the Brain's database")
@@ -111,25 +96,6 @@ def _demo_retrain(symbol: str) -> dict[str, Any]:
     }
 
 
-def _use_source(args: argparse.Namespace) -> None:
-    """Point this demo's runs at ``--source``: the workers build the deployment's resources
-    from these variables (defs.resources.MARKET_ENV)."""
-    if args.folder and args.source != "files":
-        raise ValueError("--folder goes with --source files")
-    if args.source is None:
-        return
-    os.environ["BRAIN_MARKET_SOURCE"] = args.source
-    if args.source == "files":
-        if not args.folder:
-            raise ValueError("--source files needs --folder DIR (one file per symbol)")
-        folder = Path(args.folder).expanduser().resolve()
-        if not folder.is_dir():
-            raise ValueError(f"--folder {folder} is not a folder")
-        os.environ["BRAIN_MARKET_FOLDER"] = str(folder)
-    if args.timeframe:
-        os.environ["BRAIN_TIMEFRAME"] = args.timeframe
-
-
 def _source_symbols(args: argparse.Namespace) -> list[str]:
     """The symbols a files folder or the bar store holds, for a demo without --symbols."""
     if args.source == "files":
@@ -137,14 +103,14 @@ def _source_symbols(args: argparse.Namespace) -> list[str]:
         return sorted(
             {
                 path.stem.replace("-", "/", 1)
-                for path in Path(os.environ["BRAIN_MARKET_FOLDER"]).iterdir()
+                for path in Path(os.environ[MARKET_ENV["folder"]]).iterdir()
                 if path.suffix in (".csv", ".parquet") and "-" in path.stem
             }
         )
     if args.source == "store":
         from brain_assets.store.library import BrainLibrary
 
-        timeframe = os.environ.get("BRAIN_TIMEFRAME", "1h")
+        timeframe = os.environ.get(MARKET_ENV["timeframe"], DEFAULT_TIMEFRAME)
         with BrainLibrary() as brain:
             inventory = brain.bar_inventory()
         return sorted(set(inventory.loc[inventory["timeframe"] == timeframe, "symbol"]))
@@ -154,7 +120,7 @@ def _source_symbols(args: argparse.Namespace) -> list[str]:
 def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
-    _use_source(args)
+    use_source(args)
     prepare_dagster_environment()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

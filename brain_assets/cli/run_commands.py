@@ -16,14 +16,9 @@ import time
 from typing import Any
 
 from brain_assets.cli.output import emit, table
-from brain_assets.cli.retrain_commands import (
-    ProgressPrinter,
-    _demo_retrain,
-    _demo_worker_start,
-    _use_source,
-    add_workers_argument,
-)
-from brain_assets.settings import worker_count
+from brain_assets.cli.retrain_commands import ProgressPrinter, _demo_retrain, _demo_worker_start
+from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
+from brain_assets.environment import worker_count
 
 # What live_model_metrics raises when the active model has not met enough unseen bars yet
 # (pipeline.monitoring.evaluate_active_model): no verdict, not a failure.
@@ -40,14 +35,7 @@ def register(commands: Any) -> None:
         "retrain", help="run daily_retrain for the given symbols (one run per symbol)"
     )
     retrain.add_argument("symbols", nargs="+", metavar="SYMBOL")
-    retrain.add_argument(
-        "--source",
-        choices=("auto", "store", "files", "synthetic"),
-        default=None,
-        help="market source for these runs (default: the deployment's, BRAIN_MARKET_SOURCE)",
-    )
-    retrain.add_argument("--folder", default=None, help="folder of the files source")
-    retrain.add_argument("--timeframe", default=None, help="bar store timeframe (default 1h)")
+    add_source_arguments(retrain, "these runs")
     retrain.add_argument("--json", action="store_true", help="machine-readable output")
     add_workers_argument(retrain)
     retrain.set_defaults(handler=run_retrain)
@@ -117,7 +105,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     from brain_assets.logs import log_dir_from_env
     from brain_assets.store.library import BrainLibrary
 
-    _use_source(args)
+    use_source(args)
     symbols = _prepare(args.symbols)
     started = time.monotonic()
     workers = min(len(symbols), worker_count(args.workers))

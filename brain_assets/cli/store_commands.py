@@ -24,7 +24,7 @@ def psql_command(dsn: str) -> tuple[list[str], dict[str, str]]:
 
 
 def run_psql(args: argparse.Namespace) -> int:
-    from brain_assets.settings import brain_home, configured_dsn
+    from brain_assets.environment import brain_home, configured_dsn
     from brain_assets.store.embedded import start_embedded
 
     dsn = configured_dsn()

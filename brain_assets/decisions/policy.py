@@ -37,6 +37,7 @@ from scipy import stats
 
 from brain_assets.decisions import statistics
 from brain_assets.decisions.statistics import expected_max_sharpe, paired_test
+from brain_assets.defaults import ROLLBACK_THRESHOLD
 
 HIGHER_IS_BETTER = frozenset(
     {
@@ -332,7 +333,7 @@ def assess_regression(
     baseline: Mapping[str, float],
     new_metrics: Mapping[str, float],
     *,
-    threshold: float = 0.05,
+    threshold: float = ROLLBACK_THRESHOLD,
     monitored: Sequence[str] = DEFAULT_MONITORED,
 ) -> dict[str, Any]:
     """The seed's rule: ``regressed`` when any monitored metric degrades by more than threshold."""
@@ -364,7 +365,7 @@ def rollback_assessment(
     live: Mapping[str, float],
     policy: DecisionPolicy,
     *,
-    threshold: float = 0.05,
+    threshold: float = ROLLBACK_THRESHOLD,
     monitored: Sequence[str] = DEFAULT_MONITORED,
 ) -> dict[str, Any]:
     """Has the live model regressed? The seed's assessment plus, with ``rollback_confidence``

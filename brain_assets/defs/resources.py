@@ -1,4 +1,9 @@
-"""Resources: the Brain store, the market-data source and the retrain settings."""
+"""Resources: the Brain store, the market-data source, the retrain settings and the decision
+policy.
+
+Every default of the retrain and decision resources is read from the core dataclass it fills in
+(``RetrainSettings``, ``LSTMSettings``, ``CleaningPolicy``, ``DecisionPolicy``), so that the two
+cannot drift apart; the Dagster UI still shows each default in the config schema."""
 
 import os
 from typing import Any
@@ -7,12 +12,29 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.environment import (
+    DATABASE_DSN_ENV,
+    DEFAULT_TIMEFRAME,
+    MARKET_ENV,
+    MARKET_SOURCES,
+)
 from brain_assets.market_data.base import MarketData, make_source
-from brain_assets.pipeline.settings import IMPORTANCE_METHODS, LSTMSettings, RetrainSettings
+from brain_assets.pipeline.settings import LSTMSettings, RetrainSettings
 from brain_assets.quality.cleaning import CleaningPolicy
-from brain_assets.settings import DATABASE_DSN_ENV
 from brain_assets.store.library import BrainLibrary
-from brain_assets.training.models import MODEL_TYPES
+
+__all__ = [
+    "MARKET_ENV",
+    "MARKET_SOURCES",
+    "BrainResource",
+    "CleaningConfig",
+    "DecisionResource",
+    "LSTMConfig",
+    "MarketDataResource",
+    "RetrainResource",
+    "brain_resource",
+    "market_resource",
+]
 
 
 class BrainResource(dg.ConfigurableResource):
@@ -43,16 +65,6 @@ def brain_resource() -> BrainResource:
     return BrainResource()
 
 
-MARKET_ENV = {
-    "source": "BRAIN_MARKET_SOURCE",
-    "folder": "BRAIN_MARKET_FOLDER",
-    "store_source": "BRAIN_BAR_SOURCE",
-    "timeframe": "BRAIN_TIMEFRAME",
-}
-"""The deployment's market settings, read from these environment variables when set."""
-MARKET_SOURCES = ("auto", "store", "files", "synthetic")
-
-
 class MarketDataResource(dg.ConfigurableResource):
     """Where OHLCV bars come from, set once per deployment (see ``market_resource``).
 
@@ -66,7 +78,7 @@ class MarketDataResource(dg.ConfigurableResource):
     store_source: str = Field(
         default="", description="bar store source (exchange id or 'files'); empty: the only one"
     )
-    timeframe: str = "1h"
+    timeframe: str = DEFAULT_TIMEFRAME
     seed: int = 7
     n_bars: int = 3000
     bar: str = "1h"
@@ -154,40 +166,35 @@ class CleaningConfig(dg.Config):
         return CleaningPolicy(**self.model_dump())
 
 
+_RETRAIN = RetrainSettings()
+
+
 class RetrainResource(dg.ConfigurableResource):
     """The daily retrain's settings (see RetrainSettings)."""
 
-    horizon: int = 1
-    model_types: list[str] = Field(default_factory=lambda: list(MODEL_TYPES))
-    train_frac: float = 0.6
-    val_frac: float = 0.2
-    min_rows: int = 500
-    train_window_bars: int | None = None
-    max_gap_bars: float = 3.0
+    horizon: int = _RETRAIN.horizon
+    model_types: list[str] = Field(default_factory=lambda: list(_RETRAIN.model_types))
+    train_frac: float = _RETRAIN.train_frac
+    val_frac: float = _RETRAIN.val_frac
+    min_rows: int = _RETRAIN.min_rows
+    train_window_bars: int | None = _RETRAIN.train_window_bars
+    max_gap_bars: float = _RETRAIN.max_gap_bars
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
-    fee_bps: float = 10.0
-    importance_methods: list[str] = Field(default_factory=lambda: list(IMPORTANCE_METHODS))
-    importance_sample: int = 1000
-    seed: int = 0
-    include_lstm: bool = False
+    fee_bps: float = _RETRAIN.fee_bps
+    importance_methods: list[str] = Field(default_factory=lambda: list(_RETRAIN.importance_methods))
+    importance_sample: int = _RETRAIN.importance_sample
+    seed: int = _RETRAIN.seed
+    include_lstm: bool = _RETRAIN.include_lstm
     lstm_config: LSTMConfig = Field(default_factory=LSTMConfig)
 
     def settings(self) -> RetrainSettings:
+        # Config lists become the dataclass's tuples; the nested configs build their own.
+        plain: dict[str, Any] = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in self.model_dump(exclude={"cleaning", "lstm_config"}).items()
+        }
         return RetrainSettings(
-            horizon=self.horizon,
-            model_types=tuple(self.model_types),
-            train_frac=self.train_frac,
-            val_frac=self.val_frac,
-            min_rows=self.min_rows,
-            train_window_bars=self.train_window_bars,
-            max_gap_bars=self.max_gap_bars,
-            cleaning=self.cleaning.policy(),
-            fee_bps=self.fee_bps,
-            importance_methods=tuple(self.importance_methods),
-            importance_sample=self.importance_sample,
-            seed=self.seed,
-            include_lstm=self.include_lstm,
-            lstm_config=self.lstm_config.settings(),
+            **plain, cleaning=self.cleaning.policy(), lstm_config=self.lstm_config.settings()
         )
 
 
@@ -200,7 +207,9 @@ class DecisionResource(dg.ConfigurableResource):
     does that) is the platform's original behaviour."""
 
     seed: bool = Field(
-        default=False, description="the original rules: score promotion, no floor, 5% rollback"
+        default=False,
+        description="the original rules: score promotion, no floor, rollback on any drop "
+        "beyond the monitoring resource's rollback_threshold",
     )
     promotion_confidence: float | None = _POLICY.promotion_confidence
     min_compare_bars: int = _POLICY.min_compare_bars
@@ -212,11 +221,4 @@ class DecisionResource(dg.ConfigurableResource):
     def policy(self) -> DecisionPolicy:
         if self.seed:
             return DecisionPolicy.seed()
-        return DecisionPolicy(
-            promotion_confidence=self.promotion_confidence,
-            min_compare_bars=self.min_compare_bars,
-            floor_min_composite=self.floor_min_composite,
-            floor_confidence=self.floor_confidence,
-            rollback_confidence=self.rollback_confidence,
-            cooldown_bars=self.cooldown_bars,
-        )
+        return DecisionPolicy(**self.model_dump(exclude={"seed"}))

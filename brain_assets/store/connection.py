@@ -15,8 +15,8 @@ import psycopg
 import psycopg.conninfo
 from psycopg_pool import ConnectionPool
 
+from brain_assets.environment import brain_home, configured_dsn
 from brain_assets.errors import BrainConnectionError
-from brain_assets.settings import brain_home, configured_dsn
 from brain_assets.store.dsn import describe_target, scrub
 
 # libpq applies connect_timeout per address tried (localhost may resolve to two), so 4 s keeps a

@@ -6,11 +6,10 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-EXCHANGE_ENV = {
-    "exchange": "BRAIN_EXCHANGE",
-    "timeframe": "BRAIN_TIMEFRAME",
-    "since": "BRAIN_FETCH_SINCE",
-}
+from brain_assets.environment import DEFAULT_TIMEFRAME, EXCHANGE_ENV
+from brain_assets.market_data.exchange import DEFAULT_PAGE
+
+__all__ = ["EXCHANGE_ENV", "ExchangeResource", "exchange_configured", "exchange_resource"]
 
 
 class ExchangeResource(dg.ConfigurableResource):
@@ -18,9 +17,9 @@ class ExchangeResource(dg.ConfigurableResource):
     fetch refuses to run. ``since``: the first bar of a symbol fetched for the first time."""
 
     exchange: str = ""
-    timeframe: str = "1h"
+    timeframe: str = DEFAULT_TIMEFRAME
     since: str = Field(default="", description="ISO time of the first bar of a new symbol")
-    page_limit: int = 500
+    page_limit: int = DEFAULT_PAGE
 
     def client(self) -> object:
         from brain_assets.market_data.exchange import make_exchange

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.pipeline.monitoring import DEFAULT_LIVE_WINDOW_BARS, DEFAULT_MIN_LIVE_BARS
 from brain_assets.versioning import DEFAULT_MONITORED
 
@@ -14,7 +15,7 @@ class MonitoringResource(dg.ConfigurableResource):
     rules any monitored metric worse than its activation baseline by this much rolls back.
     ``window_bars``: the most recent bars the model never saw that it is judged on."""
 
-    rollback_threshold: float = 0.05
+    rollback_threshold: float = ROLLBACK_THRESHOLD
     monitored_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_MONITORED))
     min_bars: int = DEFAULT_MIN_LIVE_BARS
     window_bars: int = DEFAULT_LIVE_WINDOW_BARS

@@ -1,4 +1,7 @@
-"""Where the platform finds its database and its working folder (environment variables)."""
+"""The environment variables the platform reads: where its database and working folder are,
+how many symbols run side by side, and where the deployment's bars come from.
+
+(The retrain's own settings are ``pipeline.settings.RetrainSettings``.)"""
 
 from __future__ import annotations
 
@@ -11,6 +14,26 @@ WORKERS_ENV = "BRAIN_WORKERS"
 BRAIN_HOME_ENV = "BRAIN_HOME"
 LEGACY_HOME = ".brain"
 """Where versions before 0.2 kept the embedded server: the current directory's ``.brain``."""
+
+MARKET_ENV = {
+    "source": "BRAIN_MARKET_SOURCE",
+    "folder": "BRAIN_MARKET_FOLDER",
+    "store_source": "BRAIN_BAR_SOURCE",
+    "timeframe": "BRAIN_TIMEFRAME",
+}
+"""The deployment's market settings (fields of ``defs.resources.MarketDataResource``), read from
+these environment variables when set."""
+MARKET_SOURCES = ("auto", "store", "files", "synthetic")
+EXCHANGE_ENV = {
+    "exchange": "BRAIN_EXCHANGE",
+    "timeframe": MARKET_ENV["timeframe"],
+    "since": "BRAIN_FETCH_SINCE",
+}
+"""The exchange the deployment fetches from (fields of ``defs.market.resources.ExchangeResource``):
+one timeframe for the bars fetched and the bars the retrain reads."""
+DEFAULT_TIMEFRAME = "1h"
+"""The bar length the market source, the exchange fetch and the bar store use when
+``BRAIN_TIMEFRAME`` (or the command's ``--timeframe``) is not set."""
 
 
 def default_home() -> Path:

@@ -1,0 +1,53 @@
+"""Options that ``brain demo`` and ``brain retrain`` share: where the runs' bars come from and
+how many runs go side by side."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, MARKET_SOURCES
+
+
+def add_workers_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="runs side by side (default: BRAIN_WORKERS, else one per available core)",
+    )
+
+
+def add_source_arguments(parser: Any, runs: str) -> None:
+    """``--source``, ``--folder`` and ``--timeframe``; ``runs`` names the runs in the help."""
+    parser.add_argument(
+        "--source",
+        choices=MARKET_SOURCES,
+        default=None,
+        help=f"market source for {runs} (default: the deployment's, {MARKET_ENV['source']})",
+    )
+    parser.add_argument("--folder", default=None, help="folder of the files source")
+    parser.add_argument(
+        "--timeframe", default=None, help=f"bar store timeframe (default {DEFAULT_TIMEFRAME})"
+    )
+
+
+def use_source(args: argparse.Namespace) -> None:
+    """Point the runs at ``--source``: the spawned workers build the deployment's resources
+    from these variables (defs.resources.market_resource)."""
+    if args.folder and args.source != "files":
+        raise ValueError("--folder goes with --source files")
+    if args.source is None:
+        return
+    os.environ[MARKET_ENV["source"]] = args.source
+    if args.source == "files":
+        if not args.folder:
+            raise ValueError("--source files needs --folder DIR (one file per symbol)")
+        folder = Path(args.folder).expanduser().resolve()
+        if not folder.is_dir():
+            raise ValueError(f"--folder {folder} is not a folder")
+        os.environ[MARKET_ENV["folder"]] = str(folder)
+    if args.timeframe:
+        os.environ[MARKET_ENV["timeframe"]] = args.timeframe
