@@ -117,8 +117,15 @@ LIFECYCLE = ("RUN_ENQUEUED", "RUN_STARTING", "RUN_START")
 T = TypeVar("T")
 
 
+# "fast": the settings that keep 16 retrains to minutes; "demo": the definitions' own retrain
+# settings (four model types, LSTM included) on the demo's bar count.
+SETTINGS = {"name": "fast"}
+
+
 def fast_run_config(bars: int) -> dict[str, Any]:
-    """The settings that keep 16 retrains to minutes (field names of defs/resources.py)."""
+    """The run config of ``SETTINGS`` (field names of defs/resources.py)."""
+    if SETTINGS["name"] == "demo":
+        return {"resources": {"market": {"config": {"n_bars": bars}}}}
     return {
         "resources": {
             "retrain": {
@@ -920,12 +927,19 @@ def main() -> None:
         default="in_process",
         help="BRAIN_EXECUTOR for brain dev's runs (results go to backfill_bench_<executor>.json)",
     )
+    parser.add_argument(
+        "--settings",
+        choices=("fast", "demo"),
+        default="fast",
+        help="fast: ridge and boosting, importance on 250 rows; demo: the retrain's defaults",
+    )
     parser.add_argument("--report", type=Path, help="print the table of a saved JSON and exit")
     parser.add_argument("--out", type=Path, help="results file instead of the default")
     args = parser.parse_args()
     if args.report:
         print_report(json.loads(args.report.read_text()))
         return
+    SETTINGS["name"] = args.settings
     when = time.strftime("%Y-%m-%d %H:%M")
     code = {**provenance(), "executor": args.executor}
     extra_env = {"BRAIN_EXECUTOR": args.executor}
@@ -945,6 +959,7 @@ def main() -> None:
         "repeats": args.repeats,
         "omp_num_threads": args.omp_threads,
         "code": code,
+        "settings": args.settings,
         "run_config": fast_run_config(args.bars),
         "backfill": backfills,
         "in_process": in_process,

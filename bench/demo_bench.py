@@ -24,6 +24,7 @@ RESULTS = Path(__file__).parent / "results" / "demo_bench.json"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     brain = Path(sys.executable).with_name("brain")
     walls: list[float] = []
@@ -46,7 +47,7 @@ def main() -> None:
         "runs_s": [round(w, 1) for w in walls],
         "median_s": round(statistics.median(walls), 1),
     }
-    RESULTS.write_text(json.dumps(document, indent=2))
+    args.out.write_text(json.dumps(document, indent=2))
     print(json.dumps(document, indent=2))
 
 

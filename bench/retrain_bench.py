@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bars", type=int, default=3000)
     parser.add_argument("--lstm", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     logging.getLogger("dagster").setLevel(logging.WARNING)
     retrain = RetrainResource(include_lstm=args.lstm)
@@ -132,8 +133,8 @@ def main() -> None:
                 + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
             )
         server.release()
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {"bars": args.bars, "repeats": args.repeats, "lstm": args.lstm, "results": summary},
             indent=2,

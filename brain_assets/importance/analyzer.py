@@ -3,8 +3,9 @@
 - ``shap``: mean |SHAP value| per feature, from the fastest exact explainer for the model
   (``TreeExplainer`` for tree ensembles, ``LinearExplainer`` for linear models, a sampled
   model-agnostic permutation explainer otherwise).
-- ``permutation``: the increase in mean squared error when one feature is shuffled
-  (``sklearn.inspection.permutation_importance``, scoring ``neg_mean_squared_error``).
+- ``permutation``: the increase in mean squared error when one feature is shuffled, with the
+  shuffles ``sklearn.inspection.permutation_importance`` draws for the same seed (and its result),
+  but all features' shuffled copies of one repeat predicted in one call rather than one each.
 - ``correlation``: signed Spearman correlation of each feature with the target; model-free, so it
   still says something when the model is poor.
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from brain_assets.events import log_event
 from brain_assets.ranking import rank_importances
+from brain_assets.training.models import single_threaded
 
 IMPORTANCE_METHODS: tuple[str, ...] = ("shap", "permutation", "correlation")
 
@@ -33,6 +35,44 @@ IMPORTANCE_METHODS: tuple[str, ...] = ("shap", "permutation", "correlation")
 # explains fewer rows against a small background; tree and linear explainers use every sampled row.
 FALLBACK_EXPLAINED_ROWS = 200
 FALLBACK_BACKGROUND_ROWS = 50
+
+# Shuffled copies are predicted together up to this many cells (rows x features) per call: about
+# 32 MB of float64, so a wide or long sample is split into several calls rather than exhaust memory.
+PERMUTATION_BATCH_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class ImportanceEffort:
+    """How much work SHAP and permutation spend on one model.
+
+    ``shap_rows``: rows SHAP explains, evenly spaced over the analysed rows (None: all of them;
+    the model-agnostic fallback explains at most ``FALLBACK_EXPLAINED_ROWS``).
+    ``permutation_repeats``: shuffles per feature.
+    """
+
+    shap_rows: int | None = None
+    permutation_repeats: int = 5
+
+
+# Chosen per model type with bench/importance_tradeoff.py (results/importance_tradeoff.json): the
+# Spearman correlation of the top 20 with a high-sample reference (30 repeats, or every row) over 3
+# symbols x 3 seeds at the demo's size, and the fewest repeats or rows from which every larger
+# setting also reaches a median of 0.9. Ridge's permutation is nearly deterministic (0.97 with one
+# shuffle) and its SHAP exact and cheap; forest SHAP settles by 50 rows (0.965), boosting's needs
+# 100 (0.92); three shuffles reach 0.905 (forest), 0.92 (boosting) and 0.93 (LSTM, against 10).
+EFFORT_BY_MODEL_TYPE: dict[str, ImportanceEffort] = {
+    "ridge": ImportanceEffort(shap_rows=None, permutation_repeats=1),
+    "random_forest": ImportanceEffort(shap_rows=50, permutation_repeats=3),
+    "hist_gradient_boosting": ImportanceEffort(shap_rows=100, permutation_repeats=3),
+    "lstm": ImportanceEffort(shap_rows=None, permutation_repeats=3),
+}
+DEFAULT_EFFORT = ImportanceEffort()
+
+
+def effort_for(model_type: str) -> ImportanceEffort:
+    """The measured effort for ``model_type``; the generic default for any other model."""
+    return EFFORT_BY_MODEL_TYPE.get(model_type, DEFAULT_EFFORT)
+
 
 TABLE_COLUMNS = ("feature", "importance", "rank")
 
@@ -198,12 +238,41 @@ def _mean_abs_shap(values: Any) -> np.ndarray:
     return np.asarray(array.mean(axis=0))
 
 
+def spread_rows(X: Any, count: int | None) -> Any:
+    """``count`` rows of ``X`` evenly spaced from its first to its last (all when ``count`` is
+    None or not smaller): a subsample that still covers the whole analysed period."""
+    n_rows = np.shape(X)[0]
+    if count is None or count >= n_rows:
+        return X
+    chosen = np.unique(np.linspace(0, n_rows - 1, count).round().astype(int))
+    return X.iloc[chosen] if isinstance(X, pd.DataFrame) else np.asarray(X)[chosen]
+
+
+def _cells_per_row(model: Any) -> int:
+    # A sequence model turns each row into a window of rows; its batch size must allow for that.
+    return int(getattr(model, "cells_per_row", 1))
+
+
+def _predict_copies(model: Any, copies: np.ndarray, columns: list[str] | None) -> np.ndarray:
+    """Predictions ``(copies, rows)`` for a stack of equally long row blocks ``(copies, rows,
+    features)``, each block predicted as if on its own, in one call of the model where it can."""
+    if hasattr(model, "predict_blocks"):  # a sequence model: windows must not cross blocks
+        return np.asarray(model.predict_blocks(copies), dtype=float)
+    n_copies, n_rows, n_features = copies.shape
+    rows = copies.reshape(n_copies * n_rows, n_features)
+    # A model fitted on a DataFrame wants the same column names back.
+    data = rows if columns is None else pd.DataFrame(rows, columns=columns)
+    return np.asarray(model.predict(data), dtype=float).reshape(n_copies, n_rows)
+
+
 class FeatureImportanceAnalyzer:
     """Rank a fitted model's features by SHAP, permutation and correlation importance.
 
     ``sample_size`` caps the rows analysed (the most recent ones); ``seed`` makes the permutation
     shuffles and the SHAP fallback reproducible; ``permutation_repeats`` is the number of shuffles
-    per feature. With a ``brain`` (a ``BrainLibrary``), tables are stored when a ``model_id`` is
+    per feature; ``shap_rows`` caps the rows SHAP explains, evenly spaced over the analysed ones
+    (None: all; see :class:`ImportanceEffort` and :func:`effort_for` for per-model-type values).
+    With a ``brain`` (a ``BrainLibrary``), tables are stored when a ``model_id`` is
     given.
 
     Failures of a single method are logged as ``feature_importance_analysis_failed`` and reported
@@ -218,9 +287,12 @@ class FeatureImportanceAnalyzer:
         *,
         sample_size: int = 1000,
         seed: int = 0,
-        permutation_repeats: int = 5,
+        permutation_repeats: int = DEFAULT_EFFORT.permutation_repeats,
+        shap_rows: int | None = DEFAULT_EFFORT.shap_rows,
     ) -> None:
-        counts = (("sample_size", sample_size), ("permutation_repeats", permutation_repeats))
+        counts = [("sample_size", sample_size), ("permutation_repeats", permutation_repeats)]
+        if shap_rows is not None:
+            counts.append(("shap_rows", shap_rows))
         for name, value in counts:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
@@ -230,6 +302,7 @@ class FeatureImportanceAnalyzer:
         self.sample_size = int(sample_size)
         self.seed = int(seed)
         self.permutation_repeats = int(permutation_repeats)
+        self.shap_rows = None if shap_rows is None else int(shap_rows)
         self.last_failures: dict[str, str] = {}
         self.last_analysis: ImportanceAnalysis | None = None
 
@@ -304,7 +377,10 @@ class FeatureImportanceAnalyzer:
         }
         for method in requested:
             try:
-                analysis.tables[method] = _finite_importances(method, names, runners[method]())
+                # One thread, as the retrain fits: symbols run side by side, one per core.
+                with single_threaded():
+                    values = runners[method]()
+                analysis.tables[method] = _finite_importances(method, names, values)
             except Exception as error:  # one method's failure must not cost the others
                 analysis.failures[method] = f"{type(error).__name__}: {error}"
                 log_event(
@@ -395,18 +471,28 @@ class FeatureImportanceAnalyzer:
     # -- methods ----------------------------------------------------------------------------
 
     def _permutation(self, model: Any, X: Features, y: np.ndarray) -> np.ndarray:
-        from sklearn.inspection import permutation_importance
-
-        result = permutation_importance(
-            model,
-            X,
-            y,
-            scoring="neg_mean_squared_error",
-            n_repeats=self.permutation_repeats,
-            random_state=self.seed,
-            n_jobs=1,
-        )
-        return np.asarray(result.importances_mean, dtype=float)
+        values = np.asarray(X, dtype=float)
+        n_rows, n_features = values.shape
+        columns = list(X.columns) if isinstance(X, pd.DataFrame) else None
+        # scikit-learn's draws: one seed for every column, and each repeat shuffles the column
+        # already shuffled by the repeats before it; the result then equals
+        # permutation_importance's for the same seed.
+        column_seed = np.random.RandomState(self.seed).randint(np.iinfo(np.int32).max + 1)
+        shuffles = np.random.RandomState(column_seed)
+        draw, order = np.arange(n_rows), np.arange(n_rows)
+        baseline = float(np.mean((_predict_copies(model, values[None], columns)[0] - y) ** 2))
+        per_call = max(1, PERMUTATION_BATCH_CELLS // max(1, values.size * _cells_per_row(model)))
+        increases = np.empty((n_features, self.permutation_repeats))
+        for repeat in range(self.permutation_repeats):
+            shuffles.shuffle(draw)
+            order = order[draw]
+            for first in range(0, n_features, per_call):
+                chosen = np.arange(first, min(first + per_call, n_features))
+                copies = np.repeat(values[None], len(chosen), axis=0)
+                copies[np.arange(len(chosen)), :, chosen] = values[order][:, chosen].T
+                predictions = _predict_copies(model, copies, columns)
+                increases[chosen, repeat] = np.mean((predictions - y) ** 2, axis=1) - baseline
+        return increases.mean(axis=1)
 
     def _shap(self, model: Any, X: Features) -> np.ndarray:
         import shap
@@ -415,13 +501,15 @@ class FeatureImportanceAnalyzer:
         final, X_final = _split_pipeline(model, X)
         if np.shape(X_final)[1] == n_features:
             if _is_tree_model(final):
-                # No background data: the tree_path_dependent algorithm is exact and the fastest.
-                return _mean_abs_shap(shap.TreeExplainer(final).shap_values(X_final))
+                # No background data: the tree_path_dependent algorithm is exact and the fastest;
+                # its cost is linear in the rows explained, and the ranking settles within ~100.
+                explained = spread_rows(X_final, self.shap_rows)
+                return _mean_abs_shap(shap.TreeExplainer(final).shap_values(explained))
             if _is_linear_model(final):
                 # Explain the linear step on the data it actually sees (e.g. standardised): the
                 # scaler is a per-feature affine map, so feature identities are unchanged.
                 explainer = shap.LinearExplainer(final, X_final)
-                return _mean_abs_shap(explainer.shap_values(X_final))
+                return _mean_abs_shap(explainer.shap_values(spread_rows(X_final, self.shap_rows)))
         return self._shap_fallback(shap, model, X)
 
     def _shap_fallback(self, shap: Any, model: Any, X: Features) -> np.ndarray:
@@ -434,7 +522,8 @@ class FeatureImportanceAnalyzer:
             data = rows if columns is None else pd.DataFrame(rows, columns=columns)
             return np.asarray(model.predict(data), dtype=float)
 
-        explained = values[-FALLBACK_EXPLAINED_ROWS:]
+        limit = min(FALLBACK_EXPLAINED_ROWS, self.shap_rows or FALLBACK_EXPLAINED_ROWS)
+        explained = spread_rows(values, limit)
         rng = np.random.default_rng(self.seed)
         background_size = min(FALLBACK_BACKGROUND_ROWS, len(values))
         background = values[np.sort(rng.choice(len(values), background_size, replace=False))]

@@ -14,6 +14,7 @@ from brain_assets.events import log_event
 from brain_assets.importance.analyzer import (
     FeatureImportanceAnalyzer,
     ImportanceAnalysis,
+    effort_for,
     importance_table,
     store_tables,
 )
@@ -39,14 +40,11 @@ def analyze_symbol(
     """Analyse on the test segment: data none of the models was fitted on."""
     split = split_for(table, settings)
     X, y, _ = split_columns(table)
-    analyzer = FeatureImportanceAnalyzer(
-        brain, sample_size=settings.importance_sample, seed=settings.seed
-    )
     results = {}
     for artifact in artifacts:
         model = deserialize_model(artifact.artifact, artifact.artifact_format)
         analysis = analyze_model(
-            analyzer,
+            analyzer_for(artifact.model_type, settings, brain),
             symbol,
             model,
             X,
@@ -65,6 +63,20 @@ def analyze_symbol(
         )
         results[artifact.model_type] = analysis
     return results
+
+
+def analyzer_for(
+    model_type: str, settings: RetrainSettings, brain: BrainLibrary | None = None
+) -> FeatureImportanceAnalyzer:
+    """An analyzer with the measured effort for ``model_type`` (see ``effort_for``)."""
+    effort = effort_for(model_type)
+    return FeatureImportanceAnalyzer(
+        brain,
+        sample_size=settings.importance_sample,
+        seed=settings.seed,
+        permutation_repeats=effort.permutation_repeats,
+        shap_rows=effort.shap_rows,
+    )
 
 
 def analyze_model(
@@ -112,6 +124,7 @@ def analyze_model(
         sample_size=analyzer.sample_size,
         seed=analyzer.seed,
         permutation_repeats=analyzer.permutation_repeats,
+        shap_rows=analyzer.shap_rows,
     )
     if others:
         analysis = compute_only.analyze(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from brain_assets.importance.analyzer import spread_rows
 from brain_assets.lstm.model import FitResult, StandardizedLSTM
 from brain_assets.lstm.network import import_keras
 from brain_assets.lstm.windows import sliding_windows
@@ -78,6 +79,27 @@ class ContextualModel(RegressorMixin, BaseEstimator):
         history = np.vstack([self.context.to_numpy(dtype=np.float64), rows])
         predictions = np.asarray(self.model.predict(history), dtype=np.float64)
         return predictions[len(self.context) :]
+
+    @property
+    def cells_per_row(self) -> int:
+        """Rows per window: what one predicted row costs in memory, against a row-wise model."""
+        return int(getattr(self.model, "sequence_length", 1))
+
+    def predict_blocks(self, blocks: np.ndarray) -> np.ndarray:
+        """``predict`` of each block of ``blocks`` ``(n_blocks, rows, features)``, in one call of
+        the network: each block gets the context in front, and no window spans two blocks."""
+        if self.context is None:
+            raise ValueError("ContextualModel needs its context rows")
+        n_blocks, n_rows, _ = blocks.shape
+        context = np.broadcast_to(
+            self.context.to_numpy(dtype=np.float64), (n_blocks, *self.context.shape)
+        )
+        histories = np.concatenate([context, np.asarray(blocks, dtype=np.float64)], axis=1)
+        length = len(self.context) + 1
+        # (blocks, rows, features, length) views -> (blocks x rows, length, features) windows.
+        windows = np.lib.stride_tricks.sliding_window_view(histories, length, axis=1)
+        windows = windows.transpose(0, 1, 3, 2).reshape(n_blocks * n_rows, length, -1)
+        return np.asarray(self.model.predict(windows), dtype=np.float64).reshape(n_blocks, n_rows)
 
 
 def with_context(model: Any, context: pd.DataFrame) -> Any:
@@ -177,7 +199,8 @@ def lstm_shap_importances(
     samples: int,
     seed: int,
 ) -> np.ndarray:
-    """Mean |SHAP value| per feature over the most recent ``explained_rows`` windows.
+    """Mean |SHAP value| per feature over ``explained_rows`` windows evenly spaced over the rows
+    (all of them when there are fewer).
 
     shap's GradientExplainer (expected gradients) attributes the prediction to every (lag, feature)
     input of a window; a feature's attribution is the sum over its lags, so the result is on the
@@ -192,7 +215,7 @@ def lstm_shap_importances(
     windows = np.ascontiguousarray(
         sliding_windows(rows_with_context.to_numpy(dtype=np.float64), lags)
     )
-    explained = windows[-explained_rows:]
+    explained = spread_rows(windows, explained_rows)
     rng = np.random.default_rng(seed)
     background_size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
     background = windows[np.sort(rng.choice(len(windows), background_size, replace=False))]
@@ -201,7 +224,8 @@ def lstm_shap_importances(
     # GradientExplainer seeds numpy's global generator; put it back for everyone else.
     state = np.random.get_state()
     try:
-        explainer = shap.GradientExplainer(prediction_only, background)
+        # Larger batches than shap's 50: fewer eager gradient calls (1.2 s -> 1.0 s at 100 x 10).
+        explainer = shap.GradientExplainer(prediction_only, background, batch_size=1000)
         values = explainer.shap_values(explained, nsamples=samples, rseed=seed)
     finally:
         np.random.set_state(state)

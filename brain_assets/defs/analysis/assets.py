@@ -10,11 +10,10 @@ from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import BrainResource, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retries import retry_transient
-from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
 from brain_assets.importance.trend import compare_rankings
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.dataset import make_dataset, split_columns
-from brain_assets.pipeline.importance import analyze_model
+from brain_assets.pipeline.importance import analyze_model, analyzer_for
 from brain_assets.training.serialization import deserialize_model
 
 TREND_TOP_N = 20
@@ -39,9 +38,6 @@ def feature_importance_trend(
     ranking moved against the previous analysis of the same model and method."""
     settings = retrain.settings()
     library = brain.library
-    analyzer = FeatureImportanceAnalyzer(
-        library, sample_size=settings.importance_sample, seed=settings.seed
-    )
     result: dict[str, dict[str, Any]] = {}
     sections = []
     for symbol in each_symbol(context, "feature_importance_trend", run_symbols(context)):
@@ -68,7 +64,13 @@ def feature_importance_trend(
         }
         # analyze_model gives a sequence model its past context rows.
         analysis = analyze_model(
-            analyzer, symbol, model, X, y, settings, model_id=active["model_id"]
+            analyzer_for(active["model_type"], settings, library),
+            symbol,
+            model,
+            X,
+            y,
+            settings,
+            model_id=active["model_id"],
         )
         trend = {
             method: compare_rankings(previous[method], table, TREND_TOP_N)
