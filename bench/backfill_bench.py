@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,11 @@ import psutil
 
 RESULTS = Path(__file__).parent / "results" / "backfill_bench.json"
 REPO = Path(__file__).resolve().parents[1]
+# Last on the path: brain_assets_tests' helpers from this checkout, while brain_assets itself
+# still comes from PYTHONPATH or the installed package (retrain_throughput.py's baseline).
+sys.path.append(str(REPO))
+from brain_assets_tests.dev_server import free_port, graphql, wait_for  # noqa: E402
+
 JOB = "daily_retrain"
 MODEL_TYPES = ["ridge", "hist_gradient_boosting"]
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -262,37 +266,6 @@ def idle_baseline(seconds: float = 5.0) -> float:
 
 
 # ----------------------------------------------------------------------------- brain dev
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.loads(response.read())
-    if answer.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
-    data: dict[str, Any] = answer["data"]
-    return data
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, every: float = 1.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def brain_command() -> list[str]:

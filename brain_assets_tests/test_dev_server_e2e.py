@@ -4,16 +4,12 @@ partition materialised through the GraphQL API exactly as the UI launches it, th
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 from brain_assets.store.library import BrainLibrary
-from brain_assets_tests.dev_server import free_port, graphql, server_answers, wait_for
+from brain_assets_tests.dev_server import graphql, running_brain_dev, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -42,29 +38,7 @@ LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name } 
 
 
 def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_DSN"}
-    env.update(BRAIN_HOME=str(tmp_path / "home"), BRAIN_LOG_DIR=str(tmp_path / "logs"))
-    brain = [sys.executable, "-m", "brain_assets.cli"]
-    added = subprocess.run(
-        [*brain, "symbols", "add", SYMBOL],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert added.returncode == 0, added.stderr
-    port = free_port()
-    server = subprocess.Popen(
-        [*brain, "dev", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: server_answers(port), 120, "the UI server")
+    with running_brain_dev(tmp_path, [SYMBOL]) as port:
         entries = wait_for(
             lambda: graphql(port, LOCATIONS)["workspaceOrError"].get("locationEntries"),
             60,
@@ -90,13 +64,6 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
             return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
         assert wait_for(finished, 300, "the run") == "SUCCESS"
-        children = psutil.Process(server.pid).children(recursive=True)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0]
-    assert server.returncode is not None, output
-    gone = psutil.wait_procs(children, timeout=30)[1]
-    assert gone == [], f"left running: {[p.pid for p in gone]}"
 
     env_home = tmp_path / "home"
     os.environ["BRAIN_HOME"], saved = str(env_home), os.environ.get("BRAIN_HOME")

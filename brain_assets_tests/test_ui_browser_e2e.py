@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 
-from brain_assets_tests.dev_server import free_port, graphql, server_answers, wait_for
+from brain_assets_tests.dev_server import graphql, running_brain_dev
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -65,42 +61,12 @@ def screenshots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def brain_dev(tmp_path: Path) -> Iterator[int]:
-    """A `brain dev` on a new Brain with one symbol; yields its port, then stops it with SIGTERM
-    and checks that nothing it started is left running."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_DSN"}
-    env.update(BRAIN_HOME=str(tmp_path / "home"), BRAIN_LOG_DIR=str(tmp_path / "logs"))
-    brain = [sys.executable, "-m", "brain_assets.cli"]
-    added = subprocess.run(
-        [*brain, "symbols", "add", SYMBOL],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert added.returncode == 0, added.stderr
-    port = free_port()
-    server = subprocess.Popen(
-        [*brain, "dev", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    children: list[psutil.Process] = []
-    try:
-        wait_for(lambda: server_answers(port), 120, "the UI server")
+    """A `brain dev` on a new Brain with one symbol; yields its port, then stops it."""
+    with running_brain_dev(tmp_path, [SYMBOL]) as port:
         # What the newsletter dialog's Skip button sends: that dialog opens a second after the
         # first page on localhost, at a moment no test can wait for, and covers the page.
         assert graphql(port, "mutation { setNuxSeen }")["setNuxSeen"] is not None
         yield port
-        children = psutil.Process(server.pid).children(recursive=True)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0]
-    assert server.returncode is not None, output
-    assert psutil.wait_procs(children, timeout=30)[1] == []
 
 
 def test_materialise_one_partition_through_the_ui(brain_dev: int, screenshots: Path) -> None:
