@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
@@ -117,8 +117,6 @@ query Events($id: ID!) {
   }
 }"""
 LIFECYCLE = ("RUN_ENQUEUED", "RUN_STARTING", "RUN_START")
-
-T = TypeVar("T")
 
 
 # "fast": the settings that keep 16 retrains to minutes; "demo": the definitions' own retrain
