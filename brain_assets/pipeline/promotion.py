@@ -15,6 +15,7 @@ from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
+from brain_assets.training.models import single_threaded
 from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
 from brain_assets.versioning import ChampionScorer
 
@@ -53,9 +54,9 @@ def model_predictions(
     first, last = int(positions[0]), int(positions[-1])
     predictor = with_context(estimator, X.iloc[context_start(first, estimator) : first])
     segment = X.iloc[first : last + 1]
-    predicted = pd.Series(
-        np.asarray(predictor.predict(segment), dtype=np.float64), index=segment.index
-    )
+    with single_threaded():  # one core per symbol's run, as in training and evaluation
+        values = np.asarray(predictor.predict(segment), dtype=np.float64)
+    predicted = pd.Series(values, index=segment.index)
     return predicted.loc[rows]
 
 
