@@ -38,12 +38,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import psycopg
 
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
@@ -336,7 +335,7 @@ def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None =
         return False
     try:
         report = deliver_pending(brain, url, ids=[alert.alert_id], expire=False)
-    except (psycopg.Error, BrainError) as exc:
+    except BrainError as exc:
         log_event(
             DELIVERY_FAILED,
             logging.WARNING,
@@ -354,6 +353,32 @@ def alert_through_outbox(
 ) -> bool:
     """``queue_alert`` in a transaction of its own, then ``dispatch_alert``."""
     return dispatch_alert(brain, queue_alert(brain, event, payload), url=url)
+
+
+class AlertBatch:
+    """The alerts queued in one ``transaction_with_alerts``."""
+
+    def __init__(self, brain: BrainLibrary) -> None:
+        self._brain = brain
+        self.queued: list[QueuedAlert] = []
+
+    def queue(self, event: str, payload: Mapping[str, Any]) -> QueuedAlert:
+        alert = queue_alert(self._brain, event, payload)
+        self.queued.append(alert)
+        return alert
+
+
+@contextmanager
+def transaction_with_alerts(brain: BrainLibrary) -> Iterator[AlertBatch]:
+    """A ``brain.transaction()`` whose ``queue``d alerts are written into the outbox inside it,
+    so that each commits with the change it announces or not at all, and are dispatched once it
+    has committed: the webhook may be slow or down, and must not hold the transaction's locks.
+    A crash between the commit and the dispatch loses nothing; the outbox sensor sends them."""
+    batch = AlertBatch(brain)
+    with brain.transaction():
+        yield batch
+    for alert in batch.queued:
+        dispatch_alert(brain, alert)
 
 
 @dataclass

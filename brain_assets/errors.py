@@ -11,6 +11,12 @@ class BrainConnectionError(BrainError, ConnectionError):
     """The configured PostgreSQL cannot be reached (the message masks any password)."""
 
 
+class StoreError(BrainError):
+    """A statement of the store failed in the database or on the way to it (connection lost,
+    pool exhausted, constraint refused). The driver's error is its ``__cause__``, so that
+    ``defs.retries`` still tells a transient failure from a lasting one."""
+
+
 class EmbeddedServerError(BrainError, RuntimeError):
     """The embedded PostgreSQL could not be started or does not answer."""
 

@@ -1,7 +1,7 @@
 """Pick the model of a symbol that has done best in the current volatility regime.
 
 A model's standing in a regime is its per-regime ``composite_score`` from its latest evaluation
-(:func:`brain_assets.regimes.evaluation.store_regime_metrics`). Scores measured on fewer than
+(:func:`brain_assets.pipeline.regimes.store_regime_metrics`). Scores measured on fewer than
 ``min_bars`` bars of the regime are not trusted; when no model has enough bars there, the
 selector keeps to the symbol's active model (chosen by champion/challenger on all bars) and says
 so, instead of switching on noise.
@@ -10,14 +10,15 @@ so, instead of switching on noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from brain_assets.regimes.classify import REGIMES
 from brain_assets.regimes.evaluation import MIN_REGIME_BARS
 from brain_assets.store import validation as check
-from brain_assets.store.validation import REGIMES
 
 if TYPE_CHECKING:
     from brain_assets.store.library import BrainLibrary
@@ -28,6 +29,29 @@ def _number(value: object) -> float | None:
         return None
     number = float(value)  # type: ignore[arg-type]
     return number if math.isfinite(number) else None
+
+
+def _choice(
+    model: Mapping[str, Any] | pd.Series | None,
+    regime: str | None,
+    reason: str,
+    *,
+    score: float | None = None,
+    n_bars: int = 0,
+    fallback: bool,
+) -> dict[str, Any]:
+    """What select_model_for_symbol answers; no ``model`` means: stand aside."""
+    return {
+        "model_id": None if model is None else str(model["model_id"]),
+        "version": None if model is None else int(model["version"]),
+        "model_type": None if model is None else str(model["model_type"]),
+        "regime": regime,
+        "score": score,
+        "n_bars": n_bars,
+        "reason": reason,
+        "fallback": fallback,
+        "stand_aside": model is None,
+    }
 
 
 class ModelSelector:
@@ -117,17 +141,7 @@ class ModelSelector:
                 f"; next is {runner_up['model_type']} v{int(runner_up['version'])} at "
                 f"{float(runner_up['composite_score']):.4g}"
             )
-        return {
-            "model_id": str(best["model_id"]),
-            "version": int(best["version"]),
-            "model_type": str(best["model_type"]),
-            "regime": regime,
-            "score": score,
-            "n_bars": n_bars,
-            "reason": reason,
-            "fallback": False,
-            "stand_aside": False,
-        }
+        return _choice(best, regime, reason, score=score, n_bars=n_bars, fallback=False)
 
     def _fallback(
         self, symbol: str, regime: str | None, in_regime: pd.DataFrame, why: str
@@ -140,17 +154,7 @@ class ModelSelector:
             status = self.brain.trading_status(symbol)
             if self.brain.list_models(symbol).empty:
                 return None
-            return {
-                "model_id": None,
-                "version": None,
-                "model_type": None,
-                "regime": regime,
-                "score": None,
-                "n_bars": 0,
-                "reason": f"stand aside: {status['reason']}",
-                "fallback": True,
-                "stand_aside": True,
-            }
+            return _choice(None, regime, f"stand aside: {status['reason']}", fallback=True)
         score: float | None = None
         n_bars = 0
         if not in_regime.empty:
@@ -159,16 +163,5 @@ class ModelSelector:
                 score = _number(own.iloc[0]["composite_score"])
                 bars = _number(own.iloc[0]["n_bars"])
                 n_bars = 0 if bars is None else int(bars)
-        return {
-            "model_id": str(model["model_id"]),
-            "version": int(model["version"]),
-            "model_type": str(model["model_type"]),
-            "regime": regime,
-            "score": score,
-            "n_bars": n_bars,
-            "reason": (
-                f"fell back to {which}, {model['model_type']} v{int(model['version'])}: {why}"
-            ),
-            "fallback": True,
-            "stand_aside": False,
-        }
+        reason = f"fell back to {which}, {model['model_type']} v{int(model['version'])}: {why}"
+        return _choice(model, regime, reason, score=score, n_bars=n_bars, fallback=True)

@@ -17,14 +17,12 @@ or the symbol stands aside; an alert is queued with the change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-import psycopg
 
-from brain_assets.alerts import QueuedAlert, dispatch_alert, queue_alert
+from brain_assets.alerts import AlertBatch, transaction_with_alerts
 from brain_assets.calendar import SECONDS_PER_YEAR
 from brain_assets.decisions.policy import (
     DEFAULT_FLOOR,
@@ -42,11 +40,11 @@ from brain_assets.decisions.policy import (
     rollback_threshold,
     score_verdict,
 )
-from brain_assets.errors import UnknownModelError
+from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainLibrary
-from brain_assets.store.registry import UNLOADABLE_TRIGGER, withdrawn
+from brain_assets.store.registry import UNLOADABLE_TRIGGER
 from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
 
 __all__ = [
@@ -99,7 +97,10 @@ def _error_text(reason: object) -> str:
 
 
 class ModelVersioning:
-    """Versions of each symbol's model: which one trades, and why it changed."""
+    """Versions of each symbol's model: which one trades, and why it changed.
+
+    The decisions are made here; every read and state switch they need is a BrainLibrary call
+    that joins the one transaction each public method opens, under the symbol's lock."""
 
     def __init__(
         self,
@@ -142,7 +143,7 @@ class ModelVersioning:
         challenger and the reason is recorded. Extra keyword arguments go to
         BrainLibrary.register_model. With a ``fingerprint`` that the symbol already has, the
         existing version's model_id is returned and nothing is written or decided."""
-        with self.brain.transaction() as conn:
+        with transaction_with_alerts(self.brain) as alerts:
             fingerprint = details.get("fingerprint")
             if fingerprint is not None:
                 # The same training registered again is the same version: no copy, no decision.
@@ -155,10 +156,8 @@ class ModelVersioning:
             model_id = self.brain.register_model(
                 symbol, model_type, artifact, metrics=metrics, credible=credible, **details
             )
-            self.brain._lock_symbol(conn, symbol)
-            model = self.brain._require_model(conn, model_id)
-            active = self._active(conn, model["symbol"])
-            alerts: list[QueuedAlert] = []
+            model = self.brain.lock_model(model_id)
+            active = self.brain.get_active_model(model["symbol"])
             try:
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
@@ -168,19 +167,16 @@ class ModelVersioning:
                     raise
                 # A champion that cannot be loaded cannot trade either: it is taken out here,
                 # in this transaction, and the challenger faces whatever trades after that.
-                withdrawal = self._withdraw_unloadable(conn, active, _error_text(exc.error))
-                if withdrawal is not None:
-                    alerts.append(withdrawal)
-                active = self._active(conn, model["symbol"])
+                self._withdraw_unloadable(alerts, active, _error_text(exc.error))
+                active = self.brain.get_active_model(model["symbol"])
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
                 )
             record = {**decision.to_json(), "floor": floor.to_json(), "as_of": _as_of(as_of)}
             if decision.passed:
-                self._activate(conn, model, reason="promotion", details=record)
+                self._activate(model, reason="promotion", details=record)
             else:
                 self.brain.record_activation_event(
-                    conn,
                     model["symbol"],
                     model_id,
                     model["version"],
@@ -188,9 +184,6 @@ class ModelVersioning:
                     reason="below_floor" if not floor.passed else "challenger",
                     details=record,
                 )
-        # After the commit (inside a caller's transaction the outbox sensor sends them later).
-        for alert in alerts:
-            dispatch_alert(self.brain, alert)
         return model_id
 
     def _promotion_decision(
@@ -254,10 +247,9 @@ class ModelVersioning:
     def promote(self, model_id: str, *, reason: str = "manual") -> dict[str, Any]:
         """Make ``model_id`` active now, whatever its score (an operator's decision)."""
         model_id = check.text(model_id, "model_id")
-        with self.brain.transaction() as conn:
-            model = self.brain._require_model(conn, model_id)
-            self.brain._lock_symbol(conn, model["symbol"])
-            self._activate(conn, model, reason=reason, details={"requested": "promote"})
+        with self.brain.transaction():
+            model = self.brain.lock_model(model_id)
+            self._activate(model, reason=reason, details={"requested": "promote"})
         result = self.brain.get_model(model_id)
         assert result is not None
         return result
@@ -265,36 +257,29 @@ class ModelVersioning:
     def rollback(self, symbol: str, to_version: int | None = None) -> dict[str, Any]:
         """Reactivate ``to_version``, or the previous good version; ValueError if there is none."""
         symbol = check.symbol(symbol)
-        with self.brain.transaction() as conn:
-            self.brain._lock_symbol(conn, symbol)
-            active = self._active(conn, symbol)
+        with transaction_with_alerts(self.brain) as alerts:
+            self.brain.lock_symbol(symbol)
+            active = self.brain.get_active_model(symbol)
             if to_version is not None:
                 version = check.positive_int(to_version, "to_version")
-                row = conn.execute(
-                    "SELECT model_id FROM model_registry WHERE symbol = %s AND version = %s",
-                    (symbol, version),
-                ).fetchone()
-                if row is None:
+                target = self.brain.get_model_version(symbol, version)
+                if target is None:
                     raise ValueError(f"{symbol} has no version {version}")
-                target = self.brain._require_model(conn, row[0])
             else:
-                previous, _ = self._rollback_target(conn, symbol, active, operator=True)
-                if previous is None:
+                target, _ = self._rollback_target(symbol, active, operator=True)
+                if target is None:
                     raise ValueError(
                         f"{symbol} has no earlier version to roll back to (one of the same "
                         "horizon, above the activation floor and not rolled back for a "
                         "regression); name one with to_version"
                     )
-                target = previous
             details = {
                 "requested": "rollback",
                 "to_version": target["version"],
                 "from_version": None if active is None else active["version"],
             }
-            self._activate(conn, target, reason="rollback", details=details)
-            # In the rollback's transaction: the alert commits with it, or neither does.
-            alert = queue_alert(
-                self.brain,
+            self._activate(target, reason="rollback", details=details)
+            alerts.queue(
                 "model_rollback",
                 {
                     "symbol": symbol,
@@ -303,8 +288,6 @@ class ModelVersioning:
                     "trigger": "operator",
                 },
             )
-        # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
-        dispatch_alert(self.brain, alert)
         result = self.brain.get_model(target["model_id"])
         assert result is not None
         return result
@@ -314,28 +297,25 @@ class ModelVersioning:
 
     def baseline(self, model_id: str) -> dict[str, float]:
         """The metrics a model was last activated with: the seed's rollback baseline."""
-        with self.brain.transaction() as conn:
-            return self._baseline(
-                conn, self.brain._require_model(conn, check.text(model_id, "model_id"))
-            )
+        with self.brain.transaction():
+            return self._baseline(self.brain.require_model(check.text(model_id, "model_id")))
 
     def assess(
         self,
         model_id: str,
         new_metrics: Mapping[str, float],
-        rollback_threshold: float = 0.05,
+        rollback_threshold: float = ROLLBACK_THRESHOLD,
         *,
         monitored: Sequence[str] = DEFAULT_MONITORED,
     ) -> dict[str, Any]:
         """The rollback assessment of ``model_id``'s live metrics under this policy (no writes)."""
         threshold = _threshold(rollback_threshold)
-        with self.brain.transaction() as conn:
-            model = self.brain._require_model(conn, check.text(model_id, "model_id"))
-            return self._assess(conn, model, new_metrics, threshold, monitored)
+        with self.brain.transaction():
+            model = self.brain.require_model(check.text(model_id, "model_id"))
+            return self._assess(model, new_metrics, threshold, monitored)
 
     def _assess(
         self,
-        conn: psycopg.Connection,
         model: Mapping[str, Any],
         live: Mapping[str, float],
         threshold: float,
@@ -346,7 +326,7 @@ class ModelVersioning:
         }
         return rollback_assessment(
             registration,
-            self._baseline(conn, model),
+            self._baseline(model),
             live,
             self.policy,
             threshold=threshold,
@@ -360,7 +340,7 @@ class ModelVersioning:
         model_id: str,
         symbol: str,
         new_metrics: Mapping[str, float],
-        rollback_threshold: float = 0.05,
+        rollback_threshold: float = ROLLBACK_THRESHOLD,
         *,
         monitored: Sequence[str] = DEFAULT_MONITORED,
         as_of: object = None,
@@ -369,9 +349,10 @@ class ModelVersioning:
         """Roll ``symbol`` back when the active ``model_id``'s live ``new_metrics`` regressed.
 
         With the default policy a regression is a live Sharpe ratio more than the threshold
-        (5%) below the version's deflated test Sharpe ratio AND significantly below it (see
-        decisions.policy); with ``rollback_confidence=None`` it is the seed's rule, any
-        monitored metric more than the threshold below the activation baseline.
+        (by default ROLLBACK_THRESHOLD) below the version's deflated test Sharpe ratio AND
+        significantly below it (see decisions.policy); with ``rollback_confidence=None`` it is
+        the seed's rule, any monitored metric more than the threshold below the activation
+        baseline.
 
         No automatic rollback happens within ``cooldown_bars`` of the symbol's last automatic
         activation change (``as_of``: the last bar of the live window). The target is the most
@@ -391,12 +372,14 @@ class ModelVersioning:
         for metric in monitored:
             relative_degradation(metric, 0.0, 0.0)  # unknown direction -> ValueError up front
         stamp = _as_of(as_of)
-        with self.brain.transaction() as conn:
-            model = self._locked_model(conn, symbol, model_id)
-            active = self._active(conn, symbol)
+        # The outbox row commits with the rollback, so that a crash right after the commit
+        # cannot lose the alert.
+        with transaction_with_alerts(self.brain) as alerts:
+            model = self.brain.lock_model(model_id, symbol=symbol)
+            active = self.brain.get_active_model(symbol)
             if active is None or active["model_id"] != model_id:
                 return False
-            assessment = self._assess(conn, model, values, threshold, monitored)
+            assessment = self._assess(model, values, threshold, monitored)
             if not assessment["regressed"]:
                 return False
             worst = assessment["worst"]
@@ -418,7 +401,6 @@ class ModelVersioning:
 
             def warn(reason: str, message: str) -> None:
                 self.brain.record_activation_event(
-                    conn,
                     symbol,
                     model_id,
                     model["version"],
@@ -427,7 +409,7 @@ class ModelVersioning:
                     details={**details, "message": message},
                 )
 
-            waited = self._bars_since_last_change(conn, symbol, stamp, values)
+            waited = self._bars_since_last_change(symbol, stamp, values)
             if (
                 self.policy.cooldown_bars
                 and waited is not None
@@ -439,27 +421,21 @@ class ModelVersioning:
                     f"the cooldown is {self.policy.cooldown_bars} bars",
                 )
                 return False
-            target, skipped = self._rollback_target(conn, symbol, model, candidates, threshold)
+            target, skipped = self._rollback_target(symbol, model, candidates, threshold)
             details["skipped"] = skipped
             if target is not None:
                 details["rolled_back_to"] = target["model_id"]
-                self._activate(conn, target, reason="rollback", details=details)
+                self._activate(target, reason="rollback", details=details)
                 event = "model_rollback"
             elif self.policy.rollback_confidence is not None:
-                self.brain._deactivate(
-                    conn,
-                    symbol,
-                    reason="rollback",
-                    details={**details, "stand_aside": True},
+                self.brain.stand_aside(
+                    symbol, reason="rollback", details={**details, "stand_aside": True}
                 )
                 event = "model_stand_aside"
             else:
                 warn("rollback_unavailable", "no earlier version to roll back to")
                 event = "model_rollback_unavailable"
-            # In the rollback's transaction, so that a crash right after the commit cannot lose
-            # the alert: the outbox keeps it until it is delivered.
-            alert = queue_alert(
-                self.brain,
+            alerts.queue(
                 event,
                 {
                     "symbol": symbol,
@@ -474,8 +450,6 @@ class ModelVersioning:
                     "trigger": "metric_regression",
                 },
             )
-        # After the commit: the webhook may be slow or down, and must not hold the symbol's lock.
-        dispatch_alert(self.brain, alert)
         return event != "model_rollback_unavailable"
 
     # -- unloadable artifacts -----------------------------------------------------------------
@@ -502,24 +476,22 @@ class ModelVersioning:
         symbol = check.symbol(symbol)
         model_id = check.text(model_id, "model_id")
         reason = _error_text(reason)
-        with self.brain.transaction() as conn:
-            model = self._locked_model(conn, symbol, model_id)
-            alert = self._withdraw_unloadable(conn, model, reason)
-            active = self._active(conn, symbol)
-        if alert is not None:
-            dispatch_alert(self.brain, alert)
+        with transaction_with_alerts(self.brain) as alerts:
+            model = self.brain.lock_model(model_id, symbol=symbol)
+            self._withdraw_unloadable(alerts, model, reason)
+            active = self.brain.get_active_model(symbol)
         return active
 
     def _withdraw_unloadable(
-        self, conn: psycopg.Connection, model: Mapping[str, Any], error: str
-    ) -> QueuedAlert | None:
+        self, alerts: AlertBatch, model: Mapping[str, Any], error: str
+    ) -> None:
         """Mark ``model`` unloadable and, if it is active, fall back (see
-        fall_back_from_unloadable); returns the queued alert, or None when it was marked
-        already. The caller holds the symbol's lock inside the transaction."""
+        fall_back_from_unloadable), queueing the alert; nothing when it was marked already.
+        The caller holds the symbol's lock inside the transaction."""
         symbol, model_id = str(model["symbol"]), str(model["model_id"])
-        if self.brain._is_withdrawn(conn, model_id):
-            return None
-        active = self._active(conn, symbol)
+        if self.brain.is_withdrawn(model_id):
+            return
+        active = self.brain.get_active_model(symbol)
         details: dict[str, Any] = {
             "trigger": UNLOADABLE_TRIGGER,
             "unloadable_model_id": model_id,
@@ -528,16 +500,14 @@ class ModelVersioning:
         }
         target: dict[str, Any] | None = None
         if active is None or active["model_id"] != model_id:
-            self._mark_unloadable(conn, model, details)
+            self._mark_unloadable(model, details)
             event = "model_artifact_unloadable"
         else:
-            target, skipped = self._rollback_target(conn, symbol, model, loadable=self._load_error)
+            target, skipped = self._rollback_target(symbol, model, loadable=self._load_error)
             for entry in skipped:
                 if entry.get("unloadable"):
-                    broken = self.brain._require_model(conn, entry["model_id"])
                     self._mark_unloadable(
-                        conn,
-                        broken,
+                        self.brain.require_model(entry["model_id"]),
                         {
                             **details,
                             "unloadable_model_id": entry["model_id"],
@@ -548,16 +518,14 @@ class ModelVersioning:
             details["skipped"] = skipped
             if target is not None:
                 details["rolled_back_to"] = target["model_id"]
-                self._activate(conn, target, reason="rollback", details=details)
+                self._activate(target, reason="rollback", details=details)
                 event = "model_rollback"
             else:
-                self.brain._deactivate(
-                    conn, symbol, reason="rollback", details={**details, "stand_aside": True}
+                self.brain.stand_aside(
+                    symbol, reason="rollback", details={**details, "stand_aside": True}
                 )
                 event = "model_stand_aside"
-        # In the change's transaction, so that the alert commits with it or not at all.
-        return queue_alert(
-            self.brain,
+        alerts.queue(
             event,
             {
                 "symbol": symbol,
@@ -577,13 +545,10 @@ class ModelVersioning:
             },
         )
 
-    def _mark_unloadable(
-        self, conn: psycopg.Connection, model: Mapping[str, Any], details: Mapping[str, Any]
-    ) -> None:
+    def _mark_unloadable(self, model: Mapping[str, Any], details: Mapping[str, Any]) -> None:
         # A warning row with the trigger is the mark for a version that is not active: the
         # withdrawn() filter reads it like the deactivation row of an active one.
         self.brain.record_activation_event(
-            conn,
             model["symbol"],
             model["model_id"],
             model["version"],
@@ -606,27 +571,11 @@ class ModelVersioning:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _active(self, conn: psycopg.Connection, symbol: str) -> dict[str, Any] | None:
-        row = conn.execute(
-            "SELECT model_id FROM model_registry WHERE symbol = %s AND is_active", (symbol,)
-        ).fetchone()
-        return None if row is None else self.brain._require_model(conn, row[0])
-
     def _activate(
-        self,
-        conn: psycopg.Connection,
-        model: Mapping[str, Any],
-        *,
-        reason: str,
-        details: Mapping[str, Any],
+        self, model: Mapping[str, Any], *, reason: str, details: Mapping[str, Any]
     ) -> None:
-        baseline = self._latest_metrics(conn, model)
-        self.brain._switch_active(
-            conn,
-            model["symbol"],
-            model["model_id"],
-            reason=reason,
-            details={**details, "baseline": baseline},
+        self.brain.activate_version(
+            model["symbol"], model["model_id"], reason=reason, details=details
         )
         if reason == "promotion":
             log_event(
@@ -637,94 +586,45 @@ class ModelVersioning:
                 composite_score=model["composite_score"],
             )
 
-    @staticmethod
-    def _latest_metrics(conn: psycopg.Connection, model: Mapping[str, Any]) -> dict[str, float]:
-        rows = conn.execute(
-            """SELECT DISTINCT ON (metric) metric, value FROM model_metrics
-               WHERE model_id = %s AND regime IS NULL
-               ORDER BY metric, evaluation_date DESC, id DESC""",
-            (model["model_id"],),
-        ).fetchall()
-        return {metric: value for metric, value in rows if math.isfinite(value)}
-
-    def _baseline(self, conn: psycopg.Connection, model: Mapping[str, Any]) -> dict[str, float]:
+    def _baseline(self, model: Mapping[str, Any]) -> dict[str, float]:
         """The metrics recorded when the model was last activated (its registration metrics
         for a model activated before baselines were recorded)."""
-        row = conn.execute(
-            """SELECT details -> 'baseline' FROM model_activations
-               WHERE model_id = %s AND action = 'activated'
-               ORDER BY created_at DESC, activation_id DESC LIMIT 1""",
-            (model["model_id"],),
-        ).fetchone()
-        baseline = row[0] if row and row[0] else model["metrics"]
+        baseline = self.brain.activation_baseline(model["model_id"]) or model["metrics"]
         return {k: float(v) for k, v in baseline.items() if isinstance(v, int | float)}
 
-    @staticmethod
     def _bars_since_last_change(
-        conn: psycopg.Connection, symbol: str, as_of: str | None, live: Mapping[str, float]
+        self, symbol: str, as_of: str | None, live: Mapping[str, float]
     ) -> float | None:
         """Bars between the symbol's last automatic activation change and ``as_of``."""
         ppy = live.get("periods_per_year")
         if as_of is None or not ppy:
             return None
-        row = conn.execute(
-            """SELECT details ->> 'as_of' FROM model_activations
-               WHERE symbol = %s AND action IN ('activated', 'deactivated')
-                 AND details ->> 'as_of' IS NOT NULL
-               ORDER BY activation_id DESC LIMIT 1""",
-            (symbol,),
-        ).fetchone()
-        if row is None:
+        last = self.brain.last_automatic_change(symbol)
+        if last is None:
             return None
-        seconds = (pd.Timestamp(as_of) - pd.Timestamp(row[0])).total_seconds()
+        seconds = (pd.Timestamp(as_of) - pd.Timestamp(last)).total_seconds()
         return seconds / (SECONDS_PER_YEAR / float(ppy))
-
-    def _locked_model(self, conn: psycopg.Connection, symbol: str, model_id: str) -> dict[str, Any]:
-        """``model_id``'s row, after checking it belongs to ``symbol``, with the symbol locked."""
-        model = self.brain._require_model(conn, model_id)
-        if model["symbol"] != symbol:
-            raise UnknownModelError(
-                f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
-            )
-        self.brain._lock_symbol(conn, symbol)
-        return model
 
     def rollback_candidates(self, symbol: str) -> list[dict[str, Any]]:
         """Earlier versions a rollback of ``symbol`` would consider, most recently active first
         (before the eligibility checks that need their live metrics)."""
         symbol = check.symbol(symbol)
-        with self.brain.transaction() as conn:
-            active = self._active(conn, symbol)
-            return [
-                self.brain._require_model(conn, model_id)
-                for model_id in self._candidate_ids(conn, symbol, active)
-            ]
+        with self.brain.transaction():
+            return self._candidates(symbol, self.brain.get_active_model(symbol))
 
-    @staticmethod
-    def _candidate_ids(
-        conn: psycopg.Connection, symbol: str, current: Mapping[str, Any] | None
-    ) -> list[str]:
-        rows = conn.execute(
-            "SELECT a.model_id, max(a.activation_id) AS last FROM model_activations a"  # noqa: S608
-            " WHERE a.symbol = %(symbol)s AND a.action = 'activated'"
-            " AND a.model_id IS DISTINCT FROM %(current)s"
-            f" AND NOT {withdrawn('a')}"
-            " GROUP BY a.model_id ORDER BY last DESC LIMIT %(limit)s",
-            {
-                "symbol": symbol,
-                "current": None if current is None else current["model_id"],
-                "limit": MAX_ROLLBACK_CANDIDATES,
-            },
-        ).fetchall()
-        return [str(row[0]) for row in rows]
+    def _candidates(self, symbol: str, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        return self.brain.previously_active(
+            symbol,
+            excluding=None if current is None else str(current["model_id"]),
+            limit=MAX_ROLLBACK_CANDIDATES,
+        )
 
     def _rollback_target(
         self,
-        conn: psycopg.Connection,
         symbol: str,
         current: Mapping[str, Any] | None,
         candidates: Mapping[str, Mapping[str, float]] | None = None,
-        threshold: float = 0.05,
+        threshold: float = ROLLBACK_THRESHOLD,
         *,
         operator: bool = False,
         loadable: Callable[[Mapping[str, Any]], str | None] | None = None,
@@ -734,9 +634,9 @@ class ModelVersioning:
         be loaded, or None) an eligible version must also load; one that does not is skipped
         with ``unloadable: True``."""
         skipped: list[dict[str, Any]] = []
-        for model_id in self._candidate_ids(conn, symbol, current):
-            candidate = self.brain._require_model(conn, model_id)
-            why = self._not_eligible(conn, candidate, current, candidates, threshold, operator)
+        for candidate in self._candidates(symbol, current):
+            model_id = str(candidate["model_id"])
+            why = self._not_eligible(candidate, current, candidates, threshold, operator)
             if why is None and loadable is not None and (error := loadable(candidate)):
                 skipped.append(
                     {
@@ -754,7 +654,6 @@ class ModelVersioning:
 
     def _not_eligible(
         self,
-        conn: psycopg.Connection,
         candidate: Mapping[str, Any],
         current: Mapping[str, Any] | None,
         candidates: Mapping[str, Mapping[str, float]] | None,
@@ -780,7 +679,7 @@ class ModelVersioning:
         # The seed's rule took the most recent earlier version whatever it did since.
         if live is not None and self.policy.rollback_confidence is not None:
             assessment = self._assess(
-                conn, candidate, check.metrics(live, "candidates"), threshold, DEFAULT_MONITORED
+                candidate, check.metrics(live, "candidates"), threshold, DEFAULT_MONITORED
             )
             if assessment["regressed"]:
                 return f"regressed on the same recent bars too ({assessment.get('rule')})"

@@ -23,14 +23,19 @@ from brain_assets.alerts import (
     ALERT_WEBHOOK_ENV,
     DELIVERY_FAILED,
     SEND_ATTEMPTS,
+    QueuedAlert,
     alert_text,
     deliver_pending,
     dispatch_alert,
     queue_alert,
     send_alert,
+    transaction_with_alerts,
 )
 from brain_assets.defs.alerts.sensors import alert_outbox, alert_sensors, run_failure_alert
 from brain_assets.defs.resources import BrainResource
+from brain_assets.defs.retries import is_transient
+from brain_assets.errors import StoreError
+from brain_assets.store.base import as_store_errors
 from brain_assets.store.library import BrainLibrary
 
 SECRET = "hunter2-Xy"
@@ -465,6 +470,58 @@ def test_an_alert_queued_in_a_failed_transaction_is_not_kept(brain: BrainLibrary
     assert brain.get_alerts() == []
 
 
+def test_alerts_of_a_transaction_are_dispatched_only_once_it_commits(
+    brain: BrainLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import brain_assets.alerts as alerts_module
+
+    dispatched: list[tuple[str, bool]] = []
+
+    def record(brain: BrainLibrary, alert: QueuedAlert, **kwargs: Any) -> bool:
+        dispatched.append((alert.event, brain.outbox_write_pending()))
+        return False
+
+    monkeypatch.setattr(alerts_module, "dispatch_alert", record)
+    with (
+        pytest.raises(RuntimeError, match="rollback failed"),
+        transaction_with_alerts(brain) as batch,
+    ):
+        batch.queue("model_rollback", {"symbol": "BTC/USDT"})
+        raise RuntimeError("rollback failed")
+    assert dispatched == [] and brain.get_alerts() == []
+
+    with transaction_with_alerts(brain) as batch:
+        batch.queue("model_stand_aside", {"symbol": "BTC/USDT"})
+        assert dispatched == []
+    assert dispatched == [("model_stand_aside", False)]
+    (row,) = brain.get_alerts()
+    assert row["kind"] == "model_stand_aside"
+
+
+def test_a_database_failure_while_dispatching_leaves_the_alert_queued(
+    brain: BrainLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alert = queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT"})
+
+    def connection_lost(**kwargs: Any) -> None:
+        with as_store_errors("claiming an outbox alert"):
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(brain, "claim_due_alert", connection_lost)
+    assert dispatch_alert(brain, alert, url="http://127.0.0.1:9/never") is False
+    (row,) = brain.get_alerts(pending_only=True)
+    assert row["id"] == alert.alert_id and row["attempts"] == 0
+
+
+def test_the_store_raises_driver_errors_as_its_own_that_retries_still_classify() -> None:
+    with (
+        pytest.raises(StoreError, match="claiming an outbox alert failed") as caught,
+        as_store_errors("claiming an outbox alert"),
+    ):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+    assert is_transient(caught.value)
+
+
 def test_delivering_inside_the_enqueuing_transaction_is_refused(brain: BrainLibrary) -> None:
     with brain.transaction():
         alert = queue_alert(brain, "model_rollback", {"symbol": "BTC/USDT"})
@@ -482,6 +539,7 @@ CRASH_EXIT_CODE = 17
 def _rollback_then_crash(dsn: str, url: str) -> None:
     """A run worker killed right after its rollback committed (spawned: module level)."""
     os.environ[ALERT_WEBHOOK_ENV] = url
+    import brain_assets.alerts as alerts_module
     import brain_assets.versioning as versioning_module
 
     brain = BrainLibrary(dsn)
@@ -496,7 +554,7 @@ def _rollback_then_crash(dsn: str, url: str) -> None:
         os._exit(CRASH_EXIT_CODE)  # no cleanup, no flush: as abrupt as a SIGKILL
 
     # What runs right after the commit: the process dies there, before any delivery.
-    versioning_module.dispatch_alert = killed
+    alerts_module.dispatch_alert = killed
     versioning.check_and_rollback(second, "BTC/USDT", {"sharpe_ratio": 0.2})
     os._exit(0)  # not reached: the crash comes first
 

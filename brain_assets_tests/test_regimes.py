@@ -16,17 +16,16 @@ from brain_assets.errors import UnknownModelError
 from brain_assets.evaluation.comprehensive import evaluate_model
 from brain_assets.market_data.synthetic import REGIMES as TRUE_REGIMES
 from brain_assets.market_data.synthetic import SyntheticSource, generate_ohlcv
-from brain_assets.regimes import (
+from brain_assets.pipeline.regimes import store_regime_metrics
+from brain_assets.regimes.classify import (
     DEFAULT_MIN_HISTORY,
     DEFAULT_WINDOW,
-    MIN_REGIME_BARS,
     REGIMES,
     classify_regimes,
     current_regime,
-    evaluate_by_regime,
-    store_regime_metrics,
+    regime_of_percentile,
 )
-from brain_assets.regimes.classify import regime_of_percentile
+from brain_assets.regimes.evaluation import MIN_REGIME_BARS, evaluate_by_regime
 from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 

@@ -11,13 +11,9 @@ import pytest
 from brain_assets import ModelSelector
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.market_data.synthetic import SyntheticSource
-from brain_assets.regimes import (
-    MIN_REGIME_BARS,
-    RegimeResults,
-    classify_regimes,
-    evaluate_by_regime,
-    store_regime_metrics,
-)
+from brain_assets.pipeline.regimes import store_regime_metrics
+from brain_assets.regimes.classify import classify_regimes
+from brain_assets.regimes.evaluation import MIN_REGIME_BARS, RegimeResults, evaluate_by_regime
 from brain_assets.store.library import BrainLibrary
 
 SYMBOL = "BTC/USDT"

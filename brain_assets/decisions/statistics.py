@@ -38,15 +38,18 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from brain_assets.evaluation.inputs import float_array
+
 FloatArray = npt.NDArray[np.float64]
+T = TypeVar("T")
 Series = Sequence[float] | npt.NDArray[Any]
 """What the functions accept as a series: a sequence of floats or a 1-D numpy array."""
 
@@ -132,27 +135,25 @@ class CusumResult:
 
 def _series(values: Series, name: str, *, minimum: int = MIN_OBSERVATIONS) -> FloatArray:
     """``values`` as a 1-D float64 array of finite numbers with at least ``minimum`` entries."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a 1-D sequence of numbers") from exc
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    array = float_array(name, values)
     if array.size < minimum:
         raise ValueError(f"{name} needs at least {minimum} observations, got {array.size}")
-    if not bool(np.all(np.isfinite(array))):
-        raise ValueError(f"{name} contains NaN or inf")
     return array
+
+
+def _converted(value: Any, name: str, kind: str, convert: Callable[[Any], T]) -> T:
+    """``convert(value)``, or a ValueError naming ``name``; a bool is refused, not read as 0/1."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be {kind}, got a bool")
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be {kind}, got {value!r}") from exc
 
 
 def _number(value: float, name: str) -> float:
     """``value`` as a finite float."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got a bool")
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
+    number = _converted(value, name, "a number", float)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
     return number
@@ -160,12 +161,7 @@ def _number(value: float, name: str) -> float:
 
 def _integer(value: int, name: str) -> int:
     """``value`` as a Python int (numpy integers accepted; floats and bools refused)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got a bool")
-    try:
-        return operator.index(value)
-    except TypeError as exc:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+    return _converted(value, name, "an integer", operator.index)
 
 
 def _periods_per_year(value: float | None) -> float | None:

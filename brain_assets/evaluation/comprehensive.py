@@ -18,65 +18,38 @@ as ``None`` so that a result can go straight to the Brain Library, which rejects
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol
 
 import numpy as np
 import pandas as pd
 
-from brain_assets.calendar import periods_per_year as infer_periods_per_year
+from brain_assets.defaults import FEE_BPS
+from brain_assets.evaluation import inputs as check
 from brain_assets.evaluation import metrics as m
+from brain_assets.evaluation.inputs import ArrayInput, IndexInput
 from brain_assets.evaluation.metrics import FloatArray
-from brain_assets.evaluation.report import generate_evaluation_report
-
-ArrayInput = Sequence[float] | np.ndarray | pd.Series
-IndexInput = Sequence[Any] | pd.Index | pd.Series
+from brain_assets.evaluation.report import METRIC_GROUPS, generate_evaluation_report
 
 MIN_OBSERVATIONS = 3
 """Fewest bars evaluate_model accepts: the sample std (ddof=1) and the IC t-stat need n > 2."""
 
-METRIC_KEYS: tuple[str, ...] = (
-    "rmse",
-    "mae",
-    "r2",
-    "directional_accuracy",
-    "information_coefficient",
-    "information_coefficient_tstat",
-    "total_return",
-    "annualized_return",
-    "annualized_volatility",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "calmar_ratio",
-    "max_drawdown",
-    "win_rate",
-    "profit_factor",
-    "num_trades",
-    "turnover",
-    "exposure",
-    "composite_score",
-    "n_observations",
-    "periods_per_year",
-)
+METRIC_KEYS: tuple[str, ...] = tuple(key for _, keys in METRIC_GROUPS for key in keys)
 """Every key evaluate_model returns, in the order it returns them."""
+
+P = ParamSpec("P")
 
 
 class MetricsStore(Protocol):
-    """What store_evaluation needs from its ``brain`` (the project's BrainLibrary fits)."""
+    """What store_evaluation needs from its ``brain``: a BrainLibrary-style
+    ``store_model_metrics(model_id, symbol, metrics, *, evaluation_date, regime,
+    periods_per_year)`` (the project's BrainLibrary fits)."""
 
-    def store_model_metrics(
-        self,
-        model_id: str,
-        symbol: str,
-        metrics: dict[str, float],
-        *,
-        evaluation_date: Any = None,
-        regime: str | None = None,
-        periods_per_year: float | None = None,
-    ) -> object: ...
+    @property
+    def store_model_metrics(self) -> Callable[..., object]: ...
 
 
 @dataclass(frozen=True)
@@ -89,115 +62,6 @@ class _Prepared:
     index: pd.Index | None
 
 
-# --- validation ---------------------------------------------------------------------------------
-
-
-def _as_float_array(name: str, values: object) -> FloatArray:
-    """A 1-D float copy of ``values``, or a ValueError that names the argument."""
-    if values is None:
-        raise ValueError(f"{name}: is required, got None")
-    try:
-        if isinstance(values, pd.Series | pd.Index):
-            array = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: must be numeric ({exc})") from exc
-    if array.ndim != 1:
-        raise ValueError(f"{name}: must be one-dimensional, got shape {array.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(array)))
-    if bad:
-        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
-    return np.array(array, dtype=np.float64)
-
-
-def _check_lengths(arrays: Mapping[str, FloatArray], minimum: int) -> int:
-    lengths = {name: int(array.size) for name, array in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        described = ", ".join(f"{name}={size}" for name, size in lengths.items())
-        raise ValueError(f"length mismatch: {described}; all must have the same length")
-    n = next(iter(lengths.values()))
-    if n < minimum:
-        names = ", ".join(lengths)
-        raise ValueError(f"{names}: need at least {minimum} observations, got {n}")
-    return n
-
-
-def _check_series_alignment(named: Mapping[str, object]) -> None:
-    """Refuse Series whose indexes differ: the arrays are paired by position, not by label.
-
-    Two Series with different labels (say actuals already shifted by one bar) would otherwise be
-    paired silently in a way the caller probably did not mean.
-    """
-    series = [(name, value) for name, value in named.items() if isinstance(value, pd.Series)]
-    for (first_name, first), (name, other) in itertools.pairwise(series):
-        if len(first) == len(other) and not first.index.equals(other.index):
-            raise ValueError(
-                f"{first_name} and {name}: pandas Series with different indexes; "
-                "align them first (values are paired by position)"
-            )
-
-
-def _check_fee(fee_bps: float) -> float:
-    try:
-        fee = float(fee_bps)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"fee_bps: must be a number, got {fee_bps!r}") from exc
-    if not math.isfinite(fee) or fee < 0.0:
-        raise ValueError(f"fee_bps: must be a finite number >= 0, got {fee_bps!r}")
-    return fee
-
-
-def _positions(predictions: FloatArray, trades: object) -> FloatArray:
-    if trades is None:
-        return m.sign_positions(predictions)
-    positions = _as_float_array("trades", trades)
-    if positions.size and (positions.min() < -1.0 or positions.max() > 1.0):
-        raise ValueError(
-            f"trades: positions must lie in [-1, 1], got min {positions.min():g} "
-            f"and max {positions.max():g}"
-        )
-    return positions
-
-
-def _resolve_index(index: IndexInput | None, predictions: object, n: int) -> pd.Index | None:
-    """The timestamps (or labels) of the bars: ``index`` if given, else a Series' own index."""
-    if index is None:
-        return predictions.index if isinstance(predictions, pd.Series) else None
-    resolved = pd.Index(index.to_numpy() if isinstance(index, pd.Series) else index)
-    if len(resolved) != n:
-        raise ValueError(f"index: has {len(resolved)} entries but the inputs have {n}")
-    if not isinstance(resolved, pd.DatetimeIndex) and resolved.dtype == object:
-        # Timestamps given as strings or datetime objects: make them a DatetimeIndex so that the
-        # bar frequency can be inferred. Labels that are not timestamps stay plain labels (fine
-        # for aligning the equity curve when periods_per_year is given explicitly).
-        try:
-            resolved = pd.DatetimeIndex(pd.to_datetime(resolved, utc=True))
-        except (TypeError, ValueError, OverflowError):
-            pass
-    return resolved
-
-
-def _resolve_periods_per_year(value: float | None, index: pd.Index | None) -> float:
-    if value is not None:
-        try:
-            ppy = float(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"periods_per_year: must be a number, got {value!r}") from exc
-        if not math.isfinite(ppy) or ppy <= 0.0:
-            raise ValueError(f"periods_per_year: must be a finite number > 0, got {value!r}")
-        return ppy
-    if not isinstance(index, pd.DatetimeIndex):
-        raise ValueError(
-            "periods_per_year or a timestamp index is needed: pass periods_per_year, "
-            "index=<timestamps>, or predictions as a pandas Series with a DatetimeIndex"
-        )
-    try:
-        return float(infer_periods_per_year(index))
-    except ValueError as exc:
-        raise ValueError(f"index: cannot infer periods_per_year ({exc})") from exc
-
-
 def _prepare(
     predictions: ArrayInput,
     returns: ArrayInput,
@@ -208,19 +72,20 @@ def _prepare(
     extra: Mapping[str, ArrayInput] | None = None,
     minimum: int = 1,
 ) -> tuple[_Prepared, dict[str, FloatArray], float]:
-    fee = _check_fee(fee_bps)
+    fee = check.fee(fee_bps)
     named: dict[str, object] = {"predictions": predictions, **(extra or {}), "returns": returns}
     if trades is not None:
         named["trades"] = trades
-    arrays = {name: _as_float_array(name, value) for name, value in named.items()}
-    n = _check_lengths(arrays, minimum)
-    _check_series_alignment(named)
-    positions = _positions(arrays["predictions"], trades)
+    arrays = {name: check.float_array(name, value) for name, value in named.items()}
+    n = check.same_length({name: int(array.size) for name, array in arrays.items()})
+    if n < minimum:
+        raise ValueError(f"{', '.join(arrays)}: need at least {minimum} observations, got {n}")
+    check.series_alignment(named)
     prepared = _Prepared(
         predictions=arrays["predictions"],
         returns=arrays["returns"],
-        positions=positions,
-        index=_resolve_index(index, predictions, n),
+        positions=check.positions(arrays["predictions"], trades),
+        index=check.bar_index(index, predictions, n),
     )
     return prepared, arrays, fee
 
@@ -233,7 +98,7 @@ def strategy_returns(
     returns: ArrayInput,
     trades: ArrayInput | None = None,
     *,
-    fee_bps: float = 10.0,
+    fee_bps: float = FEE_BPS,
     index: IndexInput | None = None,
 ) -> pd.Series:
     """The strategy's per-bar return net of fees, aligned to ``index`` (or the Series' index)."""
@@ -242,20 +107,24 @@ def strategy_returns(
     return pd.Series(net, index=prepared.index, name="strategy_return")
 
 
-def equity_curve(
-    predictions: ArrayInput,
-    returns: ArrayInput,
-    trades: ArrayInput | None = None,
-    *,
-    fee_bps: float = 10.0,
-    index: IndexInput | None = None,
-) -> pd.Series:
-    """Compounded net equity (1 + r).cumprod(), starting from 1 before the first bar.
+def _compounded(net: Callable[P, pd.Series]) -> Callable[P, pd.Series]:
+    # The equity curve takes exactly strategy_returns' arguments: declared once, they cannot
+    # drift apart.
+    def equity_curve(*args: P.args, **kwargs: P.kwargs) -> pd.Series:
+        """Compounded net equity (1 + r).cumprod() of :func:`strategy_returns` (same arguments),
+        starting from 1 before the first bar.
 
-    This is the curve max_drawdown is measured on, so a plot of it shows the reported drawdown.
-    """
-    net = strategy_returns(predictions, returns, trades, fee_bps=fee_bps, index=index)
-    return pd.Series(m.equity(net.to_numpy()), index=net.index, name="equity")
+        This is the curve max_drawdown is measured on, so a plot of it shows the reported drawdown.
+        """
+        returns = net(*args, **kwargs)
+        return pd.Series(m.equity(returns.to_numpy()), index=returns.index, name="equity")
+
+    equity_curve.__signature__ = inspect.signature(net)  # type: ignore[attr-defined]
+    equity_curve.__qualname__ = equity_curve.__name__  # importable by name, as pickle expects
+    return equity_curve
+
+
+equity_curve = _compounded(strategy_returns)
 
 
 def evaluate_model(
@@ -265,7 +134,7 @@ def evaluate_model(
     trades: ArrayInput | None = None,
     *,
     periods_per_year: float | None = None,
-    fee_bps: float = 10.0,
+    fee_bps: float = FEE_BPS,
     index: IndexInput | None = None,
 ) -> dict[str, float | None]:
     """Forecast-quality and net-of-fee strategy metrics, keyed as in :data:`METRIC_KEYS`.
@@ -288,7 +157,7 @@ def evaluate_model(
         extra={"actuals": actuals},
         minimum=MIN_OBSERVATIONS,
     )
-    ppy = _resolve_periods_per_year(periods_per_year, prepared.index)
+    ppy = check.periods_per_year(periods_per_year, prepared.index)
     pred = prepared.predictions
     actual = arrays["actuals"]
     positions = prepared.positions
@@ -359,39 +228,10 @@ class ComprehensiveEvaluation:
     def __init__(self, brain: MetricsStore | None = None) -> None:
         self.brain = brain
 
-    def evaluate_model(
-        self,
-        predictions: ArrayInput,
-        actuals: ArrayInput,
-        returns: ArrayInput,
-        trades: ArrayInput | None = None,
-        *,
-        periods_per_year: float | None = None,
-        fee_bps: float = 10.0,
-        index: IndexInput | None = None,
-    ) -> dict[str, float | None]:
-        """See :func:`brain_assets.evaluation.comprehensive.evaluate_model`."""
-        return evaluate_model(
-            predictions,
-            actuals,
-            returns,
-            trades,
-            periods_per_year=periods_per_year,
-            fee_bps=fee_bps,
-            index=index,
-        )
-
-    def equity_curve(
-        self,
-        predictions: ArrayInput,
-        returns: ArrayInput,
-        trades: ArrayInput | None = None,
-        *,
-        fee_bps: float = 10.0,
-        index: IndexInput | None = None,
-    ) -> pd.Series:
-        """See :func:`brain_assets.evaluation.comprehensive.equity_curve`."""
-        return equity_curve(predictions, returns, trades, fee_bps=fee_bps, index=index)
+    # The module's functions, so that one object serves a caller that evaluates and stores.
+    evaluate_model = staticmethod(evaluate_model)
+    equity_curve = staticmethod(equity_curve)
+    generate_evaluation_report = staticmethod(generate_evaluation_report)
 
     def store_evaluation(
         self,
@@ -428,13 +268,3 @@ class ComprehensiveEvaluation:
             periods_per_year=stored.get("periods_per_year"),
         )
         return stored
-
-    def generate_evaluation_report(
-        self,
-        metrics: Mapping[str, float | None],
-        *,
-        title: str | None = None,
-        per_regime: Mapping[str, Mapping[str, float | None]] | None = None,
-    ) -> str:
-        """See :func:`brain_assets.evaluation.report.generate_evaluation_report`."""
-        return generate_evaluation_report(metrics, title=title, per_regime=per_regime)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from brain_assets.regimes.classify import REGIMES
+
 METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "Prediction quality",
@@ -58,9 +60,6 @@ PERCENT_KEYS = frozenset(
 COUNT_KEYS = frozenset({"num_trades", "n_observations"})
 ERROR_KEYS = frozenset({"rmse", "mae"})
 
-REGIME_ORDER: tuple[str, ...] = ("low", "normal", "high", "extreme")
-"""Volatility regimes from calm to wild; any other regime names follow in the order given."""
-
 MISSING = "n/a"
 
 
@@ -108,8 +107,9 @@ def _grouped_keys(keys: set[str]) -> list[tuple[str, list[str]]]:
 
 def _ordered_regimes(regimes: Mapping[str, object]) -> list[str]:
     names = list(regimes)
-    ordered = [name for name in REGIME_ORDER if name in regimes]
-    return ordered + [name for name in names if name not in REGIME_ORDER]
+    # From calm to wild; any other regime names follow in the order given.
+    ordered = [name for name in REGIMES if name in regimes]
+    return ordered + [name for name in names if name not in REGIMES]
 
 
 def _metrics_table(metrics: Mapping[str, object]) -> list[str]:

@@ -11,14 +11,12 @@ import numpy as np
 import pandas as pd
 
 from brain_assets.calendar import periods_per_year
-from brain_assets.decisions.policy import SHARPE_SE, DecisionPolicy, sharpe_standard_error
-from brain_assets.evaluation.comprehensive import (
-    evaluate_model,
-    storable_metrics,
-    strategy_returns,
-)
+from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.defaults import ROLLBACK_THRESHOLD
+from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.events import log_event
 from brain_assets.pipeline.dataset import make_dataset, split_columns
+from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
@@ -34,16 +32,19 @@ signal that flipped needed three weekly steps to be seen in the replay, with 336
 (bench/replay_bench.py)."""
 
 
-@dataclass(frozen=True)
+# Keyword-only, so that as_of (which has a default) can stand next to the window it ends.
+@dataclass(frozen=True, kw_only=True)
 class LiveEvaluation:
+    """The active model's metrics on the recent bars it never saw, and the verdict on them."""
+
     model_id: str
     version: int
     n_bars: int
     window: tuple[str, str]
-    metrics: dict[str, float]
-    assessment: dict[str, Any]
     as_of: str = ""
     """The last bar of the live window: the market time the verdict is taken at."""
+    metrics: dict[str, float]
+    assessment: dict[str, Any]
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     """Rollback candidates' metrics on the same recent bars, by model_id."""
     fell_back_from: dict[str, Any] | None = None
@@ -98,21 +99,15 @@ def live_metrics(
     """A version's metrics on ``rows``, with the Sharpe ratio's standard error."""
     predictions = model_predictions(brain, model, table, rows)
     _, y, next_return = split_columns(table)
-    returns = next_return.loc[rows].to_numpy()
-    values = storable_metrics(
-        evaluate_model(
-            predictions.to_numpy(),
-            y.loc[rows].to_numpy(),
-            returns,
-            periods_per_year=periods_per_year,
-            fee_bps=settings.fee_bps,
-        )
+    metrics, _ = score_predictions(
+        predictions.to_numpy(),
+        y.loc[rows].to_numpy(),
+        next_return.loc[rows].to_numpy(),
+        periods_per_year=periods_per_year,
+        fee_bps=settings.fee_bps,
     )
-    net = strategy_returns(predictions.to_numpy(), returns, fee_bps=settings.fee_bps)
-    se = sharpe_standard_error(net.to_numpy(), periods_per_year)
-    if se is not None:
-        values[SHARPE_SE] = se
-    return values
+    # An undefined standard error is left out, like every undefined metric.
+    return storable_metrics(metrics)
 
 
 def evaluate_active_model(
@@ -121,7 +116,7 @@ def evaluate_active_model(
     ohlcv: pd.DataFrame,
     settings: RetrainSettings,
     *,
-    rollback_threshold: float = 0.05,
+    rollback_threshold: float = ROLLBACK_THRESHOLD,
     monitored: tuple[str, ...] = DEFAULT_MONITORED,
     min_bars: int = DEFAULT_MIN_LIVE_BARS,
     window_bars: int = DEFAULT_LIVE_WINDOW_BARS,

@@ -10,8 +10,8 @@ import pandas as pd
 
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.evaluation.comprehensive import storable_metrics
+from brain_assets.pipeline.regimes import store_regime_metrics
 from brain_assets.pipeline.training import TrainedArtifact
-from brain_assets.regimes.evaluation import store_regime_metrics
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ChampionScorer, ModelVersioning
 

@@ -27,12 +27,14 @@ of volatility. Bars are assumed evenly spaced: a missing bar makes one return sp
 from __future__ import annotations
 
 import numbers
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from brain_assets.store.validation import REGIMES
+REGIMES = ("low", "normal", "high", "extreme")
+"""The regime labels, from calm to wild: the order every report and ranking lists them in."""
 
 DEFAULT_WINDOW = 24
 DEFAULT_LOOKBACK = 720
@@ -58,33 +60,47 @@ def _count(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _timestamps(ohlcv: pd.DataFrame) -> pd.DatetimeIndex:
-    if "timestamp" in ohlcv.columns:
-        raw: Any = ohlcv["timestamp"]
-    elif isinstance(ohlcv.index, pd.DatetimeIndex):
-        raw = ohlcv.index
+def bar_times(frame: pd.DataFrame, name: str) -> pd.DatetimeIndex:
+    """The UTC bar times of ``frame``: its ``timestamp`` column, else its DatetimeIndex.
+
+    Naive times are taken as UTC. Order is the caller's to check: classification walks forward
+    in time, storage only needs each bar once.
+    """
+    if "timestamp" in frame.columns:
+        raw: Any = frame["timestamp"]
+    elif isinstance(frame.index, pd.DatetimeIndex):
+        raw = frame.index
     else:
-        raise ValueError("ohlcv: needs a 'timestamp' column or a DatetimeIndex")
+        raise ValueError(f"{name}: needs a 'timestamp' column or a DatetimeIndex")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"ohlcv: timestamps are not readable as datetimes ({exc})") from exc
+        raise ValueError(f"{name}: timestamps are not readable as datetimes ({exc})") from exc
     if index.hasnans:
-        raise ValueError("ohlcv: timestamps contain NaT")
+        raise ValueError(f"{name}: timestamps contain NaT")
+    return index.rename("timestamp")
+
+
+def _increasing_times(ohlcv: pd.DataFrame) -> pd.DatetimeIndex:
+    index = bar_times(ohlcv, "ohlcv")
     if len(index) > 1 and not (np.diff(index.asi8) > 0).all():
         # The rule walks forward in time; sorting here would hide a data problem that the
         # quality checks are meant to report.
         raise ValueError("ohlcv: timestamps must be strictly increasing (sorted, no duplicates)")
-    return index.rename("timestamp")
+    return index
+
+
+def _numbers(frame: pd.DataFrame, column: str, name: str) -> np.ndarray:
+    try:
+        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}[{column!r}]: must be numeric ({exc})") from exc
 
 
 def _closes(ohlcv: pd.DataFrame) -> np.ndarray:
     if "close" not in ohlcv.columns:
         raise ValueError("ohlcv: needs a 'close' column")
-    try:
-        close = ohlcv["close"].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"ohlcv: close must be numeric ({exc})") from exc
+    close = _numbers(ohlcv, "close", "ohlcv")
     bad = ~np.isfinite(close) | (close <= 0.0)
     if bad.any():
         raise ValueError(
@@ -161,15 +177,22 @@ def classify_regimes(
     min_history = _count(min_history, "min_history", 1)
     if min_history > lookback:
         raise ValueError(f"min_history: must not exceed lookback ({lookback}), got {min_history}")
-    index = _timestamps(ohlcv)
+    index = _increasing_times(ohlcv)
     close = _closes(ohlcv)
     vol = realized_volatility(close, window)
     percentile = trailing_percentile(vol, lookback, min_history)
+    return regime_frame(index, vol, percentile, regime_of_percentile(percentile))
+
+
+def regime_frame(
+    index: pd.DatetimeIndex, realized_vol: Any, vol_percentile: Any, regime: Any
+) -> pd.DataFrame:
+    """A frame of classify_regimes' shape (``timestamp`` index, the three REGIME_COLUMNS)."""
     return pd.DataFrame(
         {
-            "realized_vol": vol,
-            "vol_percentile": percentile,
-            "regime": pd.Series(regime_of_percentile(percentile), index=index, dtype=object),
+            "realized_vol": np.asarray(realized_vol, dtype=np.float64),
+            "vol_percentile": np.asarray(vol_percentile, dtype=np.float64),
+            "regime": pd.Series(regime, index=index, dtype=object),
         },
         index=index,
     )
@@ -193,3 +216,50 @@ def current_regime(frame: pd.DataFrame) -> dict[str, Any] | None:
         "realized_vol": float(last["realized_vol"]),
         "percentile": float(last["vol_percentile"]),
     }
+
+
+def classified_rows(
+    frame: pd.DataFrame,
+) -> tuple[list[datetime], list[str], list[float], list[float]]:
+    """The classified bars of a classify_regimes frame, validated, as column lists in time order.
+
+    Returns (bar times, regimes, realized_vol, vol_percentile). Bars without a regime (not
+    enough history yet) are skipped; every other bar must be whole.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [column for column in REGIME_COLUMNS if column not in frame.columns]
+    if missing:
+        raise ValueError(f"frame: lacks column(s) {missing}; pass classify_regimes' output")
+    times = bar_times(frame, "frame")
+    if times.has_duplicates:
+        raise ValueError("frame: duplicate timestamps")
+    labels = frame["regime"].to_numpy(dtype=object)
+    keep = ~pd.isna(labels)
+    unknown = sorted({str(label) for label in labels[keep] if label not in REGIMES})
+    if unknown:
+        raise ValueError(
+            f"frame['regime']: unknown label(s) {unknown}; valid regimes are "
+            f"{', '.join(REGIMES)} (None for an unclassified bar)"
+        )
+    vol = _numbers(frame, "realized_vol", "frame")[keep]
+    percentile = _numbers(frame, "vol_percentile", "frame")[keep]
+    bad_vol = int(np.count_nonzero(~np.isfinite(vol) | (vol < 0.0)))
+    if bad_vol:
+        raise ValueError(
+            f"frame['realized_vol']: {bad_vol} classified bar(s) with a negative, NaN or "
+            "infinite value"
+        )
+    bad_pct = int(np.count_nonzero(~np.isfinite(percentile) | (percentile < 0) | (percentile > 1)))
+    if bad_pct:
+        raise ValueError(
+            f"frame['vol_percentile']: {bad_pct} classified bar(s) outside [0, 1] or NaN"
+        )
+    # Time order gives concurrent writers of one symbol the same lock order (no deadlock).
+    order = np.argsort(times.asi8[keep], kind="stable")
+    return (
+        [stamp.to_pydatetime() for stamp in times[keep][order]],
+        [str(label) for label in labels[keep][order]],
+        vol[order].tolist(),
+        percentile[order].tolist(),
+    )

@@ -1,4 +1,4 @@
-"""How a model does in each volatility regime, and recording that in the Brain Library.
+"""How a model does in each volatility regime.
 
 Each regime's bars are evaluated with :func:`brain_assets.evaluation.comprehensive.evaluate_model`
 as one series in time order. The strategy metrics therefore stitch the regime's separate stretches
@@ -9,27 +9,17 @@ the same bars; the forecast metrics (IC, hit rate, RMSE) are unaffected.
 
 from __future__ import annotations
 
-import itertools
-import math
 import numbers
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from brain_assets.evaluation.comprehensive import (
-    MIN_OBSERVATIONS,
-    ArrayInput,
-    evaluate_model,
-    storable_metrics,
-)
-from brain_assets.store import validation as check
-from brain_assets.store.validation import REGIMES
-
-if TYPE_CHECKING:
-    from brain_assets.store.library import BrainLibrary
+from brain_assets.defaults import FEE_BPS
+from brain_assets.evaluation import inputs as check
+from brain_assets.evaluation.comprehensive import MIN_OBSERVATIONS, evaluate_model
+from brain_assets.evaluation.inputs import ArrayInput
+from brain_assets.regimes.classify import REGIMES
 
 MIN_REGIME_BARS = 50
 """Fewest bars of a regime for its metrics to count: below that a Sharpe ratio or a hit rate is
@@ -72,16 +62,6 @@ def _regime_labels(regimes: object, n: int) -> np.ndarray:
     return cleaned
 
 
-def _check_alignment(named: Mapping[str, object]) -> None:
-    series = [(name, value) for name, value in named.items() if isinstance(value, pd.Series)]
-    for (first_name, first), (name, other) in itertools.pairwise(series):
-        if len(first) == len(other) and not first.index.equals(other.index):
-            raise ValueError(
-                f"{first_name} and {name}: pandas Series with different indexes; "
-                "align them first (values are paired by position)"
-            )
-
-
 def _length(name: str, values: object) -> int:
     try:
         return len(values)  # type: ignore[arg-type]
@@ -105,7 +85,7 @@ def evaluate_by_regime(
     regimes: Sequence[str | None] | np.ndarray | pd.Series,
     *,
     periods_per_year: float,
-    fee_bps: float = 10.0,
+    fee_bps: float = FEE_BPS,
     min_bars: int = MIN_REGIME_BARS,
 ) -> RegimeResults:
     """evaluate_model's metrics for each regime with at least ``min_bars`` bars.
@@ -126,13 +106,9 @@ def evaluate_by_regime(
     if min_bars < MIN_OBSERVATIONS:
         raise ValueError(f"min_bars: must be at least {MIN_OBSERVATIONS}, got {min_bars}")
     arrays = {"predictions": predictions, "actuals": actuals, "returns": returns}
-    lengths = {name: _length(name, value) for name, value in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        described = ", ".join(f"{name}={size}" for name, size in lengths.items())
-        raise ValueError(f"length mismatch: {described}; all must have the same length")
-    n = lengths["predictions"]
+    n = check.same_length({name: _length(name, value) for name, value in arrays.items()})
     labels = _regime_labels(regimes, n)
-    _check_alignment({**arrays, "regimes": regimes})
+    check.series_alignment({**arrays, "regimes": regimes})
 
     results = RegimeResults()
     results.insufficient = {}
@@ -152,48 +128,3 @@ def evaluate_by_regime(
         )
         results[regime] = {**metrics, "n_bars": float(where.size)}
     return results
-
-
-def store_regime_metrics(
-    brain: BrainLibrary,
-    model_id: str,
-    symbol: str,
-    per_regime: Mapping[str, Mapping[str, Any]],
-    evaluation_date: datetime | str | None = None,
-) -> dict[str, dict[str, float]]:
-    """Record each regime's finite metrics as one evaluation, in one transaction.
-
-    Every regime's rows share one ``evaluation_date`` (now, unless given), which is what makes
-    them one evaluation for :class:`brain_assets.selection.ModelSelector`. Undefined (None) and
-    non-finite values are left out. Returns ``{regime: stored metrics}``; an empty
-    ``per_regime`` (no regime had enough bars) stores nothing.
-
-    Raises:
-        ValueError: an unknown regime, a regime with no finite metric, or what
-            ``store_model_metrics`` refuses; nothing is written then.
-        UnknownModelError: ``model_id`` is not a registered model of ``symbol``.
-    """
-    when = check.optional_timestamp(evaluation_date, "evaluation_date") or datetime.now(UTC)
-    stored: dict[str, dict[str, float]] = {}
-    for regime, metrics in per_regime.items():
-        check.regime(regime)
-        values = storable_metrics(metrics)
-        if not values:
-            raise ValueError(f"per_regime[{regime!r}]: no finite numeric metric to store")
-        ppy = values.get("periods_per_year")
-        if ppy is not None and not (math.isfinite(ppy) and ppy > 0):
-            raise ValueError(f"per_regime[{regime!r}]: periods_per_year must be positive")
-        stored[regime] = values
-    if not stored:
-        return stored
-    with brain.transaction():
-        for regime, values in stored.items():
-            brain.store_model_metrics(
-                model_id,
-                symbol,
-                values,
-                evaluation_date=when,
-                regime=regime,
-                periods_per_year=values.get("periods_per_year"),
-            )
-    return stored

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Self
@@ -16,7 +16,12 @@ from psycopg.rows import dict_row
 
 # SymbolLockTimeoutError lives in brain_assets.errors with the other lock-timeout errors; it is
 # imported here too because callers (and tests) have imported it from this module.
-from brain_assets.errors import BrainConnectionError, LockTimeoutError, SymbolLockTimeoutError
+from brain_assets.errors import (
+    BrainConnectionError,
+    LockTimeoutError,
+    StoreError,
+    SymbolLockTimeoutError,
+)
 from brain_assets.events import log_event
 from brain_assets.store import connection
 from brain_assets.store.dsn import describe_target, mask_dsn
@@ -31,7 +36,47 @@ _migrated: set[str] = set()
 _migrated_lock = threading.Lock()
 
 
-__all__ = ["SYMBOL_LOCK_CLASS", "StoreBase", "SymbolLockTimeoutError"]
+__all__ = [
+    "SYMBOL_LOCK_CLASS",
+    "StoreBase",
+    "SymbolLockTimeoutError",
+    "as_store_errors",
+    "copy_rows",
+]
+
+
+def copy_rows(
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[tuple[object, ...]],
+    *,
+    dated: str,
+    date: object | None,
+) -> None:
+    """COPY ``rows`` into ``table``: one statement whatever their number.
+
+    Without a ``date`` the ``dated`` column is left to its default, the database's transaction
+    time: the same for every row of one write, and independent of the client's clock. ``table``
+    and the column names are this package's constants, never user input.
+    """
+    names = [*columns, dated] if date is not None else list(columns)
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row if date is None else (*row, date))
+
+
+@contextmanager
+def as_store_errors(what: str) -> Iterator[None]:
+    """Raise the driver's errors of the enclosed block as StoreError, for callers that run
+    outside the store and handle a failed database call without knowing its driver."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StoreError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 class StoreBase:

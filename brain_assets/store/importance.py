@@ -9,9 +9,10 @@ import pandas as pd
 
 from brain_assets.ranking import rank_importances
 from brain_assets.store import validation as check
-from brain_assets.store.base import StoreBase
+from brain_assets.store.base import StoreBase, copy_rows
 from brain_assets.store.metrics import require_model_of_symbol
 
+_COPIED = ("symbol", "model_id", "method", "feature", "importance", "rank")
 TOP_FEATURE_COLUMNS = ("feature", "importance", "rank", "method", "analysis_date", "model_id")
 
 
@@ -52,19 +53,12 @@ class ImportanceMixin(StoreBase):
         with self.transaction() as conn:
             if not self._registered_in_transaction(model_id, symbol):
                 require_model_of_symbol(conn, model_id, symbol)
-            # Without a date, the column default (the transaction's time on the database's
-            # clock) dates every row of this analysis alike.
-            columns = "symbol, model_id, method, feature, importance, rank"
-            if when is not None:
-                columns += ", analysis_date"
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY feature_importance ({columns}) FROM STDIN") as copy,
-            ):
-                for method, rows in ranked.items():
-                    for feature, value, rank in rows:
-                        row = (symbol, model_id, method, feature, value, rank)
-                        copy.write_row(row if when is None else (*row, when))
+            copied = (
+                (symbol, model_id, method, feature, value, rank)
+                for method, rows in ranked.items()
+                for feature, value, rank in rows
+            )
+            copy_rows(conn, "feature_importance", _COPIED, copied, dated="analysis_date", date=when)
         return sum(len(rows) for rows in ranked.values())
 
     def get_top_features(

@@ -11,8 +11,9 @@ import psycopg
 
 from brain_assets.errors import UnknownModelError
 from brain_assets.store import validation as check
-from brain_assets.store.base import StoreBase
+from brain_assets.store.base import StoreBase, copy_rows
 
+_COPIED = ("model_id", "symbol", "metric", "value", "regime", "periods_per_year")
 METRIC_HISTORY_COLUMNS = ("metric", "value", "evaluation_date", "regime", "periods_per_year")
 
 
@@ -26,21 +27,11 @@ def insert_metric_rows(
     regime: str | None,
     periods_per_year: float | None,
 ) -> int:
-    """COPY validated metric values in; one statement whatever their number.
-
-    Without an ``evaluation_date`` the column's default applies: the database's transaction
-    time, the same for every row of the evaluation and independent of the client's clock.
-    """
-    columns = "model_id, symbol, metric, value, regime, periods_per_year"
-    if evaluation_date is not None:
-        columns += ", evaluation_date"
-    with (
-        conn.cursor() as cur,
-        cur.copy(f"COPY model_metrics ({columns}) FROM STDIN") as copy,
-    ):
-        for metric, value in values.items():
-            row: tuple[object, ...] = (model_id, symbol, metric, value, regime, periods_per_year)
-            copy.write_row(row if evaluation_date is None else (*row, evaluation_date))
+    """COPY validated metric values in (see copy_rows)."""
+    rows = (
+        (model_id, symbol, name, value, regime, periods_per_year) for name, value in values.items()
+    )
+    copy_rows(conn, "model_metrics", _COPIED, rows, dated="evaluation_date", date=evaluation_date)
     return len(values)
 
 
@@ -52,6 +43,19 @@ def require_model_of_symbol(conn: psycopg.Connection, model_id: str, symbol: str
         raise UnknownModelError(f"unknown model_id {model_id!r}: register the model first")
     if row[0] != symbol:
         raise UnknownModelError(f"model {model_id} belongs to symbol {row[0]!r}, not {symbol!r}")
+
+
+def latest_metrics(
+    conn: psycopg.Connection, model_id: str, symbol: str, *, regime: str | None = None
+) -> dict[str, float]:
+    """The latest value of each metric of a model, overall or for one ``regime``."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (metric) metric, value FROM model_metrics
+           WHERE model_id = %s AND symbol = %s AND regime IS NOT DISTINCT FROM %s
+           ORDER BY metric, evaluation_date DESC, id DESC""",
+        (model_id, symbol, regime),
+    ).fetchall()
+    return {metric: value for metric, value in rows}
 
 
 class MetricsMixin(StoreBase):
@@ -99,13 +103,11 @@ class MetricsMixin(StoreBase):
 
         An unknown model or symbol gives an empty dict.
         """
-        rows = self._rows(
-            """SELECT DISTINCT ON (metric) metric, value FROM model_metrics
-               WHERE model_id = %s AND symbol = %s AND regime IS NOT DISTINCT FROM %s
-               ORDER BY metric, evaluation_date DESC, id DESC""",
-            (check.text(model_id, "model_id"), check.symbol(symbol), check.regime(regime)),
-        )
-        return {row["metric"]: row["value"] for row in rows}
+        model_id = check.text(model_id, "model_id")
+        symbol = check.symbol(symbol)
+        regime = check.regime(regime)
+        with self.transaction() as conn:
+            return latest_metrics(conn, model_id, symbol, regime=regime)
 
     def get_metric_history(
         self, model_id: str, symbol: str, *, metric: str | None = None

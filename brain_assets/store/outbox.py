@@ -4,18 +4,21 @@
 alert commits or rolls back together with the rollback it reports. Delivery
 (``brain_assets.alerts.deliver_pending``) claims one due row at a time, posts it outside any
 transaction and records the outcome in a second short transaction, so no lock or connection is
-held while a webhook is slow.
+held while a webhook is slow. The delivery side raises the driver's errors as StoreError, which
+the deliverer handles without knowing the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from brain_assets.store import validation as check
-from brain_assets.store.base import StoreBase
+from brain_assets.store.base import StoreBase, as_store_errors
 
 OUTBOX_COLUMNS = (
     "id",
@@ -71,6 +74,15 @@ class OutboxMixin(StoreBase):
         committed yet, and announcing it now could announce a change that still rolls back."""
         return self._bound.get() is not None
 
+    @contextmanager
+    def _delivery_cursor(self, what: str) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        with (
+            as_store_errors(what),
+            self.transaction() as conn,
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            yield cur
+
     def claim_due_alert(
         self,
         *,
@@ -93,7 +105,7 @@ class OutboxMixin(StoreBase):
                 "alerts are delivered after the transaction that enqueued them commits, "
                 "not inside one"
             )
-        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._delivery_cursor("claiming an outbox alert") as cur:
             cur.execute(
                 f"""UPDATE alert_outbox
                     SET attempts = attempts + 1,
@@ -112,7 +124,7 @@ class OutboxMixin(StoreBase):
             return cur.fetchone()
 
     def mark_alert_delivered(self, alert_id: int) -> None:
-        with self.transaction() as conn:
+        with as_store_errors("marking an outbox alert delivered"), self.transaction() as conn:
             conn.execute(
                 """UPDATE alert_outbox
                    SET delivered_at = clock_timestamp(), next_attempt_at = NULL
@@ -123,7 +135,7 @@ class OutboxMixin(StoreBase):
     def mark_alert_failed(self, alert_id: int, error: str, *, retry_in_s: float | None) -> None:
         """Record a failed attempt: due again in ``retry_in_s`` seconds, or given up (None)."""
         retry = None if retry_in_s is None else _seconds(retry_in_s, "retry_in_s")
-        with self.transaction() as conn:
+        with as_store_errors("marking an outbox alert failed"), self.transaction() as conn:
             conn.execute(
                 """UPDATE alert_outbox
                    SET last_error = %(error)s,
@@ -139,7 +151,7 @@ class OutboxMixin(StoreBase):
         """Give up on pending alerts older than ``max_age_s``: an alert that has waited that long
         (no webhook configured, or one that stayed down) is history, not news. Returns them."""
         age = _seconds(max_age_s, "max_age_s")
-        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._delivery_cursor("expiring outbox alerts") as cur:
             cur.execute(
                 f"""UPDATE alert_outbox
                     SET gave_up_at = clock_timestamp(), next_attempt_at = NULL,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from brain_assets.regimes.classify import REGIMES, classified_rows, regime_frame
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 from brain_assets.store.registry import rolled_back_for_regression
 
-REGIME_HISTORY_COLUMNS = ("realized_vol", "vol_percentile", "regime")
 REGIME_SCORE_COLUMNS = (
     "model_id",
     "version",
@@ -85,85 +84,15 @@ def _utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _bar_times(frame: pd.DataFrame) -> pd.DatetimeIndex:
-    if "timestamp" in frame.columns:
-        raw: Any = frame["timestamp"]
-    elif isinstance(frame.index, pd.DatetimeIndex):
-        raw = frame.index
-    else:
-        raise ValueError("frame: needs a DatetimeIndex or a 'timestamp' column")
-    try:
-        times = pd.DatetimeIndex(raw)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"frame: timestamps are not datetimes ({exc})") from exc
-    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
-    if times.hasnans:
-        raise ValueError("frame: timestamps contain NaT")
-    if times.has_duplicates:
-        raise ValueError("frame: duplicate timestamps")
-    return times
-
-
-def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
-    try:
-        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"frame[{column!r}]: must be numeric ({exc})") from exc
-
-
-def regime_rows(frame: pd.DataFrame) -> tuple[list[datetime], list[str], list[float], list[float]]:
-    """The classified bars of a classify_regimes frame, validated, as column lists in time order.
-
-    Bars without a regime (not enough history yet) are skipped; every other bar must be whole.
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [column for column in REGIME_HISTORY_COLUMNS if column not in frame.columns]
-    if missing:
-        raise ValueError(f"frame: lacks column(s) {missing}; pass classify_regimes' output")
-    times = _bar_times(frame)
-    labels = frame["regime"].to_numpy(dtype=object)
-    keep = ~pd.isna(labels)
-    unknown = sorted({str(label) for label in labels[keep] if label not in check.REGIMES})
-    if unknown:
-        raise ValueError(
-            f"frame['regime']: unknown label(s) {unknown}; valid regimes are "
-            f"{', '.join(check.REGIMES)} (None for an unclassified bar)"
-        )
-    vol = _numbers(frame, "realized_vol")[keep]
-    percentile = _numbers(frame, "vol_percentile")[keep]
-    bad_vol = int(np.count_nonzero(~np.isfinite(vol) | (vol < 0.0)))
-    if bad_vol:
-        raise ValueError(
-            f"frame['realized_vol']: {bad_vol} classified bar(s) with a negative, NaN or "
-            "infinite value"
-        )
-    bad_pct = int(np.count_nonzero(~np.isfinite(percentile) | (percentile < 0) | (percentile > 1)))
-    if bad_pct:
-        raise ValueError(
-            f"frame['vol_percentile']: {bad_pct} classified bar(s) outside [0, 1] or NaN"
-        )
-    # Time order gives concurrent writers of one symbol the same lock order (no deadlock).
-    order = np.argsort(times.asi8[keep], kind="stable")
-    return (
-        [stamp.to_pydatetime() for stamp in times[keep][order]],
-        [str(label) for label in labels[keep][order]],
-        vol[order].tolist(),
-        percentile[order].tolist(),
-    )
-
-
 def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     index = pd.DatetimeIndex([_utc(row["bar_time"]) for row in rows], name="timestamp")
     if not rows:
         index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
-    return pd.DataFrame(
-        {
-            "realized_vol": np.array([row["realized_vol"] for row in rows], dtype=np.float64),
-            "vol_percentile": np.array([row["vol_percentile"] for row in rows], dtype=np.float64),
-            "regime": pd.Series([row["regime"] for row in rows], index=index, dtype=object),
-        },
-        index=index,
+    return regime_frame(
+        index,
+        [row["realized_vol"] for row in rows],
+        [row["vol_percentile"] for row in rows],
+        [row["regime"] for row in rows],
     )
 
 
@@ -176,7 +105,7 @@ class RegimesMixin(StoreBase):
         statement, so a bad frame writes nothing.
         """
         symbol = check.symbol(symbol)
-        times, labels, vol, percentile = regime_rows(frame)
+        times, labels, vol, percentile = classified_rows(frame)
         if not times:
             return 0
         with self.transaction() as conn:
@@ -240,6 +169,6 @@ class RegimesMixin(StoreBase):
         An unknown symbol gives an empty frame.
         """
         rows = self._rows(
-            _REGIME_SCORES, {"symbol": check.symbol(symbol), "regimes": list(check.REGIMES)}
+            _REGIME_SCORES, {"symbol": check.symbol(symbol), "regimes": list(REGIMES)}
         )
         return self._frame(rows, REGIME_SCORE_COLUMNS)

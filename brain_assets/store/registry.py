@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -16,7 +17,7 @@ from brain_assets.errors import ArtifactIntegrityError, UnknownModelError
 from brain_assets.events import log_event
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
-from brain_assets.store.metrics import insert_metric_rows
+from brain_assets.store.metrics import insert_metric_rows, latest_metrics
 
 MODEL_COLUMNS = (
     "model_id",
@@ -253,6 +254,43 @@ class RegistryMixin(StoreBase):
         )
         return model_id
 
+    # -- state switches: the caller holds the symbol's lock (lock_model, lock_symbol) inside
+    # -- the enclosing transaction(), which every one of them joins.
+
+    def lock_model(self, model_id: str, *, symbol: str | None = None) -> dict[str, Any]:
+        """``model_id``'s registry row, with its symbol's writer lock held until the enclosing
+        ``transaction()`` ends. With ``symbol``, UnknownModelError unless the model is one of
+        that symbol's (a caller that names both must not act on another symbol's version)."""
+        with self.transaction() as conn:
+            model = self._require_model(conn, model_id)
+            if symbol is not None and model["symbol"] != symbol:
+                raise UnknownModelError(
+                    f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
+                )
+            self._lock_symbol(conn, model["symbol"])
+        return model
+
+    def activate_version(
+        self, symbol: str, model_id: str, *, reason: str, details: Mapping[str, Any]
+    ) -> str | None:
+        """Make ``model_id`` the symbol's only active version and return the previous one; its
+        activation row carries ``baseline``, the latest overall metrics it is activated with,
+        which a later rollback check compares its live metrics against."""
+        with self.transaction() as conn:
+            baseline = {
+                metric: value
+                for metric, value in latest_metrics(conn, model_id, symbol).items()
+                if math.isfinite(value)
+            }
+            return self._switch_active(
+                conn, symbol, model_id, reason=reason, details={**details, "baseline": baseline}
+            )
+
+    def stand_aside(self, symbol: str, *, reason: str, details: Mapping[str, Any]) -> str | None:
+        """Deactivate the symbol's active version, leaving none; returns the one taken out."""
+        with self.transaction() as conn:
+            return self._deactivate(conn, symbol, reason=reason, details=details)
+
     def _switch_active(
         self,
         conn: psycopg.Connection,
@@ -276,13 +314,7 @@ class RegistryMixin(StoreBase):
         ).fetchone()
         if activated:
             self.record_activation_event(
-                conn,
-                symbol,
-                model_id,
-                activated[0],
-                action="activated",
-                reason=reason,
-                details=details,
+                symbol, model_id, activated[0], action="activated", reason=reason, details=details
             )
         return previous
 
@@ -308,7 +340,6 @@ class RegistryMixin(StoreBase):
         ).fetchone()
         if previous:
             self.record_activation_event(
-                conn,
                 symbol,
                 previous[0],
                 previous[1],
@@ -320,7 +351,6 @@ class RegistryMixin(StoreBase):
 
     def record_activation_event(
         self,
-        conn: psycopg.Connection,
         symbol: str,
         model_id: str,
         version: int,
@@ -329,19 +359,23 @@ class RegistryMixin(StoreBase):
         reason: str,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write one activation-history row (used for 'kept_inactive' and 'warning' decisions)."""
-        conn.execute(
-            """INSERT INTO model_activations (symbol, model_id, version, action, reason, details)
-               VALUES (%s, %s, %s, %s, %s, %s::jsonb)""",
-            (
-                symbol,
-                model_id,
-                version,
-                action,
-                check.text(reason, "reason"),
-                check.json_document(details, "details"),
-            ),
+        """Write one activation-history row (used for 'kept_inactive' and 'warning' decisions).
+        Inside an open ``transaction()`` it commits with the change it records."""
+        values = (
+            symbol,
+            model_id,
+            version,
+            action,
+            check.text(reason, "reason"),
+            check.json_document(details, "details"),
         )
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO model_activations (symbol, model_id, version, action, reason,
+                       details)
+                   VALUES (%s, %s, %s, %s, %s, %s::jsonb)""",
+                values,
+            )
 
     def activate_model(
         self, model_id: str, *, reason: str = "manual", details: Mapping[str, Any] | None = None
@@ -350,21 +384,64 @@ class RegistryMixin(StoreBase):
         model_id = check.text(model_id, "model_id")
         reason = check.text(reason, "reason")
         with self.transaction() as conn:
-            model = self._require_model(conn, model_id)
-            self._lock_symbol(conn, model["symbol"])
+            model = self.lock_model(model_id)
             self._switch_active(conn, model["symbol"], model_id, reason=reason, details=details)
         result = self.get_model(model_id)
         assert result is not None
         return result
 
-    @staticmethod
-    def _is_withdrawn(conn: psycopg.Connection, model_id: str) -> bool:
+    # -- what the activation history says --------------------------------------------------------
+
+    def is_withdrawn(self, model_id: str) -> bool:
         """Whether the version carries a withdrawal mark (see :func:`withdrawn`)."""
-        row = conn.execute(
-            f"SELECT {withdrawn('m')} FROM model_registry m WHERE m.model_id = %s",  # noqa: S608
-            (model_id,),
-        ).fetchone()
+        with self.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {withdrawn('m')} FROM model_registry m WHERE m.model_id = %s",  # noqa: S608
+                (model_id,),
+            ).fetchone()
         return bool(row and row[0])
+
+    def activation_baseline(self, model_id: str) -> dict[str, Any] | None:
+        """The ``baseline`` recorded when ``model_id`` was last activated (see activate_version);
+        None when it never was, or was activated before baselines were recorded."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                """SELECT details -> 'baseline' FROM model_activations
+                   WHERE model_id = %s AND action = 'activated'
+                   ORDER BY created_at DESC, activation_id DESC LIMIT 1""",
+                (model_id,),
+            ).fetchone()
+        return row[0] if row and row[0] else None
+
+    def last_automatic_change(self, symbol: str) -> str | None:
+        """The ``as_of`` (last bar seen) of the symbol's latest activation change that recorded
+        one: the automatic decisions do, an operator's do not."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                """SELECT details ->> 'as_of' FROM model_activations
+                   WHERE symbol = %s AND action IN ('activated', 'deactivated')
+                     AND details ->> 'as_of' IS NOT NULL
+                   ORDER BY activation_id DESC LIMIT 1""",
+                (symbol,),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def previously_active(
+        self, symbol: str, *, excluding: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` versions of ``symbol`` that were active before, other than
+        ``excluding`` and not withdrawn since (see :func:`withdrawn`), most recently active
+        first: the candidates of a rollback."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT a.model_id, max(a.activation_id) AS last FROM model_activations a"  # noqa: S608
+                " WHERE a.symbol = %(symbol)s AND a.action = 'activated'"
+                " AND a.model_id IS DISTINCT FROM %(current)s"
+                f" AND NOT {withdrawn('a')}"
+                " GROUP BY a.model_id ORDER BY last DESC LIMIT %(limit)s",
+                {"symbol": symbol, "current": excluding, "limit": limit},
+            ).fetchall()
+            return [self._require_model(conn, str(row[0])) for row in rows]
 
     @staticmethod
     def _model_with_fingerprint(
@@ -389,6 +466,19 @@ class RegistryMixin(StoreBase):
         if row is None:
             raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
         return row
+
+    def require_model(self, model_id: str) -> dict[str, Any]:
+        """``model_id``'s registry row; UnknownModelError when there is none."""
+        with self.transaction() as conn:
+            return self._require_model(conn, model_id)
+
+    def get_model_version(self, symbol: str, version: int) -> dict[str, Any] | None:
+        """The registry row of ``symbol``'s ``version``, or None."""
+        rows = self._rows(
+            _SELECT_MODEL + " WHERE symbol = %s AND version = %s",
+            (check.symbol(symbol), check.positive_int(version, "version")),
+        )
+        return rows[0] if rows else None
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:
         rows = self._rows(

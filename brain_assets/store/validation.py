@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REGIMES = ("low", "normal", "high", "extreme")
+from brain_assets.regimes.classify import REGIMES
+
 SEVERITIES = ("INFO", "WARN", "ERROR")
 MAX_SYMBOL_LENGTH = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

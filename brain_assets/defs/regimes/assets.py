@@ -10,8 +10,7 @@ from brain_assets.defs.partitions import DAILY_RETRAIN_GROUP, per_symbol
 from brain_assets.defs.progress import each_symbol
 from brain_assets.defs.resources import BrainResource
 from brain_assets.defs.retries import retry_transient
-from brain_assets.regimes.classify import classify_regimes, current_regime
-from brain_assets.store.validation import REGIMES
+from brain_assets.pipeline.regimes import SUMMARY_COLUMNS, classify_symbol
 
 
 @dg.asset(
@@ -30,25 +29,9 @@ def volatility_regime(
     frames: dict[str, pd.DataFrame] = {}
     rows: list[dict[str, Any]] = []
     for symbol in each_symbol(context, "volatility_regime", list(market_data)):
-        frame = classify_regimes(market_data[symbol])
-        brain.library.store_regimes(symbol, frame)
-        frames[symbol] = frame
-        now = current_regime(frame)
-        counts = frame["regime"].value_counts()
-        rows.append(
-            {
-                "symbol": symbol,
-                "current": None if now is None else now["regime"],
-                "as_of": None if now is None else str(now["timestamp"]),
-                **{regime: int(counts.get(regime, 0)) for regime in REGIMES},
-                "unclassified": int(frame["regime"].isna().sum()),
-            }
-        )
+        frames[symbol], summary = classify_symbol(brain.library, symbol, market_data[symbol])
+        rows.append(summary)
     context.add_output_metadata(
-        {
-            "regimes": dg.MetadataValue.md(
-                markdown_table(rows, ["symbol", "current", "as_of", *REGIMES, "unclassified"])
-            ),
-        }
+        {"regimes": dg.MetadataValue.md(markdown_table(rows, SUMMARY_COLUMNS))}
     )
     return frames

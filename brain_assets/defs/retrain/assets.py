@@ -44,7 +44,7 @@ from brain_assets.pipeline.dataset import (
     recent_rows,
     split_columns,
 )
-from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
+from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_per_regime, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
 from brain_assets.pipeline.lstm_model import attention_metrics
 from brain_assets.pipeline.promotion import champion_scorer
@@ -61,8 +61,7 @@ from brain_assets.plots import (
     importance_bars_png,
     markdown_image,
 )
-from brain_assets.regimes.evaluation import evaluate_by_regime
-from brain_assets.store.validation import REGIMES
+from brain_assets.regimes.classify import REGIMES
 
 BLOCKED_TAG = "brain/blocked_symbols"
 COMMON = per_symbol(DAILY_RETRAIN_GROUP)
@@ -305,69 +304,25 @@ def model_evaluation(
     for symbol in each_symbol(context, "model_evaluation", list(trained_models)):
         table = features[symbol]
         ppy = periods_per_year(table.index)
-        evaluations = evaluate_symbol(
-            symbol, table, _artifacts(trained_models[symbol]), settings, ppy
+        evaluation = evaluate_per_regime(
+            evaluate_symbol(symbol, table, _artifacts(trained_models[symbol]), settings, ppy),
+            table,
+            volatility_regime[symbol]["regime"],
+            periods_per_year=ppy,
+            fee_bps=settings.fee_bps,
         )
-        _, y, next_return = split_columns(table)
-        regimes = volatility_regime[symbol]["regime"]
-        by_regime: dict[str, dict[str, Any]] = {}
-        for e in evaluations:
-            assert e.predictions is not None
-            test = e.predictions.index
-            by_regime[e.model_type] = dict(
-                evaluate_by_regime(
-                    e.predictions.to_numpy(),
-                    y.loc[test].to_numpy(),
-                    next_return.loc[test].to_numpy(),
-                    regimes.reindex(test).to_numpy(),
-                    periods_per_year=ppy,
-                    fee_bps=settings.fee_bps,
-                )
-            )
-        result[symbol] = {
-            "periods_per_year": ppy,
-            "models": {e.model_type: e.metrics for e in evaluations},
-            # Per test bar, what the fair promotion test compares with the champion.
-            "test_index": [str(t) for t in evaluations[0].equity.index],
-            "bar_returns": {
-                e.model_type: [float(v) for v in e.bar_returns]
-                for e in evaluations
-                if e.bar_returns is not None
-            },
-            "by_regime": by_regime,
-            "extras": {e.model_type: e.extras for e in evaluations if e.extras},
-        }
-        sections.append(_evaluation_section(symbol, evaluations, by_regime, regimes))
-        best = max(evaluations, key=lambda e: e.metrics.get("composite_score") or float("-inf"))
+        result[symbol] = evaluation.to_json()
+        sections.append(_evaluation_section(symbol, evaluation))
         # Plotted by the UI across this partition's materialisations.
-        context.add_asset_metadata(
-            partition_numbers(
-                {
-                    "best_model_type": best.model_type,
-                    "best_composite_score": best.metrics.get("composite_score"),
-                    "best_sharpe_ratio": best.metrics.get("sharpe_ratio"),
-                    "best_information_coefficient": best.metrics.get("information_coefficient"),
-                    "test_bars": len(best.equity),
-                    **{
-                        f"composite_score_{e.model_type}": e.metrics.get("composite_score")
-                        for e in evaluations
-                    },
-                }
-            ),
-            partition_key=symbol,
-        )
+        context.add_asset_metadata(partition_numbers(evaluation.headline()), partition_key=symbol)
     yield dg.Output(result, metadata={"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("model_evaluation", result, settings)
     )
 
 
-def _evaluation_section(
-    symbol: str,
-    evaluations: list[ModelEvaluation],
-    by_regime: dict[str, dict[str, Any]],
-    regimes: pd.Series,
-) -> str:
+def _evaluation_section(symbol: str, evaluation: SymbolEvaluation) -> str:
+    evaluations = evaluation.evaluations
     rows = [{"model_type": e.model_type, **e.metrics} for e in evaluations]
     comparison = [
         {
@@ -381,13 +336,13 @@ def _evaluation_section(
                 for regime in REGIMES
             },
         }
-        for model_type, scores in by_regime.items()
+        for model_type, scores in evaluation.by_regime.items()
     ]
     test = evaluations[0].equity.index
     chart = equity_curves_png(
         {e.model_type: e.equity for e in evaluations},
         f"{symbol}: test-segment equity over volatility regimes",
-        regimes=regimes.reindex(test),
+        regimes=evaluation.regimes.reindex(test),
     )
     parts = [
         f"### {symbol}",
@@ -407,12 +362,12 @@ def _evaluation_section(
                     f"{symbol} attention",
                 )
             )
-    best = max(evaluations, key=lambda e: e.metrics.get("composite_score") or float("-inf"))
+    best = evaluation.best
     parts.append(
         generate_evaluation_report(
             best.metrics,
             title=f"{symbol}: best model ({best.model_type})",
-            per_regime=by_regime[best.model_type],
+            per_regime=evaluation.by_regime[best.model_type],
         )
     )
     return "\n\n".join(parts)
