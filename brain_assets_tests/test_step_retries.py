@@ -111,3 +111,17 @@ def test_a_step_with_a_deterministic_error_fails_without_retrying() -> None:
     result = dg.materialize([broken], raise_on_error=False)
     assert not result.success
     assert attempts == [0]
+
+
+def test_every_step_that_writes_to_the_brain_retries_transient_failures() -> None:
+    from brain_assets.definitions import defs
+
+    # functools.wraps leaves __wrapped__ on the body retry_transient wraps.
+    graph = defs.resolve_asset_graph()
+    unwrapped = []
+    for key in graph.get_all_asset_keys():
+        op = graph.get(key).assets_def.op
+        body = op.compute_fn.decorated_fn  # type: ignore[union-attr]
+        if not hasattr(body, "__wrapped__"):
+            unwrapped.append(key.to_user_string())
+    assert unwrapped == []

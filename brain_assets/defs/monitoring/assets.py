@@ -18,6 +18,7 @@ from brain_assets.defs.resources import (
 )
 from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retrain.checks import check_specs, evaluate, quality_records, record_checks
+from brain_assets.defs.retries import retry_transient
 from brain_assets.events import log_event
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.monitoring import evaluate_active_model
@@ -36,6 +37,7 @@ LIVE_METRICS_KEY = dg.AssetKey("live_model_metrics")
     kinds={"postgres"},
     check_specs=check_specs("live_model_metrics"),
 )
+@retry_transient
 def live_model_metrics(
     context: dg.AssetExecutionContext,
     market: MarketDataResource,
@@ -147,6 +149,7 @@ def live_model_metrics(
     io_manager_key=IO_MANAGER_KEY,
     kinds={"postgres"},
 )
+@retry_transient
 def model_registry_state(
     context: dg.AssetExecutionContext,
     live_model_metrics: dict[str, dict[str, Any]],

@@ -34,6 +34,7 @@ from brain_assets.defs.resources import (
 )
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
 from brain_assets.defs.retrain.health import bars_metadata, health_metadata
+from brain_assets.defs.retries import retry_transient
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.market_data.base import MarketData
@@ -97,6 +98,7 @@ COMMON = per_symbol(DAILY_RETRAIN_GROUP)
     # Selecting only market_data (or only data_quality) in the UI must work.
     can_subset=True,
 )
+@retry_transient
 def market_data(
     context: dg.AssetExecutionContext,
     market: MarketDataResource,
@@ -167,6 +169,7 @@ def market_data(
 
 
 @dg.asset(**COMMON, kinds={"pandas"}, check_specs=check_specs("features"))
+@retry_transient
 def features(
     context: dg.AssetExecutionContext,
     market_data: dict[str, pd.DataFrame],
@@ -212,6 +215,7 @@ def features(
 
 
 @dg.asset(**COMMON, kinds={"sklearn", "keras"})
+@retry_transient
 def trained_models(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -288,6 +292,7 @@ def _artifacts(entry: dict[str, Any]) -> list[TrainedArtifact]:
     kinds={"pandas"},
     check_specs=check_specs("model_evaluation"),
 )
+@retry_transient
 def model_evaluation(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -374,6 +379,7 @@ def _evaluation_section(symbol: str, evaluation: SymbolEvaluation) -> str:
 
 
 @dg.asset(**COMMON, kinds={"postgres"}, check_specs=check_specs("registry_entries"))
+@retry_transient
 def registry_entries(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
@@ -458,6 +464,7 @@ def registry_entries(
 
 
 @dg.asset(**COMMON, kinds={"shap", "postgres"}, check_specs=check_specs("feature_importance"))
+@retry_transient
 def feature_importance(
     context: dg.AssetExecutionContext,
     features: dict[str, pd.DataFrame],
