@@ -27,7 +27,6 @@ of volatility. Bars are assumed evenly spaced: a missing bar makes one return sp
 from __future__ import annotations
 
 import numbers
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -220,11 +219,12 @@ def current_regime(frame: pd.DataFrame) -> dict[str, Any] | None:
 
 def classified_rows(
     frame: pd.DataFrame,
-) -> tuple[list[datetime], list[str], list[float], list[float]]:
-    """The classified bars of a classify_regimes frame, validated, as column lists in time order.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The classified bars of a classify_regimes frame, validated, as column arrays in time order.
 
-    Returns (bar times, regimes, realized_vol, vol_percentile). Bars without a regime (not
-    enough history yet) are skipped; every other bar must be whole.
+    Returns (bar times as int64 microseconds since the epoch, UTC; regimes; realized_vol;
+    vol_percentile). Bars without a regime (not enough history yet) are skipped; every other bar
+    must be whole.
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
@@ -257,9 +257,5 @@ def classified_rows(
         )
     # Time order gives concurrent writers of one symbol the same lock order (no deadlock).
     order = np.argsort(times.asi8[keep], kind="stable")
-    return (
-        [stamp.to_pydatetime() for stamp in times[keep][order]],
-        [str(label) for label in labels[keep][order]],
-        vol[order].tolist(),
-        percentile[order].tolist(),
-    )
+    micros = times[keep].as_unit("us").asi8[order]
+    return micros, labels[keep][order].astype(str), vol[order], percentile[order]

@@ -79,14 +79,14 @@ def series_lock_key(source: str, symbol: str, timeframe: str) -> str:
 
 # PostgreSQL's binary COPY: a header, then per row a field count and (length, value) per field,
 # big-endian; timestamptz is int64 microseconds since 2000-01-01 UTC, float8 is IEEE 754.
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_COPY_HEADER = _COPY_SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_COPY_TRAILER = b"\xff\xff"
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+COPY_HEADER = COPY_SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_TRAILER = b"\xff\xff"
 _ROW_DTYPE = np.dtype(
     [("fields", ">i2"), ("time_len", ">i4"), ("time", ">i8")]
     + [item for name in VALUE_COLUMNS for item in ((f"{name}_len", ">i4"), (name, ">f8"))]
 )
-_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 UTC in microseconds since 1970
+PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 UTC in microseconds since 1970
 _COPY_CHUNK_ROWS = 65_536
 
 
@@ -193,7 +193,7 @@ def _copy_rows(nanos: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarra
     rows["fields"] = 1 + len(VALUE_COLUMNS)
     rows["time_len"] = 8
     # Aligned to at least a minute, so whole microseconds.
-    rows["time"] = nanos // 1_000 - _PG_EPOCH_US
+    rows["time"] = nanos // 1_000 - PG_EPOCH_US
     for name in VALUE_COLUMNS:
         rows[f"{name}_len"] = 8
         rows[name] = values[name]
@@ -202,10 +202,10 @@ def _copy_rows(nanos: np.ndarray, values: Mapping[str, np.ndarray]) -> np.ndarra
 
 def _parse_copy(data: bytes | bytearray) -> np.ndarray:
     """The rows of a binary COPY of (open_time, open, high, low, close, volume)."""
-    if not data.startswith(_COPY_SIGNATURE) or not data.endswith(_COPY_TRAILER):
+    if not data.startswith(COPY_SIGNATURE) or not data.endswith(COPY_TRAILER):
         raise RuntimeError("unexpected binary COPY stream from PostgreSQL")
     extension = int.from_bytes(data[15:19], "big")
-    body = memoryview(data)[19 + extension : len(data) - len(_COPY_TRAILER)]
+    body = memoryview(data)[19 + extension : len(data) - len(COPY_TRAILER)]
     if len(body) % _ROW_DTYPE.itemsize:
         raise RuntimeError("unexpected row size in the binary COPY stream from PostgreSQL")
     rows = np.frombuffer(body, dtype=_ROW_DTYPE)
@@ -304,10 +304,10 @@ class BarsMixin(StoreBase):
                 "COPY bar_import (open_time, open, high, low, close, volume) "
                 "FROM STDIN (FORMAT binary)"
             ) as copy:
-                copy.write(_COPY_HEADER)
+                copy.write(COPY_HEADER)
                 for start in range(0, rows.size, _COPY_CHUNK_ROWS):
                     copy.write(rows[start : start + _COPY_CHUNK_ROWS].tobytes())
-                copy.write(_COPY_TRAILER)
+                copy.write(COPY_TRAILER)
             # Sorted so that concurrent writers of overlapping series lock rows in one order;
             # xmax = 0 marks a freshly inserted row, an updated one has its updater's xid.
             cur.execute(
@@ -382,7 +382,7 @@ class BarsMixin(StoreBase):
         rows = _parse_copy(data)
         if rows.size == 0:
             return empty_bars()
-        nanos = (rows["time"].astype(np.int64) + _PG_EPOCH_US) * 1_000
+        nanos = (rows["time"].astype(np.int64) + PG_EPOCH_US) * 1_000
         frame = pd.DataFrame(
             {
                 "timestamp": pd.to_datetime(nanos, unit="ns", utc=True),
