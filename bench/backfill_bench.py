@@ -22,6 +22,7 @@ just before each is reported next to it. Results go to bench/results/backfill_be
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -46,10 +47,23 @@ import psutil
 
 RESULTS = Path(__file__).parent / "results" / "backfill_bench.json"
 REPO = Path(__file__).resolve().parents[1]
-# Last on the path: brain_assets_tests' helpers from this checkout, while brain_assets itself
-# still comes from PYTHONPATH or the installed package (retrain_throughput.py's baseline).
-sys.path.append(str(REPO))
-from brain_assets_tests.dev_server import free_port, graphql, wait_for  # noqa: E402
+
+
+def _dev_server_helpers() -> Any:
+    # This checkout's helpers by file, not by import: under retrain_throughput.py's baseline,
+    # PYTHONPATH puts an older tree (with older helpers) first.
+    spec = importlib.util.spec_from_file_location(
+        "bench_dev_server", REPO / "brain_assets_tests" / "dev_server.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _dev_server_helpers()
+free_port, graphql, wait_for = _helpers.free_port, _helpers.graphql, _helpers.wait_for
 
 JOB = "daily_retrain"
 MODEL_TYPES = ["ridge", "hist_gradient_boosting"]

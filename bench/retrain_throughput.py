@@ -100,7 +100,12 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
+    # Parts measured before against the same baseline are kept; the ones run now replace theirs.
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    same = previous.get("baseline") == args.baseline
+    kept = {part: previous[part] for part in PARTS if same and part in previous}
     document: dict[str, Any] = {
+        **kept,
         "date": datetime.now(UTC).isoformat(timespec="minutes"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
