@@ -46,6 +46,9 @@ TOP_N = 20
 REPEATS = (1, 2, 3, 5, 10)
 TREE_SHAP_ROWS = (25, 50, 100, 200)
 LSTM_SHAP = ((100, 100), (200, 25), (100, 25), (50, 50), (200, 10), (100, 10))
+# shap's own GradientExplainer at the default size, which the retrain used before its batched
+# expected gradients: the same estimator, so its rho shows the replacement ranks alike.
+SHAP_LIBRARY = (100, 10)
 REFERENCE_REPEATS = {"lstm": 10}
 REFERENCE_LSTM_SHAP = (10_000, 100)  # every test window, 100 draws each
 
@@ -85,11 +88,50 @@ def run(
     return dict(zip(table["feature"], table["importance"], strict=True)), seconds
 
 
+def shap_library_run(
+    model: Any, X: Any, rows: slice, settings: RetrainSettings, seed: int
+) -> tuple[dict[str, float], float]:
+    """The LSTM's SHAP as the retrain computed it before: shap.GradientExplainer, one explained
+    window per eager gradient call (batch_size 1000)."""
+    import numpy as np
+    import shap
+
+    from brain_assets.importance.analyzer import spread_rows
+    from brain_assets.lstm.network import import_keras
+    from brain_assets.lstm.windows import sliding_windows
+    from brain_assets.pipeline.lstm_model import SHAP_BACKGROUND_WINDOWS
+    from brain_assets.training.models import single_threaded
+
+    explained_rows, samples = SHAP_LIBRARY
+    start = max(rows.start, rows.stop - settings.importance_sample)
+    history = X.iloc[start - (model.sequence_length - 1) : rows.stop]
+    started = time.perf_counter()
+    with single_threaded():
+        windows = np.ascontiguousarray(
+            sliding_windows(history.to_numpy(float), model.sequence_length)
+        )
+        explained = spread_rows(windows, explained_rows)
+        rng = np.random.default_rng(seed)
+        size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
+        background = windows[np.sort(rng.choice(len(windows), size, replace=False))]
+        network = model.inference_model
+        keras = import_keras()
+        prediction_only = keras.Model(network.inputs, network.outputs[0])
+        explainer = shap.GradientExplainer(prediction_only, background, batch_size=1000)
+        values = explainer.shap_values(explained, nsamples=samples, rseed=seed)
+    per_input = np.asarray(values, dtype=float).reshape(len(explained), model.sequence_length, -1)
+    importances = np.abs(per_input.sum(axis=1)).mean(axis=0)
+    seconds = time.perf_counter() - started
+    return dict(zip(map(str, X.columns), importances.tolist(), strict=True)), seconds
+
+
 def candidates(model_type: str, method: str, settings: RetrainSettings) -> list[dict[str, Any]]:
     if method == "permutation":
         return [{"repeats": r} for r in REPEATS]
     if model_type == "lstm":
-        return [{"lstm_shap": pair} for pair in LSTM_SHAP]
+        return [{"lstm_shap": pair} for pair in LSTM_SHAP] + [
+            {"lstm_shap": list(SHAP_LIBRARY), "explainer": "shap.GradientExplainer"}
+        ]
     if model_type == "ridge":
         return [{"shap_rows": None}]
     return [{"shap_rows": n} for n in TREE_SHAP_ROWS] + [{"shap_rows": None}]
@@ -126,11 +168,14 @@ def one_symbol(index: int, bars: int, seeds: int) -> list[dict[str, Any]]:
                     chosen = settings
                     if "lstm_shap" in candidate:
                         chosen = with_lstm_shap(settings, candidate["lstm_shap"])
-                    values, seconds = run(
-                        model, kind, X, y, split.test, chosen, method, seed,
-                        repeats=candidate.get("repeats", 1),
-                        shap_rows=candidate.get("shap_rows"),
-                    )  # fmt: skip
+                    if "explainer" in candidate:
+                        values, seconds = shap_library_run(model, X, split.test, settings, seed)
+                    else:
+                        values, seconds = run(
+                            model, kind, X, y, split.test, chosen, method, seed,
+                            repeats=candidate.get("repeats", 1),
+                            shap_rows=candidate.get("shap_rows"),
+                        )  # fmt: skip
                     rows_out.append(
                         {
                             "symbol": index,
@@ -194,17 +239,73 @@ def print_summary(summary: list[dict[str, Any]]) -> None:
         )
 
 
+MODEL_NAMES = {
+    "ridge": "ridge",
+    "random_forest": "random forest",
+    "hist_gradient_boosting": "gradient boosting",
+    "lstm": "LSTM",
+}
+SHAP_NAMES = {"ridge": "SHAP (linear)", "lstm": "SHAP (gradient)"}
+
+
+def setting_label(candidate: dict[str, Any]) -> str:
+    if "repeats" in candidate:
+        return str(candidate["repeats"])
+    if "lstm_shap" in candidate:
+        rows, draws = candidate["lstm_shap"]
+        label = f"{rows} x {draws}"
+        return f"{label} ({candidate['explainer']})" if "explainer" in candidate else label
+    return "all" if candidate["shap_rows"] is None else str(candidate["shap_rows"])
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """The README's table: one line per model type and method, the default in bold."""
+    lines = [
+        "| model | method | setting | seconds | rho (median) | rho (worst) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in summary:
+        groups.setdefault((entry["model_type"], entry["method"]), []).append(entry)
+    for (kind, method), entries in groups.items():
+        current = current_setting(kind, method)
+        labels, seconds, rhos, worst = [], [], [], ""
+        for entry in entries:
+            bold = "**" if entry["candidate"] == current else ""
+            labels.append(f"{bold}{setting_label(json.loads(entry['candidate']))}{bold}")
+            seconds.append(f"{bold}{entry['seconds_median']:.2f}{bold}")
+            rhos.append(f"{bold}{entry['rho_median']:.2f}{bold}")
+            if bold:
+                worst = f"**{entry['rho_min']:.2f}**"
+        unit = "shuffles" if method == "permutation" else "rows"
+        if kind == "lstm" and method == "shap":
+            unit = "windows x draws"
+        name = "permutation" if method == "permutation" else SHAP_NAMES.get(kind, "SHAP (tree)")
+        lines.append(
+            f"| {MODEL_NAMES.get(kind, kind)} | {name} | {' / '.join(labels)} {unit} | "
+            f"{' / '.join(seconds)} | {' / '.join(rhos)} | {worst} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--symbols", type=int, default=3)
     parser.add_argument("--bars", type=int, default=3000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--report", action="store_true", help="print the saved results and exit")
+    parser.add_argument(
+        "--markdown", action="store_true", help="with --report: the README's table instead"
+    )
     args = parser.parse_args()
     if args.report:
         saved = json.loads(RESULTS.read_text())
         print(f"{saved['date']}, {saved['machine']}, {saved['arguments']}")
-        print_summary(summarise(saved["runs"]))
+        summary = summarise(saved["runs"])
+        if args.markdown:
+            print(markdown_table(summary))
+        else:
+            print_summary(summary)
         return
     rows: list[dict[str, Any]] = []
     for index in range(1, args.symbols + 1):

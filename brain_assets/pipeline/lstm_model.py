@@ -21,13 +21,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from brain_assets.importance.analyzer import spread_rows
+from brain_assets.lstm.attribution import expected_gradients
 from brain_assets.lstm.model import FitResult, StandardizedLSTM
-from brain_assets.lstm.network import import_keras
 from brain_assets.lstm.windows import sliding_windows
 from brain_assets.pipeline.settings import LSTMSettings
 from brain_assets.training.split import WalkForwardSplit
 
-# Background windows of the SHAP GradientExplainer: the expectation it integrates over. Like the
+# Background windows of the LSTM's expected gradients: the expectation they integrate over. Like the
 # analyzer's model-agnostic fallback, a small recent sample keeps the cost linear in rows explained.
 SHAP_BACKGROUND_WINDOWS = 50
 
@@ -202,15 +202,12 @@ def lstm_shap_importances(
     """Mean |SHAP value| per feature over ``explained_rows`` windows evenly spaced over the rows
     (all of them when there are fewer).
 
-    shap's GradientExplainer (expected gradients) attributes the prediction to every (lag, feature)
-    input of a window; a feature's attribution is the sum over its lags, so the result is on the
-    same footing as the row-wise models' SHAP: target units, one number per feature.
-    (shap's DeepExplainer is not an option: it has no gradient for the TensorListStack op of
-    Keras 3's LSTM and fails with a LookupError.)
+    Expected gradients (:func:`~brain_assets.lstm.attribution.expected_gradients`, the estimator
+    of shap's GradientExplainer) attribute the prediction to every (lag, feature) input of a
+    window; a feature's attribution is the sum over its lags, so the result is on the same footing
+    as the row-wise models' SHAP: target units, one number per feature. (shap's DeepExplainer is
+    not an option: it has no gradient for the TensorListStack op of Keras 3's LSTM.)
     """
-    import shap
-
-    keras = import_keras()
     lags = model.sequence_length
     windows = np.ascontiguousarray(
         sliding_windows(rows_with_context.to_numpy(dtype=np.float64), lags)
@@ -219,17 +216,7 @@ def lstm_shap_importances(
     rng = np.random.default_rng(seed)
     background_size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
     background = windows[np.sort(rng.choice(len(windows), background_size, replace=False))]
-    network = model.inference_model
-    prediction_only = keras.Model(network.inputs, network.outputs[0])
-    # GradientExplainer seeds numpy's global generator; put it back for everyone else.
-    state = np.random.get_state()
-    try:
-        # Larger batches than shap's 50: fewer eager gradient calls (1.2 s -> 1.0 s at 100 x 10).
-        explainer = shap.GradientExplainer(prediction_only, background, batch_size=1000)
-        values = explainer.shap_values(explained, nsamples=samples, rseed=seed)
-    finally:
-        np.random.set_state(state)
-    if isinstance(values, list):  # one array per model output in some shap versions
-        values = values[0]
-    per_input = np.asarray(values, dtype=np.float64).reshape(len(explained), lags, -1)
+    per_input = expected_gradients(
+        model.inference_model, explained, background, samples=samples, seed=seed
+    )
     return np.asarray(np.abs(per_input.sum(axis=1)).mean(axis=0))
