@@ -96,7 +96,11 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="retrain_bench repeats")
     parser.add_argument("--demo-runs", type=int, default=2)
+    parser.add_argument("--report", action="store_true", help="print the saved results and exit")
     args = parser.parse_args()
+    if args.report:
+        report(json.loads(RESULTS.read_text()))
+        return
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
@@ -129,7 +133,8 @@ def main() -> None:
                     measured[label] = stages(tree, label, args.repeats)
                 else:
                     measured[label] = demo(tree, label, args.demo_runs)
-            document[part] = measured
+            # Each part carries its own date: parts kept from an earlier run keep theirs.
+            document[part] = {"measured": datetime.now(UTC).date().isoformat(), **measured}
             RESULTS.write_text(json.dumps(document, indent=2))
     report(document)
 
@@ -139,6 +144,9 @@ PARTS = ("backfill", "stages", "demo")
 
 def report(document: dict[str, Any]) -> None:
     print(f"{document['date']}, {document['machine']}: {document['baseline']} -> current")
+    for part in PARTS:
+        if part in document:
+            print(f"  {part} measured {document[part].get('measured', 'before per-part dates')}")
     if "backfill" in document:
         old, new = document["backfill"]["baseline"], document["backfill"]["current"]
         print(

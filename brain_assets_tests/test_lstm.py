@@ -245,6 +245,20 @@ def test_predict_aligns_with_rows(
 
 
 @pytest.mark.slow
+def test_predictions_match_keras_for_any_batch_size_from_one_graph(
+    fitted: tuple[StandardizedLSTM, FitResult], data: LaggedData
+) -> None:
+    model, _ = fitted
+    windows = np.stack([data.X_val[i : i + SEQ] for i in range(len(data.X_val) - SEQ + 1)])
+    for size in (1, 7, len(windows)):
+        expected = model.inference_model.predict_on_batch(windows[:size])[0].ravel()
+        np.testing.assert_allclose(model.predict(windows[:size]), expected, rtol=1e-12)
+    # One graph per network, whatever the batch sizes.
+    call = model._inference_call()
+    model.predict(windows[:3])
+    assert model._inference_call() is call
+
+
 def test_predict_rejects_bad_input(fitted: tuple[StandardizedLSTM, FitResult]) -> None:
     model, _ = fitted
     with pytest.raises(ValueError, match="input_dim"):

@@ -33,7 +33,7 @@ from brain_assets.pipeline.lstm_model import (
     with_context,
 )
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, LSTMSettings, RetrainSettings
-from brain_assets.pipeline.training import TrainedArtifact, split_for, train_symbol
+from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for, train_symbol
 from brain_assets.store.library import BrainLibrary
 from brain_assets.training.serialization import deserialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit
@@ -208,6 +208,20 @@ def test_attention_mean_per_lag(trained: Trained) -> None:
     # Lag 0 is the predicted bar itself: the last column of every window.
     assert attention[0] == pytest.approx(float(weights[:, -1].mean()))
     assert list(attention_metrics(attention)) == [f"attention_lag_{k}" for k in range(6)]
+
+
+def test_stages_after_training_share_one_loaded_model_per_artifact(trained: Trained) -> None:
+    artifact = trained.artifacts[LSTM_MODEL_TYPE]
+    first = fitted_model(artifact)
+    assert fitted_model(artifact) is first
+    # Keyed by the bytes: an equal copy hits, different bytes load their own model.
+    copy = replace(artifact, artifact=bytes(bytearray(artifact.artifact)))
+    assert fitted_model(copy) is first
+    other = fitted_model(trained.artifacts["ridge"])
+    assert other is not first
+    X, _, _ = split_columns(trained.table)
+    rows = X.iloc[trained.split.test.start - SETTINGS.lstm_config.context_rows :]
+    np.testing.assert_array_equal(first.predict(rows), _lstm(trained).predict(rows))
 
 
 def test_keras_artifact_trust_and_garbage(trained: Trained) -> None:

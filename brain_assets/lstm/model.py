@@ -133,6 +133,7 @@ class StandardizedLSTM:
         self.use_bidirectional = bool(use_bidirectional)
 
         self._inference_model: Any = None
+        self._compiled_inference: tuple[Any, Any] | None = None
         self._feature_scaler: Scaler | None = None
         self._target_scaler: Scaler | None = None
 
@@ -411,14 +412,43 @@ class StandardizedLSTM:
         total = n_windows(features, self.sequence_length)
         predictions = np.empty(total, dtype=np.float64)
         weights = np.empty((total, self.sequence_length) if want_attention else (0, 0))
+        call = self._inference_call()
         for start in range(0, total, _PREDICT_CHUNK):
             stop = min(start + _PREDICT_CHUNK, total)
             chunk = np.ascontiguousarray(windows[start:stop], dtype=np.float64)
-            outputs = self._inference_model.predict_on_batch(chunk)
+            outputs = call(chunk)
             predictions[start:stop] = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
             if want_attention:
                 weights[start:stop] = np.asarray(outputs[1], dtype=np.float64)
         return predictions, weights
+
+    def _inference_call(self) -> Any:
+        """``windows -> [predictions, attention]`` for the current inference model.
+
+        On TensorFlow, one graph function per model whose batch dimension is unknown: traced once,
+        whatever the batch sizes that follow. Keras' ``predict_on_batch`` traces again for a new
+        batch shape, which cost about 0.2 s per fitted or loaded model in each stage that predicts
+        (a permutation importance sends batches of several sizes).
+        """
+        model = self._inference_model
+        cached = self._compiled_inference
+        if cached is not None and cached[0] is model:
+            return cached[1]
+        if import_keras().backend.backend() != "tensorflow":
+            call = model.predict_on_batch
+        else:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec((None, self.sequence_length, self.input_dim), tf.float64)
+            graph = tf.function(
+                lambda windows: model(windows, training=False), input_signature=[spec]
+            )
+
+            def call(chunk: np.ndarray) -> list[np.ndarray]:
+                return [np.asarray(output) for output in graph(tf.constant(chunk))]
+
+        self._compiled_inference = (model, call)
+        return call
 
     def _network_spec(self, features: Scaler, target: Scaler) -> NetworkSpec:
         return NetworkSpec(

@@ -17,10 +17,9 @@ from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import attention_by_lag, context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.pipeline.training import TrainedArtifact, split_for
+from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for
 from brain_assets.regimes.evaluation import evaluate_by_regime
 from brain_assets.training.models import single_threaded
-from brain_assets.training.serialization import deserialize_model
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def evaluate_symbol(
     X_test, y_test, r_test = X.iloc[split.test], y.iloc[split.test], next_return.iloc[split.test]
     results = []
     for artifact in artifacts:
-        model = deserialize_model(artifact.artifact, artifact.artifact_format)
+        model = fitted_model(artifact)
         first = context_start(split.test.start, model)
         predictor = with_context(model, X.iloc[first : split.test.start])
         started = time.perf_counter()

@@ -22,9 +22,8 @@ from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lstm_model import context_rows, lstm_shap_importances, with_context
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.pipeline.training import TrainedArtifact, split_for
+from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for
 from brain_assets.store.library import BrainLibrary
-from brain_assets.training.serialization import deserialize_model
 
 SHAP_DISABLED = "skipped: SHAP for lstm is switched off (lstm_config.shap_rows=0)"
 
@@ -42,7 +41,7 @@ def analyze_symbol(
     X, y, _ = split_columns(table)
     results = {}
     for artifact in artifacts:
-        model = deserialize_model(artifact.artifact, artifact.artifact_format)
+        model = fitted_model(artifact)
         analysis = analyze_model(
             analyzer_for(artifact.model_type, settings, brain),
             symbol,

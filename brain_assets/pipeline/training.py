@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from brain_assets.pipeline.lineage import model_fingerprint, table_digest
 from brain_assets.pipeline.lstm_model import fit_lstm
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.training.models import train_model
-from brain_assets.training.serialization import serialize_model, sha256_hex
+from brain_assets.training.serialization import deserialize_model, serialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit, walk_forward_split
 
 
@@ -69,6 +70,23 @@ class TrainedArtifact:
                 f"{sha256_hex(data)} does not match the {document['sha256']} computed at training"
             )
         return cls(**{**document, "artifact": data})
+
+
+def fitted_model(artifact: TrainedArtifact) -> Any:
+    """The model in ``artifact``, loaded once per process for the stages after training.
+
+    Evaluation and importance predict with the same artifacts, one after the other in the run's
+    process (the default executor): the second stage gets the model the first one loaded, and a
+    LSTM that has predicted once is not loaded and traced again (about 0.3 s per symbol). The
+    object is shared, so callers only predict with it. Keyed by the bytes themselves.
+    """
+    return _loaded_model(artifact.artifact, artifact.artifact_format)
+
+
+# Eight: every model type of the last two symbols a process handled.
+@functools.lru_cache(maxsize=8)
+def _loaded_model(artifact: bytes, artifact_format: str) -> Any:
+    return deserialize_model(artifact, artifact_format)
 
 
 def split_for(table: pd.DataFrame, settings: RetrainSettings) -> WalkForwardSplit:
