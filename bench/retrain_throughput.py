@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,17 @@ def main() -> None:
 PARTS = ("backfill", "stages", "demo")
 
 
+def run_shares(label: str) -> tuple[list[float], list[float]]:
+    """feature_importance's share of each measured run's wall time and of its stages' sum."""
+    path = RESULTS.with_name(f"retrain_throughput_stages_{label}.json")
+    runs = json.loads(path.read_text())["results"][0]["runs"]
+    wall = [run["stages_s"]["feature_importance"] / run["total_s"] for run in runs]
+    stages_sum = [
+        run["stages_s"]["feature_importance"] / sum(run["stages_s"].values()) for run in runs
+    ]
+    return wall, stages_sum
+
+
 def report(document: dict[str, Any]) -> None:
     print(f"{document['date']}, {document['machine']}: {document['baseline']} -> current")
     for part in PARTS:
@@ -158,11 +170,19 @@ def report(document: dict[str, Any]) -> None:
     if "stages" in document:
         old, new = document["stages"]["baseline"], document["stages"]["current"]
         print(
-            f"one symbol: feature_importance {old['importance_s']:.2f} s -> "
-            f"{new['importance_s']:.2f} s; share of stages {old['importance_share_of_stages']:.0%}"
-            f" -> {new['importance_share_of_stages']:.0%}, of the wall time "
-            f"{old['importance_share_of_wall']:.0%} -> {new['importance_share_of_wall']:.0%}"
+            f"one symbol (the median run): feature_importance {old['importance_s']:.2f} s -> "
+            f"{new['importance_s']:.2f} s; share of stages {old['importance_share_of_stages']:.1%}"
+            f" -> {new['importance_share_of_stages']:.1%}, of the wall time "
+            f"{old['importance_share_of_wall']:.1%} -> {new['importance_share_of_wall']:.1%}"
         )
+        for label in ("baseline", "current"):
+            wall, stages_sum = run_shares(label)
+            print(
+                f"  {label}, each run: share of the wall time "
+                f"{' / '.join(f'{v:.1%}' for v in wall)} (median {statistics.median(wall):.1%}), "
+                f"of the stages {' / '.join(f'{v:.1%}' for v in stages_sum)} "
+                f"(median {statistics.median(stages_sum):.1%})"
+            )
     if "demo" in document:
         old, new = document["demo"]["baseline"], document["demo"]["current"]
         print(f"brain demo: {old['median_s']:.0f} s -> {new['median_s']:.0f} s (median)")
