@@ -96,27 +96,19 @@ def shap_library_run(
     import numpy as np
     import shap
 
-    from brain_assets.importance.analyzer import spread_rows
     from brain_assets.lstm.network import import_keras
-    from brain_assets.lstm.windows import sliding_windows
-    from brain_assets.pipeline.lstm_model import SHAP_BACKGROUND_WINDOWS
+    from brain_assets.pipeline.lstm_model import shap_windows
     from brain_assets.training.models import single_threaded
 
     explained_rows, samples = SHAP_LIBRARY
+    # The rows analyze_model explains: the test segment's latest importance_sample rows.
     start = max(rows.start, rows.stop - settings.importance_sample)
     history = X.iloc[start - (model.sequence_length - 1) : rows.stop]
     started = time.perf_counter()
     with single_threaded():
-        windows = np.ascontiguousarray(
-            sliding_windows(history.to_numpy(float), model.sequence_length)
-        )
-        explained = spread_rows(windows, explained_rows)
-        rng = np.random.default_rng(seed)
-        size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
-        background = windows[np.sort(rng.choice(len(windows), size, replace=False))]
+        explained, background = shap_windows(model, history, explained_rows, seed)
         network = model.inference_model
-        keras = import_keras()
-        prediction_only = keras.Model(network.inputs, network.outputs[0])
+        prediction_only = import_keras().Model(network.inputs, network.outputs[0])
         explainer = shap.GradientExplainer(prediction_only, background, batch_size=1000)
         values = explainer.shap_values(explained, nsamples=samples, rseed=seed)
     per_input = np.asarray(values, dtype=float).reshape(len(explained), model.sequence_length, -1)

@@ -5,8 +5,8 @@ windows ``x'`` and ``a ~ U(0, 1)``, of ``(x_i - x'_i) * df/dx_i`` at ``x' + a (x
 gradients, Erion et al. 2021): integrated gradients averaged over a background distribution, whose
 attributions add up, in expectation, to ``f(x)`` minus the mean prediction over the background.
 It is the estimator behind shap's ``GradientExplainer``; that one draws and differentiates one
-explained window at a time in eager mode (100 windows x 10 draws took 1.0 s of the LSTM's
-importance at the demo's size). Here all draws of many windows go through one gradient call.
+explained window at a time in eager mode. Here all draws of many windows go through one gradient
+call (six times faster at the retrain's size: bench/importance_tradeoff.py).
 
 TensorFlow is imported on first use, never at import time.
 """
@@ -68,14 +68,15 @@ def expected_gradients(
         differences = block[:, None] - references
         points = (references + steps[chosen] * differences).reshape(-1, *window_shape)
         gradients = gradient(points).reshape(len(block), samples, *window_shape)
-        attributions[first : first + len(block)] = (gradients * differences).mean(axis=1)
+        attributions[chosen] = (gradients * differences).mean(axis=1)
     return attributions
 
 
 def _gradient_function(network: Any) -> Any:
     """``points -> d prediction / d points`` as float64 numpy, on the TensorFlow backend."""
-    import keras
+    from brain_assets.lstm.network import import_keras
 
+    keras = import_keras()
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
             "expected gradients need Keras' TensorFlow backend; "

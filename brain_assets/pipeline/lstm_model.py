@@ -27,8 +27,8 @@ from brain_assets.lstm.windows import sliding_windows
 from brain_assets.pipeline.settings import LSTMSettings
 from brain_assets.training.split import WalkForwardSplit
 
-# Background windows of the LSTM's expected gradients: the expectation they integrate over. Like the
-# analyzer's model-agnostic fallback, a small recent sample keeps the cost linear in rows explained.
+# Background windows of the LSTM's expected gradients: the expectation they integrate over. Like
+# the analyzer's model-agnostic fallback, a small sample keeps the cost linear in rows explained.
 SHAP_BACKGROUND_WINDOWS = 50
 
 
@@ -208,15 +208,23 @@ def lstm_shap_importances(
     as the row-wise models' SHAP: target units, one number per feature. (shap's DeepExplainer is
     not an option: it has no gradient for the TensorListStack op of Keras 3's LSTM.)
     """
-    lags = model.sequence_length
-    windows = np.ascontiguousarray(
-        sliding_windows(rows_with_context.to_numpy(dtype=np.float64), lags)
-    )
-    explained = spread_rows(windows, explained_rows)
-    rng = np.random.default_rng(seed)
-    background_size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
-    background = windows[np.sort(rng.choice(len(windows), background_size, replace=False))]
+    explained, background = shap_windows(model, rows_with_context, explained_rows, seed)
     per_input = expected_gradients(
         model.inference_model, explained, background, samples=samples, seed=seed
     )
     return np.asarray(np.abs(per_input.sum(axis=1)).mean(axis=0))
+
+
+def shap_windows(
+    model: StandardizedLSTM, rows_with_context: pd.DataFrame, explained_rows: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(explained, background)`` windows of :func:`lstm_shap_importances`: ``explained_rows``
+    windows evenly spaced over the rows, and a seeded sample of
+    ``SHAP_BACKGROUND_WINDOWS`` of them as the background."""
+    windows = np.ascontiguousarray(
+        sliding_windows(rows_with_context.to_numpy(dtype=np.float64), model.sequence_length)
+    )
+    rng = np.random.default_rng(seed)
+    background_size = min(SHAP_BACKGROUND_WINDOWS, len(windows))
+    background = windows[np.sort(rng.choice(len(windows), background_size, replace=False))]
+    return spread_rows(windows, explained_rows), background
