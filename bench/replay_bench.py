@@ -1,167 +1,231 @@
-"""How the decision policy behaves over time: ``brain replay`` on markets whose truth is known.
+"""What a decision policy does with capital on markets whose truth is known: ``brain replay``
+over AR(1) markets (``signal_market``, 1% hourly volatility, 10 bps fees), many seeds each.
 
-Two markets from ``signal_market`` (AR(1) momentum 0.2, 1% hourly volatility, 5 bps fees):
-* stable: the statistics never change, so every rollback is a false alarm and every change of
-  the active model not backed by evidence is churn;
-* flip: the AR coefficient changes sign at a known step, so the model that learnt the old sign
-  loses from then on, and the policy should take it out (rollback, stand aside or a promotion
-  away from it) within two steps.
+    .venv/bin/python bench/replay_bench.py [--markets random_walk weak_005 ...] [--workers 2]
+    .venv/bin/python bench/replay_bench.py --report     # the README's table from the results
 
-Each market is replayed with the seed's rules (score promotion, no floor, rollback on a bare 5%
-drop, 720-bar live window), with the default policy, and with the default policy on the old
-720-bar window, over several seeds; medians are reported. Every replay runs
-in its own database of a temporary embedded PostgreSQL. Writes bench/results/replay_bench.json
-and one PNG per market and policy (first seed) under bench/results/replay/.
+Markets (momentum, seeds), and what the honest gate must do on each:
 
-    .venv/bin/python bench/replay_bench.py --seeds 5 --steps 26
+* ``random_walk`` (0, 10 seeds): no edge at all. In at least 9 seeds no version ever trades;
+  no seed ends below -5% net.
+* ``weak_005``, ``weak_010`` (0.05 and 0.1, 5 seeds each): an edge smaller than, or about, the
+  costs. Never below -5% net: stand aside, or trade profitably through the band.
+* ``strong`` (0.2, 5 seeds): trade in at least 24 of 26 weeks and end positive.
+* ``flip`` (0.2 turning into -0.2 at step 14, 5 seeds): how many steps the stale model keeps
+  trading after the flip.
+
+Each replay runs the CLI's defaults (3,000 bars before the first step, 26 weekly steps of 168
+bars, ridge and random forest, the whole history at every retrain) with ``--policy`` (default,
+or seed for the platform's original rules), in its own database of a temporary embedded
+PostgreSQL; ``--workers`` replays run side by side. Every run's summary is kept: managed net
+return, holding's, steps trading, versions in charge, worst calendar year. Results go to
+bench/results/replay_bench[_POLICY].json, and a PNG per market (first seed) to
+bench/results/replay/.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import platform
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from brain_assets.decisions.policy import DecisionPolicy
-from brain_assets.market_data.synthetic import signal_market
-from brain_assets.pipeline.monitoring import DEFAULT_LIVE_WINDOW_BARS
-from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.plots import replay_png
-from brain_assets.replay import ReplayPlan, replay
-from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
-
 RESULTS = Path(__file__).parent / "results"
 SYMBOL = "BTC/USDT"
-POLICIES = {
-    # Before this change: the seed's rules and its 720-bar live window.
-    "seed": (DecisionPolicy.seed(), 720),
-    # The default policy and live window.
-    "default": (DecisionPolicy(), DEFAULT_LIVE_WINDOW_BARS),
-    # The default policy with the old window: what the shorter window buys.
-    "default_720": (DecisionPolicy(), 720),
+FLIP_STEP = 14
+MARKETS: dict[str, tuple[float, int]] = {
+    "random_walk": (0.0, 10),
+    "weak_005": (0.05, 5),
+    "weak_010": (0.1, 5),
+    "strong": (0.2, 5),
+    "flip": (0.2, 5),
 }
+LIMIT = -0.05
+"""No market may end a replay, or a calendar year of one, below this net."""
 
 
-def stale_model_gone(timeline: pd.DataFrame, flip_step: int) -> int | None:
+def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
+    market, seed, policy_name, home = job
+    from brain_assets.decisions.policy import DecisionPolicy
+    from brain_assets.market_data.synthetic import signal_market
+    from brain_assets.pipeline.settings import RetrainSettings
+    from brain_assets.plots import replay_png
+    from brain_assets.replay import ReplayPlan, replay
+    from brain_assets.store.embedded import start_embedded
+    from brain_assets.store.library import BrainLibrary
+
+    plan = ReplayPlan(start_bars=3000, step_bars=168, steps=26)
+    settings = RetrainSettings(model_types=("ridge", "random_forest"))
+    policy = DecisionPolicy.seed() if policy_name == "seed" else DecisionPolicy()
+    momentum, _ = MARKETS[market]
+    flip = plan.start_bars + (FLIP_STEP - 1) * plan.step_bars if market == "flip" else None
+    bars = signal_market(plan.bars_needed(), momentum=momentum, flip_at=flip, seed=seed)
+    server = start_embedded(Path(home) / f"pgdata-{os.getpid()}")
+    database = f"replay_{market}_{seed}"
+    started = time.perf_counter()
+    try:
+        with BrainLibrary(server.ensure_database(database)) as brain:
+            result = replay(brain, SYMBOL, bars, plan, settings=settings, policy=policy)
+        server.drop_database(database)
+    finally:
+        server.release()
+    run: dict[str, Any] = {
+        "market": market,
+        "seed": seed,
+        "policy": policy_name,
+        "seconds": round(time.perf_counter() - started, 1),
+        **{k: v for k, v in result.summary.items() if k not in ("rollback_steps",)},
+    }
+    if market == "flip":
+        run["steps_to_drop_stale_model"] = stale_model_gone(result.timeline, FLIP_STEP)
+    if seed == 0:
+        folder = RESULTS / "replay"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{market}_{policy_name}.png").write_bytes(
+            replay_png(
+                result.timeline,
+                f"{market} (momentum {momentum:g}), {policy_name} policy, seed 0",
+                flip_step=FLIP_STEP if market == "flip" else None,
+                label=f"{policy_name} policy",
+            )
+        )
+    return run
+
+
+def stale_model_gone(timeline: Any, flip_step: int) -> int | None:
     """Steps from the first step with flipped bars until the version that traded into the flip
-    stops trading (0: taken out at that very step; None: never)."""
+    stops trading (0: taken out at that very step; None: never; -1: nothing traded then)."""
+    import pandas as pd
+
     at_flip = timeline.loc[timeline["step"] == flip_step - 1, "active_version"].iloc[0]
     if pd.isna(at_flip):
-        return 0
+        return -1
     for row in timeline[timeline["step"] >= flip_step].itertuples():
         if pd.isna(row.active_version) or int(row.active_version) != int(at_flip):
             return int(row.step) - flip_step
     return None
 
 
+def verdicts(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each market's runs summed up, and whether the issue's 'done when' holds for it."""
+    summary: dict[str, dict[str, Any]] = {}
+    for market in MARKETS:
+        group = [r for r in runs if r["market"] == market]
+        if not group:
+            continue
+        totals = [r["total_return"] for r in group]
+        worst_years = [r["worst_year_return"] for r in group]
+        entry: dict[str, Any] = {
+            "seeds": len(group),
+            "median_total_return": statistics.median(totals),
+            "min_total_return": min(totals),
+            "median_hold_total_return": statistics.median(r["hold_total_return"] for r in group),
+            "seeds_never_trading": sum(r["steps_trading"] == 0 for r in group),
+            "steps_trading": [r["steps_trading"] for r in group],
+            "versions_in_charge": [r["versions_in_charge"] for r in group],
+            "worst_year_return": min(worst_years),
+            "median_seconds": statistics.median(r["seconds"] for r in group),
+        }
+        if market == "random_walk":
+            entry["done"] = (
+                entry["seeds_never_trading"] >= 0.9 * len(group) and min(totals) >= LIMIT
+            )
+        elif market in ("weak_005", "weak_010"):
+            entry["done"] = min(totals) >= LIMIT and min(worst_years) >= LIMIT
+        elif market == "strong":
+            entry["done"] = min(r["steps_trading"] for r in group) >= 24 and min(totals) > 0
+        else:
+            entry["steps_to_drop_stale_model"] = [r["steps_to_drop_stale_model"] for r in group]
+        summary[market] = entry
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=26)
-    parser.add_argument("--flip-step", type=int, default=14, help="first step of flipped bars")
-    args = parser.parse_args()
-    plan = ReplayPlan(start_bars=2000, step_bars=168, steps=args.steps)
-    settings = RetrainSettings(
-        model_types=("ridge", "random_forest"), fee_bps=5.0, train_window_bars=2000
+    parser.add_argument("--markets", nargs="+", default=list(MARKETS), choices=list(MARKETS))
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds per market (default: each market's)"
     )
-    runs: list[dict[str, Any]] = []
+    parser.add_argument("--policy", choices=("default", "seed"), default="default")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", action="store_true", help="print the saved results and exit")
+    args = parser.parse_args()
+    out = RESULTS / (
+        "replay_bench.json" if args.policy == "default" else f"replay_bench_{args.policy}.json"
+    )
+    if args.report:
+        report(json.loads(out.read_text()))
+        return
     with tempfile.TemporaryDirectory(prefix="replay-bench-") as home:
-        server = start_embedded(Path(home) / "pgdata")
-        try:
-            for seed in range(args.seeds):
-                for market in ("stable", "flip"):
-                    flip = market == "flip"
-                    bars = signal_market(
-                        plan.bars_needed(),
-                        momentum=0.2,
-                        # Step flip_step is the first to publish bars of the flipped market.
-                        flip_at=plan.start_bars + (args.flip_step - 1) * plan.step_bars
-                        if flip
-                        else None,
-                        seed=seed,
-                    )
-                    for name, (policy, window) in POLICIES.items():
-                        variant = dataclasses.replace(plan, live_window_bars=window)
-                        database = f"replay_{market}_{name}_{seed}"
-                        started = time.perf_counter()
-                        with BrainLibrary(server.ensure_database(database)) as brain:
-                            result = replay(
-                                brain, SYMBOL, bars, variant, settings=settings, policy=policy
+        jobs = [
+            (market, seed, args.policy, home)
+            for market in args.markets
+            for seed in range(args.seeds or MARKETS[market][1])
+        ]
+        with ProcessPoolExecutor(args.workers) as pool:
+            runs = []
+            for run in pool.map(one_replay, jobs):
+                runs.append(run)
+                print(
+                    json.dumps(
+                        {
+                            k: run[k]
+                            for k in (
+                                "market",
+                                "seed",
+                                "total_return",
+                                "hold_total_return",
+                                "steps_trading",
+                                "versions_in_charge",
+                                "worst_year_return",
+                                "seconds",
                             )
-                        seconds = time.perf_counter() - started
-                        run = {
-                            "seed": seed,
-                            "market": market,
-                            "policy": name,
-                            "seconds": round(seconds, 1),
-                            **result.summary,
                         }
-                        if flip:
-                            run["steps_to_drop_stale_model"] = stale_model_gone(
-                                result.timeline, args.flip_step
-                            )
-                        runs.append(run)
-                        print(json.dumps(run), flush=True)
-                        if seed == 0:
-                            png = RESULTS / "replay" / f"{market}_{name}.png"
-                            png.write_bytes(
-                                replay_png(
-                                    result.timeline,
-                                    f"{market} market, {name} policy (seed 0)",
-                                    flip_step=args.flip_step if flip else None,
-                                )
-                            )
-                        server.drop_database(database)
-        finally:
-            server.release()
-    summary: dict[str, Any] = {}
-    for market in ("stable", "flip"):
-        for name in POLICIES:
-            group = [r for r in runs if r["market"] == market and r["policy"] == name]
-            entry = {
-                key: statistics.median(r[key] for r in group)
-                for key in (
-                    "rollbacks",
-                    "promotions",
-                    "active_changes",
-                    "steps_standing_aside",
-                    "total_return",
-                    "seconds",
+                    ),
+                    flush=True,
                 )
-            }
-            entry["max_rollbacks"] = max(r["rollbacks"] for r in group)
-            if market == "flip":
-                delays = [r["steps_to_drop_stale_model"] for r in group]
-                entry["steps_to_drop_stale_model"] = delays
-                entry["within_2_steps"] = sum(d is not None and d <= 2 for d in delays)
-            summary[f"{market}/{name}"] = entry
     document = {
-        "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{platform.machine()}, {platform.python_version()}",
-        "plan": {
-            "start_bars": plan.start_bars,
-            "step_bars": plan.step_bars,
-            "steps": plan.steps,
-            "flip_step": args.flip_step,
-            "seeds": args.seeds,
-        },
-        "market": {"momentum": 0.2, "volatility": 0.01, "fee_bps": 5.0},
-        "models": list(settings.model_types),
-        "summary": summary,
+        "measured": datetime.now(UTC).date().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "policy": args.policy,
+        "plan": {"start_bars": 3000, "step_bars": 168, "steps": 26, "flip_step": FLIP_STEP},
+        "market": {"volatility": 0.01, "fee_bps": 10.0, "models": ["ridge", "random_forest"]},
+        "summary": verdicts(runs),
         "runs": runs,
     }
-    (RESULTS / "replay_bench.json").write_text(json.dumps(document, indent=2))
-    print(json.dumps(summary, indent=2))
+    out.write_text(json.dumps(document, indent=2))
+    report(document)
+
+
+def report(document: dict[str, Any]) -> None:
+    print(f"Measured {document['measured']} on {document['machine']}, {document['policy']} policy")
+    print(
+        "| market | seeds | never trading | weeks trading (per seed) | versions in charge | "
+        "managed, net: median (worst) | holding: median | worst calendar year | done |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for market, row in document["summary"].items():
+        momentum = MARKETS[market][0]
+        done = row.get("done")
+        print(
+            f"| {market} ({momentum:g}) | {row['seeds']} | {row['seeds_never_trading']} | "
+            f"{', '.join(map(str, row['steps_trading']))} | "
+            f"{', '.join(map(str, row['versions_in_charge']))} | "
+            f"{row['median_total_return']:+.1%} ({row['min_total_return']:+.1%}) | "
+            f"{row['median_hold_total_return']:+.1%} | {row['worst_year_return']:+.1%} | "
+            + ("-" if done is None else ("yes" if done else "**no**"))
+            + " |"
+        )
+        if "steps_to_drop_stale_model" in row:
+            print(f"|  | stale model out after (steps): {row['steps_to_drop_stale_model']} |")
 
 
 if __name__ == "__main__":

@@ -139,17 +139,39 @@ def markdown_image(png: bytes, alt: str) -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-def replay_png(timeline: pd.DataFrame, title: str, flip_step: int | None = None) -> bytes:
+def replay_png(
+    timeline: pd.DataFrame,
+    title: str,
+    flip_step: int | None = None,
+    *,
+    label: str = "managed",
+    compare: tuple[str, pd.DataFrame] | None = None,
+) -> bytes:
     """A replay at a glance: the equity of whichever version traded (flat while standing aside),
-    promotions and rollbacks marked, and the active version underneath. ``flip_step``: the first
-    step whose new bars come from a changed market."""
+    beside holding the symbol over the same bars and standing aside (1.0), promotions and
+    rollbacks marked, and the active version underneath. ``flip_step``: the first step whose new
+    bars come from a changed market; ``compare``: another policy's timeline on the same bars."""
     plt = _pyplot()
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     steps = timeline["step"].to_numpy()
     equity = (1.0 + timeline["period_return"].astype(float)).cumprod().to_numpy()
-    top.step(steps, equity, where="post", color="#1f5fa8", linewidth=1.4, label="active model")
+    top.step(steps, equity, where="post", color="#1f5fa8", linewidth=1.4, label=label)
+    if "hold_return" in timeline:
+        hold = (1.0 + timeline["hold_return"].astype(float)).cumprod().to_numpy()
+        top.step(steps, hold, where="post", color="#999999", linewidth=1.0, label="holding")
+    if compare is not None:
+        other_label, other = compare
+        other_equity = (1.0 + other["period_return"].astype(float)).cumprod().to_numpy()
+        top.step(
+            other["step"].to_numpy(),
+            other_equity,
+            where="post",
+            color="#d35400",
+            linewidth=1.2,
+            label=other_label,
+        )
     versions = [None if pd.isna(v) else int(v) for v in timeline["active_version"]]
     for step, version in zip(steps, versions, strict=True):
         if version is None and step < steps[-1]:
@@ -180,7 +202,7 @@ def replay_png(timeline: pd.DataFrame, title: str, flip_step: int | None = None)
         top.axvline(
             flip_step - 1, color="#8e44ad", linestyle="--", linewidth=1, label="signal flips"
         )
-    top.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    top.axhline(1.0, color="grey", linewidth=0.8, linestyle=":", label="standing aside")
     top.set_ylabel("equity (net of fees)")
     top.set_title(title)
     top.legend(loc="best", fontsize=8)

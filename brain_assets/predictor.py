@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from brain_assets.calendar import SECONDS_PER_YEAR, bar_seconds, frequency_label
+from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.errors import BrainError
+from brain_assets.evaluation.positions import PositionRule
 from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_features
 from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
 
@@ -76,7 +78,8 @@ class Prediction:
     value: float
     """Predicted forward return ``close[t + horizon] / close[t] - 1``."""
     position: int
-    """The sign of ``value``: +1 long, -1 short, 0 flat (the evaluated strategy holds it)."""
+    """The position to hold from this bar: +1 long, -1 short, 0 flat, by the no-trade band the
+    version was evaluated with (evaluation.positions), from the position the engine holds."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy (``bar_time`` as ISO-8601)."""
@@ -110,6 +113,8 @@ class Predictor:
     """The volatility regime it was selected for; None: the symbol's active version."""
     max_gap_bars: float = 3.0
     """Bar spacings longer than this many bars are gaps, as in the retrain's gap rule."""
+    rule: PositionRule = field(default_factory=PositionRule)
+    """The no-trade band the version was evaluated with (its fee and margin)."""
     estimator: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -117,8 +122,12 @@ class Predictor:
         """The fewest bars :meth:`predict` accepts: warm-up, context rows and the bar itself."""
         return WARMUP_BARS + self.context_rows + 1
 
-    def predict(self, bars: pd.DataFrame) -> Prediction:
-        """The model's prediction for the last bar of ``bars``.
+    def predict(self, bars: pd.DataFrame, position: int = 0) -> Prediction:
+        """The model's prediction for the last bar of ``bars``, and the position to hold.
+
+        ``position`` is what the engine holds now (-1, 0 or 1): the band keeps it unless the
+        forecast clears the round-trip cost, or goes flat when the forecast turns against it,
+        exactly as the evaluation that let the version trade did.
 
         ``bars`` has columns ``timestamp, open, high, low, close, volume`` (others are ignored),
         one row per closed bar, oldest first, at the model's bar frequency. The features are those
@@ -129,8 +138,10 @@ class Predictor:
             ValueError: naming the problem: missing columns, too few bars (and how many are
                 needed), a missing, unsorted or duplicated timestamp, a missing, infinite or
                 non-positive price, a negative volume, another bar frequency than the model's,
-                or a gap within the bars the prediction reads.
+                a gap within the bars the prediction reads, or a position other than -1, 0, 1.
         """
+        if isinstance(position, bool) or position not in (-1, 0, 1):
+            raise ValueError(f"position: -1 (short), 0 (flat) or 1 (long), got {position!r}")
         self._check_bars(bars)
         features = compute_features(bars)
         names = list(features.columns)
@@ -154,7 +165,7 @@ class Predictor:
             horizon=self.horizon,
             bar_time=pd.Timestamp(rows.index[-1]),
             value=value,
-            position=int(np.sign(value)),
+            position=self.rule.next_position(value, position),
         )
 
     def _label(self) -> str:
@@ -269,6 +280,14 @@ def _model_bar_seconds(metrics: object) -> float | None:
     return SECONDS_PER_YEAR / float(value)
 
 
+def _position_rule(metrics: object) -> PositionRule:
+    """The band a version was evaluated with; the deployment defaults for a version registered
+    before the band was recorded (it was judged by the sign of its forecasts then)."""
+    values = metrics if isinstance(metrics, dict) else {}
+    fee, margin = values.get("fee_bps", FEE_BPS), values.get("band_margin", BAND_MARGIN)
+    return PositionRule(fee_bps=float(fee), margin=float(margin))
+
+
 def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
     """StandAside with the Brain's reason, or a ValueError for a symbol without any model."""
     if brain.list_models(symbol).empty:
@@ -372,5 +391,6 @@ def _predictor(
         reason=reason,
         regime=regime,
         max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
+        rule=_position_rule(model.get("metrics")),
         estimator=estimator,
     )

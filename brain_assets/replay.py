@@ -9,9 +9,13 @@ same functions the Dagster assets call:
    registers the new versions through the promotion rules (``market_data`` .. ``registry_entries``;
    feature importance and per-regime scores are left out: they decide nothing).
 
-The replay records per step the version that trades next, the return the previously active
-version earned on the step's new bars (zero while the symbol stands aside), the live verdict and
-every activation decision, in the Brain (``replay_runs``, ``replay_steps``). The models it
+The replay keeps the engine's account as a user's capital would see it: the position it holds
+from bar to bar through the active version's no-trade band, kept from one step to the next and
+closed when the symbol stands aside, every fee paid. It records per step the version that trades
+next, what the account earned on the step's new bars (zero while standing aside), what holding
+the symbol earned on the same bars, the live verdict and every activation decision, in the Brain
+(``replay_runs``, ``replay_steps``); the summary sets the account against standing aside and
+holding, overall and per calendar year. The models it
 registers go to the Brain it is given, which should be a scratch database: ``brain replay``
 uses its own.
 """
@@ -32,16 +36,22 @@ import pandas as pd
 from brain_assets.calendar import periods_per_year
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.defaults import ROLLBACK_THRESHOLD
+from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
 from brain_assets.pipeline.bars import prepare_bars
-from brain_assets.pipeline.dataset import build_dataset_table, make_dataset, recent_rows
-from brain_assets.pipeline.evaluation import evaluate_symbol
+from brain_assets.pipeline.dataset import (
+    build_dataset_table,
+    make_dataset,
+    recent_rows,
+    split_columns,
+)
+from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_symbol
 from brain_assets.pipeline.monitoring import (
     DEFAULT_LIVE_WINDOW_BARS,
     evaluate_active_model,
 )
-from brain_assets.pipeline.promotion import champion_scorer, model_bar_returns
-from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.promotion import model_predictions
+from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
 from brain_assets.store import validation as check
@@ -80,6 +90,8 @@ class ReplayResult:
     symbol: str
     timeline: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    bars: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per bar traded: the managed net return, holding's return and the position held."""
 
 
 Progress = Callable[[int, int, dict[str, Any]], None]
@@ -134,6 +146,7 @@ def replay(
     )
     versioning = ModelVersioning(brain, policy=policy)
     rows: list[dict[str, Any]] = []
+    account = _Account(settings.position_rule)
     last_activation = 0
     previous_as_of: pd.Timestamp | None = None
     for step in range(plan.steps + 1):
@@ -142,7 +155,7 @@ def replay(
         held = brain.get_active_model(symbol)
         prepared = prepare_bars(symbol, published, settings)
         live: dict[str, Any] = {}
-        period_return = 0.0
+        period_return = hold_return = 0.0
         if not prepared.usable:
             live = {"blocked": prepared.valid.message}
             as_of = pd.Timestamp(published["timestamp"].iloc[-1])
@@ -151,8 +164,10 @@ def replay(
                 prepared.frame, settings.horizon, max_gap_bars=settings.max_gap_bars
             )
             as_of = table.index[-1]
-            if held is not None and previous_as_of is not None:
-                period_return = _held_return(brain, held, table, previous_as_of, settings)
+            if previous_as_of is not None:
+                period_return, hold_return = account.trade(
+                    brain, held, table, table.index[table.index > previous_as_of]
+                )
             live = _monitor(brain, versioning, symbol, prepared.frame, plan, settings, policy)
             _retrain(brain, symbol, prepared.frame, settings, policy, f"replay:{replay_id}:{step}")
         history = brain.get_activation_history(symbol)
@@ -167,6 +182,7 @@ def replay(
             as_of=as_of.isoformat(),
             active=active,
             period_return=period_return,
+            hold_return=hold_return,
             live=live,
             events=events,
         )
@@ -176,6 +192,7 @@ def replay(
             "active_version": None if active is None else int(active["version"]),
             "active_type": None if active is None else str(active["model_type"]),
             "period_return": period_return,
+            "hold_return": hold_return,
             "live": live,
             "events": events,
             "seconds": round(time.perf_counter() - started, 2),
@@ -194,24 +211,77 @@ def replay(
             events=len(events),
         )
     timeline = pd.DataFrame(rows)
-    summary = summarize(timeline)
+    summary = {**summarize(timeline), **account.summary()}
     record.finish_replay(replay_id, summary)
-    return ReplayResult(replay_id, symbol, timeline, summary)
+    return ReplayResult(replay_id, symbol, timeline, summary, account.frame())
 
 
-def _held_return(
-    brain: BrainLibrary,
-    held: dict[str, Any],
-    table: pd.DataFrame,
-    since: pd.Timestamp,
-    settings: RetrainSettings,
-) -> float:
-    """What the version active since the last step earned on the rows that arrived since."""
-    rows = table.index[table.index > since]
-    if len(rows) == 0:
-        return 0.0
-    net = model_bar_returns(brain, held, table, rows, settings)
-    return float(np.prod(1.0 + net.to_numpy()) - 1.0)
+class _Account:
+    """The engine's capital through the replay: the position it holds from bar to bar (through
+    the active version's band, kept across steps, closed when the symbol stands aside), net of
+    every fee, beside holding the symbol over the same bars."""
+
+    def __init__(self, rule: PositionRule) -> None:
+        self.rule = rule
+        self.position = 0.0
+        self.bars: list[pd.DataFrame] = []
+
+    def trade(
+        self,
+        brain: BrainLibrary,
+        held: dict[str, Any] | None,
+        table: pd.DataFrame,
+        rows: pd.Index,
+    ) -> tuple[float, float]:
+        """The compounded net return of ``rows`` under ``held`` (None: standing aside), and of
+        holding the symbol over them; the first period pays holding's one entry."""
+        if len(rows) == 0:
+            return 0.0, 0.0
+        _, _, next_return = split_columns(table)
+        returns = next_return.loc[rows].to_numpy(dtype=np.float64)
+        if held is None:
+            positions = np.zeros(len(rows))
+        else:
+            predictions = model_predictions(brain, held, table, rows).to_numpy()
+            positions = self.rule.positions(predictions, start=int(self.position))
+        fee = self.rule.fee_bps / 1e4
+        net = positions * returns - fee * np.abs(np.diff(positions, prepend=self.position))
+        hold = returns.copy()
+        if not self.bars:
+            hold[0] -= fee
+        self.position = float(positions[-1])
+        self.bars.append(
+            pd.DataFrame({"managed": net, "hold": hold, "position": positions}, index=rows)
+        )
+        return float(np.prod(1.0 + net) - 1.0), float(np.prod(1.0 + hold) - 1.0)
+
+    def frame(self) -> pd.DataFrame:
+        """Per bar: the managed net return, holding's return and the position held."""
+        if not self.bars:
+            return pd.DataFrame(columns=["managed", "hold", "position"])
+        return pd.concat(self.bars)
+
+    def summary(self) -> dict[str, Any]:
+        """Managed capital against standing aside (0) and holding, overall and per calendar
+        year, with the fees paid and the share of bars in the market."""
+        bars = self.frame()
+        if bars.empty:
+            return {"hold_total_return": 0.0, "stand_aside_total_return": 0.0, "by_year": {}}
+        growth = (1.0 + bars[["managed", "hold"]]).prod() - 1.0
+        years = (1.0 + bars[["managed", "hold"]]).groupby(bars.index.year).prod() - 1.0
+        traded = np.abs(np.diff(bars["position"].to_numpy(), prepend=0.0)).sum()
+        return {
+            "hold_total_return": float(growth["hold"]),
+            "stand_aside_total_return": 0.0,
+            "excess_return_vs_hold": float(growth["managed"] - growth["hold"]),
+            "bars_in_market": int((bars["position"] != 0).sum()),
+            "fees_paid": float(traded * self.rule.fee_bps / 1e4),
+            "by_year": {
+                str(year): {"managed": float(row["managed"]), "hold": float(row["hold"])}
+                for year, row in years.iterrows()
+            },
+            "worst_year_return": float(years["managed"].min()),
+        }
 
 
 def _monitor(
@@ -271,21 +341,18 @@ def _retrain(
     table = recent_rows(dataset.table, settings.train_window_bars)
     ppy = periods_per_year(table.index)
     artifacts = train_symbol(symbol, table, settings)
-    evaluations = evaluate_symbol(symbol, table, artifacts, settings, ppy)
-    test_rows = evaluations[0].equity.index
-    register_symbol(
+    evaluation = SymbolEvaluation(
+        evaluate_symbol(symbol, table, artifacts, settings, ppy), {}, pd.Series(dtype=object), ppy
+    )
+    register_evaluation(
         brain,
         symbol,
+        table,
         artifacts,
-        {e.model_type: e.metrics for e in evaluations},
-        ppy,
-        run_id=run_id,
-        bar_returns_by_type={
-            e.model_type: e.bar_returns for e in evaluations if e.bar_returns is not None
-        },
-        champion=champion_scorer(brain, table, test_rows, settings),
+        evaluation.to_json(),
+        settings,
         policy=policy,
-        as_of=table.index[-1],
+        run_id=run_id,
     )
 
 
@@ -315,8 +382,12 @@ def summarize(timeline: pd.DataFrame) -> dict[str, Any]:
     versions = [None if pd.isna(v) else int(v) for v in timeline["active_version"]]
     changes = sum(1 for a, b in itertools.pairwise(versions) if a != b)
     returns = timeline["period_return"].to_numpy(dtype=float)
+    # The version decided at step k trades the bars of step k + 1.
+    trading = [v for v in versions[:-1] if v is not None]
     return {
         "steps": int(len(timeline) - 1),
+        "steps_trading": len(trading),
+        "versions_in_charge": len(set(trading)),
         "rollbacks": count("deactivated", "rollback"),
         "promotions": count("activated", "promotion"),
         "active_changes": int(changes),

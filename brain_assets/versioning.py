@@ -34,6 +34,7 @@ from brain_assets.decisions.policy import (
     Verdict,
     assess_regression,
     floor_verdict,
+    live_lower_bound,
     promotion_verdict,
     relative_degradation,
     rollback_assessment,
@@ -382,20 +383,23 @@ class ModelVersioning:
             assessment = self._assess(model, values, threshold, monitored)
             if not assessment["regressed"]:
                 return False
-            worst = assessment["worst"]
+            trigger = str(assessment.get("trigger") or "metric_regression")
+            worst = assessment.get("worst") or {}
             # "baseline" on an activation row is the activated model's own baseline, so the
             # regressed model's numbers go under their own names.
             details = {
-                "trigger": "metric_regression",
+                "trigger": trigger,
                 "regressed_model_id": model_id,
-                "metric": worst["metric"],
-                "metric_baseline": worst["baseline"],
-                "new_value": worst["new"],
-                "relative_degradation": worst["relative_degradation"],
+                "metric": worst.get("metric"),
+                "metric_baseline": worst.get("baseline"),
+                "new_value": worst.get("new"),
+                "relative_degradation": worst.get("relative_degradation"),
                 "threshold": threshold,
                 "rule": assessment.get("rule"),
                 "p_value": assessment.get("p_value"),
                 "comparisons": assessment["comparisons"],
+                "cumulative": assessment.get("cumulative"),
+                "drift": assessment.get("drift"),
                 "as_of": stamp,
             }
 
@@ -410,8 +414,11 @@ class ModelVersioning:
                 )
 
             waited = self._bars_since_last_change(symbol, stamp, values)
+            # The cooldown protects a version just chosen from the window test's noise; the
+            # cumulative test is valid at every look and needs none.
             if (
-                self.policy.cooldown_bars
+                trigger == "metric_regression"
+                and self.policy.cooldown_bars
                 and waited is not None
                 and waited < self.policy.cooldown_bars
             ):
@@ -421,7 +428,9 @@ class ModelVersioning:
                     f"the cooldown is {self.policy.cooldown_bars} bars",
                 )
                 return False
-            target, skipped = self._rollback_target(symbol, model, candidates, threshold)
+            target, skipped = self._rollback_target(
+                symbol, model, candidates, threshold, on_recent_bars=True
+            )
             details["skipped"] = skipped
             if target is not None:
                 details["rolled_back_to"] = target["model_id"]
@@ -441,13 +450,16 @@ class ModelVersioning:
                     "symbol": symbol,
                     "regressed_model_id": model_id,
                     "rolled_back_to": details.get("rolled_back_to"),
-                    "metric": worst["metric"],
-                    "baseline": worst["baseline"],
-                    "new": worst["new"],
-                    "relative_degradation": round(worst["relative_degradation"], 4),
+                    "metric": worst.get("metric"),
+                    "baseline": worst.get("baseline"),
+                    "new": worst.get("new"),
+                    "relative_degradation": None
+                    if worst.get("relative_degradation") is None
+                    else round(worst["relative_degradation"], 4),
                     "threshold": threshold,
                     "p_value": assessment.get("p_value"),
-                    "trigger": "metric_regression",
+                    "trigger": trigger,
+                    "rule": assessment.get("rule"),
                 },
             )
         return event != "model_rollback_unavailable"
@@ -628,6 +640,7 @@ class ModelVersioning:
         *,
         operator: bool = False,
         loadable: Callable[[Mapping[str, Any]], str | None] | None = None,
+        on_recent_bars: bool = False,
     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The most recently active other version that may trade again, and why the ones
         before it were passed over. With ``loadable`` (the reason a version's artifact cannot
@@ -636,7 +649,9 @@ class ModelVersioning:
         skipped: list[dict[str, Any]] = []
         for candidate in self._candidates(symbol, current):
             model_id = str(candidate["model_id"])
-            why = self._not_eligible(candidate, current, candidates, threshold, operator)
+            why = self._not_eligible(
+                candidate, current, candidates, threshold, operator, on_recent_bars
+            )
             if why is None and loadable is not None and (error := loadable(candidate)):
                 skipped.append(
                     {
@@ -659,7 +674,12 @@ class ModelVersioning:
         candidates: Mapping[str, Mapping[str, float]] | None,
         threshold: float,
         operator: bool = False,
+        on_recent_bars: bool = False,
     ) -> str | None:
+        """Why ``candidate`` may not trade again, or None. With ``on_recent_bars`` (a rollback
+        for a live regression, under the default policy) it must also be credibly good on the
+        recent bars that ``candidates`` scored it on: returning to a version that merely did not
+        regress would hand the engine another unproven model."""
         if (
             current is not None
             and current["horizon"] is not None
@@ -675,12 +695,24 @@ class ModelVersioning:
             floor = floor_verdict(candidate["metrics"] or {}, self.policy)
             if not floor.passed:
                 return f"below the activation floor: {floor.rule}"
+        # The seed's rule took the most recent earlier version whatever it did since; an
+        # operator's choice is theirs; an unloadable artifact's fallback is not about skill.
+        if self.policy.rollback_confidence is None or operator:
+            return None
         live = (candidates or {}).get(str(candidate["model_id"]))
-        # The seed's rule took the most recent earlier version whatever it did since.
-        if live is not None and self.policy.rollback_confidence is not None:
-            assessment = self._assess(
-                candidate, check.metrics(live, "candidates"), threshold, DEFAULT_MONITORED
+        if live is None:
+            if on_recent_bars:
+                return "not scored on the recent bars, so not credibly good on them"
+            return None
+        values = check.metrics(live, "candidates")
+        confidence = self.policy.floor_confidence or self.policy.rollback_confidence
+        bound = live_lower_bound(values, confidence)
+        if on_recent_bars and (bound is None or not bound > 0):
+            return (
+                f"not credibly good on the same recent bars (Sharpe ratio "
+                f"{values.get('sharpe_ratio')}, {confidence:.0%} lower bound {bound})"
             )
-            if assessment["regressed"]:
-                return f"regressed on the same recent bars too ({assessment.get('rule')})"
+        assessment = self._assess(candidate, values, threshold, DEFAULT_MONITORED)
+        if assessment["regressed"]:
+            return f"regressed on the same recent bars too ({assessment.get('rule')})"
         return None

@@ -100,6 +100,7 @@ def test_maintenance_backup_restore(
         "model_metrics": 0,
         "feature_importance": 0,
         "data_quality_logs": 0,
+        "input_drift": 0,
         "asset_values_pruned": 0,
         "alert_outbox_pruned": 0,
     }
@@ -167,19 +168,15 @@ def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_as_a_subprocess(tmp_path: Path) -> None:
-    # A symbol whose demo run activates a version, so that the summary has its top features.
-    # BTC/USDT did with the random forest defaults before they capped the rows per tree (its
-    # forest scored 0.528 on 600 test bars); with the current ones no BTC/USDT version passes the
-    # activation floor, a draw of a noisy test segment: over 16 demo-sized symbols both forests
-    # score the same on average (bench/results/rf_tradeoff_small.json). ETH/USDT activates (its
-    # lstm) with either.
+    # BNB/USDT's synthetic market carries a real edge (market_data.synthetic.EDGE_MARKETS): a
+    # version passes the activation floor, so the summary has its numbers and top features.
     env = {
         "BRAIN_HOME": str(tmp_path / "home"),
         "BRAIN_LOG_DIR": str(tmp_path / "logs"),
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "ETH/USDT"],
+        [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "BNB/USDT"],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -187,8 +184,9 @@ def test_demo_as_a_subprocess(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ETH/USDT: active v1" in done.stdout
+    assert "BNB/USDT: its synthetic market carries a real edge" in done.stdout
+    assert "BNB/USDT: active v1" in done.stdout and "(holding" in done.stdout
     assert "top 5 features" in done.stdout
     assert "quality: every check passed" in done.stdout
     assert "brain dev" in done.stdout
-    assert "feature_importance  1/1 ETH/USDT" in done.stdout
+    assert "feature_importance  1/1 BNB/USDT" in done.stdout

@@ -38,6 +38,7 @@ EXPECTED_CHECKS = {
     ("feature_importance", "importance_valid", False),
     ("registry_entries", "active_model_fresh", False),
     ("live_model_metrics", "active_not_regressed", False),
+    ("live_model_metrics", "live_inputs_in_distribution", False),
 }
 
 

@@ -27,13 +27,18 @@ from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.resources import LSTMConfig, MarketDataResource, RetrainResource
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.market_data.synthetic import signal_market
-from brain_assets.pipeline.dataset import build_dataset_table
+from brain_assets.pipeline.dataset import build_dataset_table, split_columns
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.monitoring import evaluate_active_model
 from brain_assets.pipeline.promotion import champion_scorer
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import LSTMSettings, RetrainSettings
-from brain_assets.pipeline.training import TrainedArtifact, train_symbol, train_symbol_models
+from brain_assets.pipeline.training import (
+    TrainedArtifact,
+    fitted_model,
+    train_symbol,
+    train_symbol_models,
+)
 from brain_assets.predictor import StandAside, load_predictor
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
@@ -322,9 +327,9 @@ def test_predictor_falls_back_to_the_previous_good_version(
     assert payload["error"].startswith(expected_error(how))
     assert payload["stand_aside"] is False
 
-    # It predicts with the version it fell back to, exactly as that version was evaluated.
-    expected = trained.evaluations["ridge"].predictions
-    assert expected is not None
+    # It predicts with the version it fell back to: exactly that version's own predictions.
+    X, _, _ = split_columns(trained.table)
+    expected = pd.Series(fitted_model(trained.artifacts["ridge"]).predict(X), index=X.index)
     when = expected.index[-1]
     bars = trained.bars[trained.bars["timestamp"] <= when]
     assert predictor.predict(bars).value == pytest.approx(float(expected.loc[when]), abs=1e-9)

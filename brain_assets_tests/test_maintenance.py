@@ -54,6 +54,22 @@ def populate(brain: BrainLibrary) -> dict[str, str]:
             brain.log_data_quality(
                 symbol, "no_gaps", "ERROR", False, 3, {"gaps": [1, 2]}, timestamp=when
             )
+    for model_id in (active, retired):
+        for when in (OLD, RECENT):
+            brain.record_input_drift(
+                SYMBOL,
+                model_id,
+                {"ret_1": 0.01, "vol_24": 0.4},
+                window_start=when - timedelta(days=14),
+                window_end=when,
+                bars=336,
+                threshold=0.25,
+            )
+    # A check is dated by the database's clock: the old ones are moved back by hand.
+    with brain.transaction() as conn:
+        conn.execute(
+            "UPDATE input_drift SET checked_at = window_end WHERE window_end < %s", (RECENT,)
+        )
     return {"active": active, "retired": retired}
 
 
@@ -73,7 +89,12 @@ def test_old_rows_move_and_nothing_is_lost(brain: BrainLibrary, brain_dsn: str) 
     moved = archive_old_rows(brain, retention_days=365)
 
     # Only the retired model's old rows: 3 metric rows and 3 importance rows of one date.
-    assert moved == {"model_metrics": 3, "feature_importance": 3, "data_quality_logs": 4}
+    assert moved == {
+        "model_metrics": 3,
+        "feature_importance": 3,
+        "data_quality_logs": 4,
+        "input_drift": 1,
+    }
     assert archived_counts(brain) == moved
     after = snapshot(brain_dsn)
     for spec in RETAINED_TABLES:
@@ -89,7 +110,7 @@ def test_old_rows_move_and_nothing_is_lost(brain: BrainLibrary, brain_dsn: str) 
         assert {row["id"] for row in live} | {row["id"] for row in archive} == set(originals)
         if not spec.per_model:
             assert all(row[spec.time_column] >= NOW - timedelta(days=365) for row in live)
-    for table in ("model_metrics", "feature_importance"):
+    for table in ("model_metrics", "feature_importance", "input_drift"):
         assert {row["model_id"] for row in after[f"{table}_archive"]} == {models["retired"]}
 
     # The retired model's recent history and registration metrics stay live.
@@ -186,7 +207,12 @@ def test_now_sets_the_end_of_the_window(brain: BrainLibrary) -> None:
     populate(brain)
     # Seen from 401 days ago, nothing is a year old yet.
     earlier = archive_old_rows(brain, retention_days=365, now=NOW - timedelta(days=401))
-    assert earlier == {"model_metrics": 0, "feature_importance": 0, "data_quality_logs": 0}
+    assert earlier == {
+        "model_metrics": 0,
+        "feature_importance": 0,
+        "data_quality_logs": 0,
+        "input_drift": 0,
+    }
     with pytest.raises(ValueError, match="now"):
         archive_old_rows(brain, now="yesterday")  # type: ignore[arg-type]
 
@@ -229,6 +255,7 @@ def test_maintenance_job_runs_in_process(brain: BrainLibrary, brain_dsn: str) ->
         "model_metrics": 0,
         "feature_importance": 0,
         "data_quality_logs": 0,
+        "input_drift": 0,
         "asset_values_pruned": 1,
         "alert_outbox_pruned": 1,
     }
@@ -358,7 +385,12 @@ def test_a_move_longer_than_the_statement_limit_completes(
     set_timeouts(monkeypatch, statement="1", lock="")
     with BrainLibrary(brain_dsn) as limited:
         moved = archive_old_rows(limited, retention_days=365)
-        assert moved == {"model_metrics": 3, "feature_importance": 3, "data_quality_logs": 4}
+        assert moved == {
+            "model_metrics": 3,
+            "feature_importance": 3,
+            "data_quality_logs": 4,
+            "input_drift": 1,
+        }
         # Lifted for the move's transaction only: the pooled session keeps its limit.
         with limited.transaction() as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("1s",)

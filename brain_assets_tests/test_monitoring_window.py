@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from brain_assets.errors import ArtifactIntegrityError
-from brain_assets.pipeline.monitoring import live_window
+from brain_assets.pipeline.promotion import unseen_rows
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.training.serialization import sha256_hex
 
 
-def test_live_window_is_the_most_recent_unseen_bars() -> None:
+def test_unseen_bars_start_after_the_target_embargo() -> None:
     index = pd.date_range("2025-01-01", periods=100, freq="h", tz="UTC")
-    table = pd.DataFrame({"x": np.arange(100.0)}, index=index)
     training_end = index[59]
-    mask = live_window(table, training_end, horizon=2, window_bars=30)
-    chosen = table.index[mask.to_numpy()]
-    assert len(chosen) == 30
-    assert chosen[-1] == index[-1]
-    assert chosen[0] == index[70]
-    everything = live_window(table, training_end, horizon=2, window_bars=1000)
+    unseen = index[unseen_rows(index, training_end, horizon=2)]
     # Bars 60 and 61 are skipped: their 2-bar targets reach back into the training segment.
-    assert table.index[everything.to_numpy()][0] == index[62]
-    assert int(everything.sum()) == 38
+    assert unseen[0] == index[62] and len(unseen) == 38
+    # The live window is the most recent of them.
+    assert unseen[-30:][0] == index[70] and unseen[-30:][-1] == index[-1]
+    assert unseen_rows(index, None, horizon=2).all()
 
 
 def test_artifact_handed_between_assets_must_match_its_sha256() -> None:

@@ -19,13 +19,14 @@ from brain_assets.calendar import periods_per_year
 from brain_assets.cli import predict_command
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.errors import BrainError
+from brain_assets.evaluation.positions import PositionRule
 from brain_assets.features.technical import WARMUP_BARS
 from brain_assets.market_data.synthetic import signal_market
-from brain_assets.pipeline.dataset import build_dataset_table
+from brain_assets.pipeline.dataset import build_dataset_table, split_columns
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.pipeline.training import TrainedArtifact, train_symbol
+from brain_assets.pipeline.training import TrainedArtifact, fitted_model, train_symbol
 from brain_assets.predictor import Prediction, Predictor, StandAside, load_predictor
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ModelVersioning
@@ -42,6 +43,9 @@ class Trained:
     artifacts: list[TrainedArtifact]
     evaluations: dict[str, ModelEvaluation]
     ppy: float
+    own: dict[str, pd.Series]
+    """Each registered model's own predictions on every row of the table (the version that
+    trades is refitted on them; its evaluation's predictions come from the folds' models)."""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,12 @@ def trained() -> Trained:
     ppy = periods_per_year(table.index)
     artifacts = train_symbol(SYMBOL, table, SETTINGS)
     evaluations = evaluate_symbol(SYMBOL, table, artifacts, SETTINGS, ppy)
-    return Trained(bars, table, artifacts, {e.model_type: e for e in evaluations}, ppy)
+    X, _, _ = split_columns(table)
+    own = {
+        a.model_type: pd.Series(np.asarray(fitted_model(a).predict(X)), index=X.index)
+        for a in artifacts
+    }
+    return Trained(bars, table, artifacts, {e.model_type: e for e in evaluations}, ppy, own)
 
 
 def register(
@@ -76,7 +85,7 @@ def bars_through(trained: Trained, when: pd.Timestamp) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("model_type", ["ridge", "random_forest"])
-def test_prediction_equals_the_evaluations(
+def test_prediction_equals_the_retrains(
     brain: BrainLibrary, trained: Trained, model_type: str
 ) -> None:
     ids = register(brain, trained)
@@ -88,15 +97,15 @@ def test_prediction_equals_the_evaluations(
     assert predictor.context_rows == 0
     assert predictor.min_bars == WARMUP_BARS + 1
 
-    expected = trained.evaluations[model_type].predictions
-    assert expected is not None
-    # The last test bar, and one in the middle of the test segment.
+    expected = trained.own[model_type]
+    # The last bar, and one in the middle of the history.
     for when in (expected.index[-1], expected.index[len(expected) // 2]):
         prediction = predictor.predict(bars_through(trained, when))
         assert isinstance(prediction, Prediction)
         assert prediction.bar_time == when
         assert prediction.value == pytest.approx(float(expected.loc[when]), abs=1e-9, rel=1e-9)
-        assert prediction.position == int(np.sign(expected.loc[when]))
+        # From flat, the band the version was evaluated with decides the position.
+        assert prediction.position == predictor.rule.next_position(prediction.value, 0)
         assert (prediction.symbol, prediction.model_id) == (SYMBOL, ids[model_type])
         assert prediction.version == predictor.version
         assert prediction.horizon == 1
@@ -197,8 +206,7 @@ def test_regime_uses_the_selectors_pick(brain: BrainLibrary, trained: Trained) -
     assert low.model_id == ids["ridge"]
     with pytest.raises(ValueError, match="not a regime"):
         load_predictor(brain, SYMBOL, regime="calm")
-    expected = trained.evaluations["random_forest"].predictions
-    assert expected is not None
+    expected = trained.own["random_forest"]
     when = expected.index[-1]
     value = high.predict(bars_through(trained, when)).value
     assert value == pytest.approx(float(expected.loc[when]), abs=1e-9)
@@ -244,8 +252,7 @@ def test_predict_command(
     monkeypatch.setenv("DATABASE_DSN", brain_dsn)
     ids = register(brain, trained)
     ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])
-    expected = trained.evaluations["ridge"].predictions
-    assert expected is not None
+    expected = trained.own["ridge"]
     when = expected.index[-1]
     recent = bars_through(trained, when).iloc[-500:].copy()
     csv = tmp_path / "bars.csv"
@@ -258,7 +265,9 @@ def test_predict_command(
     assert result["stand_aside"] is False
     assert pd.Timestamp(result["bar_time"]) == when
     assert result["value"] == pytest.approx(float(expected.loc[when]), abs=1e-9)
-    assert result["position"] == int(np.sign(expected.loc[when]))
+    assert result["position"] == PositionRule(fee_bps=SETTINGS.fee_bps).next_position(
+        result["value"], 0
+    )
 
     assert run_cli("predict", SYMBOL, "--file", str(csv)) == 0
     out = capsys.readouterr().out
@@ -283,6 +292,30 @@ def test_predict_command(
     assert aside["reason"] == brain.trading_status(SYMBOL)["reason"]
     assert run_cli("predict", SYMBOL, "--file", str(csv)) == 3
     assert "stand aside" in capsys.readouterr().out
+
+
+def test_prediction_keeps_the_engines_position_inside_the_band(
+    brain: BrainLibrary, trained: Trained
+) -> None:
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])
+    predictor = load_predictor(brain, SYMBOL)
+    # The version records the fee and margin it was evaluated with; the predictor applies them.
+    assert predictor.rule == SETTINGS.position_rule
+    threshold = predictor.rule.entry_threshold
+    values = trained.own["ridge"]
+    small = values[(values.abs() < threshold) & (values.abs() > 0)]
+    assert len(small) > 0
+    when = small.index[-1]
+    bars = bars_through(trained, when)
+    # A forecast too small to pay the round trip opens nothing, and keeps what is held unless
+    # it points against it.
+    assert predictor.predict(bars, position=0).position == 0
+    held = 1 if values.loc[when] > 0 else -1
+    assert predictor.predict(bars, position=held).position == held
+    assert predictor.predict(bars, position=-held).position == 0
+    with pytest.raises(ValueError, match="position"):
+        predictor.predict(bars, position=2)
 
 
 def test_predictor_is_a_plain_value(brain: BrainLibrary, trained: Trained) -> None:
@@ -328,7 +361,7 @@ def test_lstm_prediction_equals_the_evaluations(brain: BrainLibrary) -> None:
     assert predictor.min_bars == WARMUP_BARS + 6
     expected = evaluations["lstm"].predictions
     assert expected is not None
-    trained = Trained(bars, table, artifacts, evaluations, ppy)
+    trained = Trained(bars, table, artifacts, evaluations, ppy, own={})
     for when in (expected.index[-1], expected.index[0]):
         value = predictor.predict(bars_through(trained, when)).value
         assert value == pytest.approx(float(expected.loc[when]), abs=1e-9, rel=1e-6)

@@ -57,9 +57,17 @@ def test_a_flipped_signal_takes_the_stale_model_out_within_two_steps(
     assert result.summary["rollbacks"] >= 1 or result.summary["promotions"] >= 2
     # While it traded the flipped bars it lost money: the timeline shows it.
     assert timeline.loc[timeline["step"] == FLIPPED, "period_return"].iloc[0] < 0
+    # The account held the stale version's position across steps and paid every fee; holding
+    # is measured on the same bars.
+    assert result.bars.index.is_unique and set(result.bars["position"]) <= {-1.0, 0.0, 1.0}
+    assert result.summary["hold_total_return"] == pytest.approx(
+        (1 + timeline["hold_return"]).prod() - 1
+    )
+    assert result.summary["steps_trading"] >= FLIPPED
     stored = brain.get_replay_timeline(result.replay_id)
     assert stored["step"].tolist() == timeline["step"].tolist()
     assert stored["active_version"].iloc[0] == stale
+    assert stored["hold_return"].tolist() == pytest.approx(timeline["hold_return"].tolist())
     replays = brain.list_replays(SYMBOL)
     assert replays["summary"].iloc[0]["rollbacks"] == result.summary["rollbacks"]
     # A replay starts from an empty registry.
@@ -86,14 +94,48 @@ def test_brain_replay_command_prints_stores_and_draws(
     assert "must not be the Brain" in capsys.readouterr().err
     assert main(base) == 2
     assert "--scratch-dsn" in capsys.readouterr().err
+    assert main([*base, "--scratch-dsn", empty_dsn, "--compare", "seed"]) == 2
+    assert "--compare needs a scratch database per policy" in capsys.readouterr().err
     code = main([*base, "--scratch-dsn", empty_dsn, "--out", str(tmp_path), "--json"])
     assert code == 0
-    summary = json.loads(capsys.readouterr().out)
+    document = json.loads(capsys.readouterr().out)
+    summary = document["default"]
     assert summary["steps"] == 2
-    png = Path(summary["png"])
+    # Judged against standing aside and holding over the same bars, per calendar year too.
+    assert summary["stand_aside_total_return"] == 0.0
+    assert set(summary["by_year"]) == {"2024"} and "hold" in summary["by_year"]["2024"]
+    png = Path(document["png"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(pd.read_csv(summary["csv"])) == 3
+    assert len(pd.read_csv(document["csv"])) == 3
     with BrainLibrary(brain_dsn) as brain:
         assert brain.list_replays(SYMBOL)["replay_id"].tolist() == [summary["replay_id"]]
         # The replay's models live in the scratch database, not in the Brain.
         assert brain.list_models(SYMBOL).empty
+
+
+def test_compare_replays_two_policies_on_the_same_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No DATABASE_DSN: each policy replays in its own database of the embedded server.
+    code = main(
+        [
+            "replay",
+            SYMBOL,
+            "--steps",
+            "1",
+            "--start-bars",
+            "1200",
+            "--model-types",
+            "ridge",
+            "--compare",
+            "seed",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("measure"))
+    assert header.split() == ["measure", "default", "seed"]
+    assert "hold_total_return" in out and "2024 holding" in out
+    assert len(list(tmp_path.glob("replay-*.png"))) == 1

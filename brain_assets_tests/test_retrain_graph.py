@@ -67,7 +67,8 @@ def test_store_holds_models_metrics_importance_and_quality(retrained) -> None:  
             }
             metrics = brain.get_model_metrics(best["model_id"], symbol)
             assert metrics["periods_per_year"] == 8760.0
-            assert {"sharpe_ratio", "max_drawdown", "composite_score", "rmse"} <= set(metrics)
+            assert {"max_drawdown", "composite_score", "rmse", "hold_total_return"} <= set(metrics)
+            assert ("sharpe_ratio" in metrics) == (metrics["exposure"] > 0)
             assert metrics["composite_score"] == pytest.approx(best["composite_score"])
             for method in ("shap", "permutation", "correlation"):
                 top = brain.get_top_features(symbol, top_n=5, method=method)

@@ -102,10 +102,12 @@ def register_reversed_model(brain: BrainLibrary, frame: pd.DataFrame, like: dict
 @pytest.mark.slow
 def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path: Path) -> None:
     # A market of constant statistics: a model that learnt it keeps working.
-    frame = signal_market(2400, momentum=0.2, seed=3)
+    frame = signal_market(3000, momentum=0.2, seed=3)
     market = MarketDataResource(source="files", folder=str(tmp_path))
     retrain = RetrainResource(model_types=["ridge", "random_forest"], fee_bps=5.0)
-    monitoring = MonitoringResource(rollback_threshold=0.05, min_bars=120)
+    # Six weeks of new bars, all judged: enough for the previous version to be credibly good
+    # on them, which a rollback to it requires.
+    monitoring = MonitoringResource(rollback_threshold=0.05, min_bars=120, window_bars=1000)
     with dg.instance_for_test() as instance:
         write(tmp_path, frame.head(2000))
         day_one = run_assets(
@@ -119,8 +121,8 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
             broken = register_reversed_model(brain, frame.head(2000), previous)
             ModelVersioning(brain).promote(broken, reason="test: operator")
 
-        # A week of new bars: the broken model loses on them, the previous one does not.
-        write(tmp_path, frame.head(2168))
+        # New bars: the broken model loses on them, the previous one does not.
+        write(tmp_path, frame.head(3000))
         regressed = run_assets(
             instance,
             brain_dsn,
@@ -133,7 +135,10 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
         )
         assert regressed.success
         # The UI shows the verdict as a (warning) check on the partition too.
-        assert check_results(regressed) == {"active_not_regressed": False}
+        assert check_results(regressed) == {
+            "active_not_regressed": False,
+            "live_inputs_in_distribution": True,
+        }
         result = rollback_sensor(dg.build_sensor_context(instance=instance))
         requests = result.run_requests or []  # type: ignore[union-attr]
         assert [r.partition_key for r in requests] == [SYMBOL]

@@ -111,6 +111,8 @@ def model_metrics(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown model_id {args.model_id!r}")
         overall = brain.get_model_metrics(args.model_id, model["symbol"])
         by_regime = brain.get_regime_metrics(args.model_id, model["symbol"])
+        folds = brain.get_fold_metrics(args.model_id, model["symbol"])
+        live = brain.get_live_metrics(args.model_id, model["symbol"])
     result = {
         "model_id": args.model_id,
         "symbol": model["symbol"],
@@ -118,6 +120,8 @@ def model_metrics(args: argparse.Namespace) -> int:
         "model_type": model["model_type"],
         "metrics": overall,
         "by_regime": by_regime,
+        "folds": folds.to_dict("records"),
+        "live": live,
     }
     regimes = [r for r in ("low", "normal", "high", "extreme") if r in by_regime]
     rows = [
@@ -125,8 +129,27 @@ def model_metrics(args: argparse.Namespace) -> int:
         for m, v in sorted(overall.items())
     ]
     header = f"{model['symbol']} v{model['version']} {model['model_type']} ({args.model_id})"
-    emit(args, result, f"{header}\n{table(rows, ['metric', 'overall', *regimes])}")
+    text = f"{header}\n{table(rows, ['metric', 'overall', *regimes])}"
+    if not folds.empty:
+        shown = [c for c in FOLD_COLUMNS if c in folds.columns]
+        text += f"\n\nwalk-forward folds (out of sample)\n{table(folds, shown)}"
+    if live:
+        live_rows = [{"metric": m, "live": v} for m, v in sorted(live.items())]
+        text += f"\n\nlatest live check (bars it never saw)\n{table(live_rows, ['metric', 'live'])}"
+    emit(args, result, text)
     return 0
+
+
+FOLD_COLUMNS = (
+    "fold",
+    "window_start",
+    "window_end",
+    "n_observations",
+    "sharpe_ratio",
+    "total_return",
+    "hold_total_return",
+    "annual_cost",
+)
 
 
 def activation_history(args: argparse.Namespace) -> int:

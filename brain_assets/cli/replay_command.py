@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 
 from brain_assets.cli.output import emit, table
+from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.environment import brain_home, configured_dsn
 
+POLICIES = ("default", "seed")
 SCRATCH_DATABASE = "brain_replay"
 """The embedded server's database that holds a replay's models (emptied at each replay)."""
 
@@ -41,24 +43,43 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--momentum", type=float, default=0.2, help="signal source: AR(1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--start-bars", type=int, default=2000, help="bars before step 0")
+    parser.add_argument(
+        "--start-bars", type=int, default=3000, help="bars before step 0 (default: 3000)"
+    )
     # None: the ReplayPlan's own default (a week of hourly bars, half a year of steps).
     parser.add_argument("--step-bars", type=int, default=None, help="new bars per step")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--fee-bps", type=float, default=5.0)
+    parser.add_argument(
+        "--fee-bps", type=float, default=FEE_BPS, help=f"cost per unit traded (default {FEE_BPS})"
+    )
+    parser.add_argument(
+        "--band-margin",
+        type=float,
+        default=BAND_MARGIN,
+        help="the no-trade band: how far above the round-trip cost a forecast must be to trade, "
+        f"as a fraction of it (default {BAND_MARGIN})",
+    )
     parser.add_argument("--model-types", nargs="+", default=["ridge", "random_forest"])
     parser.add_argument(
         "--train-window-bars",
         type=int,
-        default=2000,
-        help="the retrain fits on this many recent rows (0: all history)",
+        default=0,
+        help="the retrain fits on this many recent rows (default 0: all history, as the "
+        "daily retrain does)",
     )
     parser.add_argument(
         "--policy",
-        choices=("default", "seed"),
+        choices=POLICIES,
         default="default",
-        help="default: floor, paired promotion test, significant rollback; seed: the original "
-        "rules (score promotion, no floor, rollback on any 5%% drop)",
+        help="default: the honest gate (walk-forward floor counting every try, paired "
+        "promotion test, cumulative and window monitoring); seed: the original rules (score "
+        "promotion, no floor, rollback on any 5%% drop)",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=POLICIES,
+        default=None,
+        help="also replay this policy on the same bars and show both side by side",
     )
     parser.add_argument(
         "--scratch-dsn",
@@ -89,7 +110,7 @@ def load_bars(args: argparse.Namespace, bars_needed: int, step_bars: int) -> pd.
     return signal_market(bars_needed, momentum=args.momentum, flip_at=flip, seed=args.seed)
 
 
-def scratch_dsn(args: argparse.Namespace) -> str:
+def scratch_dsn(args: argparse.Namespace, database: str = SCRATCH_DATABASE) -> str:
     """A database the replay may empty: never the Brain's own."""
     main = configured_dsn()
     if args.scratch_dsn:
@@ -98,21 +119,40 @@ def scratch_dsn(args: argparse.Namespace) -> str:
                 "--scratch-dsn must not be the Brain's DATABASE_DSN: the replay's models would "
                 "mix with the real ones"
             )
+        if args.compare:
+            raise ValueError(
+                "--compare needs a scratch database per policy: leave out --scratch-dsn to use "
+                "the embedded server's"
+            )
         return str(args.scratch_dsn)
     if main:
         raise ValueError("DATABASE_DSN is set: give --scratch-dsn, a database the replay may empty")
     from brain_assets.store.embedded import start_embedded
 
     server = start_embedded(brain_home() / "pgdata")
-    server.drop_database(SCRATCH_DATABASE)
-    return server.ensure_database(SCRATCH_DATABASE)
+    server.drop_database(database)
+    return server.ensure_database(database)
+
+
+SUMMARY_SHOWN = (
+    "total_return",
+    "hold_total_return",
+    "stand_aside_total_return",
+    "worst_year_return",
+    "steps_trading",
+    "versions_in_charge",
+    "promotions",
+    "rollbacks",
+    "steps_standing_aside",
+    "fees_paid",
+)
 
 
 def run_replay(args: argparse.Namespace) -> int:
     from brain_assets.decisions.policy import DecisionPolicy
     from brain_assets.pipeline.settings import RetrainSettings
     from brain_assets.plots import replay_png
-    from brain_assets.replay import ReplayPlan, replay
+    from brain_assets.replay import ReplayPlan, ReplayResult, replay
     from brain_assets.store.library import BrainLibrary
 
     given = {"step_bars": args.step_bars, "steps": args.steps}
@@ -122,53 +162,103 @@ def run_replay(args: argparse.Namespace) -> int:
     settings = RetrainSettings(
         model_types=tuple(args.model_types),
         fee_bps=args.fee_bps,
+        band_margin=args.band_margin,
         train_window_bars=args.train_window_bars or None,
     )
-    policy = DecisionPolicy.seed() if args.policy == "seed" else DecisionPolicy()
     bars = load_bars(args, plan.bars_needed(), plan.step_bars)
-    dsn = scratch_dsn(args)
+    names = [args.policy] + ([args.compare] if args.compare and args.compare != args.policy else [])
 
-    def progress(step: int, steps: int, row: dict[str, Any]) -> None:
-        if args.json:
-            return
-        live = row["live"]
-        events = ", ".join(
-            f"{e['reason']} v{e['version']}"
-            for e in row["events"]
-            if e["action"] in ("activated", "deactivated")
-        )
-        print(
-            f"  step {step:>3}/{steps} {row['as_of']:%Y-%m-%d %H:%M}  active "
-            f"{_version(row)}  live SR {_number(live.get('sharpe_ratio'))}  "
-            f"p {_number(live.get('p_value'))}  {events}  ({row['seconds']:.1f}s)",
-            flush=True,
-        )
+    def progress_for(name: str) -> Any:
+        def progress(step: int, steps: int, row: dict[str, Any]) -> None:
+            if args.json:
+                return
+            live = row["live"]
+            events = ", ".join(
+                f"{e['reason']} v{e['version']}"
+                for e in row["events"]
+                if e["action"] in ("activated", "deactivated")
+            )
+            print(
+                f"  {name:<7} step {step:>3}/{steps} {row['as_of']:%Y-%m-%d %H:%M}  active "
+                f"{_version(row)}  {row['period_return']:+.2%} (hold {row['hold_return']:+.2%})"
+                f"  live SR {_number(live.get('sharpe_ratio'))}  {events}  "
+                f"({row['seconds']:.1f}s)",
+                flush=True,
+            )
 
-    with BrainLibrary(dsn) as scratch, BrainLibrary() as brain:
-        result = replay(
-            scratch,
-            args.symbol,
-            bars,
-            plan,
-            settings=settings,
-            policy=policy,
-            record=brain,
-            progress=progress,
-            parameters={"source": args.source, "flip_step": args.flip_step},
-        )
+        return progress
+
+    results: dict[str, ReplayResult] = {}
+    with BrainLibrary() as home_brain:
+        for name in names:
+            policy = DecisionPolicy.seed() if name == "seed" else DecisionPolicy()
+            dsn = scratch_dsn(
+                args, f"{SCRATCH_DATABASE}_{name}" if args.compare else SCRATCH_DATABASE
+            )
+            with BrainLibrary(dsn) as scratch:
+                results[name] = replay(
+                    scratch,
+                    args.symbol,
+                    bars,
+                    plan,
+                    settings=settings,
+                    policy=policy,
+                    record=home_brain,
+                    progress=progress_for(name),
+                    parameters={
+                        "source": args.source,
+                        "flip_step": args.flip_step,
+                        "policy_name": name,
+                    },
+                )
     out = Path(args.out or ".").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    png = out / f"replay-{result.replay_id}.png"
-    title = f"{args.symbol} replay {result.replay_id} ({args.policy} policy)"
-    png.write_bytes(replay_png(result.timeline, title, flip_step=args.flip_step))
-    csv = out / f"replay-{result.replay_id}.csv"
-    result.timeline.assign(
-        events=result.timeline["events"].map(str), live=result.timeline["live"].map(str)
+    main = results[args.policy]
+    png = out / f"replay-{main.replay_id}.png"
+    other = [(f"{n} policy", r.timeline) for n, r in results.items() if n != args.policy]
+    title = (
+        f"{args.symbol} replay {main.replay_id} ({args.policy} policy, fees {args.fee_bps:g} bps)"
+    )
+    png.write_bytes(
+        replay_png(
+            main.timeline,
+            title,
+            flip_step=args.flip_step,
+            label=f"{args.policy} policy",
+            compare=other[0] if other else None,
+        )
+    )
+    csv = out / f"replay-{main.replay_id}.csv"
+    main.timeline.assign(
+        events=main.timeline["events"].map(str), live=main.timeline["live"].map(str)
     ).to_csv(csv, index=False)
-    summary = {**result.summary, "replay_id": result.replay_id, "png": str(png), "csv": str(csv)}
-    rows = [{"measure": k, "value": v} for k, v in summary.items()]
-    emit(args, summary, table(rows, ["measure", "value"]))
+    document: dict[str, Any] = {
+        name: {**r.summary, "replay_id": r.replay_id} for name, r in results.items()
+    }
+    document["png"], document["csv"] = str(png), str(csv)
+    rows = [
+        {"measure": key, **{name: _shown(results[name].summary.get(key)) for name in results}}
+        for key in SUMMARY_SHOWN
+    ]
+    years = sorted({y for r in results.values() for y in r.summary.get("by_year", {})})
+    for year in years:
+        entry = {name: results[name].summary["by_year"].get(year, {}) for name in results}
+        rows.append(
+            {"measure": f"{year} return", **{n: _shown(e.get("managed")) for n, e in entry.items()}}
+        )
+        first = next(iter(entry.values()))
+        rows.append({"measure": f"{year} holding", **{n: _shown(first.get("hold")) for n in entry}})
+    text = table(rows, ["measure", *results])
+    emit(args, document, f"{text}\nPNG: {png}\nCSV: {csv}")
     return 0
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:+.2%}" if abs(value) < 1e3 else f"{value:.3g}"
+    return str(value)
 
 
 def _version(row: dict[str, Any]) -> str:

@@ -128,6 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
+    from brain_assets.market_data.synthetic import EDGE_MARKETS
     from brain_assets.store.library import BrainLibrary
 
     symbols = list(dict.fromkeys(args.symbols or _source_symbols(args) or DEMO_SYMBOLS))
@@ -164,12 +165,21 @@ def run_demo(args: argparse.Namespace) -> int:
         quality = brain.get_data_quality_summary(started_at)
         for symbol in ordered:
             active = brain.get_active_model(symbol)
+            if symbol in EDGE_MARKETS and args.source in (None, "auto", "synthetic"):
+                print(
+                    f"{symbol}: its synthetic market carries a real edge (AR(1) momentum "
+                    f"{EDGE_MARKETS[symbol]:g}); the others' have none net of fees"
+                )
             if active is None:
                 print(f"{symbol}: stand aside: {brain.trading_status(symbol)['reason']}")
             else:
+                metrics = active["metrics"] or {}
                 print(
-                    f"{symbol}: active v{active['version']} {active['model_type']} "
-                    f"composite score {active['composite_score']:.3f}"
+                    f"{symbol}: active v{active['version']} {active['model_type']}: "
+                    f"out of sample over {metrics.get('n_observations', 0):.0f} bars, net of "
+                    f"fees, Sharpe {metrics.get('sharpe_ratio', float('nan')):.2f}, return "
+                    f"{metrics.get('total_return', float('nan')):+.1%} (holding "
+                    f"{metrics.get('hold_total_return', float('nan')):+.1%}, standing aside 0%)"
                 )
                 top = brain.get_top_features(symbol, top_n=5)
                 if not top.empty:

@@ -22,15 +22,21 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
 METRICS_SHOWN = (
     "composite_score",
     "sharpe_ratio",
-    "sortino_ratio",
-    "annualized_return",
+    "sharpe_standard_error",
+    "total_return",
+    "hold_total_return",
+    "appraisal_ratio",
+    "beta_to_hold",
     "max_drawdown",
-    "calmar_ratio",
+    "annual_cost",
+    "exposure",
     "directional_accuracy",
     "information_coefficient",
-    "rmse",
-    "num_trades",
+    "n_observations",
 )
+"""The evaluation table's columns: skill net of costs with its error bar, against standing aside
+(the return itself) and holding (its return, and the skill left once its beta is removed), the
+costs and the evidence (bars). The full list is in the report below the table."""
 
 
 def registry_markdown(brain: Any, symbol: str) -> str:

@@ -181,6 +181,16 @@ class RetrainResource(dg.ConfigurableResource):
     max_gap_bars: float = _RETRAIN.max_gap_bars
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     fee_bps: float = _RETRAIN.fee_bps
+    band_margin: float = Field(
+        default=_RETRAIN.band_margin,
+        description="the no-trade band: a forecast must clear the round-trip cost by this "
+        "fraction of it to open or reverse a position",
+    )
+    walk_forward_folds: int = _RETRAIN.walk_forward_folds
+    walk_forward_test_frac: float = _RETRAIN.walk_forward_test_frac
+    walk_forward_window: str = Field(
+        default=_RETRAIN.walk_forward_window, description="expanding or rolling"
+    )
     importance_methods: list[str] = Field(default_factory=lambda: list(_RETRAIN.importance_methods))
     importance_sample: int = _RETRAIN.importance_sample
     seed: int = _RETRAIN.seed
@@ -202,9 +212,10 @@ _POLICY = DecisionPolicy()
 
 
 class DecisionResource(dg.ConfigurableResource):
-    """Which model trades: the activation floor, fair promotion and noise-aware rollback (see
-    decisions.policy). A confidence of null switches its rule off; all three off (``seed: true``
-    does that) is the platform's original behaviour."""
+    """Which model trades: the activation floor (every try counted, skill beyond holding), fair
+    promotion, and monitoring (the record since activation, the window, drifted inputs); see
+    decisions.policy. A confidence of null switches its rule off; all off (``seed: true`` does
+    that) is the platform's original behaviour."""
 
     seed: bool = Field(
         default=False,
@@ -215,8 +226,21 @@ class DecisionResource(dg.ConfigurableResource):
     min_compare_bars: int = _POLICY.min_compare_bars
     floor_min_composite: float | None = _POLICY.floor_min_composite
     floor_confidence: float | None = _POLICY.floor_confidence
+    floor_beyond_hold: bool = _POLICY.floor_beyond_hold
+    floor_min_bars_in_market: int = _POLICY.floor_min_bars_in_market
     rollback_confidence: float | None = _POLICY.rollback_confidence
+    monitor_confidence: float | None = Field(
+        default=_POLICY.monitor_confidence,
+        description="the cumulative test: a version whose record since activation credibly "
+        "loses at this confidence, over every look, is taken out; null: off",
+    )
     cooldown_bars: int = _POLICY.cooldown_bars
+    drift_psi_threshold: float = _POLICY.drift_psi_threshold
+    drift_action: str = Field(
+        default=_POLICY.drift_action,
+        description="flag: report drifted inputs (warning check, alert); stand_aside: take the "
+        "version out",
+    )
 
     def policy(self) -> DecisionPolicy:
         if self.seed:

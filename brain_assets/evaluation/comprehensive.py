@@ -169,6 +169,13 @@ def evaluate_model(
     cagr = m.annualized_return(net, ppy)
     drawdown = m.max_drawdown(net, include_start=True)
     sharpe = m.sharpe_ratio(net, ppy)
+    # Holding: long every bar, the one entry paid. Standing aside earns 0, so the strategy's own
+    # total return and Sharpe ratio are its excess and information ratio against it.
+    hold = m.hold_returns(prepared.returns, fee)
+    hold_total = m.total_return(hold)
+    strategy_total = m.total_return(net)
+    annual_turnover = m.turnover(positions) * ppy
+    beta, residual = m.residual_to_benchmark(net, hold)
     results: dict[str, float | None] = {
         "rmse": m.rmse(pred, actual),
         "mae": m.mae(pred, actual),
@@ -176,7 +183,7 @@ def evaluate_model(
         "directional_accuracy": hit_rate,
         "information_coefficient": ic,
         "information_coefficient_tstat": m.information_coefficient_tstat(ic, n),
-        "total_return": m.total_return(net),
+        "total_return": strategy_total,
         "annualized_return": cagr,
         "annualized_volatility": m.annualized_volatility(net, ppy),
         "sharpe_ratio": sharpe,
@@ -188,6 +195,16 @@ def evaluate_model(
         "num_trades": m.num_trades(positions),
         "turnover": m.turnover(positions),
         "exposure": m.exposure(positions),
+        "annual_turnover": annual_turnover,
+        "annual_cost": annual_turnover * fee / 1e4,
+        "hold_total_return": hold_total,
+        "hold_sharpe_ratio": m.sharpe_ratio(hold, ppy),
+        "excess_return_vs_hold": None
+        if hold_total is None or strategy_total is None
+        else strategy_total - hold_total,
+        "information_ratio_vs_hold": m.sharpe_ratio(net - hold, ppy),
+        "beta_to_hold": beta,
+        "appraisal_ratio": m.sharpe_ratio(residual, ppy),
         "composite_score": m.composite_score(sharpe, ic, hit_rate, drawdown),
         "n_observations": float(n),
         "periods_per_year": ppy,

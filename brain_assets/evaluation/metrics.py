@@ -164,6 +164,11 @@ def net_returns(positions: FloatArray, returns: FloatArray, fee_bps: float) -> F
     return positions * returns - fees
 
 
+def hold_returns(returns: FloatArray, fee_bps: float) -> FloatArray:
+    """Holding the market: long every bar, the one entry paid at the first bar."""
+    return net_returns(np.ones(returns.size), returns, fee_bps)
+
+
 def equity(strategy_returns: FloatArray) -> FloatArray:
     """Compounded equity (1 + r).cumprod(), starting from 1 before the first bar."""
     return np.cumprod(1.0 + strategy_returns, dtype=np.float64)
@@ -293,6 +298,25 @@ def turnover(positions: FloatArray) -> float:
 def exposure(positions: FloatArray) -> float:
     """Share of bars with a non-zero position."""
     return float(np.mean(positions != 0))
+
+
+def residual_to_benchmark(
+    strategy_returns: FloatArray, benchmark_returns: FloatArray
+) -> tuple[float, FloatArray]:
+    """(beta, residual): the least-squares beta of the strategy's returns on the benchmark's,
+    and the strategy's returns less beta times the benchmark's (alpha plus noise).
+
+    A strategy that is long a rising market half the time earns half the market without any
+    timing skill; its residual keeps only what the beta does not explain (Treynor & Black's
+    appraisal ratio is the residual's Sharpe ratio). A constant benchmark gives beta 0.
+    """
+    if _is_constant(benchmark_returns):
+        return 0.0, strategy_returns.copy()
+    centred = benchmark_returns - benchmark_returns.mean()
+    beta = float(
+        np.dot(centred, strategy_returns - strategy_returns.mean()) / np.dot(centred, centred)
+    )
+    return beta, strategy_returns - beta * benchmark_returns
 
 
 # --- ranking ------------------------------------------------------------------------------------

@@ -39,6 +39,18 @@ METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "exposure",
         ),
     ),
+    ("Costs", ("annual_turnover", "annual_cost")),
+    (
+        "Benchmarks on the same bars",
+        (
+            "hold_total_return",
+            "hold_sharpe_ratio",
+            "excess_return_vs_hold",
+            "information_ratio_vs_hold",
+            "beta_to_hold",
+            "appraisal_ratio",
+        ),
+    ),
     ("Score", ("composite_score",)),
     ("Sample", ("n_observations", "periods_per_year")),
 )
@@ -53,6 +65,9 @@ PERCENT_KEYS = frozenset(
         "max_drawdown",
         "win_rate",
         "exposure",
+        "annual_cost",
+        "hold_total_return",
+        "excess_return_vs_hold",
     }
 )
 """Fractions that read better as percentages (0.0123 -> 1.23%)."""

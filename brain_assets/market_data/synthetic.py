@@ -57,6 +57,13 @@ _MOMENTUM = np.array([0.15, 0.10, 0.06, 0.02])
 # Degrees of freedom of the Student-t innovations: fat tails with a finite variance.
 _T_DOF = 4.0
 
+EDGE_MARKETS: dict[str, float] = {"BNB/USDT": 0.2}
+"""Synthetic symbols whose bars carry a real edge, known by construction: an AR(1) momentum of
+this strength with a constant 1% volatility per hour (:func:`signal_market`) instead of the
+regime-switching bars, whose momentum is too weak to pay a 0.1% fee. The demo universe holds one
+of them so that the honest gate has skill to find and trade; their metadata says so (``edge``).
+Every other symbol's synthetic market has no edge net of costs, and the Brain stands it aside."""
+
 
 def bar_to_seconds(bar: str) -> float:
     """Seconds in a bar such as ``'1min'``, ``'15min'``, ``'1h'`` or ``'1d'``.
@@ -206,7 +213,12 @@ class SyntheticSource:
         )
 
     def load(self, symbol: str) -> MarketData:
-        """The synthetic bars of ``symbol``; the same symbol and seed always give the same bars."""
+        """The synthetic bars of ``symbol``; the same symbol and seed always give the same bars.
+
+        A symbol of :data:`EDGE_MARKETS` gets a market with a known edge, and its metadata's
+        ``edge`` says so."""
+        if symbol in EDGE_MARKETS:
+            return self._edge_market(symbol, EDGE_MARKETS[symbol])
         frame, regimes = generate_ohlcv(
             symbol, seed=self.seed, n_bars=self.n_bars, bar=self.bar, start=self.start
         )
@@ -222,6 +234,37 @@ class SyntheticSource:
             "regime_counts": {
                 name: int(count) for name, count in zip(REGIMES, counts.tolist(), strict=True)
             },
+        }
+        return MarketData(
+            symbol=symbol,
+            frame=frame,
+            source=self.name,
+            metadata=metadata,
+            bar_seconds=self.bar_seconds,
+            frequency=frequency_label(self.bar_seconds),
+        )
+
+    def _edge_market(self, symbol: str, momentum: float) -> MarketData:
+        check_symbol(symbol)
+        volatility = 0.01 * float(np.sqrt(self.bar_seconds / 3600.0))
+        frame = signal_market(
+            self.n_bars,
+            momentum=momentum,
+            volatility=volatility,
+            seed=derive_seed(symbol, self.seed),
+            start=self.start,
+            bar=self.bar,
+        )
+        metadata: dict[str, Any] = {
+            "source": self.name,
+            "synthetic": True,
+            "seed": self.seed,
+            "rng_seed": derive_seed(symbol, self.seed),
+            "n_bars": self.n_bars,
+            "bar": self.bar,
+            "start": self.start,
+            "edge": f"AR(1) momentum {momentum:g} with {volatility:.2%} volatility per bar: a "
+            "real edge by construction",
         }
         return MarketData(
             symbol=symbol,

@@ -15,6 +15,11 @@ import pandas as pd
 
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 
+PROCEDURE = 2
+"""How versions are trained and judged; a new number whenever that changes, so that a version
+trained the old way never stands in for one trained the new way. 2: the scikit-learn versions are
+refitted on every row and judged on walk-forward folds through the no-trade band."""
+
 
 def table_digest(table: pd.DataFrame) -> str:
     """sha256 of a modelling table's values, index and column names (order-sensitive)."""
@@ -35,6 +40,7 @@ def model_fingerprint(
     """The version identity: symbol, model type, horizon, every setting that changes the fitted
     model or its evaluation, and the data it saw."""
     relevant: dict[str, Any] = {
+        "procedure": PROCEDURE,
         "symbol": symbol,
         "model_type": model_type,
         "hyperparameters": hyperparameters,
@@ -43,6 +49,12 @@ def model_fingerprint(
         "val_frac": settings.val_frac,
         "seed": settings.seed,
         "fee_bps": settings.fee_bps,
+        "band_margin": settings.band_margin,
+        "walk_forward": [
+            settings.walk_forward_folds,
+            settings.walk_forward_test_frac,
+            settings.walk_forward_window,
+        ],
         "data": data_digest,
     }
     if model_type == LSTM_MODEL_TYPE:

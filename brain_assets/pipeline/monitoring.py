@@ -11,10 +11,18 @@ import numpy as np
 import pandas as pd
 
 from brain_assets.calendar import periods_per_year
-from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.decisions.policy import (
+    INPUT_DRIFTED,
+    INPUT_MAX_PSI,
+    RECORD_BARS,
+    RECORD_STD,
+    RECORD_SUM,
+    DecisionPolicy,
+)
 from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.events import log_event
+from brain_assets.features.drift import population_stability
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
@@ -65,22 +73,6 @@ class LiveEvaluation:
         }
 
 
-def live_window(
-    table: pd.DataFrame,
-    seen_until: pd.Timestamp,
-    horizon: int,
-    window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
-) -> pd.Series:
-    """The most recent ``window_bars`` rows that the model never saw: after ``seen_until`` (the
-    last row of the table it was trained and evaluated on), less the first ``horizon`` rows,
-    whose targets overlap it."""
-    mask = unseen_rows(table.index, seen_until, horizon)
-    positions = np.flatnonzero(mask)[-window_bars:]
-    keep = np.zeros(len(table), dtype=bool)
-    keep[positions] = True
-    return pd.Series(keep, index=table.index)
-
-
 def seen_until(model: dict[str, Any]) -> pd.Timestamp | None:
     """The last row a version was trained or evaluated on: its data window's end, or its
     training window's end for a version registered before lineage was recorded."""
@@ -96,18 +88,114 @@ def live_metrics(
     settings: RetrainSettings,
     periods_per_year: float,
 ) -> dict[str, float]:
-    """A version's metrics on ``rows``, with the Sharpe ratio's standard error."""
+    """A version's metrics on ``rows``, positions through the band from flat at the first row,
+    with the Sharpe ratio's standard error."""
     predictions = model_predictions(brain, model, table, rows)
     _, y, next_return = split_columns(table)
-    metrics, _ = score_predictions(
+    metrics, _, _ = score_predictions(
         predictions.to_numpy(),
         y.loc[rows].to_numpy(),
         next_return.loc[rows].to_numpy(),
         periods_per_year=periods_per_year,
-        fee_bps=settings.fee_bps,
+        rule=settings.position_rule,
     )
     # An undefined standard error is left out, like every undefined metric.
     return storable_metrics(metrics)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The active version on every bar it never saw: window metrics, record since activation."""
+
+    window: pd.Index
+    metrics: dict[str, float]
+
+
+def _live_record(
+    brain: BrainLibrary,
+    active: dict[str, Any],
+    table: pd.DataFrame,
+    unseen: pd.Index,
+    window_bars: int,
+    settings: RetrainSettings,
+    periods_per_year: float,
+) -> _Record:
+    """One pass of the band over every unseen row (from flat at the first), the engine's path:
+    the window's metrics start from the position the path holds there, and the record runs
+    from the version's activation on."""
+    rule = settings.position_rule
+    predictions = model_predictions(brain, active, table, unseen).to_numpy()
+    positions = rule.positions(predictions)
+    _, y, next_return = split_columns(table)
+    returns = next_return.loc[unseen].to_numpy()
+    net = positions * returns - rule.fee_bps / 1e4 * np.abs(np.diff(positions, prepend=0.0))
+    first = max(0, len(unseen) - window_bars)
+    window = unseen[first:]
+    metrics, _, _ = score_predictions(
+        predictions[first:],
+        y.loc[window].to_numpy(),
+        returns[first:],
+        periods_per_year=periods_per_year,
+        rule=rule,
+        start_position=int(positions[first - 1]) if first else 0,
+    )
+    values = storable_metrics(metrics)
+    activated = brain.activated_at(str(active["model_id"]))
+    since = None if activated is None else _utc(activated)
+    record = net if since is None else net[unseen > since]
+    values.update(
+        {
+            RECORD_BARS: float(record.size),
+            RECORD_SUM: float(record.sum()),
+            RECORD_STD: float(record.std(ddof=1)) if record.size > 1 else 0.0,
+            "record_total_return": float(np.prod(1.0 + record) - 1.0),
+        }
+    )
+    return _Record(window=window, metrics=values)
+
+
+def _utc(value: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _input_drift(
+    brain: BrainLibrary,
+    active: dict[str, Any],
+    table: pd.DataFrame,
+    window: pd.Index,
+    policy: DecisionPolicy,
+) -> dict[str, float]:
+    """The window's Population Stability Index against the version's training profile, recorded
+    per check; {} for a version registered without a profile."""
+    profile = active.get("feature_profile")
+    if not profile:
+        return {}
+    X, _, _ = split_columns(table)
+    psi = population_stability(profile, X.loc[window])
+    threshold = policy.drift_psi_threshold
+    flagged = brain.record_input_drift(
+        str(active["symbol"]),
+        str(active["model_id"]),
+        psi,
+        window_start=window[0],
+        window_end=window[-1],
+        bars=len(window),
+        threshold=threshold,
+    )
+    if flagged:
+        log_event(
+            "input_drift",
+            logging.WARNING,
+            symbol=active["symbol"],
+            model_id=active["model_id"],
+            max_psi=round(max(psi.values()), 4),
+            drifted=sorted(name for name, value in psi.items() if value > threshold),
+        )
+    return {
+        INPUT_MAX_PSI: max(psi.values()),
+        INPUT_DRIFTED: float(sum(1 for value in psi.values() if value > threshold)),
+    }
 
 
 def evaluate_active_model(
@@ -189,22 +277,31 @@ def _evaluate(
     if seen is None:
         raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
     table = make_dataset(ohlcv, settings.horizon, max_gap_bars=settings.max_gap_bars)
-    mask = live_window(table, seen, settings.horizon, window_bars)
-    if int(mask.sum()) < min_bars:
+    unseen = table.index[unseen_rows(table.index, seen, settings.horizon)]
+    if min(len(unseen), window_bars) < min_bars:
         raise ValueError(
-            f"{symbol}: only {int(mask.sum())} bars after the active model's data window "
+            f"{symbol}: only {len(unseen)} bars after the active model's data window "
             f"(ends {seen}); at least {min_bars} are needed"
         )
-    rows = table.index[mask.to_numpy()]
     ppy = periods_per_year(table.index)
-    values = live_metrics(brain, active, table, rows, settings, ppy)
-    brain.store_model_metrics(active["model_id"], symbol, values, periods_per_year=ppy)
+    live = _live_record(brain, active, table, unseen, window_bars, settings, ppy)
+    rows = live.window
+    values = {**live.metrics, **_input_drift(brain, active, table, rows, versioning.policy)}
+    brain.store_model_metrics(
+        active["model_id"],
+        symbol,
+        values,
+        periods_per_year=ppy,
+        segment="live",
+        window_start=rows[0],
+        window_end=rows[-1],
+    )
     candidates: dict[str, dict[str, float]] = {}
     for candidate in versioning.rollback_candidates(symbol):
         if candidate["credible"] is False or candidate["horizon"] not in (None, active["horizon"]):
             continue  # never a rollback target: not worth scoring
-        unseen = table.index[unseen_rows(table.index, seen_until(candidate), settings.horizon)]
-        own = rows[rows.isin(unseen)]
+        its_unseen = unseen_rows(table.index, seen_until(candidate), settings.horizon)
+        own = rows[rows.isin(table.index[its_unseen])]
         if len(own) < min_bars:
             continue
         try:

@@ -67,13 +67,16 @@ def model_bar_returns(
     rows: pd.Index,
     settings: RetrainSettings,
 ) -> pd.Series:
-    """A registered version's net strategy return on each of ``rows``."""
-    predictions = model_predictions(brain, model, table, rows)
+    """A registered version's net strategy return on each of ``rows``, its positions through
+    the deployment's no-trade band from flat at the first row."""
+    predictions = model_predictions(brain, model, table, rows).to_numpy()
     _, _, next_return = split_columns(table)
+    rule = settings.position_rule
     return strategy_returns(
-        predictions.to_numpy(),
+        predictions,
         next_return.loc[rows].to_numpy(),
-        fee_bps=settings.fee_bps,
+        rule.positions(predictions),
+        fee_bps=rule.fee_bps,
         index=rows,
     )
 

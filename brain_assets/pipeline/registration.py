@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.decisions.policy import SELECTION_TRIALS, DecisionPolicy
 from brain_assets.evaluation.comprehensive import storable_metrics
+from brain_assets.features.drift import feature_profile
+from brain_assets.pipeline.dataset import split_columns
+from brain_assets.pipeline.promotion import champion_scorer
 from brain_assets.pipeline.regimes import store_regime_metrics
+from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ChampionScorer, ModelVersioning
@@ -40,14 +45,22 @@ def register_symbol(
     champion: ChampionScorer | None = None,
     policy: DecisionPolicy | None = None,
     as_of: object = None,
+    folds_by_type: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    profile: Mapping[str, Any] | None = None,
 ) -> Registration:
     """All of a symbol's new versions, as one transaction.
 
     Versions are registered best score first, so that on a symbol's first day the best credible
     model is the first to trade and the others are judged as challengers against it.
     ``per_regime_by_type`` (model type -> regime -> metrics) is stored with each version.
-    ``bar_returns_by_type`` (each model's net return per test bar) and ``champion`` (scores the
-    active version on those bars) feed the fair promotion test; ``as_of`` is the last bar known.
+    ``bar_returns_by_type`` (each model's net return per out-of-sample bar) and ``champion``
+    (scores the active version on those bars) feed the fair promotion test; ``as_of`` is the
+    last bar known. ``folds_by_type`` (each fold's periods and metrics) is stored as the
+    versions' fold metrics, ``profile`` (pipeline.drift) as their feature profile.
+
+    Every version ever registered for the symbol was a try at finding skill on its bars: the
+    new versions' ``selection_trials``, which the activation floor deflates by, counts them all,
+    this retrain's included.
     """
     if policy is not None and tolerance:
         raise ValueError("give the tolerance inside the policy: DecisionPolicy(tolerance=...)")
@@ -78,13 +91,20 @@ def register_symbol(
         # Held to the end: the "already registered?" answers below stay true while we write.
         brain.lock_symbol(symbol)
         before = brain.get_active_model(symbol)
+        existing_ids = {
+            artifact.model_type: brain.find_model_by_fingerprint(symbol, artifact.fingerprint)
+            for artifact in artifacts
+            if artifact.fingerprint
+        }
+        trials = brain.count_versions(symbol) + sum(
+            1 for artifact in artifacts if existing_ids.get(artifact.model_type) is None
+        )
         for artifact in sorted(artifacts, key=score, reverse=True):
             fingerprint = artifact.fingerprint or None
-            if fingerprint is not None:
-                existing = brain.find_model_by_fingerprint(symbol, fingerprint)
-                if existing is not None:
-                    result.model_ids[artifact.model_type] = existing
-                    continue
+            existing = existing_ids.get(artifact.model_type)
+            if existing is not None:
+                result.model_ids[artifact.model_type] = existing
+                continue
             lineage: dict[str, Any] = {
                 "horizon": artifact.horizon,
                 "fingerprint": fingerprint,
@@ -96,7 +116,9 @@ def register_symbol(
                 symbol,
                 artifact.model_type,
                 artifact.artifact,
-                metrics=storable_metrics(metrics_by_type[artifact.model_type]),
+                metrics=storable_metrics(
+                    {**metrics_by_type[artifact.model_type], SELECTION_TRIALS: trials}
+                ),
                 bar_returns=returns.get(artifact.model_type),
                 champion_returns=score_champion,
                 n_challengers=len(artifacts),
@@ -107,9 +129,13 @@ def register_symbol(
                 training_end=artifact.training_end,
                 artifact_format=artifact.artifact_format,
                 periods_per_year=periods_per_year,
+                feature_profile=profile,
                 **lineage,
             )
-            result.new_model_ids[artifact.model_type] = result.model_ids[artifact.model_type]
+            model_id = result.model_ids[artifact.model_type]
+            result.new_model_ids[artifact.model_type] = model_id
+            for fold in (folds_by_type or {}).get(artifact.model_type, []):
+                _store_fold(brain, model_id, symbol, fold, periods_per_year)
             if artifact.model_type in returns:
                 own[result.model_ids[artifact.model_type]] = returns[artifact.model_type]
             per_regime = (per_regime_by_type or {}).get(artifact.model_type)
@@ -128,6 +154,73 @@ def register_symbol(
     ):
         result.promoted.append(active["model_id"])
     return result
+
+
+def _store_fold(
+    brain: BrainLibrary,
+    model_id: str,
+    symbol: str,
+    fold: Mapping[str, Any],
+    periods_per_year: float,
+) -> None:
+    metrics = storable_metrics(fold.get("metrics") or {})
+    if not metrics:
+        return
+    period = fold.get("test_period") or [None, None]
+    brain.store_model_metrics(
+        model_id,
+        symbol,
+        metrics,
+        periods_per_year=periods_per_year,
+        segment="fold",
+        fold=int(fold["fold"]),
+        window_start=period[0],
+        window_end=period[1],
+    )
+
+
+def register_evaluation(
+    brain: BrainLibrary,
+    symbol: str,
+    table: pd.DataFrame,
+    artifacts: list[TrainedArtifact],
+    evaluation: Mapping[str, Any],
+    settings: RetrainSettings,
+    *,
+    policy: DecisionPolicy,
+    run_id: str | None = None,
+    metrics_by_type: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> Registration:
+    """:func:`register_symbol` for a retrain's evaluation (``SymbolEvaluation.to_json()``): the
+    out-of-sample returns feed the promotion test, the folds and the training rows' feature
+    profile are stored with each version. ``metrics_by_type`` replaces the evaluation's metrics
+    (the asset adds the LSTM's attention to them)."""
+    returns = {
+        model_type: pd.Series(
+            values,
+            index=pd.DatetimeIndex(pd.to_datetime(evaluation["test_index"][model_type], utc=True)),
+        )
+        for model_type, values in evaluation.get("bar_returns", {}).items()
+    }
+    # Every model's out-of-sample rows end at the table's end: their union is contiguous.
+    tested = [r.index for r in returns.values()]
+    test_rows = functools.reduce(pd.Index.union, tested) if tested else None
+    X, _, _ = split_columns(table)
+    return register_symbol(
+        brain,
+        symbol,
+        artifacts,
+        metrics_by_type if metrics_by_type is not None else evaluation["models"],
+        evaluation["periods_per_year"],
+        per_regime_by_type=evaluation.get("by_regime"),
+        run_id=run_id,
+        bar_returns_by_type=returns,
+        champion=None if test_rows is None else champion_scorer(brain, table, test_rows, settings),
+        policy=policy,
+        as_of=table.index[-1],
+        folds_by_type=evaluation.get("folds"),
+        profile=feature_profile(X),
+    )
 
 
 def registry_summary(brain: BrainLibrary, symbol: str, *, limit: int = 10) -> dict[str, Any]:

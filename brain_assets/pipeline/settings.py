@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from brain_assets.defaults import FEE_BPS
+from brain_assets.defaults import BAND_MARGIN, FEE_BPS
+from brain_assets.evaluation.positions import PositionRule
 from brain_assets.importance.analyzer import IMPORTANCE_METHODS
 from brain_assets.quality.cleaning import CleaningPolicy
 from brain_assets.training.models import MODEL_TYPES
+from brain_assets.training.walk_forward import WINDOWS
 
 LSTM_MODEL_TYPE = "lstm"
 """The model type under which the retrain registers its ``StandardizedLSTM``."""
@@ -105,6 +107,20 @@ class RetrainSettings:
     cleaning: CleaningPolicy = field(default_factory=CleaningPolicy)
     """What happens to bad prints, inconsistent candles and duplicated bars before the checks."""
     fee_bps: float = FEE_BPS
+    band_margin: float = BAND_MARGIN
+    """The no-trade band: a forecast must clear the round-trip cost by this fraction of it to
+    open or reverse a position (see evaluation.positions)."""
+    walk_forward_folds: int = 4
+    """Folds of the walk-forward evaluation of the scikit-learn models: each refits on the rows
+    before its test block. The ``lstm`` is judged on its one test segment instead (see
+    pipeline.folds)."""
+    walk_forward_test_frac: float = 0.75
+    """Share of the modelling rows, the most recent, that the folds test out of sample. Three
+    quarters: more evidence per retrain (2,200 bars of 3,000), and the early folds, fitted on
+    less history, judge the procedure pessimistically rather than optimistically."""
+    walk_forward_window: str = "expanding"
+    """``expanding``: each fold trains on every earlier row; ``rolling``: on as many recent rows
+    as the first fold."""
     importance_methods: tuple[str, ...] = IMPORTANCE_METHODS
     importance_sample: int = 1000
     seed: int = 0
@@ -126,12 +142,35 @@ class RetrainSettings:
             )
         if self.min_rows < 1:
             raise ValueError(f"min_rows must be at least 1, got {self.min_rows}")
+        folds = self.walk_forward_folds
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+            raise ValueError(f"walk_forward_folds must be an integer >= 1, got {folds!r}")
+        if not 0.0 < self.walk_forward_test_frac < 1.0:
+            raise ValueError(
+                f"walk_forward_test_frac must be in (0, 1), got {self.walk_forward_test_frac!r}"
+            )
+        if self.walk_forward_window not in WINDOWS:
+            raise ValueError(
+                f"walk_forward_window must be one of {', '.join(WINDOWS)}, "
+                f"got {self.walk_forward_window!r}"
+            )
+        for name in ("fee_bps", "band_margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         window = self.train_window_bars
         # 250 rows leave a test segment of 50, just above the 48 bars a promotion compares on.
         if window is not None and (
             isinstance(window, bool) or not isinstance(window, int) or window < 250
         ):
             raise ValueError(f"train_window_bars must be an integer >= 250 or None, got {window!r}")
+
+    @property
+    def position_rule(self) -> PositionRule:
+        """How this deployment turns forecasts into positions (fee and no-trade band)."""
+        return PositionRule(fee_bps=self.fee_bps, margin=self.band_margin)
 
     @property
     def trained_model_types(self) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
-"""Train every configured model type of one symbol on a walk-forward split.
+"""Train the version of every configured model type that would trade a symbol.
 
-The scikit-learn models fit the training segment alone. The ``lstm`` model fits it too and uses the
-validation segment for early stopping, which is what that segment is for; the test segment stays
-unseen by every model.
+The scikit-learn models are refitted on every row of the modelling table: the walk-forward folds
+(pipeline.folds) judge the procedure on rows each fold never saw, and the version that trades
+applies it to the latest data. The ``lstm`` fits the training segment and uses the validation
+segment for early stopping, which is what that segment is for; its test segment, unseen by it,
+is what it is judged on.
 
 A machine that cannot import TensorFlow still trains the scikit-learn models: the ``lstm`` type
 is skipped for that call and the reason returned (see :func:`train_symbol_models`).
@@ -35,8 +37,8 @@ from brain_assets.training.split import WalkForwardSplit, walk_forward_split
 class TrainedArtifact:
     """A fitted model as bytes (skops or .keras, never pickle) with what the registry records.
 
-    ``training_end`` is the last row whose target shaped the model: the end of the training
-    segment, or of the validation segment for a model that early-stopped on it (``lstm``).
+    ``training_end`` is the last row whose target shaped the model: the table's last row for a
+    refitted scikit-learn model, the end of the validation segment for the ``lstm``.
     """
 
     model_type: str
@@ -169,15 +171,14 @@ def train_symbol_models(
         )
     split = split_for(table, settings)
     X, y, _ = split_columns(table)
-    X_train, y_train = X.iloc[split.train], y.iloc[split.train]
-    start, end = X_train.index[0], X_train.index[-1]
+    start, end = X.index[0], X.index[-1]
     digest = table_digest(table)
     artifacts = []
     for model_type in wanted:
         if model_type == LSTM_MODEL_TYPE:
             artifact = _train_lstm(X, y, split, settings)
         else:
-            trained = train_model(model_type, X_train, y_train, seed=settings.seed)
+            trained = train_model(model_type, X, y, seed=settings.seed)
             data, fmt = serialize_model(trained.estimator)
             artifact = TrainedArtifact(
                 model_type=model_type,

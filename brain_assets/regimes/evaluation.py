@@ -87,6 +87,7 @@ def evaluate_by_regime(
     periods_per_year: float,
     fee_bps: float = FEE_BPS,
     min_bars: int = MIN_REGIME_BARS,
+    positions: ArrayInput | None = None,
 ) -> RegimeResults:
     """evaluate_model's metrics for each regime with at least ``min_bars`` bars.
 
@@ -94,7 +95,8 @@ def evaluate_by_regime(
     inputs by position. Every evaluated regime's metrics carry ``n_bars``; regimes with fewer
     bars are absent and listed in ``result.insufficient`` (see :class:`RegimeResults`).
     ``periods_per_year`` is required because a regime's bars have gaps that would defeat
-    inferring it from timestamps.
+    inferring it from timestamps. ``positions`` are the positions held over each bar (those of
+    the whole record, cut by regime); without them the sign of each prediction.
 
     Raises:
         ValueError: inputs of different lengths, an unknown regime label, ``min_bars`` below
@@ -106,6 +108,8 @@ def evaluate_by_regime(
     if min_bars < MIN_OBSERVATIONS:
         raise ValueError(f"min_bars: must be at least {MIN_OBSERVATIONS}, got {min_bars}")
     arrays = {"predictions": predictions, "actuals": actuals, "returns": returns}
+    if positions is not None:
+        arrays["positions"] = positions
     n = check.same_length({name: _length(name, value) for name, value in arrays.items()})
     labels = _regime_labels(regimes, n)
     check.series_alignment({**arrays, "regimes": regimes})
@@ -123,6 +127,7 @@ def evaluate_by_regime(
             _take(predictions, where),
             _take(actuals, where),
             _take(returns, where),
+            None if positions is None else _take(positions, where),
             periods_per_year=periods_per_year,
             fee_bps=fee_bps,
         )

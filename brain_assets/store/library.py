@@ -5,6 +5,7 @@ from __future__ import annotations
 from brain_assets.predictor import Predictor, load_predictor
 from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.bars import BarsMixin
+from brain_assets.store.drift import DriftMixin
 from brain_assets.store.importance import ImportanceMixin
 from brain_assets.store.metrics import MetricsMixin
 from brain_assets.store.outbox import OutboxMixin
@@ -24,6 +25,7 @@ class BrainLibrary(
     ReplaysMixin,
     BarsMixin,
     OutboxMixin,
+    DriftMixin,
 ):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 

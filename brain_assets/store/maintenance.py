@@ -55,6 +55,7 @@ RETAINED_TABLES = (
     RetainedTable("model_metrics", "evaluation_date", per_model=True),
     RetainedTable("feature_importance", "analysis_date", per_model=True),
     RetainedTable("data_quality_logs", "timestamp", per_model=False),
+    RetainedTable("input_drift", "checked_at", per_model=True),
 )
 
 

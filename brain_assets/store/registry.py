@@ -40,6 +40,7 @@ MODEL_COLUMNS = (
     "data_start",
     "data_end",
     "credible",
+    "feature_profile",
 )
 _SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM model_registry"  # noqa: S608 (constant)
 ACTIVATION_COLUMNS = (
@@ -60,10 +61,11 @@ UNLOADABLE_TRIGGER = "artifact_unloadable"
 
 
 def withdrawn(alias: str) -> str:
-    """SQL: model ``<alias>.model_id`` was withdrawn since its latest activation: rolled back for
-    a metric regression, or found with an artifact that cannot be loaded (whether it was active
-    then or not). Only an activation after the mark (an operator's promote or rollback, or a
-    re-promotion) clears it.
+    """SQL: model ``<alias>.model_id`` was withdrawn since its latest activation: taken out by
+    monitoring (a deactivation for a ``trigger``: a window regression, a credibly losing record,
+    drifted inputs, an artifact that cannot be loaded), or found with an artifact that cannot be
+    loaded while inactive. Only an activation after the mark (an operator's promote or rollback,
+    or a re-promotion) clears it.
 
     ``alias`` is a fixed table alias from this package, never user input.
     """
@@ -74,8 +76,7 @@ def withdrawn(alias: str) -> str:
     return f"""EXISTS (
         SELECT 1 FROM model_activations r
         WHERE r.model_id = {alias}.model_id
-          AND ((r.action = 'deactivated' AND r.reason = 'rollback'
-                AND r.details ->> 'trigger' = 'metric_regression')
+          AND ((r.action = 'deactivated' AND r.reason = 'rollback' AND r.details ? 'trigger')
                OR (r.action IN ('deactivated', 'warning')
                    AND r.details ->> 'trigger' = '{UNLOADABLE_TRIGGER}'))
           AND r.activation_id > coalesce((
@@ -135,6 +136,7 @@ class RegistryMixin(StoreBase):
         data_start: datetime | str | None = None,
         data_end: datetime | str | None = None,
         credible: bool | None = None,
+        feature_profile: Mapping[str, Any] | None = None,
     ) -> str:
         """Store a new version of a symbol's model and return its model_id.
 
@@ -148,7 +150,8 @@ class RegistryMixin(StoreBase):
         evaluated on. A ``fingerprint`` (64 hex digits, see pipeline.lineage) makes the call
         idempotent: when the symbol already has a version with it, that version's model_id is
         returned and nothing is written. ``credible`` is the activation floor's verdict (see
-        decisions.policy; None: not judged).
+        decisions.policy; None: not judged). ``feature_profile`` describes the training rows'
+        features (see pipeline.drift), what monitoring compares live inputs with.
         """
         symbol = check.symbol(symbol)
         if credible is not None and not isinstance(credible, bool):
@@ -174,6 +177,11 @@ class RegistryMixin(StoreBase):
         if ppy is not None and ppy <= 0:
             raise ValueError("periods_per_year must be positive")
         metrics_json = check.json_document(values, "metrics")
+        profile_json = (
+            None
+            if feature_profile is None
+            else check.json_document(feature_profile, "feature_profile")
+        )
         lineage = _lineage(horizon, fingerprint, run_id, data_start, data_end)
         sha = hashlib.sha256(data).hexdigest()
         model_id = str(uuid.uuid4())
@@ -196,9 +204,10 @@ class RegistryMixin(StoreBase):
                 """INSERT INTO model_registry (model_id, symbol, version, model_type,
                        hyperparameters, feature_names, training_start, training_end, artifact,
                        artifact_sha256, artifact_format, metrics, composite_score,
-                       horizon, fingerprint, run_id, data_start, data_end, credible)
+                       horizon, fingerprint, run_id, data_start, data_end, credible,
+                       feature_profile)
                    SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
-                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s
+                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb
                    FROM model_registry WHERE symbol = %s
                    RETURNING created_at, version""",
                 (
@@ -220,6 +229,7 @@ class RegistryMixin(StoreBase):
                     lineage["data_start"],
                     lineage["data_end"],
                     credible,
+                    profile_json,
                     symbol,
                 ),
             ).fetchone()
@@ -413,6 +423,18 @@ class RegistryMixin(StoreBase):
             ).fetchone()
         return row[0] if row and row[0] else None
 
+    def activated_at(self, model_id: str) -> str | None:
+        """When ``model_id`` was last activated: the last bar the decision saw (``as_of``) for
+        an automatic activation, the wall-clock time for an operator's; None when never."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                """SELECT coalesce(details ->> 'as_of', created_at::text) FROM model_activations
+                   WHERE model_id = %s AND action = 'activated'
+                   ORDER BY activation_id DESC LIMIT 1""",
+                (check.text(model_id, "model_id"),),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def last_automatic_change(self, symbol: str) -> str | None:
         """The ``as_of`` (last bar seen) of the symbol's latest activation change that recorded
         one: the automatic decisions do, an operator's do not."""
@@ -579,6 +601,14 @@ class RegistryMixin(StoreBase):
             _SELECT_MODEL + " WHERE symbol = %s ORDER BY version", (check.symbol(symbol),)
         )
         return self._frame(rows, MODEL_COLUMNS)
+
+    def count_versions(self, symbol: str) -> int:
+        """How many versions were ever registered for ``symbol``: every one was a try at
+        finding skill on its bars, and the activation floor deflates by all of them."""
+        rows = self._rows(
+            "SELECT count(*) AS n FROM model_registry WHERE symbol = %s", (check.symbol(symbol),)
+        )
+        return int(rows[0]["n"])
 
     def list_symbols(self) -> list[str]:
         """Symbols with at least one registered model."""

@@ -18,6 +18,7 @@ STEP_COLUMNS = (
     "active_version",
     "active_type",
     "period_return",
+    "hold_return",
     "live",
     "events",
 )
@@ -48,17 +49,19 @@ class ReplaysMixin(StoreBase):
         period_return: float,
         live: Mapping[str, Any],
         events: Sequence[Mapping[str, Any]],
+        hold_return: float = 0.0,
     ) -> None:
         """One step of a replay: the active version after the step's decisions, the return the
-        version held during the step earned, the live verdict and the decisions taken."""
+        version held during the step earned (net of fees), what holding the symbol earned over
+        the same bars, the live verdict and the decisions taken."""
         when = check.optional_timestamp(as_of, "as_of")
         if when is None:
             raise ValueError("as_of is required")
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO replay_steps (replay_id, step, as_of, active_model_id,
-                       active_version, active_type, period_return, live, events)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
+                       active_version, active_type, period_return, hold_return, live, events)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
                 (
                     check.text(replay_id, "replay_id"),
                     int(step),
@@ -67,6 +70,7 @@ class ReplaysMixin(StoreBase):
                     None if active is None else int(active["version"]),
                     None if active is None else str(active["model_type"]),
                     check.finite(period_return, "period_return"),
+                    check.finite(hold_return, "hold_return"),
                     check.json_document(live, "live"),
                     _json_list(events, "events"),
                 ),

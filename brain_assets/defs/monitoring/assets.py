@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from brain_assets.alerts import alert_through_outbox
 from brain_assets.defs.metadata import markdown_table, registry_markdown
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.partitions import IO_MANAGER_KEY, run_symbols, symbols
@@ -106,7 +107,25 @@ def live_model_metrics(
             )
             continue
         result[symbol] = live.to_json()
-        worst = live.assessment["worst"] or {}
+        worst = live.assessment.get("worst") or {}
+        cumulative = live.assessment.get("cumulative") or {}
+        drift = live.assessment.get("drift") or {}
+        if drift.get("flagged"):
+            # Through the outbox: the retrain that the drift calls for is an operator's call.
+            alert_through_outbox(
+                brain.library,
+                "input_drift",
+                {
+                    "symbol": symbol,
+                    "model_id": live.model_id,
+                    "version": live.version,
+                    "max_psi": drift["max_psi"],
+                    "drifted_features": drift["drifted_features"],
+                    "threshold": drift["threshold"],
+                    "action": drift["action"],
+                    "window": list(live.window),
+                },
+            )
         fallback = (
             {"fell_back_from": dg.MetadataValue.json(live.fell_back_from)}
             if live.fell_back_from
@@ -127,6 +146,8 @@ def live_model_metrics(
                     1.0 if live.assessment.get("p_value") is None else live.assessment["p_value"]
                 ),
                 "rule": str(live.assessment.get("rule", "")),
+                "trigger": str(live.assessment.get("trigger") or "none"),
+                **_record_and_drift_metadata(cumulative, drift),
                 "comparison": dg.MetadataValue.md(
                     markdown_table(
                         live.assessment["comparisons"],
@@ -140,6 +161,23 @@ def live_model_metrics(
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("live_model_metrics", result, settings)
     )
+
+
+def _record_and_drift_metadata(
+    cumulative: dict[str, Any], drift: dict[str, Any]
+) -> dict[str, float | int]:
+    """The record since activation and the inputs' drift, as numbers the UI can plot (only
+    those measured: a record too short to judge has no bound yet)."""
+    shown: dict[str, float | int] = {}
+    if cumulative:
+        shown["record_bars"] = int(cumulative["bars"])
+        shown["record_mean_bps"] = float(cumulative["mean_bps"])
+        if cumulative.get("upper_bound_bps") is not None:
+            shown["record_upper_bound_bps"] = float(cumulative["upper_bound_bps"])
+    if drift:
+        shown["input_max_psi"] = float(drift["max_psi"])
+        shown["input_drifted_features"] = int(drift["drifted_features"])
+    return shown
 
 
 @dg.asset(

@@ -48,8 +48,7 @@ from brain_assets.pipeline.dataset import (
 from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_per_regime, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
 from brain_assets.pipeline.lstm_model import attention_metrics
-from brain_assets.pipeline.promotion import champion_scorer
-from brain_assets.pipeline.registration import register_symbol
+from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.training import (
     TrainedArtifact,
     split_for,
@@ -408,22 +407,16 @@ def registry_entries(
             for model_type, metrics in evaluation["models"].items()
         }
         table = features[symbol]
-        test_rows = pd.DatetimeIndex(pd.to_datetime(evaluation["test_index"], utc=True))
-        registration = register_symbol(
+        registration = register_evaluation(
             brain.library,
             symbol,
+            table,
             _artifacts(trained_models[symbol]),
-            metrics_by_type,
-            evaluation["periods_per_year"],
-            per_regime_by_type=evaluation.get("by_regime"),
-            run_id=context.run.run_id,
-            bar_returns_by_type={
-                model_type: pd.Series(values, index=test_rows)
-                for model_type, values in evaluation.get("bar_returns", {}).items()
-            },
-            champion=champion_scorer(brain.library, table, test_rows, settings),
+            evaluation,
+            settings,
             policy=policy,
-            as_of=table.index[-1],
+            run_id=context.run.run_id,
+            metrics_by_type=metrics_by_type,
         )
         active = brain.library.get_active_model(symbol)
         result[symbol] = {

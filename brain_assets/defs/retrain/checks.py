@@ -150,6 +150,21 @@ def _active_not_regressed(entry: Mapping[str, Any], settings: RetrainSettings) -
     )
 
 
+def _inputs_in_distribution(entry: Mapping[str, Any], settings: RetrainSettings) -> CheckOutcome:
+    drift = (entry.get("assessment") or {}).get("drift")
+    if not entry.get("model_id") or drift is None:
+        return _outcome(
+            "live_inputs_in_distribution", True, "no training profile to compare the inputs with"
+        )
+    if not drift["flagged"]:
+        return _outcome(
+            "live_inputs_in_distribution",
+            True,
+            f"largest PSI {drift['max_psi']:.3f}, none above {drift['threshold']:g}",
+        )
+    return _outcome("live_inputs_in_distribution", False, str(drift["rule"]))
+
+
 QUALITY_CHECKS: tuple[QualityCheck, ...] = (
     QualityCheck(
         "market_data",
@@ -204,8 +219,18 @@ QUALITY_CHECKS: tuple[QualityCheck, ...] = (
         "active_not_regressed",
         "WARN",
         False,
-        "The active version's live metrics show no regression (the rollback's own verdict)",
+        "The active version's live metrics show no regression (the rollback's own verdict): "
+        "its record since activation does not credibly lose, its window did not break down",
         _active_not_regressed,
+    ),
+    QualityCheck(
+        "live_model_metrics",
+        "live_inputs_in_distribution",
+        "WARN",
+        False,
+        "The live window's features look like the active version's training rows: no "
+        "feature's Population Stability Index above the decision policy's drift threshold",
+        _inputs_in_distribution,
     ),
 )
 BY_NAME = {check.name: check for check in QUALITY_CHECKS}

@@ -36,10 +36,21 @@ def bars_metadata(
                 "frequency": data.frequency,
                 "source": data.source,
                 "synthetic": bool(data.metadata.get("synthetic", False)),
+                "edge": data.metadata.get("edge", "none known"),
                 "cleaning": p.cleaning.summary(),
             }
         )
-    columns = ["symbol", "raw", "rows", "first", "last", "frequency", "source", "synthetic"]
+    columns = [
+        "symbol",
+        "raw",
+        "rows",
+        "first",
+        "last",
+        "frequency",
+        "source",
+        "synthetic",
+        "edge",
+    ]
     return {
         "rows": dg.MetadataValue.int(sum(len(p.frame) for p in prepared.values())),
         "bars_dropped": dg.MetadataValue.int(sum(p.cleaning.dropped for p in prepared.values())),
