@@ -2,6 +2,7 @@
 over AR(1) markets (``signal_market``, 1% hourly volatility, 10 bps fees), many seeds each.
 
     .venv/bin/python bench/replay_bench.py [--markets random_walk weak_005 ...] [--workers 2]
+    .venv/bin/python bench/replay_bench.py --baseline f165981   # the same replays, older code
     .venv/bin/python bench/replay_bench.py --report     # the README's table from the results
 
 Markets (momentum, seeds), and what the honest gate must do on each:
@@ -15,25 +16,33 @@ Markets (momentum, seeds), and what the honest gate must do on each:
   trading after the flip.
 
 Each replay runs the CLI's defaults (3,000 bars before the first step, 26 weekly steps of 168
-bars, ridge and random forest, the whole history at every retrain) with ``--policy`` (default,
-or seed for the platform's original rules), in its own database of a temporary embedded
-PostgreSQL; ``--workers`` replays run side by side. Every run's summary is kept: managed net
-return, holding's, steps trading, versions in charge, worst calendar year. Results go to
-bench/results/replay_bench[_POLICY].json, and a PNG per market (first seed) to
-bench/results/replay/.
+bars, ridge and random forest, 10 bps fees, the whole history at every retrain) with
+``--policy`` (default, or seed for the platform's original rules), in its own database of a
+temporary embedded PostgreSQL; ``--workers`` replays run side by side. Each run is summed up
+from its timeline, the same way for every code version: the compounded return of the steps
+(what the versions in charge earned net of fees, 0 standing aside), holding over the same bars,
+weeks trading, versions in charge, the worst calendar year (steps by the year of their last
+bar). With ``--baseline REV`` the replays run the code of ``git archive REV`` (first on the
+workers' PYTHONPATH) on the same markets and settings, for a before/after on identical bars.
+Results go to bench/results/replay_bench[_POLICY][_REV].json, and a PNG per market (first seed,
+current code only) to bench/results/replay/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
+import subprocess
+import tarfile
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +90,11 @@ def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
         "seed": seed,
         "policy": policy_name,
         "seconds": round(time.perf_counter() - started, 1),
-        **{k: v for k, v in result.summary.items() if k not in ("rollback_steps",)},
+        **from_timeline(result.timeline, bars),
     }
     if market == "flip":
         run["steps_to_drop_stale_model"] = stale_model_gone(result.timeline, FLIP_STEP)
-    if seed == 0:
+    if seed == 0 and not os.environ.get(BASELINE_ENV):
         folder = RESULTS / "replay"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{market}_{policy_name}.png").write_bytes(
@@ -97,6 +106,47 @@ def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
             )
         )
     return run
+
+
+BASELINE_ENV = "REPLAY_BENCH_BASELINE"
+
+
+def from_timeline(timeline: Any, bars: Any) -> dict[str, Any]:
+    """A replay summed up from its timeline and the market's bars alone, so that any version of
+    the code is judged the same way."""
+    import numpy as np
+    import pandas as pd
+
+    versions = [None if pd.isna(v) else int(v) for v in timeline["active_version"]]
+    trading = [v for v in versions[:-1] if v is not None]
+    growth = 1.0 + timeline["period_return"].astype(float)
+    years = growth.groupby(pd.DatetimeIndex(timeline["as_of"]).year).prod() - 1.0
+    # Holding from the first step's last bar to the last step's: the bars the steps traded.
+    close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
+    first, last = pd.Timestamp(timeline["as_of"].iloc[0]), pd.Timestamp(timeline["as_of"].iloc[-1])
+    held = close[(close.index > first) & (close.index <= last + (close.index[1] - close.index[0]))]
+    start = close[close.index <= first].iloc[-1]
+    return {
+        "steps": int(len(timeline) - 1),
+        "total_return": float(np.prod(growth) - 1.0),
+        "hold_total_return": float(held.iloc[-1] / start - 1.0) if len(held) else 0.0,
+        "steps_trading": len(trading),
+        "versions_in_charge": len(set(trading)),
+        "worst_year_return": float(years.min()),
+        "by_year": {str(year): float(value) for year, value in years.items()},
+    }
+
+
+def archive(revision: str, folder: Path) -> Path:
+    data = subprocess.run(
+        ["git", "archive", revision],
+        cwd=Path(__file__).parent.parent,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
 
 
 def stale_model_gone(timeline: Any, flip_step: int) -> int | None:
@@ -155,21 +205,30 @@ def main() -> None:
     )
     parser.add_argument("--policy", choices=("default", "seed"), default="default")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--baseline", default=None, help="run the code of this git revision")
     parser.add_argument("--report", action="store_true", help="print the saved results and exit")
     args = parser.parse_args()
-    out = RESULTS / (
-        "replay_bench.json" if args.policy == "default" else f"replay_bench_{args.policy}.json"
-    )
+    name = "replay_bench" + ("" if args.policy == "default" else f"_{args.policy}")
+    out = RESULTS / (name + (f"_{args.baseline}" if args.baseline else "") + ".json")
     if args.report:
         report(json.loads(out.read_text()))
         return
     with tempfile.TemporaryDirectory(prefix="replay-bench-") as home:
+        context = None
+        if args.baseline:
+            tree = archive(args.baseline, Path(home) / "baseline")
+            # Spawned workers start a fresh interpreter: the baseline's package comes first.
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(tree), os.environ.get("PYTHONPATH")])
+            )
+            os.environ[BASELINE_ENV] = args.baseline
+            context = multiprocessing.get_context("spawn")
         jobs = [
             (market, seed, args.policy, home)
             for market in args.markets
             for seed in range(args.seeds or MARKETS[market][1])
         ]
-        with ProcessPoolExecutor(args.workers) as pool:
+        with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
             runs = []
             for run in pool.map(one_replay, jobs):
                 runs.append(run)
@@ -196,6 +255,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "policy": args.policy,
+        "code": args.baseline or "this checkout",
         "plan": {"start_bars": 3000, "step_bars": 168, "steps": 26, "flip_step": FLIP_STEP},
         "market": {"volatility": 0.01, "fee_bps": 10.0, "models": ["ridge", "random_forest"]},
         "summary": verdicts(runs),

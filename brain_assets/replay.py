@@ -36,6 +36,7 @@ import pandas as pd
 from brain_assets.calendar import periods_per_year
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.defaults import ROLLBACK_THRESHOLD
+from brain_assets.evaluation.metrics import net_returns, position_changes
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
 from brain_assets.pipeline.bars import prepare_bars
@@ -244,11 +245,11 @@ class _Account:
         else:
             predictions = model_predictions(brain, held, table, rows).to_numpy()
             positions = self.rule.positions(predictions, start=int(self.position))
-        fee = self.rule.fee_bps / 1e4
-        net = positions * returns - fee * np.abs(np.diff(positions, prepend=self.position))
-        hold = returns.copy()
-        if not self.bars:
-            hold[0] -= fee
+        net = net_returns(positions, returns, self.rule.fee_bps, held=self.position)
+        # Holding pays its one entry with the first bars the replay trades.
+        hold = net_returns(
+            np.ones(len(rows)), returns, self.rule.fee_bps, held=float(bool(self.bars))
+        )
         self.position = float(positions[-1])
         self.bars.append(
             pd.DataFrame({"managed": net, "hold": hold, "position": positions}, index=rows)
@@ -268,8 +269,9 @@ class _Account:
         if bars.empty:
             return {"hold_total_return": 0.0, "stand_aside_total_return": 0.0, "by_year": {}}
         growth = (1.0 + bars[["managed", "hold"]]).prod() - 1.0
-        years = (1.0 + bars[["managed", "hold"]]).groupby(bars.index.year).prod() - 1.0
-        traded = np.abs(np.diff(bars["position"].to_numpy(), prepend=0.0)).sum()
+        stamps = pd.DatetimeIndex(bars.index)
+        years = (1.0 + bars[["managed", "hold"]]).groupby(stamps.year).prod() - 1.0
+        traded = position_changes(bars["position"].to_numpy()).sum()
         return {
             "hold_total_return": float(growth["hold"]),
             "stand_aside_total_return": 0.0,

@@ -33,6 +33,7 @@ from brain_assets.decisions.policy import (
     DecisionPolicy,
     Verdict,
     assess_regression,
+    benchmarks,
     floor_verdict,
     live_lower_bound,
     promotion_verdict,
@@ -400,6 +401,8 @@ class ModelVersioning:
                 "comparisons": assessment["comparisons"],
                 "cumulative": assessment.get("cumulative"),
                 "drift": assessment.get("drift"),
+                # The live window against standing aside and holding over the same bars.
+                "benchmarks": benchmarks(values),
                 "as_of": stamp,
             }
 

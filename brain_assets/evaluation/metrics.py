@@ -150,17 +150,21 @@ def sign_positions(predictions: FloatArray) -> FloatArray:
     return np.sign(predictions).astype(np.float64)
 
 
-def position_changes(positions: FloatArray) -> FloatArray:
-    """|position_t - position_{t-1}| with position_{-1} = 0, so opening the first trade counts."""
-    return np.abs(np.diff(positions, prepend=0.0))
+def position_changes(positions: FloatArray, held: float = 0.0) -> FloatArray:
+    """|position_t - position_{t-1}| with position_{-1} = ``held`` (0: opening the first trade
+    counts)."""
+    return np.abs(np.diff(positions, prepend=held))
 
 
-def net_returns(positions: FloatArray, returns: FloatArray, fee_bps: float) -> FloatArray:
-    """position_t * returns_t minus fee_bps / 1e4 per unit of position traded at bar t.
+def net_returns(
+    positions: FloatArray, returns: FloatArray, fee_bps: float, held: float = 0.0
+) -> FloatArray:
+    """position_t * returns_t minus fee_bps / 1e4 per unit of position traded at bar t, from
+    the position ``held`` before the first bar.
 
     A flip from +1 to -1 trades 2 units and so pays the fee twice, as closing and reopening would.
     """
-    fees = (fee_bps / 1e4) * position_changes(positions)
+    fees = (fee_bps / 1e4) * position_changes(positions, held)
     return positions * returns - fees
 
 

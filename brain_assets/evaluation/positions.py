@@ -36,7 +36,7 @@ from brain_assets.evaluation.metrics import FloatArray
 def _position(value: object, name: str) -> float:
     if isinstance(value, bool) or value not in (-1, 0, 1):
         raise ValueError(f"{name}: a position is -1 (short), 0 (flat) or 1 (long), got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.folds import out_of_sample
 from brain_assets.pipeline.lstm_model import attention_by_lag, context_start
-from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model
 from brain_assets.regimes.evaluation import evaluate_by_regime
 
@@ -98,11 +98,13 @@ def _fold_metrics(
     actuals: np.ndarray,
     returns: np.ndarray,
     positions: np.ndarray,
+    net: np.ndarray,
     *,
     periods_per_year: float,
     fee_bps: float,
 ) -> dict[int, dict[str, float]]:
-    """:data:`FOLD_METRICS` of each fold, with the positions carried over from the one before."""
+    """:data:`FOLD_METRICS` of each fold, with the positions carried over from the one before
+    (a fold's first bar pays for the position it opens, as evaluate_model charges it)."""
     scored: dict[int, dict[str, float]] = {}
     for number in np.unique(oos_fold):
         rows = oos_fold == number
@@ -116,8 +118,7 @@ def _fold_metrics(
             periods_per_year=periods_per_year,
             fee_bps=fee_bps,
         )
-        net = returns[rows] * positions[rows]
-        values[SHARPE_SE] = sharpe_standard_error(net, periods_per_year)
+        values[SHARPE_SE] = sharpe_standard_error(net[rows], periods_per_year)
         scored[int(number)] = {
             key: float(v) for key in FOLD_METRICS if (v := values.get(key)) is not None
         }
@@ -170,6 +171,7 @@ def evaluate_symbol(
             actuals,
             returns,
             positions,
+            net.to_numpy(),
             periods_per_year=periods_per_year,
             fee_bps=rule.fee_bps,
         )
@@ -179,11 +181,11 @@ def evaluate_symbol(
         ]
         equity = pd.Series(np.cumprod(1.0 + net.to_numpy()), index=rows, name="equity")
         extras: dict[str, Any] = {}
-        model = fitted_model(artifact) if artifact.model_type == "lstm" else None
+        model = fitted_model(artifact) if artifact.model_type == LSTM_MODEL_TYPE else None
         if isinstance(model, StandardizedLSTM):
             X, _, _ = split_columns(table)
-            first = context_start(table.index.get_loc(rows[0]), model)
-            stop = table.index.get_loc(rows[-1]) + 1
+            first = context_start(int(table.index.searchsorted(rows[0])), model)
+            stop = int(table.index.searchsorted(rows[-1])) + 1
             extras["attention_mean"] = attention_by_lag(model, X.iloc[first:stop])
         results.append(
             ModelEvaluation(

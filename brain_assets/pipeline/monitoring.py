@@ -21,6 +21,7 @@ from brain_assets.decisions.policy import (
 )
 from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.evaluation.comprehensive import storable_metrics
+from brain_assets.evaluation.metrics import net_returns
 from brain_assets.events import log_event
 from brain_assets.features.drift import population_stability
 from brain_assets.pipeline.dataset import make_dataset, split_columns
@@ -128,7 +129,7 @@ def _live_record(
     positions = rule.positions(predictions)
     _, y, next_return = split_columns(table)
     returns = next_return.loc[unseen].to_numpy()
-    net = positions * returns - rule.fee_bps / 1e4 * np.abs(np.diff(positions, prepend=0.0))
+    net = net_returns(positions, returns, rule.fee_bps)
     first = max(0, len(unseen) - window_bars)
     window = unseen[first:]
     metrics, _, _ = score_predictions(
