@@ -10,7 +10,12 @@ import pytest
 
 from brain_assets.calendar import periods_per_year
 from brain_assets.decisions.policy import RECORD_BARS, DecisionPolicy
-from brain_assets.features.drift import feature_profile, population_stability
+from brain_assets.features.drift import (
+    drifted,
+    feature_profile,
+    population_stability,
+    window_ceilings,
+)
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_symbol
@@ -124,6 +129,28 @@ def test_population_stability_on_known_distributions() -> None:
     assert shifted["x"] > 0.25
     with pytest.raises(ValueError, match="missing feature"):
         population_stability(profile, pd.DataFrame({"x": [0.0]}))
+
+
+def test_a_slow_feature_wandering_as_it_did_in_training_is_not_drift() -> None:
+    # A persistent feature (AR(1) at 0.99, like a 48-bar volatility) over 3,000 training rows:
+    # any 100-row window of it sits in a few deciles, far above the 0.25 convention. A live
+    # window like those is not drift; one beyond anything the training rows reached is.
+    rng = np.random.default_rng(8)
+    slow = np.zeros(3100)
+    for i in range(1, slow.size):
+        slow[i] = 0.99 * slow[i - 1] + rng.normal()
+    train = pd.DataFrame({"slow": slow[:3000]})
+    profile = feature_profile(train)
+    ceilings = window_ceilings(profile, train, 100)
+    # A window the training rows themselves went through (windows start every 25 rows).
+    like_training = population_stability(profile, pd.DataFrame({"slow": slow[1000:1100]}))
+    assert like_training["slow"] > 0.25
+    assert like_training["slow"] <= ceilings["slow"]
+    assert drifted(like_training, ceilings, 0.25) == []
+    beyond = population_stability(profile, pd.DataFrame({"slow": slow[3000:] + 100.0}))
+    assert drifted(beyond, ceilings, 0.25) == ["slow"]
+    # Too few training rows for one window: no ceiling, the threshold alone decides.
+    assert window_ceilings(profile, train.iloc[:50], 100) == {"slow": 0.0}
 
 
 def test_drifted_inputs_are_recorded_and_can_stand_the_version_aside(brain: BrainLibrary) -> None:

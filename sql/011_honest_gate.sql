@@ -36,8 +36,9 @@ ALTER TABLE model_metrics_archive
 ALTER TABLE model_registry ADD COLUMN feature_profile jsonb;
 
 -- 3. One row per monitoring check of a version's inputs: the Population Stability Index of each
---    feature over the live window against the training profile, and whether it drifted beyond
---    the deployment's threshold.
+--    feature over the live window against the training profile (``psi``), the largest index a
+--    window of the same length reached within the training rows (``ceilings``), and how many
+--    features are above both the deployment's threshold and their ceiling (see features.drift).
 CREATE TABLE input_drift (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     symbol            text NOT NULL,
@@ -51,6 +52,7 @@ CREATE TABLE input_drift (
     threshold         double precision NOT NULL CHECK (threshold > 0),
     flagged           boolean NOT NULL,
     psi               jsonb NOT NULL,
+    ceilings          jsonb NOT NULL DEFAULT '{}'::jsonb,
     FOREIGN KEY (model_id, symbol) REFERENCES model_registry (model_id, symbol),
     CHECK (window_start <= window_end)
 );
@@ -70,6 +72,7 @@ CREATE TABLE input_drift_archive (
     threshold         double precision NOT NULL,
     flagged           boolean NOT NULL,
     psi               jsonb NOT NULL,
+    ceilings          jsonb NOT NULL DEFAULT '{}'::jsonb,
     archived_at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 

@@ -23,7 +23,7 @@ from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.evaluation.metrics import net_returns
 from brain_assets.events import log_event
-from brain_assets.features.drift import population_stability
+from brain_assets.features.drift import drifted, population_stability, window_ceilings
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
@@ -167,15 +167,24 @@ def _input_drift(
     window: pd.Index,
     policy: DecisionPolicy,
 ) -> dict[str, float]:
-    """The window's Population Stability Index against the version's training profile, recorded
-    per check; {} for a version registered without a profile."""
+    """The window's Population Stability Index against the version's training profile, each
+    feature's ceiling over the training rows (features.drift), recorded per check; {} for a
+    version registered without a profile."""
     profile = active.get("feature_profile")
     if not profile:
         return {}
     X, _, _ = split_columns(table)
     psi = population_stability(profile, X.loc[window])
+    # The rows the version was trained and evaluated on.
+    start, end = active.get("data_start"), seen_until(active)
+    seen = np.ones(len(X), dtype=bool)
+    if start is not None:
+        seen &= X.index >= pd.Timestamp(start)
+    if end is not None:
+        seen &= X.index <= end
+    ceilings = window_ceilings(profile, X.loc[seen], len(window))
     threshold = policy.drift_psi_threshold
-    flagged = brain.record_input_drift(
+    brain.record_input_drift(
         str(active["symbol"]),
         str(active["model_id"]),
         psi,
@@ -183,20 +192,19 @@ def _input_drift(
         window_end=window[-1],
         bars=len(window),
         threshold=threshold,
+        ceilings=ceilings,
     )
-    if flagged:
+    names = drifted(psi, ceilings, threshold)
+    if names:
         log_event(
             "input_drift",
             logging.WARNING,
             symbol=active["symbol"],
             model_id=active["model_id"],
             max_psi=round(max(psi.values()), 4),
-            drifted=sorted(name for name, value in psi.items() if value > threshold),
+            drifted=names,
         )
-    return {
-        INPUT_MAX_PSI: max(psi.values()),
-        INPUT_DRIFTED: float(sum(1 for value in psi.values() if value > threshold)),
-    }
+    return {INPUT_MAX_PSI: max(psi.values()), INPUT_DRIFTED: float(len(names))}
 
 
 def evaluate_active_model(

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from brain_assets.features.drift import drifted
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 from brain_assets.store.metrics import require_model_of_symbol
@@ -23,6 +24,7 @@ DRIFT_COLUMNS = (
     "threshold",
     "flagged",
     "psi",
+    "ceilings",
 )
 
 
@@ -37,10 +39,12 @@ class DriftMixin(StoreBase):
         window_end: datetime | str,
         bars: int,
         threshold: float,
+        ceilings: Mapping[str, float] | None = None,
     ) -> bool:
         """Store one check of ``model_id``'s live inputs: the Population Stability Index of
-        each feature over the window; returns whether it is flagged (any feature's PSI above
-        ``threshold``)."""
+        each feature over the window, and each feature's ceiling (the largest index a window of
+        the same length reached within the training rows); returns whether it is flagged: some
+        feature above both ``threshold`` and its ceiling (features.drift.drifted)."""
         symbol = check.symbol(symbol)
         model_id = check.text(model_id, "model_id")
         values = check.metrics(psi, "psi")
@@ -51,33 +55,35 @@ class DriftMixin(StoreBase):
         limit = check.finite(threshold, "threshold")
         if limit <= 0:
             raise ValueError(f"threshold must be positive, got {limit}")
-        count = check.positive_int(bars, "bars")
+        rows = check.positive_int(bars, "bars")
         start = check.optional_timestamp(window_start, "window_start")
         end = check.optional_timestamp(window_end, "window_end")
         if start is None or end is None or start > end:
             raise ValueError("window_start and window_end must bound the checked bars")
-        drifted = sum(1 for value in values.values() if value > limit)
+        tops = check.metrics(ceilings or {}, "ceilings") if ceilings else {}
+        count = len(drifted(values, tops, limit))
         worst = max(values.values())
         with self.transaction() as conn:
             require_model_of_symbol(conn, model_id, symbol)
             conn.execute(
                 """INSERT INTO input_drift (symbol, model_id, window_start, window_end, bars,
-                       max_psi, drifted_features, threshold, flagged, psi)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)""",
+                       max_psi, drifted_features, threshold, flagged, psi, ceilings)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb)""",
                 (
                     symbol,
                     model_id,
                     start,
                     end,
-                    count,
+                    rows,
                     worst,
-                    drifted,
+                    count,
                     limit,
-                    drifted > 0,
+                    count > 0,
                     check.json_document(values, "psi"),
+                    check.json_document(tops, "ceilings"),
                 ),
             )
-        return drifted > 0
+        return count > 0
 
     def get_input_drift(self, symbol: str, *, limit: int = 100) -> pd.DataFrame:
         """The latest input-drift checks of ``symbol``, newest first (``psi``: feature -> PSI)."""
