@@ -3,7 +3,8 @@ over AR(1) markets (``signal_market``, 1% hourly volatility, 10 bps fees), many 
 
     .venv/bin/python bench/replay_bench.py [--markets random_walk weak_005 ...] [--workers 2]
     .venv/bin/python bench/replay_bench.py --baseline f165981   # the same replays, older code
-    .venv/bin/python bench/replay_bench.py --report     # the README's table from the results
+    .venv/bin/python bench/replay_bench.py --start-bars 2000 --train-window-bars 2000 --tag w2000
+    .venv/bin/python bench/replay_bench.py --report [--baseline REV] [--tag TAG]
 
 Markets (momentum, seeds), and what the honest gate must do on each:
 
@@ -16,7 +17,9 @@ Markets (momentum, seeds), and what the honest gate must do on each:
   trading after the flip.
 
 Each replay runs the CLI's defaults (3,000 bars before the first step, 26 weekly steps of 168
-bars, ridge and random forest, 10 bps fees, the whole history at every retrain) with
+bars, ridge and random forest, 10 bps fees, the whole history at every retrain; the issue's
+replays used 2,000 bars before the first step and a 2,000-row window: ``--start-bars``,
+``--train-window-bars``) with
 ``--policy`` (default, or seed for the platform's original rules), in its own database of a
 temporary embedded PostgreSQL; ``--workers`` replays run side by side. Each run is summed up
 from its timeline, the same way for every code version: the compounded return of the steps
@@ -24,8 +27,8 @@ from its timeline, the same way for every code version: the compounded return of
 weeks trading, versions in charge, the worst calendar year (steps by the year of their last
 bar). With ``--baseline REV`` the replays run the code of ``git archive REV`` (first on the
 workers' PYTHONPATH) on the same markets and settings, for a before/after on identical bars.
-Results go to bench/results/replay_bench[_POLICY][_REV].json, and a PNG per market (first seed,
-current code only) to bench/results/replay/.
+Results go to bench/results/replay_bench[_POLICY][_REV][_TAG].json, and a PNG per market (first
+seed, current code, default plan) to bench/results/replay/.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ LIMIT = -0.05
 """No market may end a replay, or a calendar year of one, below this net."""
 
 
-def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
-    market, seed, policy_name, home = job
+def one_replay(job: tuple[str, int, str, str, int, int | None]) -> dict[str, Any]:
+    market, seed, policy_name, home, start_bars, window = job
     from brain_assets.decisions.policy import DecisionPolicy
     from brain_assets.market_data.synthetic import signal_market
     from brain_assets.pipeline.settings import RetrainSettings
@@ -70,8 +73,10 @@ def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
     from brain_assets.store.embedded import start_embedded
     from brain_assets.store.library import BrainLibrary
 
-    plan = ReplayPlan(start_bars=3000, step_bars=168, steps=26)
-    settings = RetrainSettings(model_types=("ridge", "random_forest"))
+    plan = ReplayPlan(start_bars=start_bars, step_bars=168, steps=26)
+    settings = RetrainSettings(
+        model_types=("ridge", "random_forest"), fee_bps=10.0, train_window_bars=window
+    )
     policy = DecisionPolicy.seed() if policy_name == "seed" else DecisionPolicy()
     momentum, _ = MARKETS[market]
     flip = plan.start_bars + (FLIP_STEP - 1) * plan.step_bars if market == "flip" else None
@@ -94,7 +99,7 @@ def one_replay(job: tuple[str, int, str, str]) -> dict[str, Any]:
     }
     if market == "flip":
         run["steps_to_drop_stale_model"] = stale_model_gone(result.timeline, FLIP_STEP)
-    if seed == 0 and not os.environ.get(BASELINE_ENV):
+    if seed == 0 and not os.environ.get(BASELINE_ENV) and start_bars == 3000 and window is None:
         folder = RESULTS / "replay"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{market}_{policy_name}.png").write_bytes(
@@ -206,10 +211,20 @@ def main() -> None:
     parser.add_argument("--policy", choices=("default", "seed"), default="default")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline", default=None, help="run the code of this git revision")
+    parser.add_argument("--start-bars", type=int, default=3000, help="bars before step 0")
+    parser.add_argument(
+        "--train-window-bars", type=int, default=0, help="recent rows per retrain (0: all)"
+    )
+    parser.add_argument("--tag", default="", help="suffix of the results file")
     parser.add_argument("--report", action="store_true", help="print the saved results and exit")
     args = parser.parse_args()
     name = "replay_bench" + ("" if args.policy == "default" else f"_{args.policy}")
-    out = RESULTS / (name + (f"_{args.baseline}" if args.baseline else "") + ".json")
+    out = RESULTS / (
+        name
+        + (f"_{args.baseline}" if args.baseline else "")
+        + (f"_{args.tag}" if args.tag else "")
+        + ".json"
+    )
     if args.report:
         report(json.loads(out.read_text()))
         return
@@ -224,7 +239,7 @@ def main() -> None:
             os.environ[BASELINE_ENV] = args.baseline
             context = multiprocessing.get_context("spawn")
         jobs = [
-            (market, seed, args.policy, home)
+            (market, seed, args.policy, home, args.start_bars, args.train_window_bars or None)
             for market in args.markets
             for seed in range(args.seeds or MARKETS[market][1])
         ]
@@ -256,7 +271,13 @@ def main() -> None:
         f"Python {platform.python_version()}",
         "policy": args.policy,
         "code": args.baseline or "this checkout",
-        "plan": {"start_bars": 3000, "step_bars": 168, "steps": 26, "flip_step": FLIP_STEP},
+        "plan": {
+            "start_bars": args.start_bars,
+            "train_window_bars": args.train_window_bars or None,
+            "step_bars": 168,
+            "steps": 26,
+            "flip_step": FLIP_STEP,
+        },
         "market": {"volatility": 0.01, "fee_bps": 10.0, "models": ["ridge", "random_forest"]},
         "summary": verdicts(runs),
         "runs": runs,
@@ -266,7 +287,12 @@ def main() -> None:
 
 
 def report(document: dict[str, Any]) -> None:
-    print(f"Measured {document['measured']} on {document['machine']}, {document['policy']} policy")
+    plan = document["plan"]
+    print(
+        f"Measured {document['measured']} on {document['machine']}: {document['policy']} policy, "
+        f"code {document.get('code', 'this checkout')}, {plan['start_bars']} bars before step 0, "
+        f"training window {plan.get('train_window_bars') or 'all history'}"
+    )
     print(
         "| market | seeds | never trading | weeks trading (per seed) | versions in charge | "
         "managed, net: median (worst) | holding: median | worst calendar year | done |"

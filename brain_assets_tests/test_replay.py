@@ -129,13 +129,23 @@ def test_compare_replays_two_policies_on_the_same_bars(
             "ridge",
             "--compare",
             "seed",
+            "--live-window-bars",
+            "200",
+            "--cooldown-bars",
+            "24",
             "--out",
             str(tmp_path),
+            "--json",
         ]
     )
     assert code == 0
-    out = capsys.readouterr().out
-    header = next(line for line in out.splitlines() if line.startswith("measure"))
-    assert header.split() == ["measure", "default", "seed"]
-    assert "hold_total_return" in out and "2024 holding" in out
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) == {"default", "seed", "png", "csv"}
+    # Both policies replayed the very same bars: holding earned the same.
+    assert document["default"]["hold_total_return"] == document["seed"]["hold_total_return"]
     assert len(list(tmp_path.glob("replay-*.png"))) == 1
+    with BrainLibrary() as brain:
+        parameters = brain.list_replays(SYMBOL)["parameters"]
+    plans = [p["plan"] for p in parameters]
+    assert {p["live_window_bars"] for p in plans} == {200}
+    assert [p["policy"]["cooldown_bars"] for p in parameters] == [24, 24]

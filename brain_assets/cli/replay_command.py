@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ def register(commands: Any) -> None:
     # None: the ReplayPlan's own default (a week of hourly bars, half a year of steps).
     parser.add_argument("--step-bars", type=int, default=None, help="new bars per step")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--live-window-bars",
+        type=int,
+        default=None,
+        help="monitoring's window of unseen bars (default 336: two weeks of hourly bars)",
+    )
+    parser.add_argument(
+        "--min-live-bars",
+        type=int,
+        default=None,
+        help="fewest unseen bars monitoring judges on (default 120)",
+    )
+    parser.add_argument(
+        "--cooldown-bars",
+        type=int,
+        default=None,
+        help="bars after an automatic change before the window test may act (default 168); "
+        "for daily bars pass daily-sized windows (e.g. 90, 30 and 7)",
+    )
     parser.add_argument(
         "--fee-bps", type=float, default=FEE_BPS, help=f"cost per unit traded (default {FEE_BPS})"
     )
@@ -155,7 +175,12 @@ def run_replay(args: argparse.Namespace) -> int:
     from brain_assets.replay import ReplayPlan, ReplayResult, replay
     from brain_assets.store.library import BrainLibrary
 
-    given = {"step_bars": args.step_bars, "steps": args.steps}
+    given = {
+        "step_bars": args.step_bars,
+        "steps": args.steps,
+        "live_window_bars": args.live_window_bars,
+        "min_live_bars": args.min_live_bars,
+    }
     plan = ReplayPlan(
         start_bars=args.start_bars, **{k: v for k, v in given.items() if v is not None}
     )
@@ -192,6 +217,8 @@ def run_replay(args: argparse.Namespace) -> int:
     with BrainLibrary() as home_brain:
         for name in names:
             policy = DecisionPolicy.seed() if name == "seed" else DecisionPolicy()
+            if args.cooldown_bars is not None:
+                policy = dataclasses.replace(policy, cooldown_bars=args.cooldown_bars)
             dsn = scratch_dsn(
                 args, f"{SCRATCH_DATABASE}_{name}" if args.compare else SCRATCH_DATABASE
             )
