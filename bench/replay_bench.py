@@ -26,7 +26,8 @@ from its timeline, the same way for every code version: the compounded return of
 (what the versions in charge earned net of fees, 0 standing aside), holding over the same bars,
 weeks trading, versions in charge, the worst calendar year (steps by the year of their last
 bar). With ``--baseline REV`` the replays run the code of ``git archive REV`` (first on the
-workers' PYTHONPATH) on the same markets and settings, for a before/after on identical bars.
+workers' sys.path; each run records the package file it imported) on the same markets and
+settings, for a before/after on identical bars.
 Results go to bench/results/replay_bench[_POLICY][_REV][_TAG].json, and a PNG per market (first
 seed, current code, default plan) to bench/results/replay/.
 """
@@ -40,6 +41,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -90,10 +92,13 @@ def one_replay(job: tuple[str, int, str, str, int, int | None]) -> dict[str, Any
         server.drop_database(database)
     finally:
         server.release()
+    import brain_assets
+
     run: dict[str, Any] = {
         "market": market,
         "seed": seed,
         "policy": policy_name,
+        "package": str(Path(brain_assets.__file__).parent),
         "seconds": round(time.perf_counter() - started, 1),
         **from_timeline(result.timeline, bars),
     }
@@ -232,10 +237,9 @@ def main() -> None:
         context = None
         if args.baseline:
             tree = archive(args.baseline, Path(home) / "baseline")
-            # Spawned workers start a fresh interpreter: the baseline's package comes first.
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(tree), os.environ.get("PYTHONPATH")])
-            )
+            # Spawned workers start a fresh interpreter with this process's sys.path (which
+            # multiprocessing hands them, PYTHONPATH or not): the baseline's package first.
+            sys.path.insert(0, str(tree))
             os.environ[BASELINE_ENV] = args.baseline
             context = multiprocessing.get_context("spawn")
         jobs = [
