@@ -711,9 +711,11 @@ class ModelVersioning:
         confidence = self.policy.floor_confidence or self.policy.rollback_confidence
         bound = live_lower_bound(values, confidence)
         if on_recent_bars and (bound is None or not bound > 0):
+            shown = "undefined" if bound is None else f"{bound:.2f}"
             return (
                 f"not credibly good on the same recent bars (Sharpe ratio "
-                f"{values.get('sharpe_ratio')}, {confidence:.0%} lower bound {bound})"
+                f"{values.get('sharpe_ratio', float('nan')):.2f}, {confidence:.0%} lower bound "
+                f"{shown})"
             )
         assessment = self._assess(candidate, values, threshold, DEFAULT_MONITORED)
         if assessment["regressed"]:

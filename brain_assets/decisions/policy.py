@@ -136,9 +136,14 @@ class DecisionPolicy:
     floor_min_bars_in_market: int = 100
     """Fewest out-of-sample bars with a position for the Sharpe ratio test to count: a Sharpe
     ratio from a handful of trades says nothing, whatever its standard error claims."""
-    rollback_confidence: float | None = 0.95
-    """One-sided confidence that the live Sharpe ratio is below the baseline; None: the seed's
-    rule (any monitored metric worse than its activation figure by more than the threshold)."""
+    rollback_confidence: float | None = 0.99
+    """One-sided confidence that the live window's Sharpe ratio is below the baseline (the window
+    test, for sudden breaks); None: the seed's rule (any monitored metric worse than its
+    activation figure by more than the threshold). 0.99 because the test is repeated every check
+    on two weeks alone: at 0.95 a strong-edge model was stood aside for three weeks after one bad
+    fortnight, nine weeks into a record that was credibly good (bench/replay_bench.py). Slow
+    losses are the cumulative test's to find; a market that really turned is still taken out
+    within a step or two."""
     monitor_confidence: float | None = 0.9
     """Confidence of the cumulative test: a version whose record since activation earns exactly
     nothing is taken out with probability at most 1 - this over its whole life (measured: about

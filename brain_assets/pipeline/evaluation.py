@@ -72,8 +72,9 @@ def score_predictions(
     index: pd.Index | None = None,
     start_position: int = 0,
 ) -> tuple[dict[str, float | None], pd.Series, np.ndarray]:
-    """evaluate_model's metrics of the band's positions plus the Sharpe ratio's standard error
-    (None when undefined), the strategy's net return on each bar (indexed by ``index``) and the
+    """evaluate_model's metrics of the band's positions, plus the standard errors of the Sharpe
+    ratio and of the appraisal ratio (the Sharpe ratio left once the beta to holding is removed;
+    None when undefined), the strategy's net return on each bar (indexed by ``index``) and the
     positions held."""
     positions = rule.positions(predictions, start=start_position)
     metrics = evaluate_model(
