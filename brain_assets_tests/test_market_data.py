@@ -362,3 +362,15 @@ def test_ohlcv_from_ccxt() -> None:
     _assert_ohlcv_layout(ohlcv_from_ccxt([]))
     with pytest.raises(ValueError, match=r"rows\[1\]"):
         ohlcv_from_ccxt([rows[0], [start, 1.0, 2.0]])
+
+
+def test_the_demo_edge_market_says_what_it_carries() -> None:
+    from brain_assets.market_data.synthetic import EDGE_MARKETS
+
+    (symbol, momentum), *_ = EDGE_MARKETS.items()
+    data = SyntheticSource(n_bars=3000).load(symbol)
+    assert "AR(1) momentum" in data.metadata["edge"] and data.metadata["synthetic"] is True
+    returns = np.log(data.frame["close"]).diff().dropna()
+    assert returns.autocorr() == pytest.approx(momentum, abs=0.06)
+    # The others carry none: no edge key, the regime-switching bars.
+    assert "edge" not in SyntheticSource(n_bars=300).load("ETH/USDT").metadata

@@ -217,44 +217,33 @@ class SyntheticSource:
 
         A symbol of :data:`EDGE_MARKETS` gets a market with a known edge, and its metadata's
         ``edge`` says so."""
-        if symbol in EDGE_MARKETS:
-            return self._edge_market(symbol, EDGE_MARKETS[symbol])
-        frame, regimes = generate_ohlcv(
-            symbol, seed=self.seed, n_bars=self.n_bars, bar=self.bar, start=self.start
-        )
-        counts = np.bincount(regimes, minlength=len(REGIMES))
-        metadata: dict[str, Any] = {
-            "source": self.name,
-            "synthetic": True,
-            "seed": self.seed,
-            "rng_seed": derive_seed(symbol, self.seed),
-            "n_bars": self.n_bars,
-            "bar": self.bar,
-            "start": self.start,
-            "regime_counts": {
-                name: int(count) for name, count in zip(REGIMES, counts.tolist(), strict=True)
-            },
-        }
-        return MarketData(
-            symbol=symbol,
-            frame=frame,
-            source=self.name,
-            metadata=metadata,
-            bar_seconds=self.bar_seconds,
-            frequency=frequency_label(self.bar_seconds),
-        )
-
-    def _edge_market(self, symbol: str, momentum: float) -> MarketData:
         check_symbol(symbol)
-        volatility = 0.01 * float(np.sqrt(self.bar_seconds / 3600.0))
-        frame = signal_market(
-            self.n_bars,
-            momentum=momentum,
-            volatility=volatility,
-            seed=derive_seed(symbol, self.seed),
-            start=self.start,
-            bar=self.bar,
-        )
+        extra: dict[str, Any]
+        if symbol in EDGE_MARKETS:
+            momentum = EDGE_MARKETS[symbol]
+            volatility = 0.01 * float(np.sqrt(self.bar_seconds / 3600.0))
+            frame = signal_market(
+                self.n_bars,
+                momentum=momentum,
+                volatility=volatility,
+                seed=derive_seed(symbol, self.seed),
+                start=self.start,
+                bar=self.bar,
+            )
+            extra = {
+                "edge": f"AR(1) momentum {momentum:g} with {volatility:.2%} volatility per bar: "
+                "a real edge by construction"
+            }
+        else:
+            frame, regimes = generate_ohlcv(
+                symbol, seed=self.seed, n_bars=self.n_bars, bar=self.bar, start=self.start
+            )
+            counts = np.bincount(regimes, minlength=len(REGIMES))
+            extra = {
+                "regime_counts": {
+                    name: int(count) for name, count in zip(REGIMES, counts.tolist(), strict=True)
+                }
+            }
         metadata: dict[str, Any] = {
             "source": self.name,
             "synthetic": True,
@@ -263,8 +252,7 @@ class SyntheticSource:
             "n_bars": self.n_bars,
             "bar": self.bar,
             "start": self.start,
-            "edge": f"AR(1) momentum {momentum:g} with {volatility:.2%} volatility per bar: a "
-            "real edge by construction",
+            **extra,
         }
         return MarketData(
             symbol=symbol,
