@@ -2,7 +2,8 @@
 week, judged net of fees against standing aside and holding, every calendar year.
 
     .venv/bin/python bench/real_replay_bench.py [--folder bench/data/real] [--workers 2]
-    .venv/bin/python bench/real_replay_bench.py --report
+    .venv/bin/python bench/real_replay_bench.py --symbols BTC/USD --floor-confidence 0.9
+    .venv/bin/python bench/real_replay_bench.py --report [--floor-confidence 0.9]
 
 Every file of ``--folder`` (the files layout: ``BTC-USD.csv`` holds BTC/USD) is replayed from
 its first two years on (730 daily bars), one step a week (7 bars), to its last bar, with the
@@ -32,16 +33,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from brain_assets.decisions.policy import DecisionPolicy
+
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_FOLDER = Path(__file__).parent / "data" / "real"
+DEFAULT_FLOOR = DecisionPolicy().floor_confidence
 START_BARS = 730
 STEP_BARS = 7
 LIMIT = -0.05
 
 
-def one_symbol(job: tuple[str, str, str]) -> dict[str, Any]:
-    folder, symbol, home = job
-    from brain_assets.decisions.policy import DecisionPolicy
+def one_symbol(job: tuple[str, str, str, float]) -> dict[str, Any]:
+    folder, symbol, home, floor_confidence = job
     from brain_assets.market_data.files import FileSource
     from brain_assets.pipeline.settings import RetrainSettings
     from brain_assets.plots import replay_png
@@ -63,7 +66,7 @@ def one_symbol(job: tuple[str, str, str]) -> dict[str, Any]:
         model_types=("ridge", "random_forest"),
         cleaning=CleaningPolicy(max_affected_fraction=0.30),
     )
-    policy = DecisionPolicy(cooldown_bars=7)
+    policy = DecisionPolicy(cooldown_bars=7, floor_confidence=floor_confidence)
     server = start_embedded(Path(home) / f"pgdata-{os.getpid()}")
     database = "real_" + symbol.replace("/", "_").lower()
     started = time.perf_counter()
@@ -94,9 +97,16 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
     parser.add_argument("--symbols", nargs="+", default=None, help="default: every file")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--floor-confidence",
+        type=float,
+        default=DEFAULT_FLOOR,
+        help=f"the activation floor's confidence (default: the policy's, {DEFAULT_FLOOR})",
+    )
     parser.add_argument("--report", action="store_true", help="print the saved results and exit")
     args = parser.parse_args()
-    out = RESULTS / "real_replay_bench.json"
+    suffix = "" if args.floor_confidence == DEFAULT_FLOOR else f"_floor{args.floor_confidence:g}"
+    out = RESULTS / f"real_replay_bench{suffix}.json"
     if args.report:
         report(json.loads(out.read_text()))
         return
@@ -104,7 +114,7 @@ def main() -> None:
         path.stem.replace("-", "/", 1) for path in args.folder.glob("*.csv")
     )
     with tempfile.TemporaryDirectory(prefix="real-replay-") as home:
-        jobs = [(str(args.folder), symbol, home) for symbol in symbols]
+        jobs = [(str(args.folder), symbol, home, args.floor_confidence) for symbol in symbols]
         with ProcessPoolExecutor(args.workers) as pool:
             runs = list(pool.map(one_symbol, jobs))
     for run in runs:
@@ -115,6 +125,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "folder": str(args.folder),
+        "floor_confidence": args.floor_confidence,
         "plan": {"start_bars": START_BARS, "step_bars": STEP_BARS},
         "runs": runs,
     }
@@ -123,7 +134,10 @@ def main() -> None:
 
 
 def report(document: dict[str, Any]) -> None:
-    print(f"Measured {document['measured']} on {document['machine']}, {document['folder']}")
+    print(
+        f"Measured {document['measured']} on {document['machine']}, {document['folder']}, "
+        f"floor confidence {document.get('floor_confidence', DEFAULT_FLOOR)}"
+    )
     print(
         "| symbol | bars | weeks | weeks trading | versions in charge | managed, net | "
         "holding | worst year, managed | done |"
