@@ -85,3 +85,26 @@ def test_no_fold_model_is_fitted_on_a_row_whose_target_reaches_its_test_block(
     assert oos.predictions.index.is_monotonic_increasing and oos.predictions.index.is_unique
     assert len(oos.predictions) == int(len(table) * settings.walk_forward_test_frac)
     assert np.isfinite(oos.predictions.to_numpy()).all()
+
+
+def test_every_timing_event_carries_its_seconds(caplog: pytest.LogCaptureFixture) -> None:
+    """The benches and the JSON log sum ``seconds`` by stage; the walk-forward stage's event
+    once carried only its parts, which broke every consumer that listens at DEBUG."""
+    import logging
+
+    from brain_assets.calendar import periods_per_year
+    from brain_assets.pipeline.evaluation import evaluate_symbol
+
+    settings = RetrainSettings(model_types=("ridge",))
+    table = make_dataset(signal_market(1500, momentum=0.0, seed=3), settings.horizon)
+    with caplog.at_level(logging.DEBUG, logger="brain_assets"):
+        artifacts = train_symbol("BTC/USDT", table, settings)
+        evaluate_symbol("BTC/USDT", table, artifacts, settings, periods_per_year(table.index))
+    timings = [r.fields for r in caplog.records if getattr(r, "event", None) == "compute_timing"]
+    assert {fields["stage"] for fields in timings} == {"fit", "walk_forward"}
+    for fields in timings:
+        assert fields["seconds"] >= 0, fields
+    walk_forward = next(fields for fields in timings if fields["stage"] == "walk_forward")
+    assert walk_forward["seconds"] == pytest.approx(
+        walk_forward["fit_seconds"] + walk_forward["predict_seconds"], abs=1e-3
+    )

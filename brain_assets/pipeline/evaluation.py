@@ -151,6 +151,7 @@ def evaluate_symbol(
             stage="walk_forward",
             symbol=symbol,
             model_type=artifact.model_type,
+            seconds=round(oos.fit_seconds + oos.predict_seconds, 4),
             fit_seconds=round(oos.fit_seconds, 4),
             predict_seconds=round(oos.predict_seconds, 4),
         )
