@@ -123,6 +123,6 @@ def test_every_version_ever_tried_counts_as_a_trial(brain: BrainLibrary) -> None
     assert all(f["benchmarks"]["stand_aside_total_return"] == 0.0 for f in floors)
     # Each version's walk-forward folds are stored with the bars they cover.
     folds = brain.get_fold_metrics(str(models["model_id"].iloc[0]), SYMBOL)
-    assert list(folds["fold"]) == [0, 1, 2, 3]
+    assert list(folds["fold"]) == list(range(SETTINGS.walk_forward_folds))
     assert folds["window_start"].is_monotonic_increasing
     assert {"sharpe_ratio", "total_return", "hold_total_return"} <= set(folds.columns)
