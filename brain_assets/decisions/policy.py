@@ -124,9 +124,9 @@ class DecisionPolicy:
     With every try counted and the walk-forward record (thousands of bars), 0.95 is within reach
     of a real edge: on 2,200 hourly out-of-sample bars the first retrain's two models need an
     annualised Sharpe ratio above about 4.5 net of costs, which the strong-edge replay clears and
-    a random walk does not. At 0.9, real daily BTC let a forest trade in 2015 on 437
-    out-of-sample bars, one of them the 2013 bubble, and it lost 14% in six weeks
-    (bench/real_replay_bench.py)."""
+    a random walk does not. At 0.9, in a development run with four folds, real daily BTC let a
+    forest trade in 2015 on 437 out-of-sample bars, one fold of them the 2013 bubble, and it
+    lost 14% in six weeks (bench/README.md, "Real exchange histories")."""
     floor_beyond_hold: bool = True
     """Also require credible skill beyond holding: the appraisal ratio (the Sharpe ratio of the
     strategy's returns less their beta to holding the symbol), deflated and bounded like the
