@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "BrainLibrary": "brain_assets.store.library",
     "BrainConnectionError": "brain_assets.errors",
     "ArtifactIntegrityError": "brain_assets.errors",
+    "ArtifactEnvironmentError": "brain_assets.training.serialization",
     "UnknownModelError": "brain_assets.errors",
     "ComprehensiveEvaluation": "brain_assets.evaluation.comprehensive",
     "FeatureImportanceAnalyzer": "brain_assets.importance.analyzer",
@@ -28,6 +29,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ArtifactEnvironmentError",
     "ArtifactIntegrityError",
     "BrainConnectionError",
     "BrainLibrary",

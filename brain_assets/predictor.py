@@ -322,6 +322,8 @@ def load_predictor(
             version whose features cannot be used.
         UnloadableArtifactError: the version recommended after a fallback cannot be loaded
             either (the fallback verified it, so something changed it in between).
+        ArtifactEnvironmentError: this process cannot read a version that verified (keras
+            without TensorFlow, a full temporary disk); the registry is left as it was.
     """
     from brain_assets.training.serialization import UnloadableArtifactError
     from brain_assets.versioning import ModelVersioning

@@ -42,6 +42,8 @@ from brain_assets.pipeline.training import (
 from brain_assets.predictor import StandAside, load_predictor
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
+from brain_assets.training import serialization
+from brain_assets.training.serialization import ArtifactEnvironmentError
 from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, run_assets
 
@@ -507,3 +509,79 @@ def test_registration_takes_out_an_unloadable_champion(
     assert decision["details"]["active_model_id"] == ids["ridge"]
     assert registration.active_model_id in (ids["ridge"], new_id)
     assert ids["ridge"] not in registration.promoted
+
+
+# -- C: a host that cannot read a sound artifact ---------------------------------------------
+
+HOST_FAULTS = {
+    "ImportError": lambda: ImportError(SHARED_LIBRARY),
+    "OSError": lambda: OSError(28, "No space left on device", "/tmp/brain-model.keras"),
+}
+
+
+def break_the_reader(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    """Every artifact verifies, but this process cannot read it: what a client without keras
+    or a full temporary disk sees."""
+
+    def failing(data: bytes, fmt: str) -> Any:
+        raise HOST_FAULTS[fault]()
+
+    monkeypatch.setattr(serialization, "deserialize_model", failing)
+
+
+def registry_state(brain: BrainLibrary) -> tuple[Any, ...]:
+    active = brain.get_active_model(SYMBOL)
+    return (
+        None if active is None else active["model_id"],
+        len(brain.get_activation_history(SYMBOL)),
+        len(brain.get_alerts()),
+        tuple(brain.tradable_model_ids(SYMBOL)),
+        len(brain.list_models(SYMBOL)),
+    )
+
+
+@pytest.mark.parametrize("fault", HOST_FAULTS)
+def test_a_host_fault_while_loading_changes_nothing(
+    brain: BrainLibrary, trained: Trained, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    ids = ridge_then_forest(brain, trained)
+    before = registry_state(brain)
+    break_the_reader(monkeypatch, fault)
+
+    with pytest.raises(ArtifactEnvironmentError) as caught:
+        load_predictor(brain, SYMBOL, policy=NO_FLOOR)
+    message = str(caught.value)
+    assert f"{SYMBOL} random_forest" in message and ids["random_forest"] in message
+    assert fault in message and "left as it was" in message
+    assert not isinstance(caught.value, ValueError)
+    assert registry_state(brain) == before
+
+    with pytest.raises(ArtifactEnvironmentError):
+        evaluate_active_model(brain, SYMBOL, trained.bars, MODELS, **MONITOR)
+    assert registry_state(brain) == before
+
+    # Once the host is fixed, the same version trades: it was never the version's fault.
+    monkeypatch.undo()
+    assert load_predictor(brain, SYMBOL, policy=NO_FLOOR).model_id == ids["random_forest"]
+
+
+def test_a_host_fault_on_the_champion_registers_nothing(
+    brain: BrainLibrary, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ridge_then_forest(brain, trained)
+    before = registry_state(brain)
+    break_the_reader(monkeypatch, "ImportError")
+    challenger = trained.evaluations["hist_gradient_boosting"]
+    assert challenger.bar_returns is not None
+    with pytest.raises(ArtifactEnvironmentError, match="random_forest"):
+        register_symbol(
+            brain,
+            SYMBOL,
+            [trained.artifacts["hist_gradient_boosting"]],
+            {"hist_gradient_boosting": challenger.metrics},
+            trained.ppy,
+            bar_returns_by_type={"hist_gradient_boosting": challenger.bar_returns},
+            champion=champion_scorer(brain, trained.table, challenger.bar_returns.index, MODELS),
+            policy=NO_FLOOR,
+        )
+    assert registry_state(brain) == before

@@ -29,7 +29,7 @@ from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
-from brain_assets.training.serialization import UnloadableArtifactError
+from brain_assets.training.serialization import ArtifactEnvironmentError, UnloadableArtifactError
 from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning
 
 DEFAULT_MIN_LIVE_BARS = 168
@@ -319,6 +319,8 @@ def _evaluate(
             # Marked (with an alert), so that a rollback of this run cannot return to it.
             versioning.fall_back_from_unloadable(symbol, exc.model_id, exc.error)
             continue
+        except ArtifactEnvironmentError:
+            raise  # the host's fault, not the version's: nothing is decided on it
         except Exception as exc:  # one old version must not stop monitoring; logged
             log_event(
                 "rollback_candidate_not_scored",

@@ -16,7 +16,11 @@ from brain_assets.pipeline.lstm_model import context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.library import BrainLibrary
 from brain_assets.training.models import single_threaded
-from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
+from brain_assets.training.serialization import (
+    ArtifactEnvironmentError,
+    UnloadableArtifactError,
+    load_registered_model,
+)
 from brain_assets.versioning import ChampionScorer
 
 
@@ -98,6 +102,8 @@ def champion_scorer(
             net = model_bar_returns(brain, active, table, test_rows, settings)
         except UnloadableArtifactError:
             raise  # not a scoring problem: the champion cannot trade at all
+        except ArtifactEnvironmentError:
+            raise  # nor this: the host cannot judge the champion, so it decides nothing
         except Exception as exc:  # any other failure means "cannot be scored"; logged
             log_event(
                 "champion_not_scored",

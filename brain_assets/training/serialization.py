@@ -306,8 +306,8 @@ class UnloadableArtifactError(BrainError, ValueError):
 
     ``__cause__`` is what failed: an ArtifactIntegrityError (the bytes no longer match their
     sha256), a ValueError (the allowlists refused the artifact, or it is not a readable
-    archive), or an ImportError/OSError (the library that reads it, TensorFlow for an ``lstm``
-    version, cannot be loaded here).
+    archive). A fault of this host (a library that does not import, a disk that refuses a
+    temporary file) is an ArtifactEnvironmentError instead: it says nothing about the version.
     """
 
     def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
@@ -321,14 +321,38 @@ class UnloadableArtifactError(BrainError, ValueError):
         )
 
 
+class ArtifactEnvironmentError(BrainError, RuntimeError):
+    """This process cannot read a registered version's artifact for a reason of its own: the
+    library that reads it does not import (TensorFlow for an ``lstm`` version, on a client
+    without it), or the operating system refuses (a full temporary disk).
+
+    Not a ValueError and not an UnloadableArtifactError: the version is sound (its bytes matched
+    their sha256), so no caller withdraws it, falls back or stands aside on this error; it is
+    raised with nothing written. ``__cause__`` is the ImportError or OSError.
+    """
+
+    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
+        self.symbol = str(model["symbol"])
+        self.model_id = str(model["model_id"])
+        self.version = int(model["version"])
+        self.error = f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"this process cannot load {self.symbol} {model['model_type']} v{self.version} "
+            f"({self.model_id}): {self.error}. The artifact verified; the registry is left "
+            "as it was. Fix this host (install the missing library, free disk space) and retry."
+        )
+
+
 def load_registered_model(brain: BrainLibrary, model: Mapping[str, Any]) -> Any:
     """The estimator of a registry row, its artifact verified against the recorded sha256.
 
     Raises:
-        UnloadableArtifactError: the artifact fails its integrity check, is refused or cannot
-            be read, or needs a library this process cannot import. A database error or an
-            unknown model_id is raised as it is: neither says anything about the artifact, and
-            taking them for a broken version would take a good model out of trading.
+        UnloadableArtifactError: the artifact fails its integrity check, or is refused or
+            cannot be read.
+        ArtifactEnvironmentError: it verified, but this process cannot read it (an ImportError
+            or OSError while deserialising). A database error or an unknown model_id is raised
+            as it is: neither says anything about the artifact, and taking them for a broken
+            version would take a good model out of trading.
     """
     try:
         data = brain.load_model_artifact(str(model["model_id"]))
@@ -338,7 +362,10 @@ def load_registered_model(brain: BrainLibrary, model: Mapping[str, Any]) -> Any:
     # OSError too) or an unknown model_id raised by the fetch above says nothing about them.
     try:
         return deserialize_model(data, str(model["artifact_format"]))
-    except (ValueError, ImportError, OSError) as exc:
-        # ValueError: refused or unreadable; ImportError/OSError: keras failing to load
-        # TensorFlow, or h5py refusing a damaged weights file.
+    except ValueError as exc:  # refused by the allowlists, or not a readable archive
         raise UnloadableArtifactError(model, exc) from exc
+    except (ImportError, OSError) as exc:
+        # keras failing to load TensorFlow, a temporary file that cannot be written: the bytes
+        # verified above, so the fault is this host's, and a version withdrawn for it would be
+        # withdrawn for every consumer.
+        raise ArtifactEnvironmentError(model, exc) from exc
