@@ -6,6 +6,10 @@ from __future__ import annotations
 class BrainError(Exception):
     """Base class of the Brain Library's own errors."""
 
+    exit_status = 1
+    """The ``brain`` command's exit status for it: 1, the command could not be carried out (the
+    database, a lock, an artifact, a run); 2 for the errors that refuse an argument."""
+
 
 class BrainConnectionError(BrainError, ConnectionError):
     """The configured PostgreSQL cannot be reached (the message masks any password)."""
@@ -27,6 +31,8 @@ class MigrationError(BrainError, RuntimeError):
 
 class UnknownModelError(BrainError, ValueError):
     """A model_id that is not in the registry (or belongs to another symbol)."""
+
+    exit_status = 2
 
 
 class ArtifactIntegrityError(BrainError, ValueError):

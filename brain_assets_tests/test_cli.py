@@ -86,6 +86,19 @@ def test_bad_input_is_one_clear_line(
     assert "unknown model_id" in capsys.readouterr().err
     assert main(["quality-summary", "--since", "yesterday"]) == 2
     assert "--since" in capsys.readouterr().err
+    # A duration past year 1 is a bad argument too, not a traceback.
+    assert main(["quality-summary", "--since", "999999999d"]) == 2
+    err = capsys.readouterr().err
+    assert "--since '999999999d'" in err and "Traceback" not in err
+
+
+def test_a_database_that_does_not_answer_is_a_failure_not_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_DSN", "postgresql://brain:secret@127.0.0.1:1/brain")
+    assert main(["top-features", SYMBOL]) == 1
+    err = capsys.readouterr().err
+    assert "\nbrain top-features: cannot connect" in "\n" + err and "secret" not in err
 
 
 def test_maintenance_backup_restore(
@@ -110,7 +123,7 @@ def test_maintenance_backup_restore(
     monkeypatch.setenv("DATABASE_DSN", empty_dsn)
     restored = run_json(capsys, "restore", str(dump))
     assert restored["row_counts"]["model_registry"] == 2  # type: ignore[index]
-    assert main(["restore", str(dump)]) == 2  # the target holds data now
+    assert main(["restore", str(dump)]) == 2  # the target holds data now: --force decides
     assert "refus" in capsys.readouterr().err.lower()
     with BrainLibrary(empty_dsn) as copy:
         assert copy.load_model_artifact(seeded["second"]) == b"b"

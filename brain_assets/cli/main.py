@@ -49,6 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(console_level=logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, ConnectionError, BrainError) as exc:
+    except (ValueError, OverflowError, ConnectionError, BrainError) as exc:
         print(f"brain {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exit_status(exc)
+
+
+USAGE = 2
+"""A bad argument: argparse's own status, and a value the command cannot use (a malformed
+time, an unknown model_id or version, a restore that needs --force)."""
+FAILED = 1
+"""The arguments were fine and the command could not be carried out: the database does not
+answer, a lock timed out, an artifact failed its check (BrainError.exit_status)."""
+
+
+def exit_status(exc: BaseException) -> int:
+    """USAGE or FAILED for an error a subcommand raised (StandAside's 3 is predict's own)."""
+    if isinstance(exc, BrainError):
+        return exc.exit_status
+    if isinstance(exc, ConnectionError):
+        return FAILED
+    return USAGE

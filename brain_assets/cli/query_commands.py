@@ -44,7 +44,10 @@ def since_time(text: str | None) -> datetime:
         return datetime.now(UTC) - timedelta(days=7)
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        try:
+            return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        except OverflowError:
+            raise ValueError(f"--since {text!r}: reaches before year 1") from None
     try:
         value = datetime.fromisoformat(text)
     except ValueError:

@@ -133,6 +133,8 @@ class BackupVerificationError(BackupError):
 class RestoreRefusedError(BackupError):
     """Restoring would overwrite data, or the backup cannot be restored here; nothing changed."""
 
+    exit_status = 2  # refused as asked: --force, or another target, is the user's to give
+
 
 class SchemaTooNewError(RestoreRefusedError):
     """The backup's schema is newer than this code knows: upgrade brain-assets first."""
