@@ -33,10 +33,12 @@ from brain_assets.defs.resources import (
     market_resource,
 )
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
-from brain_assets.logs import LOG_DIR_ENV, configure_logging
+from brain_assets.logs import LOG_DIR_ENV, configure_logging, logging_configured
 
-if os.environ.get(LOG_DIR_ENV):
-    # `brain dev` sets the folder: the UI, daemon and run workers then write one JSON log.
+if os.environ.get(LOG_DIR_ENV) and not logging_configured():
+    # `brain dev` sets the folder: the UI, daemon and run workers then write one JSON log. A
+    # process that configured its logging already (the `brain` command, its run workers) keeps
+    # its own console level.
     configure_logging()
 
 

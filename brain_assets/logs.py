@@ -294,9 +294,15 @@ def remove_logging() -> None:
         handler.close()
 
 
+def logging_configured() -> bool:
+    """Whether ``configure_logging`` has attached its handlers in this process."""
+    return bool(_owned_handlers(logging.getLogger(LOGGER_NAME)))
+
+
 def configure_logging(
     *,
     log_dir: Path | None = None,
+    console: bool = True,
     console_level: int = logging.INFO,
     json_level: int = logging.DEBUG,
     max_bytes: int = MAX_BYTES,
@@ -305,7 +311,8 @@ def configure_logging(
     """Attach the JSON-lines file handler and the console handler; returns the log file path.
 
     Calling it again replaces the handlers it attached before (a new ``log_dir`` or level takes
-    effect) rather than adding a second copy of each.
+    effect) rather than adding a second copy of each. ``console=False`` attaches the file
+    handler alone (a run worker, whose terminal lines are its parent's to print).
     """
     directory = Path(log_dir).expanduser().resolve() if log_dir else log_dir_from_env()
     directory.mkdir(parents=True, exist_ok=True)
@@ -322,12 +329,13 @@ def configure_logging(
     console_handler.setLevel(console_level)
     console_handler.setFormatter(ConsoleFormatter())
 
-    for handler in (file_handler, console_handler):
+    handlers: list[logging.Handler] = [file_handler, console_handler] if console else [file_handler]
+    for handler in handlers:
         handler.addFilter(PasswordFilter())
         setattr(handler, _OWNED, True)
         logger.addHandler(handler)
 
     # The logger must let through what the most verbose handler wants; NOTSET would defer to
     # the root logger's WARNING and drop the INFO events operators rely on.
-    logger.setLevel(min(console_level, json_level))
+    logger.setLevel(min(console_level, json_level) if console else json_level)
     return path

@@ -151,11 +151,8 @@ def test_verify_passes_and_fails_fast(
 
 @pytest.mark.slow
 def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
-    env = {
-        "BRAIN_HOME": str(tmp_path / "home"),
-        "BRAIN_LOG_DIR": str(tmp_path / "logs"),
-        "PATH": "/usr/bin:/bin",
-    }
+    # No BRAIN_LOG_DIR: the default ./logs, as after `make demo` on a fresh clone.
+    env = {"BRAIN_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     brain = [sys.executable, "-m", "brain_assets.cli"]
 
     def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -183,11 +180,8 @@ def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
 def test_demo_as_a_subprocess(tmp_path: Path) -> None:
     # BNB/USDT's synthetic market carries a real edge (market_data.synthetic.EDGE_MARKETS): a
     # version passes the activation floor, so the summary has its numbers and top features.
-    env = {
-        "BRAIN_HOME": str(tmp_path / "home"),
-        "BRAIN_LOG_DIR": str(tmp_path / "logs"),
-        "PATH": "/usr/bin:/bin",
-    }
+    # No BRAIN_LOG_DIR: the default ./logs, as after `make demo` on a fresh clone.
+    env = {"BRAIN_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-m", "brain_assets.cli", "demo", "--symbols", "BNB/USDT"],
         env=env,
@@ -203,3 +197,15 @@ def test_demo_as_a_subprocess(tmp_path: Path) -> None:
     assert "quality: every check passed" in done.stdout
     assert "brain dev" in done.stdout
     assert "feature_importance  1/1 BNB/USDT" in done.stdout
+    # Every process writes the same JSON log, the run workers' events included.
+    records = [
+        json.loads(line) for line in (tmp_path / "logs" / "brain.log").read_text().splitlines()
+    ]
+    events = [r["event"] for r in records]
+    registered = [r for r in records if r["event"] == "model_version_registered"]
+    versions = {r["fields"]["model_id"] for r in registered}
+    assert len(registered) == len(versions) >= 3
+    assert {r["fields"]["symbol"] for r in registered} == {"BNB/USDT"}
+    assert events.count("model_promoted") >= 1
+    assert events.count("feature_importance_analyzed") >= 1
+    assert "brain_library_initialized" in events and "retrain_progress" in events

@@ -16,7 +16,7 @@ from typing import Any
 from brain_assets.bundled import bundled_path
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, worker_count
-from brain_assets.logs import log_dir_from_env
+from brain_assets.logs import configure_logging, log_dir_from_env
 
 
 def register(commands: Any) -> None:
@@ -58,10 +58,12 @@ class ProgressPrinter(logging.Handler):
 
 
 def _demo_worker_start(started: float, native_log: str) -> None:
-    # Each worker prints its own progress lines and keeps TensorFlow's chatter in the log.
+    # Each worker writes its events to the parent's JSON log (brain.log beside the native log;
+    # a spawned worker configures nothing by itself), prints its own progress lines, and keeps
+    # TensorFlow's chatter in the native log.
+    configure_logging(log_dir=Path(native_log).parent, console=False)
     progress = ProgressPrinter(started)
     logging.getLogger("brain_assets").addHandler(progress)
-    logging.getLogger("brain_assets").setLevel(logging.INFO)
     sink = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(sink, 2)
     os.close(sink)
