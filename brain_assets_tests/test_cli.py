@@ -151,8 +151,11 @@ def test_verify_passes_and_fails_fast(
 
 @pytest.mark.slow
 def test_symbols_and_psql_as_a_subprocess(tmp_path: Path) -> None:
-    # No BRAIN_LOG_DIR: the default ./logs, as after `make demo` on a fresh clone.
-    env = {"BRAIN_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "BRAIN_HOME": str(tmp_path / "home"),
+        "BRAIN_LOG_DIR": str(tmp_path / "logs"),
+        "PATH": "/usr/bin:/bin",
+    }
     brain = [sys.executable, "-m", "brain_assets.cli"]
 
     def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -102,7 +102,7 @@ def test_sortino_downside_deviation_averages_over_all_observations() -> None:
 
 
 def test_total_return_cagr_drawdown_and_calmar() -> None:
-    result = evaluate_sample(periods_per_year=365)
+    result = evaluate_sample(periods_per_year=365, min_annualised_days=0)
 
     assert result["total_return"] == pytest.approx(GROWTH - 1.0, rel=1e-12)
     cagr = GROWTH ** (365 / 5) - 1.0  # years = n / periods_per_year = 5 / 365
@@ -321,11 +321,37 @@ def test_no_moves_leave_directional_accuracy_undefined() -> None:
     assert result["directional_accuracy"] is None
 
 
+def test_growth_is_annualised_only_from_a_sample_that_can_carry_it() -> None:
+    """A month of hourly bars at +0.05% a bar is +43% in the month and would be +7,800% a year:
+    no CAGR or Calmar from fewer than 90 days, and the report says why."""
+    n = 24 * 30
+    returns = [0.0005, 0.0004, -0.0003] * (n // 3)
+    result = evaluate_model([1] * n, returns, returns, index=hourly_index(n), fee_bps=0.0)
+    assert result["sample_days"] == pytest.approx(30.0, rel=1e-3)
+    assert result["total_return"] is not None and result["sharpe_ratio"] is not None
+    assert result["annualized_return"] is None and result["calmar_ratio"] is None
+    report = generate_evaluation_report(result)
+    assert "| `annualized_return` | — (30 days, under 90) |" in report
+    assert "| `calmar_ratio` | — (30 days, under 90) |" in report
+    # A quarter of the same bars is enough.
+    n = 24 * 91
+    returns = [0.0005, 0.0004, -0.0003] * (n // 3)
+    longer = evaluate_model([1] * n, returns, returns, index=hourly_index(n), fee_bps=0.0)
+    assert longer["sample_days"] is not None and longer["sample_days"] >= 90
+    growth = math.prod(1 + r for r in returns)
+    ppy = longer["periods_per_year"]
+    assert ppy is not None
+    expected = growth ** (ppy / n) - 1
+    assert longer["annualized_return"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_an_annualisation_overflow_is_none_not_inf() -> None:
     # Compounding three hours of +10..30 % over 8760 hours overflows a float.
     returns = [0.1, 0.2, 0.3]
 
-    result = evaluate_model([1, 1, 1], returns, returns, index=hourly_index(3), fee_bps=0.0)
+    result = evaluate_model(
+        [1, 1, 1], returns, returns, index=hourly_index(3), fee_bps=0.0, min_annualised_days=0
+    )
 
     assert_clean(result)
     assert result["annualized_return"] is None
@@ -521,7 +547,7 @@ def test_report_lists_every_metric_with_percentages_and_na() -> None:
     assert report.startswith("# BTCUSDT lstm-1")
     for key in METRIC_KEYS:
         assert f"`{key}`" in report, key
-    assert "n/a" in report
+    assert "—" in report
     # Always long: total return = prod(1 + actuals) - 1.
     total = 1.02 * 0.99 * 0.97 * 1.04 * 1.01 - 1.0
     assert f"| `total_return` | {total * 100:.2f}% |" in report
@@ -541,7 +567,7 @@ def test_report_puts_regimes_in_volatility_order() -> None:
     report = ComprehensiveEvaluation().generate_evaluation_report(overall, per_regime=per_regime)
 
     assert "| Metric | low | high | extreme |" in report
-    assert "| `sharpe_ratio` | 1.2500 | n/a | -0.5000 |" in report
+    assert "| `sharpe_ratio` | 1.2500 | — | -0.5000 |" in report
     assert "| `max_drawdown` | -1.00% | -10.00% | -20.00% |" in report
 
 

@@ -9,7 +9,7 @@ from typing import Any
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     def cell(value: Any) -> str:
         if value is None:
-            return "n/a"
+            return "—"
         if isinstance(value, float):
             return f"{value:.4g}"
         return str(value).replace("|", "\\|")

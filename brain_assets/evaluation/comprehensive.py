@@ -136,11 +136,15 @@ def evaluate_model(
     periods_per_year: float | None = None,
     fee_bps: float = FEE_BPS,
     index: IndexInput | None = None,
+    min_annualised_days: float = m.MIN_ANNUALISED_DAYS,
 ) -> dict[str, float | None]:
     """Forecast-quality and net-of-fee strategy metrics, keyed as in :data:`METRIC_KEYS`.
 
     Every value is a finite float, or None where the metric is undefined for the data (constant
     predictions leave the IC undefined, no losing bar leaves the profit factor undefined, ...).
+    The annualised growth (``annualized_return``, ``calmar_ratio``) is None for a sample shorter
+    than ``min_annualised_days`` calendar days (``sample_days`` says how long it was); the
+    Sharpe-type ratios are annualised whatever the length, with their standard errors elsewhere.
 
     Raises:
         ValueError: inputs of different lengths, NaN/inf values, fewer than 3 observations, a
@@ -166,7 +170,8 @@ def evaluate_model(
 
     ic = m.information_coefficient(pred, actual)
     hit_rate = m.directional_accuracy(pred, actual)
-    cagr = m.annualized_return(net, ppy)
+    days = m.sample_days(n, ppy)
+    cagr = m.annualized_return(net, ppy) if days >= min_annualised_days else None
     drawdown = m.max_drawdown(net, include_start=True)
     sharpe = m.sharpe_ratio(net, ppy)
     # Holding: long every bar, the one entry paid. Standing aside earns 0, so the strategy's own
@@ -208,6 +213,7 @@ def evaluate_model(
         "composite_score": m.composite_score(sharpe, ic, hit_rate, drawdown),
         "n_observations": float(n),
         "periods_per_year": ppy,
+        "sample_days": days,
     }
     # The metric functions already return None for undefined values; this last pass guards the
     # contract (never NaN/inf) against an overflow nobody anticipated.

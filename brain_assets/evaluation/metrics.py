@@ -186,6 +186,16 @@ def total_return(strategy_returns: FloatArray) -> float | None:
     return _finite_or_none(float(np.prod(1.0 + strategy_returns)) - 1.0)
 
 
+MIN_ANNUALISED_DAYS: Final = 90.0
+"""Shortest sample, in calendar days, whose compound growth is annualised (CAGR, Calmar): a
+week of +5% compounds to about +1,200% a year, which no reader takes for information."""
+
+
+def sample_days(n_bars: int, periods_per_year: float) -> float:
+    """Calendar days that ``n_bars`` bars span at ``periods_per_year`` (365.25-day years)."""
+    return n_bars * 365.25 / periods_per_year
+
+
 def annualized_return(strategy_returns: FloatArray, periods_per_year: float) -> float | None:
     """Compound annual growth rate, with years = n / periods_per_year.
 

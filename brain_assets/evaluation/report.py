@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from brain_assets.evaluation.metrics import MIN_ANNUALISED_DAYS
 from brain_assets.regimes.classify import REGIMES
 
 METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -52,7 +53,7 @@ METRIC_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("Score", ("composite_score",)),
-    ("Sample", ("n_observations", "periods_per_year")),
+    ("Sample", ("n_observations", "periods_per_year", "sample_days")),
 )
 """Sections of the report and the metrics each lists, in display order."""
 
@@ -75,11 +76,13 @@ PERCENT_KEYS = frozenset(
 COUNT_KEYS = frozenset({"num_trades", "n_observations"})
 ERROR_KEYS = frozenset({"rmse", "mae"})
 
-MISSING = "n/a"
+MISSING = "—"
+ANNUALISED_KEYS = frozenset({"annualized_return", "calmar_ratio"})
+"""Undefined, in the report, for a sample too short to annualise (see its cell)."""
 
 
 def format_metric(key: str, value: object) -> str:
-    """One metric value as report text: percentages for returns, 'n/a' when undefined."""
+    """One metric value as report text: percentages for returns, '—' when undefined."""
     if value is None or isinstance(value, bool):
         return MISSING
     try:
@@ -94,10 +97,26 @@ def format_metric(key: str, value: object) -> str:
         return f"{number:.0f}"
     if key == "periods_per_year":
         return f"{number:g}"
+    if key == "sample_days":
+        return f"{number:.1f}"
     if key in ERROR_KEYS:
         # Errors of bar returns are often ~1e-3; a fixed 4 decimals would print 0.0012 or 0.0000.
         return f"{number:.4g}"
     return f"{number:.4f}"
+
+
+def _cell(key: str, metrics: Mapping[str, object]) -> str:
+    """``format_metric``, and for an annualised figure left undefined by a short sample, why."""
+    text = format_metric(key, metrics.get(key))
+    days = metrics.get("sample_days")
+    if (
+        text == MISSING
+        and key in ANNUALISED_KEYS
+        and isinstance(days, int | float)
+        and days < MIN_ANNUALISED_DAYS
+    ):
+        return f"{MISSING} ({days:.0f} days, under {MIN_ANNUALISED_DAYS:.0f})"
+    return text
 
 
 def _escape(text: str) -> str:
@@ -132,7 +151,7 @@ def _metrics_table(metrics: Mapping[str, object]) -> list[str]:
     for heading, keys in _grouped_keys(set(map(str, metrics))):
         lines.append(f"| **{heading}** | |")
         for key in keys:
-            lines.append(f"| `{_escape(key)}` | {format_metric(key, metrics[key])} |")
+            lines.append(f"| `{_escape(key)}` | {_cell(key, metrics)} |")
     return lines
 
 
@@ -147,7 +166,7 @@ def _regime_table(per_regime: Mapping[str, Mapping[str, object]]) -> list[str]:
     for heading, keys in _grouped_keys(all_keys):
         lines.append(f"| **{heading}** |" + " |" * len(regimes))
         for key in keys:
-            cells = [format_metric(key, per_regime[name].get(key)) for name in regimes]
+            cells = [_cell(key, per_regime[name]) for name in regimes]
             lines.append(f"| `{_escape(key)}` | " + " | ".join(cells) + " |")
     return lines
 
@@ -160,9 +179,10 @@ def generate_evaluation_report(
 ) -> str:
     """Markdown with the metrics grouped into prediction quality, strategy, score and sample.
 
-    Returns are shown as percentages and undefined metrics as 'n/a'. With ``per_regime`` (regime
-    name -> metrics) a second table follows with one column per regime: low, normal, high, extreme
-    in that order when present, then any other regimes as given.
+    Returns are shown as percentages and undefined metrics as '—' (with the reason, for an
+    annualised figure of a short sample). With ``per_regime`` (regime name -> metrics) a second
+    table follows with one column per regime: low, normal, high, extreme in that order when
+    present, then any other regimes as given.
     """
     lines = [f"# {_escape(title) if title else 'Model evaluation'}", ""]
     lines += _metrics_table(metrics)
