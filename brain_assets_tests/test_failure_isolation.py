@@ -477,24 +477,28 @@ def test_monitoring_marks_a_rollback_candidate_that_cannot_load(
     assert alert["payload"]["unloadable_model_id"] == ids["random_forest"]
 
 
-def test_registration_takes_out_an_unloadable_champion(
-    brain: BrainLibrary, trained: Trained
-) -> None:
-    ids = ridge_then_forest(brain, trained)
-    corrupt(brain, ids["random_forest"], "sha256_mismatch")
+def register_boosting_challenger(brain: BrainLibrary, trained: Trained) -> Any:
+    """Registers hist gradient boosting against the champion, scored on its own test bars."""
     challenger = trained.evaluations["hist_gradient_boosting"]
     assert challenger.bar_returns is not None
-    test_rows = challenger.bar_returns.index
-    registration = register_symbol(
+    return register_symbol(
         brain,
         SYMBOL,
         [trained.artifacts["hist_gradient_boosting"]],
         {"hist_gradient_boosting": challenger.metrics},
         trained.ppy,
         bar_returns_by_type={"hist_gradient_boosting": challenger.bar_returns},
-        champion=champion_scorer(brain, trained.table, test_rows, MODELS),
+        champion=champion_scorer(brain, trained.table, challenger.bar_returns.index, MODELS),
         policy=NO_FLOOR,
     )
+
+
+def test_registration_takes_out_an_unloadable_champion(
+    brain: BrainLibrary, trained: Trained
+) -> None:
+    ids = ridge_then_forest(brain, trained)
+    corrupt(brain, ids["random_forest"], "sha256_mismatch")
+    registration = register_boosting_challenger(brain, trained)
     new_id = registration.model_ids["hist_gradient_boosting"]
     history = brain.get_activation_history(SYMBOL)
     out = history[
@@ -571,17 +575,6 @@ def test_a_host_fault_on_the_champion_registers_nothing(
     ridge_then_forest(brain, trained)
     before = registry_state(brain)
     break_the_reader(monkeypatch, "ImportError")
-    challenger = trained.evaluations["hist_gradient_boosting"]
-    assert challenger.bar_returns is not None
     with pytest.raises(ArtifactEnvironmentError, match="random_forest"):
-        register_symbol(
-            brain,
-            SYMBOL,
-            [trained.artifacts["hist_gradient_boosting"]],
-            {"hist_gradient_boosting": challenger.metrics},
-            trained.ppy,
-            bar_returns_by_type={"hist_gradient_boosting": challenger.bar_returns},
-            champion=champion_scorer(brain, trained.table, challenger.bar_returns.index, MODELS),
-            policy=NO_FLOOR,
-        )
+        register_boosting_challenger(brain, trained)
     assert registry_state(brain) == before

@@ -100,10 +100,10 @@ def champion_scorer(
         horizon = int(active.get("horizon") or settings.horizon)
         try:
             net = model_bar_returns(brain, active, table, test_rows, settings)
-        except UnloadableArtifactError:
-            raise  # not a scoring problem: the champion cannot trade at all
-        except ArtifactEnvironmentError:
-            raise  # nor this: the host cannot judge the champion, so it decides nothing
+        except (UnloadableArtifactError, ArtifactEnvironmentError):
+            # Not scoring problems: the champion cannot trade at all, or this host cannot
+            # judge it (then nothing is decided).
+            raise
         except Exception as exc:  # any other failure means "cannot be scored"; logged
             log_event(
                 "champion_not_scored",

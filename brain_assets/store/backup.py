@@ -36,7 +36,6 @@ import importlib.util
 import io
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -898,6 +897,8 @@ def _create_database(dsn: str, database: str) -> None:
             ) from None
 
 
+RESTORE_LIMITS = ("lock_timeout", "idle_in_transaction_session_timeout")
+"""The session limits a restore keeps (no statement limit: it lasts as long as its data)."""
 _HEADER_LINES = 64
 """pg_restore's script sets its session up in its first lines; a restore reads that far."""
 
@@ -909,11 +910,10 @@ def _limited_header(script: IO[bytes], limits: connection.SessionTimeouts) -> by
     ``SET idle_in_transaction_session_timeout = 0;``, which would override any limit set before
     them: a restore would then wait without end behind a session holding one of its tables.
     """
+    settings = limits.settings_ms()
     wanted = {
-        b"SET lock_timeout = 0;\n": f"SET lock_timeout = {_ms(limits.lock_s)};\n",
-        b"SET idle_in_transaction_session_timeout = 0;\n": (
-            f"SET idle_in_transaction_session_timeout = {_ms(limits.idle_in_transaction_s)};\n"
-        ),
+        f"SET {name} = 0;\n".encode("ascii"): f"SET {name} = {settings[name]};\n"
+        for name in RESTORE_LIMITS
     }
     head: list[bytes] = []
     replaced = 0
@@ -926,11 +926,6 @@ def _limited_header(script: IO[bytes], limits: connection.SessionTimeouts) -> by
             replaced += 1
         head.append(line)
     return b"".join(head)
-
-
-def _ms(seconds: float) -> int:
-    """A limit as PostgreSQL's milliseconds, rounded up (a positive limit never becomes 0)."""
-    return math.ceil(seconds * 1000)
 
 
 def _restore_database(
@@ -960,10 +955,9 @@ def _restore_database(
     # data), but waiting for a lock past BRAIN_LOCK_TIMEOUT_S, or idling in its transaction past
     # BRAIN_IDLE_TX_TIMEOUT_S, ends it with nothing changed rather than queueing forever.
     limits = connection.session_timeouts().for_maintenance()
-    prelude = (
-        "BEGIN;\n"
-        f"SET LOCAL lock_timeout = {_ms(limits.lock_s)};\n"
-        f"SET LOCAL idle_in_transaction_session_timeout = {_ms(limits.idle_in_transaction_s)};\n"
+    settings = limits.settings_ms()
+    prelude = "BEGIN;\n" + "".join(
+        f"SET LOCAL {name} = {settings[name]};\n" for name in RESTORE_LIMITS
     )
     if dropped:
         statement = sql.SQL("DROP TABLE IF EXISTS {};\n").format(

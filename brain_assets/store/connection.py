@@ -85,13 +85,19 @@ class SessionTimeouts:
         queues forever behind another session's lock nor holds its own while frozen."""
         return replace(self, statement_s=0.0)
 
+    def settings_ms(self) -> dict[str, int]:
+        """These limits as PostgreSQL settings, in milliseconds (0: no limit)."""
+        return {
+            "statement_timeout": _milliseconds(self.statement_s),
+            "lock_timeout": _milliseconds(self.lock_s),
+            "idle_in_transaction_session_timeout": _milliseconds(self.idle_in_transaction_s),
+        }
+
     def server_options(self) -> str:
         """The libpq ``options`` value (``-c name=value`` pairs) that sets these limits at
         connection start, without a round trip."""
         settings = {
-            "statement_timeout": _milliseconds(self.statement_s),
-            "lock_timeout": _milliseconds(self.lock_s),
-            "idle_in_transaction_session_timeout": _milliseconds(self.idle_in_transaction_s),
+            **self.settings_ms(),
             "tcp_keepalives_idle": KEEPALIVES_IDLE_S,
             "tcp_keepalives_interval": KEEPALIVES_INTERVAL_S,
             "tcp_keepalives_count": KEEPALIVES_COUNT,

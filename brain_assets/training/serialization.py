@@ -298,7 +298,22 @@ def deserialize_model(data: bytes, fmt: str) -> Any:
 # -- registered versions --------------------------------------------------------------------
 
 
-class UnloadableArtifactError(BrainError, ValueError):
+class _ArtifactLoadError(BrainError):
+    """A registered version that could not be loaded: which one (``symbol``, ``model_id``,
+    ``version``) and what failed (``error``, the cause's type and message)."""
+
+    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
+        self.symbol = str(model["symbol"])
+        self.model_id = str(model["model_id"])
+        self.version = int(model["version"])
+        self.error = f"{type(cause).__name__}: {cause}"
+        super().__init__(self.describe(str(model["model_type"])))
+
+    def describe(self, model_type: str) -> str:
+        raise NotImplementedError
+
+
+class UnloadableArtifactError(_ArtifactLoadError, ValueError):
     """A registered version's artifact cannot be made into a model in this process.
 
     A ValueError, as the integrity and allowlist errors it wraps were before it existed, so
@@ -310,18 +325,14 @@ class UnloadableArtifactError(BrainError, ValueError):
     temporary file) is an ArtifactEnvironmentError instead: it says nothing about the version.
     """
 
-    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
-        self.symbol = str(model["symbol"])
-        self.model_id = str(model["model_id"])
-        self.version = int(model["version"])
-        self.error = f"{type(cause).__name__}: {cause}"
-        super().__init__(
-            f"{self.symbol} {model['model_type']} v{self.version} ({self.model_id}) cannot be "
-            f"loaded: {self.error}"
+    def describe(self, model_type: str) -> str:
+        return (
+            f"{self.symbol} {model_type} v{self.version} ({self.model_id}) cannot be loaded: "
+            f"{self.error}"
         )
 
 
-class ArtifactEnvironmentError(BrainError, RuntimeError):
+class ArtifactEnvironmentError(_ArtifactLoadError, RuntimeError):
     """This process cannot read a registered version's artifact for a reason of its own: the
     library that reads it does not import (TensorFlow for an ``lstm`` version, on a client
     without it), or the operating system refuses (a full temporary disk).
@@ -331,15 +342,11 @@ class ArtifactEnvironmentError(BrainError, RuntimeError):
     raised with nothing written. ``__cause__`` is the ImportError or OSError.
     """
 
-    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
-        self.symbol = str(model["symbol"])
-        self.model_id = str(model["model_id"])
-        self.version = int(model["version"])
-        self.error = f"{type(cause).__name__}: {cause}"
-        super().__init__(
-            f"this process cannot load {self.symbol} {model['model_type']} v{self.version} "
-            f"({self.model_id}): {self.error}. The artifact verified; the registry is left "
-            "as it was. Fix this host (install the missing library, free disk space) and retry."
+    def describe(self, model_type: str) -> str:
+        return (
+            f"this process cannot load {self.symbol} {model_type} v{self.version} "
+            f"({self.model_id}): {self.error}. The artifact verified; the registry is left as "
+            "it was. Fix this host (install the missing library, free disk space) and retry."
         )
 
 
