@@ -12,16 +12,20 @@ Alertmanager receivers or a small HTTP service. Alerts that went through the out
 Two ways to send:
 
 - ``send_alert``: post now, with a few quick retries, and never longer than ``deadline_s`` in all.
-  Nothing is kept: used where no database is at hand (the run-failure sensor).
+  Nothing is kept: used only where the database does not answer (the run-failure sensor's
+  fallback).
 - The outbox (table ``alert_outbox``): ``queue_alert`` writes the alert inside the caller's
   transaction, so that it commits with the change it announces (a rollback); ``dispatch_alert``
   after the commit logs it and tries to post it once, bounded; ``deliver_pending`` (the
   ``alert_outbox`` sensor, every minute) posts whatever is still due, retrying with exponential
-  backoff and giving up after ``MAX_ATTEMPTS`` attempts or ``MAX_AGE_S`` seconds. Delivery is at
-  least once: a deliverer killed between the POST and recording it sends that alert again.
+  backoff capped at ``MAX_BACKOFF_S``, for as long as the alert is younger than the maximum age
+  (``$BRAIN_ALERT_MAX_AGE_DAYS``, default ``DEFAULT_MAX_AGE_DAYS``): a webhook that is down for a
+  weekend still gets the alerts. Older ones are given up, visibly: ``gave_up_at`` in the table,
+  an ``alert_abandoned`` log event, and ``brain alerts list`` / ``brain alerts retry``. Delivery
+  is at least once: a deliverer killed between the POST and recording it sends that alert again.
 
 Without a webhook the alert is only logged (and, through the outbox, kept in the database, never
-attempted, and given up once it is older than ``MAX_AGE_S``). A webhook that is down, slow or
+attempted, and given up once it is older than the maximum age). A webhook that is down, slow or
 failing is logged as ``alert_delivery_failed`` and never raises, because an alert is usually sent
 while something else is already going wrong.
 """
@@ -55,6 +59,8 @@ ALERT_WEBHOOK_ENV = "BRAIN_ALERT_WEBHOOK_URL"
 DELIVERY_FAILED = "alert_delivery_failed"
 DELIVERED = "alert_delivered"
 ABANDONED = "alert_abandoned"
+DUPLICATE = "alert_duplicate"
+REQUEUED = "alert_requeued"
 
 REQUEST_TIMEOUT_S = 3.0
 """One POST, connecting and answering together."""
@@ -65,13 +71,15 @@ SEND_ATTEMPTS = 3
 FIRST_PAUSE_S = 0.5
 """``send_alert``'s pause before its second POST; it doubles before each one after."""
 
-MAX_ATTEMPTS = 10
-"""Attempts at an outbox alert before it is given up."""
 BACKOFF_S = 30.0
 """Wait after an outbox alert's first failed attempt; it doubles after each one after."""
 MAX_BACKOFF_S = 3600.0
-MAX_AGE_S = 24 * 3600.0
-"""An outbox alert still undelivered after this long is given up: by then it is history."""
+"""The longest wait between two attempts: an alert keeps being tried hourly until its age runs
+out, so that a webhook back after a long outage gets it within the hour."""
+MAX_AGE_ENV = "BRAIN_ALERT_MAX_AGE_DAYS"
+DEFAULT_MAX_AGE_DAYS = 3.0
+"""An outbox alert still undelivered after this long is given up: by then it is history. Days
+rather than hours, so that a webhook down over a weekend does not lose Friday's alerts."""
 LEASE_MARGIN_S = 60.0
 """How long past its POST's timeout a claimed alert stays reserved for the deliverer that claimed
 it; if that deliverer dies, the alert is due again after that."""
@@ -87,6 +95,22 @@ def configured_webhook_url() -> str | None:
     """``$BRAIN_ALERT_WEBHOOK_URL`` when set and not blank."""
     raw = os.environ.get(ALERT_WEBHOOK_ENV, "").strip()
     return raw or None
+
+
+def configured_max_age_s() -> float:
+    """The outbox's maximum age in seconds: ``$BRAIN_ALERT_MAX_AGE_DAYS`` (days, fractions
+    allowed) when set and not blank, else ``DEFAULT_MAX_AGE_DAYS``. A value that is not a
+    positive number is refused with an error naming the variable."""
+    raw = os.environ.get(MAX_AGE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_AGE_DAYS * 86400.0
+    try:
+        days = float(raw)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days <= 0:
+        raise ValueError(f"{MAX_AGE_ENV} must be a number of days > 0 (such as 3), got {raw!r}")
+    return days * 86400.0
 
 
 def _target(url: str | None) -> str | None:
@@ -307,28 +331,47 @@ class QueuedAlert:
     alert_id: int
     event: str
     payload: dict[str, Any]
+    duplicate: bool = False
+    """The outbox already held this alert (same event and ``dedupe_key``): nothing was written,
+    and ``alert_id`` is the earlier row's."""
 
 
-def queue_alert(brain: BrainLibrary, event: str, payload: Mapping[str, Any]) -> QueuedAlert:
+def queue_alert(
+    brain: BrainLibrary,
+    event: str,
+    payload: Mapping[str, Any],
+    *,
+    dedupe_key: str | None = None,
+) -> QueuedAlert:
     """Write the alert into the outbox, inside the caller's open ``brain.transaction()`` when
     there is one (then it commits or rolls back with the change it reports). Passwords are masked
-    before the row is written."""
+    before the row is written. With ``dedupe_key`` (the identity of the alert's cause, such as a
+    run_id) an alert of the same event and key is written only once."""
     safe = _safe_payload(payload)
     symbol = safe.get("symbol")
-    alert_id = brain.enqueue_alert(
-        event, safe, symbol=symbol if isinstance(symbol, str) and symbol.strip() else None
-    )
-    return QueuedAlert(alert_id, event, safe)
+    symbol = symbol if isinstance(symbol, str) and symbol.strip() else None
+    if dedupe_key is None:
+        return QueuedAlert(brain.enqueue_alert(event, safe, symbol=symbol), event, safe)
+    alert_id, created = brain.enqueue_alert_once(event, safe, dedupe_key=dedupe_key, symbol=symbol)
+    return QueuedAlert(alert_id, event, safe, duplicate=not created)
 
 
 def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None = None) -> bool:
     """After the commit: log the alert at WARNING and try once to deliver it, within
     ``REQUEST_TIMEOUT_S``. True when it was delivered; otherwise it waits in the outbox for the
     ``alert_outbox`` sensor. Never raises for a webhook or database failure: the change the
-    alert reports has already happened, and the alert is safe in the outbox."""
-    log_event(
-        alert.event, logging.WARNING, **{**_as_fields(alert.payload), "alert_id": alert.alert_id}
-    )
+    alert reports has already happened, and the alert is safe in the outbox.
+
+    A ``duplicate`` was announced when it was first queued: it is not logged again, and only
+    posted if it is still due (a delivered one is not sent twice)."""
+    if alert.duplicate:
+        log_event(DUPLICATE, alert_event=alert.event, alert_id=alert.alert_id)
+    else:
+        log_event(
+            alert.event,
+            logging.WARNING,
+            **{**_as_fields(alert.payload), "alert_id": alert.alert_id},
+        )
     if brain.outbox_write_pending():
         # Called inside a transaction that is not ours: the row is not committed yet, and the
         # change it announces may still roll back. The sensor delivers it after the commit.
@@ -349,10 +392,16 @@ def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None =
 
 
 def alert_through_outbox(
-    brain: BrainLibrary, event: str, payload: Mapping[str, Any], *, url: str | None = None
+    brain: BrainLibrary,
+    event: str,
+    payload: Mapping[str, Any],
+    *,
+    url: str | None = None,
+    dedupe_key: str | None = None,
 ) -> bool:
     """``queue_alert`` in a transaction of its own, then ``dispatch_alert``."""
-    return dispatch_alert(brain, queue_alert(brain, event, payload), url=url)
+    alert = queue_alert(brain, event, payload, dedupe_key=dedupe_key)
+    return dispatch_alert(brain, alert, url=url)
 
 
 class AlertBatch:
@@ -400,8 +449,16 @@ class DeliveryReport:
 
 
 def backoff_s(attempts: int, *, base_s: float = BACKOFF_S, max_s: float = MAX_BACKOFF_S) -> float:
-    """The wait after an alert's ``attempts``-th failed attempt: base, 2 x base, 4 x base, ..."""
-    return float(min(base_s * 2 ** max(attempts - 1, 0), max_s))
+    """The wait after an alert's ``attempts``-th failed attempt: base, 2 x base, 4 x base, ...
+    up to ``max_s``."""
+    wait = float(base_s)
+    # Doubling step by step stops at the cap: 2 ** attempts overflows a float after days of
+    # hourly attempts.
+    for _ in range(max(attempts - 1, 0)):
+        if wait >= max_s or wait <= 0:
+            break
+        wait *= 2
+    return float(min(wait, max_s))
 
 
 def _abandoned(row: Mapping[str, Any], reason: str) -> None:
@@ -423,24 +480,25 @@ def deliver_pending(
     limit: int = 50,
     timeout_s: float = REQUEST_TIMEOUT_S,
     deadline_s: float = DELIVERY_DEADLINE_S,
-    max_attempts: int = MAX_ATTEMPTS,
     base_backoff_s: float = BACKOFF_S,
     max_backoff_s: float = MAX_BACKOFF_S,
-    max_age_s: float = MAX_AGE_S,
+    max_age_s: float | None = None,
     expire: bool = True,
 ) -> DeliveryReport:
     """POST the outbox alerts that are due (only ``ids`` when given), oldest first.
 
     One POST per alert per pass, each within ``timeout_s``, and no new POST once ``deadline_s``
     is spent: a pass is bounded whatever the webhook does. A delivered alert is marked so; a
-    failed one is due again after ``backoff_s(attempts)``, and given up after ``max_attempts``.
-    With ``expire``, alerts older than ``max_age_s`` are given up first. Without a webhook (or
-    with one that is not http(s)) nothing is attempted and the alerts stay pending.
+    failed one is due again after ``backoff_s(attempts)``, however many attempts it took. With
+    ``expire``, alerts older than ``max_age_s`` (default: ``configured_max_age_s()``) are given
+    up first, and that is the only way an alert is given up. Without a webhook (or with one
+    that is not http(s)) nothing is attempted and the alerts stay pending.
     """
     end = time.monotonic() + deadline_s
     report = DeliveryReport()
     if expire:
-        for old in brain.expire_alerts(max_age_s):
+        age = configured_max_age_s() if max_age_s is None else max_age_s
+        for old in brain.expire_alerts(age):
             report.abandoned.append(int(old["id"]))
             _abandoned(old, str(old["last_error"]))
     target = _target(url)
@@ -482,18 +540,58 @@ def deliver_pending(
             continue
         error = _scrub(attempt.error or "not delivered", target)
         attempts = int(row["attempts"])
-        retry = (
-            None
-            if attempts >= max_attempts
-            else backoff_s(attempts, base_s=base_backoff_s, max_s=max_backoff_s)
-        )
+        # No attempt count gives up: capped at max_backoff_s, attempts go on until the age runs
+        # out, which is the one limit an operator reasons about ("alerts wait up to 3 days").
+        retry = backoff_s(attempts, base_s=base_backoff_s, max_s=max_backoff_s)
         brain.mark_alert_failed(alert_id, error, retry_in_s=retry)
         _delivery_failed(
             row["kind"], target, attempt, alert_id=alert_id, attempts=attempts, retry_in_s=retry
         )
-        if retry is None:
-            report.abandoned.append(alert_id)
-            _abandoned(row, f"{attempts} attempts failed, the last: {error}")
-        else:
-            report.failed.append(alert_id)
+        report.failed.append(alert_id)
     return report
+
+
+# -- sending again ------------------------------------------------------------------------------
+
+
+@dataclass
+class RetryReport:
+    """What ``retry_alerts`` did: the alerts it made due again, and its delivery pass over them."""
+
+    requeued: list[int]
+    delivery: DeliveryReport
+
+    @property
+    def not_reached(self) -> list[int]:
+        """Requeued alerts the bounded pass had no time for: the ``alert_outbox`` sensor sends
+        them."""
+        tried = {*self.delivery.delivered, *self.delivery.failed}
+        return [alert_id for alert_id in self.requeued if alert_id not in tried]
+
+
+def retry_alerts(
+    brain: BrainLibrary,
+    ids: Sequence[int] | None = None,
+    *,
+    given_up_only: bool = False,
+    url: str | None = None,
+) -> RetryReport:
+    """Make alerts due now (``ids``, or every given-up alert and, unless ``given_up_only``, every
+    pending one: see ``requeue_alerts``), with their age restarted, then run one bounded delivery
+    pass over them. Refused, with nothing changed, when there is no usable webhook (``url`` or
+    ``$BRAIN_ALERT_WEBHOOK_URL``): the alerts would only wait again."""
+    target = _target(url)
+    if target is None:
+        raise BrainError(
+            f"no webhook to send alerts to: set {ALERT_WEBHOOK_ENV}; no alert was changed"
+        )
+    if (refused := _scheme_error(target)) is not None:
+        raise ValueError(
+            f"webhook {_safe_target(target)} ({ALERT_WEBHOOK_ENV}): {refused}; no alert was changed"
+        )
+    requeued = brain.requeue_alerts(ids, given_up_only=given_up_only)
+    if not requeued:
+        return RetryReport([], DeliveryReport())
+    log_event(REQUEUED, alert_ids=requeued)
+    delivery = deliver_pending(brain, target, ids=requeued, limit=len(requeued), expire=False)
+    return RetryReport(requeued, delivery)

@@ -58,3 +58,14 @@ class BarsLockTimeoutError(LockTimeoutError):
 class PublishLockTimeoutError(LockTimeoutError):
     """Another publication of asset values held the publish lock for longer than the lock
     timeout; the message names the run and the assets and partitions left unpublished."""
+
+
+class SyntheticBarsRefusedError(BrainError, ValueError):
+    """A version trained on synthetic bars was to be activated where the bars are real."""
+
+    exit_status = 2
+
+
+class MissingBarsError(BrainError, ValueError):
+    """The deployment's bar store holds no bars of a symbol (and synthetic bars were not
+    chosen): nothing is trained on made-up bars in their place."""

@@ -25,25 +25,51 @@ Importing this module loads no scikit-learn, skops or TensorFlow; they load with
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+import psycopg
 
 from brain_assets.calendar import SECONDS_PER_YEAR, bar_seconds, frequency_label
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
-from brain_assets.errors import BrainError
+from brain_assets.errors import (
+    BrainConnectionError,
+    BrainError,
+    EmbeddedServerError,
+    StoreError,
+    SyntheticBarsRefusedError,
+)
 from brain_assets.evaluation.positions import PositionRule
+from brain_assets.events import log_event
 from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_features
 from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
+from brain_assets.predictor_cache import PredictorCache, PredictorCacheError, read_bundle
+from brain_assets.provenance import refused_here, refused_synthetic, synthetic_bars_allowed
+from brain_assets.regimes.classify import REGIMES
 
 if TYPE_CHECKING:
     from brain_assets.decisions.policy import DecisionPolicy
     from brain_assets.store.library import BrainLibrary
 
-__all__ = ["Prediction", "Predictor", "StandAside", "load_predictor"]
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "PredictorCacheError",
+    "PredictorSource",
+    "StandAside",
+    "load_predictor",
+    "load_predictor_from_bundle",
+]
+
+PredictorSource = Literal["brain", "cache", "bundle"]
 
 # Relative difference between the bars' median spacing and the model's that still counts as the
 # same frequency (periods_per_year goes through a float division on its way to the registry).
@@ -55,12 +81,15 @@ class StandAside(BrainError):  # noqa: N818 (the engine's verb, not an error in 
 
     ``reason`` is ``BrainLibrary.trading_status(symbol)["reason"]``: no version passed the
     activation floor, or the last one was taken out and no earlier one qualified.
+    ``cached_at`` is None when the Brain said so now; when it did not answer, it is when the
+    Brain last gave this decision, read back from the predictor cache.
     """
 
-    def __init__(self, symbol: str, reason: str) -> None:
+    def __init__(self, symbol: str, reason: str, *, cached_at: datetime | None = None) -> None:
         super().__init__(f"{symbol}: stand aside: {reason}")
         self.symbol = symbol
         self.reason = reason
+        self.cached_at = cached_at
 
 
 @dataclass(frozen=True)
@@ -92,8 +121,8 @@ class Prediction:
 class Predictor:
     """A registered version, deserialised and ready to predict from raw bars.
 
-    Build it with :func:`load_predictor`; it holds no connection and may be shared between
-    threads (prediction only reads the fitted model).
+    Build it with :func:`load_predictor` (or :func:`load_predictor_from_bundle`); it holds no
+    connection and may be shared between threads (prediction only reads the fitted model).
     """
 
     symbol: str
@@ -116,6 +145,13 @@ class Predictor:
     rule: PositionRule = field(default_factory=PositionRule)
     """The no-trade band the version was evaluated with (its fee and margin)."""
     estimator: Any = field(default=None, repr=False, compare=False)
+    source: PredictorSource = "brain"
+    """Where this decision came from: ``brain`` (the registry answered now), ``cache`` (the
+    Brain did not answer; the last decision it gave, from the predictor cache) or ``bundle``
+    (a file written by ``brain export``)."""
+    cached_at: datetime | None = None
+    """When the Brain last gave this decision (``cache``) or when it was exported (``bundle``,
+    None for an export that did not record it); None for ``brain``."""
 
     @property
     def min_bars(self) -> int:
@@ -296,18 +332,20 @@ def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
 
 
 def load_predictor(
-    brain: BrainLibrary,
+    brain: BrainLibrary | None,
     symbol: str,
     regime: str | None = None,
     *,
     policy: DecisionPolicy | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Predictor:
     """The model the Brain recommends for ``symbol``, loaded and ready to predict.
 
     With ``regime`` None the symbol's active version; with a volatility regime (low, normal,
     high, extreme) the pick of ``ModelSelector(brain).select_model_for_symbol(symbol, regime)``
     (the best tradable version in that regime, else the active one). The artifact's sha256 is
-    verified before it is deserialised.
+    verified before it is deserialised. ``brain`` None opens the configured Brain
+    (``$DATABASE_DSN``, else the embedded server) for this call only.
 
     A version whose artifact cannot be loaded (it fails its sha256, the allowlists refuse it,
     or TensorFlow cannot be imported for an ``lstm``) is never skipped silently: it is taken out
@@ -315,6 +353,15 @@ def load_predictor(
     and the recommendation is made once more by the same rule, so the engine gets the previous
     good version, or StandAside when none loads. ``policy`` is the decision policy that picks
     the fallback (default: ``DecisionPolicy()``).
+
+    Every answer of the Brain (the version loaded, or stand aside) is recorded in the predictor
+    cache: ``cache_dir``, else ``$BRAIN_PREDICTOR_CACHE`` (``off``: none), else
+    ``<BRAIN_HOME>/predictor-cache``. When the database does not answer (it cannot be reached, or
+    a statement fails on the way), the cached decision is served instead, its artifact checked
+    against its sha256, with a ``predictor_offline`` warning naming the symbol, the version and
+    the decision's age: the Predictor has ``source='cache'`` and ``cached_at``, a cached
+    stand-aside raises StandAside with ``cached_at``. A failure to write the cache does not fail
+    the load: it is logged as ``predictor_cache_failed``.
 
     Raises:
         StandAside: the symbol has models but none may trade; ``reason`` says why.
@@ -324,13 +371,104 @@ def load_predictor(
             either (the fallback verified it, so something changed it in between).
         ArtifactEnvironmentError: this process cannot read a version that verified (keras
             without TensorFlow, a full temporary disk); the registry is left as it was.
+        PredictorCacheError: the Brain did not answer and no usable decision is cached (none, the
+            cache is off, or its files are unreadable or fail their sha256); nothing is loaded.
     """
+    from brain_assets.store.validation import symbol as check_symbol
+
+    symbol = check_symbol(symbol)
+    if regime is not None and regime not in REGIMES:
+        raise ValueError(
+            f"regime: {regime!r} is not a regime; valid regimes are {', '.join(REGIMES)}"
+        )
+    cache = PredictorCache.configured(cache_dir)
+    try:
+        if brain is None:
+            from brain_assets.store.library import BrainLibrary
+
+            with BrainLibrary() as own:
+                return _load_live(own, symbol, regime, policy, cache)
+        # The pool waits up to its 30 s checkout timeout for a stopped server; one connection of
+        # its own tells within the connect timeout, before the engine is kept waiting.
+        from brain_assets.store.connection import check_reachable
+
+        check_reachable(brain.dsn, brain.timeouts)
+        return _load_live(brain, symbol, regime, policy, cache)
+    except (BrainConnectionError, EmbeddedServerError, StoreError, psycopg.OperationalError) as exc:
+        if isinstance(exc, StoreError) and not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise  # a refused statement: the Brain answered
+        unreachable: Exception = exc
+    return _load_cached(cache, symbol, regime, _describe(unreachable, brain))
+
+
+def _describe(error: Exception, brain: BrainLibrary | None) -> str:
+    """The connection error in one line, without the DSN's secrets."""
+    from brain_assets.environment import configured_dsn
+    from brain_assets.store.dsn import scrub
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    dsn = brain.dsn if brain is not None else configured_dsn()
+    return scrub(text, dsn) if dsn else text
+
+
+def _load_live(
+    brain: BrainLibrary,
+    symbol: str,
+    regime: str | None,
+    policy: DecisionPolicy | None,
+    cache: PredictorCache | None,
+) -> Predictor:
+    """load_predictor with the Brain answering; its decision goes to ``cache``."""
+    try:
+        model, predictor = _load_recommended(brain, symbol, regime, policy)
+    except StandAside as aside:
+        if cache is not None:
+            reason = aside.reason
+            _remember(cache, symbol, lambda: cache.remember_stand_aside(symbol, regime, reason))
+        raise
+    if cache is not None:
+        model_id = predictor.model_id
+        activated_at = brain.activated_at(model_id)
+        _remember(
+            cache,
+            symbol,
+            lambda: cache.remember_version(
+                symbol,
+                regime,
+                model,
+                reason=predictor.reason,
+                activated_at=activated_at,
+                fetch=lambda: brain.load_model_artifact(model_id),
+            ),
+        )
+    return predictor
+
+
+def _remember(cache: PredictorCache, symbol: str, write: Callable[[], Path]) -> None:
+    """Run a cache write. A disk that refuses it leaves the engine a good model now and no
+    fallback later: worth a warning, never worth failing the load."""
+    try:
+        write()
+    except OSError as exc:
+        log_event(
+            "predictor_cache_failed",
+            logging.WARNING,
+            symbol=symbol,
+            cache=str(cache.folder),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+
+
+def _load_recommended(
+    brain: BrainLibrary, symbol: str, regime: str | None, policy: DecisionPolicy | None
+) -> tuple[dict[str, Any], Predictor]:
+    """The registry row the Brain recommends and its Predictor (see load_predictor)."""
     from brain_assets.training.serialization import UnloadableArtifactError
     from brain_assets.versioning import ModelVersioning
 
     model, reason = _recommended(brain, symbol, regime)
     try:
-        return _predictor(brain, model, reason=reason, regime=regime)
+        return model, _predictor(brain, model, reason=reason, regime=regime)
     except UnloadableArtifactError as exc:
         ModelVersioning(brain, policy=policy).fall_back_from_unloadable(
             str(model["symbol"]), exc.model_id, exc.error
@@ -338,7 +476,135 @@ def load_predictor(
     # The broken version is marked now: neither the active version nor the selector's pick can
     # be it again. Once only: the fallback loaded the version it chose.
     model, reason = _recommended(brain, symbol, regime)
-    return _predictor(brain, model, reason=reason, regime=regime)
+    return model, _predictor(brain, model, reason=reason, regime=regime)
+
+
+def _load_cached(
+    cache: PredictorCache | None, symbol: str, regime: str | None, why: str
+) -> Predictor:
+    """The decision the Brain gave last for (symbol, regime), from the cache."""
+    if cache is None:
+        what = symbol if regime is None else f"{symbol} in the {regime} regime"
+        raise PredictorCacheError(
+            symbol,
+            f"{what}: the Brain is unreachable ({why}) and the predictor cache is off "
+            "(BRAIN_PREDICTOR_CACHE=off): nothing to trade with",
+        )
+    decision = cache.recall(symbol, regime, why=why)
+    age_s = round(decision.age_s(), 1)
+    if decision.model is None:
+        log_event(
+            "predictor_offline",
+            logging.WARNING,
+            symbol=symbol,
+            regime=regime,
+            stand_aside=True,
+            model_id=None,
+            cached_at=decision.cached_at.isoformat(),
+            age_s=age_s,
+            error=why,
+        )
+        raise StandAside(symbol, decision.reason, cached_at=decision.cached_at)
+    model = decision.model
+    data = cache.artifact(decision, why=why)
+
+    def refused(exc: ValueError) -> Exception:
+        return PredictorCacheError(
+            symbol,
+            f"{symbol} {model['model_type']} v{model['version']} ({model['model_id']}): the "
+            f"Brain is unreachable ({why}) and the cached artifact cannot be loaded: {exc}",
+        )
+
+    predictor = _offline_predictor(
+        model,
+        data,
+        refused,
+        reason=decision.reason,
+        regime=regime,
+        source="cache",
+        cached_at=decision.cached_at,
+    )
+    log_event(
+        "predictor_offline",
+        logging.WARNING,
+        symbol=symbol,
+        regime=regime,
+        stand_aside=False,
+        model_id=predictor.model_id,
+        version=predictor.version,
+        model_type=predictor.model_type,
+        cached_at=decision.cached_at.isoformat(),
+        age_s=age_s,
+        activated_at=decision.activated_at,
+        error=why,
+    )
+    return predictor
+
+
+def load_predictor_from_bundle(
+    path: str | os.PathLike[str], *, allow_synthetic: bool | None = None
+) -> Predictor:
+    """The version ``brain export`` wrote to ``path`` (the ``.skops``/``.keras`` file, or its
+    ``.json`` sidecar), ready to predict, without any database: for an engine that ships its
+    model. The artifact is checked against the sidecar's sha256 before it is deserialised. The
+    Predictor has ``source='bundle'`` and ``cached_at`` the export's time. A version trained on
+    synthetic bars is refused (SyntheticBarsRefusedError) unless ``allow_synthetic`` (default:
+    the deployment's market source is 'synthetic', as for the registry's activations).
+
+    Raises:
+        ValueError: a missing or unreadable file, a sidecar without a field a Predictor needs, or
+            an artifact the allowlists refuse (each named), or features this version of
+            brain_assets does not compute.
+        ArtifactIntegrityError: the artifact does not match the sidecar's sha256.
+        ArtifactEnvironmentError: this process cannot read the artifact (keras without
+            TensorFlow).
+    """
+    bundle = read_bundle(Path(path))
+    model = bundle.model
+    where = bundle.artifact_path
+    allowed = synthetic_bars_allowed() if allow_synthetic is None else allow_synthetic
+    if model.get("synthetic_bars") and not allowed:
+        raise SyntheticBarsRefusedError(
+            f"bundle {where}: {refused_synthetic(model['version'], model['symbol'])}"
+        )
+
+    def refused(exc: ValueError) -> Exception:
+        return ValueError(f"bundle {where}: {exc}")
+
+    return _offline_predictor(
+        model,
+        bundle.data,
+        refused,
+        reason=f"{model['model_type']} v{model['version']} from the bundle {where}",
+        regime=None,
+        source="bundle",
+        cached_at=bundle.exported_at,
+    )
+
+
+def _offline_predictor(
+    model: Mapping[str, Any],
+    data: bytes,
+    refused: Callable[[ValueError], Exception],
+    *,
+    reason: str,
+    regime: str | None,
+    source: PredictorSource,
+    cached_at: datetime | None,
+) -> Predictor:
+    """A Predictor from verified bytes read from disk; ``refused`` makes the error for bytes
+    the allowlists refuse."""
+    from brain_assets.training import serialization
+
+    try:
+        estimator = serialization.deserialize_model(data, str(model["artifact_format"]))
+    except ValueError as exc:
+        raise refused(exc) from exc
+    except (ImportError, OSError) as exc:
+        raise serialization.ArtifactEnvironmentError(model, exc) from exc
+    return _build(
+        model, estimator, reason=reason, regime=regime, source=source, cached_at=cached_at
+    )
 
 
 def _recommended(
@@ -347,7 +613,7 @@ def _recommended(
     """The registry row load_predictor loads, and why it is the one."""
     if regime is None:
         model = brain.get_active_model(symbol)
-        if model is None:
+        if model is None or refused_here(model):
             raise _stand_aside(brain, symbol)
         return model, f"{model['model_type']} v{model['version']} is the active version"
     from brain_assets.selection import ModelSelector
@@ -366,12 +632,25 @@ def _recommended(
 def _predictor(
     brain: BrainLibrary, model: dict[str, Any], *, reason: str, regime: str | None
 ) -> Predictor:
-    from brain_assets.pipeline.lstm_model import context_rows
-    from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
     from brain_assets.training.serialization import load_registered_model
 
-    label = f"{model['symbol']} {model['model_type']} v{model['version']}"
     estimator = load_registered_model(brain, model)
+    return _build(model, estimator, reason=reason, regime=regime, source="brain", cached_at=None)
+
+
+def _build(
+    model: Mapping[str, Any],
+    estimator: Any,
+    *,
+    reason: str,
+    regime: str | None,
+    source: PredictorSource,
+    cached_at: datetime | None,
+) -> Predictor:
+    from brain_assets.pipeline.lstm_model import context_rows
+    from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
+
+    label = f"{model['symbol']} {model['model_type']} v{model['version']}"
     names = [str(name) for name in (model.get("feature_names") or [])]
     if not names:
         names = [str(name) for name in getattr(estimator, "feature_names_in_", [])]
@@ -395,4 +674,6 @@ def _predictor(
         max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
         rule=_position_rule(model.get("metrics")),
         estimator=estimator,
+        source=source,
+        cached_at=cached_at,
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from brain_assets.provenance import refused_here
 from brain_assets.regimes.classify import REGIMES
 from brain_assets.regimes.evaluation import MIN_REGIME_BARS
 from brain_assets.store import validation as check
@@ -148,7 +149,7 @@ class ModelSelector:
     ) -> dict[str, Any] | None:
         model = self.brain.get_active_model(symbol)
         which = "the active model"
-        if model is None:
+        if model is None or refused_here(model):
             # No active version: none passed the floor, or the last one was taken out and no
             # earlier one works. A regime choice must not bring a model back through the side.
             status = self.brain.trading_status(symbol)

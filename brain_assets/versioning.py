@@ -44,6 +44,7 @@ from brain_assets.decisions.policy import (
 )
 from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.events import log_event
+from brain_assets.provenance import refused_synthetic, synthetic_bars_allowed
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
@@ -98,6 +99,12 @@ def _error_text(reason: object) -> str:
     return flat if len(flat) <= MAX_ERROR_CHARS else flat[: MAX_ERROR_CHARS - 3] + "..."
 
 
+def _kept_inactive_reason(model: Mapping[str, Any], floor: Verdict, synthetic_allowed: bool) -> str:
+    if model["synthetic_bars"] and not synthetic_allowed:
+        return "synthetic_bars"
+    return "below_floor" if not floor.passed else "challenger"
+
+
 class ModelVersioning:
     """Versions of each symbol's model: which one trades, and why it changed.
 
@@ -110,8 +117,14 @@ class ModelVersioning:
         *,
         tolerance: float = 0.0,
         policy: DecisionPolicy | None = None,
+        synthetic_allowed: bool | None = None,
     ) -> None:
+        """``synthetic_allowed``: whether versions trained on synthetic bars may trade (by
+        default only where the deployment's market source is 'synthetic')."""
         self.brain = brain
+        self.synthetic_allowed = (
+            synthetic_bars_allowed() if synthetic_allowed is None else bool(synthetic_allowed)
+        )
         tolerance = check.finite(tolerance, "tolerance")
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
@@ -160,6 +173,15 @@ class ModelVersioning:
             )
             model = self.brain.lock_model(model_id)
             active = self.brain.get_active_model(model["symbol"])
+            if active is not None and active["synthetic_bars"] and not self.synthetic_allowed:
+                # Activated where synthetic bars were chosen (the demo's) on this Brain: here it
+                # never trades, so it is taken out and the new version judged without it.
+                self.brain.stand_aside(
+                    model["symbol"],
+                    reason="synthetic_bars",
+                    details={"rule": refused_synthetic(active["version"], model["symbol"])},
+                )
+                active = None
             try:
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
@@ -174,6 +196,10 @@ class ModelVersioning:
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
                 )
+            if model["synthetic_bars"] and not self.synthetic_allowed:
+                decision = Verdict(
+                    False, refused_synthetic(model["version"], model["symbol"]), decision.details
+                )
             record = {**decision.to_json(), "floor": floor.to_json(), "as_of": _as_of(as_of)}
             if decision.passed:
                 self._activate(model, reason="promotion", details=record)
@@ -183,7 +209,7 @@ class ModelVersioning:
                     model_id,
                     model["version"],
                     action="kept_inactive",
-                    reason="below_floor" if not floor.passed else "challenger",
+                    reason=_kept_inactive_reason(model, floor, self.synthetic_allowed),
                     details=record,
                 )
         return model_id
@@ -590,7 +616,11 @@ class ModelVersioning:
         self, model: Mapping[str, Any], *, reason: str, details: Mapping[str, Any]
     ) -> None:
         self.brain.activate_version(
-            model["symbol"], model["model_id"], reason=reason, details=details
+            model["symbol"],
+            model["model_id"],
+            reason=reason,
+            details=details,
+            synthetic_allowed=self.synthetic_allowed,
         )
         if reason == "promotion":
             log_event(
@@ -690,6 +720,8 @@ class ModelVersioning:
             and candidate["horizon"] != current["horizon"]
         ):
             return f"horizon {candidate['horizon']} differs from {current['horizon']}"
+        if candidate.get("synthetic_bars") and not self.synthetic_allowed:
+            return "trained on synthetic bars; this deployment's bars are real"
         if candidate["credible"] is False:
             return "below the activation floor"
         # A version never judged (registered before the floor, or under the seed's rules) is

@@ -26,10 +26,14 @@ TEMPLATE = "brain_template"
 def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """No test may touch the working directory's .brain or a DATABASE_DSN set in the shell."""
     home = tmp_path_factory.mktemp("brain_home")
-    saved = {key: os.environ.get(key) for key in ("BRAIN_HOME", "DATABASE_DSN", "BRAIN_LOG_DIR")}
+    keys = ("BRAIN_HOME", "DATABASE_DSN", "BRAIN_LOG_DIR", "BRAIN_MARKET_SOURCE")
+    saved = {key: os.environ.get(key) for key in keys}
     os.environ["BRAIN_HOME"] = str(home)
     os.environ["BRAIN_LOG_DIR"] = str(home / "logs")
     os.environ.pop("DATABASE_DSN", None)
+    # The suite trains on generated bars (dagster_helpers.SMALL_MARKET): a deployment that chose
+    # them, so that its versions may trade; tests of a real deployment unset it.
+    os.environ["BRAIN_MARKET_SOURCE"] = "synthetic"
     yield home
     for key, value in saved.items():
         if value is None:

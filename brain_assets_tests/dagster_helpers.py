@@ -24,7 +24,7 @@ NO_FLOOR = DecisionResource(floor_min_composite=None, floor_confidence=None)
 """Every version may trade: for tests of the graph's plumbing on small synthetic markets, where
 no model shows credible skill and the default policy would (rightly) stand every symbol aside."""
 FAST_RETRAIN = RetrainResource(min_rows=500, importance_sample=250, include_lstm=False)
-SMALL_MARKET = MarketDataResource(n_bars=1200)
+SMALL_MARKET = MarketDataResource(source="synthetic", n_bars=1200)
 
 
 def resources(

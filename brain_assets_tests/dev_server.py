@@ -67,7 +67,12 @@ def running_brain_dev(folder: Path, symbols: list[str]) -> Iterator[int]:
     DATABASE_DSN) with ``symbols`` added; yields the UI server's port once it answers. On exit it
     sends SIGTERM and checks that `brain dev` exited and left none of its processes running."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_DSN"}
-    env.update(BRAIN_HOME=str(folder / "home"), BRAIN_LOG_DIR=str(folder / "logs"))
+    # The runs it launches train on generated bars: a deployment that chose them.
+    env.update(
+        BRAIN_HOME=str(folder / "home"),
+        BRAIN_LOG_DIR=str(folder / "logs"),
+        BRAIN_MARKET_SOURCE="synthetic",
+    )
     brain = [sys.executable, "-m", "brain_assets.cli"]
     added = subprocess.run(
         [*brain, "symbols", "add", *symbols],

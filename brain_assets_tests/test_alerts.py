@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,16 +23,26 @@ from brain_assets.alerts import (
     ABANDONED,
     ALERT_WEBHOOK_ENV,
     DELIVERY_FAILED,
+    DUPLICATE,
+    MAX_AGE_ENV,
+    MAX_BACKOFF_S,
     SEND_ATTEMPTS,
     QueuedAlert,
     alert_text,
+    backoff_s,
+    configured_max_age_s,
     deliver_pending,
     dispatch_alert,
     queue_alert,
     send_alert,
     transaction_with_alerts,
 )
-from brain_assets.defs.alerts.sensors import alert_outbox, alert_sensors, run_failure_alert
+from brain_assets.defs.alerts.sensors import (
+    OUTBOX_UNAVAILABLE,
+    alert_outbox,
+    alert_sensors,
+    run_failure_alert,
+)
 from brain_assets.defs.resources import BrainResource
 from brain_assets.defs.retries import is_transient
 from brain_assets.errors import StoreError
@@ -52,6 +63,13 @@ class Webhook:
 
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
+    with serve_webhook() as hook:
+        yield hook
+
+
+@contextmanager
+def serve_webhook() -> Iterator[Webhook]:
+    """A webhook receiver on 127.0.0.1 that records every POST."""
     hook = Webhook(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -75,15 +93,18 @@ def webhook() -> Iterator[Webhook]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     hook.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/brain?token=abc"
-    yield hook
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
 def no_webhook_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ALERT_WEBHOOK_ENV, raising=False)
+    monkeypatch.delenv(MAX_AGE_ENV, raising=False)
 
 
 def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
@@ -269,36 +290,133 @@ def exploding() -> None:
     raise ValueError("bars are missing for BTC/USDT")
 
 
-def test_run_failure_sensor_posts_the_failed_run(
-    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+def failed_run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    result = dg.materialize(
+        [exploding], instance=instance, partition_key="BTC/USDT", raise_on_error=False
+    )
+    assert not result.success
+    return result
+
+
+def sensor_tick(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> None:
+    """One evaluation of the run-failure sensor for ``result``'s run, as the daemon makes it."""
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
+    run_failure_alert(context)
+
+
+def test_run_failure_sensor_queues_the_failed_run_once_and_posts_it(
+    webhook: Webhook,
+    brain: BrainLibrary,
+    brain_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="brain_assets")
     assert alert_sensors == [run_failure_alert, alert_outbox]
     assert run_failure_alert.name == "run_failure_alert"
     assert run_failure_alert.default_status == dg.DefaultSensorStatus.RUNNING
     monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
+    monkeypatch.setenv("DATABASE_DSN", brain_dsn)
 
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [exploding], instance=instance, partition_key="BTC/USDT", raise_on_error=False
-        )
-        assert not result.success
-        context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert",
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            dagster_event=result.get_run_failure_event(),
-        ).for_run_failure()
-        run_failure_alert(context)
+        result = failed_run(instance)
+        sensor_tick(instance, result)
+        # A second evaluation of the same run (a tick that crashed before its cursor moved)
+        # writes no second alert and posts nothing more.
+        sensor_tick(instance, result)
 
+    (row,) = brain.get_alerts()
+    assert row["kind"] == "run_failed" and row["dedupe_key"] == result.run_id
+    assert row["attempts"] == 1 and row["delivered_at"] is not None
     (request,) = webhook.requests
     body = request["body"]
     assert body["event"] == "run_failed"
+    assert body["alert_id"] == row["id"]
     payload = body["payload"]
+    assert payload == row["payload"]
     assert payload["run_id"] == result.run_id
     assert payload["job_name"] == result.dagster_run.job_name
     assert payload["partition"] == "BTC/USDT"
     assert payload["error"]
     assert "bars are missing for BTC/USDT" in payload["step_errors"]["exploding"]
+    # Announced once; the second evaluation only notes the duplicate.
+    assert len(events(caplog, "run_failed")) == 1
+    (duplicate,) = events(caplog, DUPLICATE)
+    assert duplicate.fields["alert_id"] == row["id"]  # type: ignore[attr-defined]
+    assert not events(caplog, OUTBOX_UNAVAILABLE)
+
+
+def test_a_run_failure_the_webhook_misses_waits_in_the_outbox(
+    webhook: Webhook, brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webhook.fail_first = 1
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
+    monkeypatch.setenv("DATABASE_DSN", brain_dsn)
+    with dg.instance_for_test() as instance:
+        result = failed_run(instance)
+        sensor_tick(instance, result)
+    (row,) = brain.get_alerts(pending_only=True)
+    assert row["kind"] == "run_failed" and "HTTP 503" in row["last_error"]
+
+    make_due(brain_dsn, row["id"])
+    with dg.build_sensor_context(resources={"brain": BrainResource(dsn=brain_dsn)}) as context:
+        delivered = alert_outbox(context)
+    assert isinstance(delivered, dg.SkipReason)
+    assert delivered.skip_message == "1 delivered, 0 to retry, 0 given up"
+    assert [r["body"]["alert_id"] for r in webhook.requests] == [row["id"], row["id"]]
+    assert webhook.requests[-1]["body"]["payload"]["run_id"] == result.run_id
+
+
+def test_run_failure_is_posted_directly_when_the_database_does_not_answer(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="brain_assets")
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
+    monkeypatch.setenv("DATABASE_DSN", f"postgresql://brain:{SECRET}@127.0.0.1:{closed_port()}/x")
+    with dg.instance_for_test() as instance:
+        result = failed_run(instance)
+        sensor_tick(instance, result)
+
+    (request,) = webhook.requests
+    body = request["body"]
+    assert body["event"] == "run_failed" and "alert_id" not in body
+    assert body["payload"]["run_id"] == result.run_id
+    (fallback,) = events(caplog, OUTBOX_UNAVAILABLE)
+    assert fallback.levelno == logging.WARNING
+    fields = fallback.fields  # type: ignore[attr-defined]
+    assert fields["run_id"] == result.run_id and fields["alert_event"] == "run_failed"
+    assert "BrainConnectionError" in fields["error"] and "cannot connect" in fields["error"]
+    assert all(SECRET not in record.getMessage() for record in caplog.records)
+
+
+def test_run_failure_is_posted_directly_when_queueing_loses_the_database(
+    webhook: Webhook,
+    brain: BrainLibrary,
+    brain_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="brain_assets")
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, webhook.url)
+    monkeypatch.setenv("DATABASE_DSN", brain_dsn)
+
+    def connection_lost(self: BrainLibrary, *args: Any, **kwargs: Any) -> tuple[int, bool]:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(BrainLibrary, "enqueue_alert_once", connection_lost)
+    with dg.instance_for_test() as instance:
+        result = failed_run(instance)
+        sensor_tick(instance, result)
+    (request,) = webhook.requests
+    assert request["body"]["payload"]["run_id"] == result.run_id
+    (fallback,) = events(caplog, OUTBOX_UNAVAILABLE)
+    assert "server closed the connection" in fallback.fields["error"]  # type: ignore[attr-defined]
+    assert brain.get_alerts() == []
 
 
 def test_a_rollback_posts_to_the_webhook(
@@ -399,26 +517,112 @@ def test_the_outbox_retries_with_exponential_backoff_until_delivered(
     assert bodies[-1]["payload"] == {"symbol": "BTC/USDT", "metric": "sharpe"}
 
 
-def test_the_outbox_gives_up_after_max_attempts(
+def age(dsn: str, alert_id: int, hours: float) -> None:
+    """Time travel: ``alert_id`` was queued ``hours`` ago."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            """UPDATE alert_outbox
+               SET created_at = clock_timestamp() - make_interval(secs => %s) WHERE id = %s""",
+            (hours * 3600.0, alert_id),
+        )
+
+
+def test_failed_attempts_go_on_until_the_age_runs_out(
     webhook: Webhook, brain: BrainLibrary, brain_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="brain_assets")
     webhook.status = 500
     alert = queue_alert(brain, "model_stand_aside", {"symbol": "ETH/USDT"})
-    options: dict[str, Any] = {"max_attempts": 2, "base_backoff_s": 0}
-    # A zero backoff still means one POST per alert per pass.
-    assert deliver_pending(brain, webhook.url, **options).failed == [alert.alert_id]
-    assert len(webhook.requests) == 1
-    assert deliver_pending(brain, webhook.url, **options).abandoned == [alert.alert_id]
+    # Far more attempts than a day of hourly retries: no count gives the alert up.
+    for attempt in range(1, 31):
+        report = deliver_pending(brain, webhook.url, base_backoff_s=0)
+        assert report.failed == [alert.alert_id] and report.abandoned == [], attempt
+    assert len(webhook.requests) == 30
     row = outbox_row(brain_dsn, alert.alert_id)
-    assert row["attempts"] == 2 and row["gave_up_at"] is not None
-    assert row["next_attempt_at"] is None and row["delivered_at"] is None
-    assert "HTTP 500" in row["last_error"]
+    assert row["attempts"] == 30 and row["gave_up_at"] is None
+    assert row["next_attempt_at"] is not None
+
+    # Two days old (more than the 24 h of old): still pending, still tried.
+    age(brain_dsn, alert.alert_id, hours=48)
+    assert deliver_pending(brain, webhook.url, base_backoff_s=0).failed == [alert.alert_id]
+    # Past the default maximum age of 3 days it is given up, visibly.
+    age(brain_dsn, alert.alert_id, hours=72.1)
+    assert deliver_pending(brain, webhook.url).abandoned == [alert.alert_id]
+    assert len(webhook.requests) == 31
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["gave_up_at"] is not None and row["next_attempt_at"] is None
+    assert row["delivered_at"] is None
+    assert row["last_error"].startswith("not delivered within 3 days (last error: HTTP 500")
     (abandoned,) = events(caplog, ABANDONED)
-    assert abandoned.fields["alert_id"] == alert.alert_id  # type: ignore[attr-defined]
     assert abandoned.levelno == logging.ERROR
-    assert deliver_pending(brain, webhook.url, **options).abandoned == []
-    assert len(webhook.requests) == 2
+    assert abandoned.fields["alert_id"] == alert.alert_id  # type: ignore[attr-defined]
+    assert abandoned.fields["attempts"] == 31  # type: ignore[attr-defined]
+    assert deliver_pending(brain, webhook.url).abandoned == []
+    assert len(webhook.requests) == 31
+
+
+def test_the_backoff_is_capped_however_many_attempts_failed() -> None:
+    assert [backoff_s(n) for n in (1, 2, 3)] == [30.0, 60.0, 120.0]
+    assert backoff_s(8) == backoff_s(100) == MAX_BACKOFF_S == 3600.0
+    # Weeks of hourly attempts (a long maximum age) must not overflow the doubling.
+    assert backoff_s(5000) == MAX_BACKOFF_S
+
+
+def test_the_maximum_age_is_set_in_days_by_the_environment(
+    brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert configured_max_age_s() == 3 * 86400.0
+    young = queue_alert(brain, "model_rollback", {"symbol": "A/X"}).alert_id
+    old = queue_alert(brain, "model_rollback", {"symbol": "B/X"}).alert_id
+    age(brain_dsn, young, hours=11)
+    age(brain_dsn, old, hours=13)
+    monkeypatch.setenv(MAX_AGE_ENV, " 0.5 ")
+    assert configured_max_age_s() == 43200.0
+    assert deliver_pending(brain).abandoned == [old]
+    assert outbox_row(brain_dsn, old)["last_error"] == "not delivered within 12 hours"
+    assert outbox_row(brain_dsn, young)["next_attempt_at"] is not None
+
+
+@pytest.mark.parametrize("raw", ["three", "0", "-1", "nan", "inf", "3d"])
+def test_a_bad_maximum_age_is_refused_naming_the_variable(
+    raw: str, brain: BrainLibrary, brain_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alert = queue_alert(brain, "model_rollback", {"symbol": "A/X"})
+    age(brain_dsn, alert.alert_id, hours=24 * 30)
+    monkeypatch.setenv(MAX_AGE_ENV, raw)
+    with pytest.raises(ValueError, match=f"{MAX_AGE_ENV} must be a number of days > 0"):
+        deliver_pending(brain)
+    row = outbox_row(brain_dsn, alert.alert_id)
+    assert row["gave_up_at"] is None and row["next_attempt_at"] is not None
+
+
+def test_an_alert_with_a_dedupe_key_is_written_once(brain: BrainLibrary) -> None:
+    first = queue_alert(brain, "run_failed", {"run_id": "r1"}, dedupe_key="r1")
+    again = queue_alert(brain, "run_failed", {"run_id": "r1", "error": "x"}, dedupe_key="r1")
+    other_run = queue_alert(brain, "run_failed", {"run_id": "r2"}, dedupe_key="r2")
+    other_kind = queue_alert(brain, "run_retried", {"run_id": "r1"}, dedupe_key="r1")
+    assert not first.duplicate and again.duplicate and again.alert_id == first.alert_id
+    assert not other_run.duplicate and not other_kind.duplicate
+    rows = {row["id"]: row for row in brain.get_alerts()}
+    assert sorted(rows) == sorted({first.alert_id, other_run.alert_id, other_kind.alert_id})
+    assert rows[first.alert_id]["payload"] == {"run_id": "r1"}  # the first one stays
+    # Keyless alerts (each rollback is its own cause) are never merged.
+    a = queue_alert(brain, "model_rollback", {"symbol": "A/X"})
+    b = queue_alert(brain, "model_rollback", {"symbol": "A/X"})
+    assert a.alert_id != b.alert_id
+    with pytest.raises(ValueError, match="dedupe_key must not be empty"):
+        queue_alert(brain, "run_failed", {}, dedupe_key=" ")
+
+
+def test_a_duplicate_inside_a_rolled_back_transaction_leaves_the_first(
+    brain: BrainLibrary,
+) -> None:
+    first = queue_alert(brain, "run_failed", {"run_id": "r1"}, dedupe_key="r1")
+    with pytest.raises(RuntimeError, match="undone"), brain.transaction():
+        assert queue_alert(brain, "run_failed", {}, dedupe_key="r1").duplicate
+        raise RuntimeError("undone")
+    (row,) = brain.get_alerts()
+    assert row["id"] == first.alert_id
 
 
 def test_without_a_webhook_alerts_stay_in_the_outbox_and_expire(

@@ -196,6 +196,8 @@ class CeleryCluster:
             "BRAIN_HOME": str(self.root / "home"),
             "BRAIN_LOG_DIR": str(self.root / "logs" / "brain"),
             "BRAIN_EXECUTOR": "celery",
+            # The runs train on generated bars, a choice the deployment makes explicitly.
+            "BRAIN_MARKET_SOURCE": "synthetic",
             "DAGSTER_CELERY_BROKER_URL": f"{broker}/0",
             "DAGSTER_CELERY_BACKEND_URL": f"{broker}/1",
             "BRAIN_CODE_SERVER_HOST": "127.0.0.1",

@@ -93,7 +93,7 @@ def test_retraining_on_the_same_bars_adds_no_rows(dsn: str) -> None:
     assert set(models["horizon"]) == {1}
     assert models["fingerprint"].str.fullmatch("[0-9a-f]{64}").all()
     # New bars are a new training: new versions.
-    longer = MarketDataResource(n_bars=1300)
+    longer = MarketDataResource(source="synthetic", n_bars=1300)
     assert run_assets(instance, dsn, [SYMBOL], retrain=FAST, market=longer).success
     assert count_rows(dsn, "model_registry") == 4
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from brain_assets.defs.resources import MarketDataResource, market_resource
+from brain_assets.errors import MissingBarsError
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.dagster_helpers import FAST_RETRAIN, run_assets
@@ -30,9 +31,10 @@ def test_auto_reads_the_store_when_it_holds_the_symbol(brain: BrainLibrary) -> N
     stored = market.load("BTC/USDT", brain)
     assert stored.source == "store:fakex" and len(stored.frame) == 1400
     assert stored.frame["timestamp"].iloc[0] == FIRST_BAR
-    # Not in the store: synthetic bars, as before there was a store.
-    assert market.load("ETH/USDT", brain).source == "synthetic"
-    with pytest.raises(ValueError, match=r"ETH/USDT: the bar store has no 1h bars"):
+    # Not in the store: a clear refusal, never made-up bars in their place.
+    with pytest.raises(MissingBarsError, match=r"ETH/USDT: the bar store holds no 1h bars"):
+        market.load("ETH/USDT", brain)
+    with pytest.raises(MissingBarsError, match=r"ETH/USDT: the bar store holds no 1h bars"):
         MarketDataResource(source="store").load("ETH/USDT", brain)
     # Two exchanges' prints are never mixed: the deployment must pick one.
     brain.store_bars("otherx", "BTC/USDT", "1h", bars(2))
@@ -68,6 +70,9 @@ def test_the_retrain_reads_the_store_set_only_in_the_deployment_environment(
     for symbol in SYMBOLS:
         models = brain.list_models(symbol)
         assert not models.empty
+        assert set(models["bar_source"]) == {"store:fakex"}
+        assert set(models["bar_timeframe"]) == {"1h"}
+        assert not models["synthetic_bars"].any()
         # Trained on the stored bars (June 2023), not on the synthetic default (2024).
         assert pd.Timestamp(models["data_start"].iloc[0]).year == 2023
 

@@ -148,6 +148,7 @@ def test_retrain_then_monitor_as_a_subprocess(tmp_path: Path) -> None:
     env = {
         "BRAIN_HOME": str(tmp_path / "home"),
         "BRAIN_LOG_DIR": str(tmp_path / "logs"),
+        "BRAIN_MARKET_SOURCE": "synthetic",
         "PATH": "/usr/bin:/bin",
     }
 

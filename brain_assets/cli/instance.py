@@ -10,26 +10,89 @@ from sqlalchemy.engine import URL
 
 from brain_assets.bundled import bundled_path
 from brain_assets.environment import brain_home, configured_dsn, worker_count
+from brain_assets.store.dsn import mask_dsn
 from brain_assets.store.embedded import start_embedded
 
 REPO_DAGSTER_YAML = bundled_path("dagster.yaml")
 DAGSTER_DATABASE = "dagster"
 
 
+def _psycopg2_refuses(key: str, value: str) -> bool:
+    """Whether the libpq that psycopg2 is linked with (not always psycopg's) rejects ``key``."""
+    import psycopg2
+    import psycopg2.extensions
+
+    try:
+        psycopg2.extensions.parse_dsn(psycopg2.extensions.make_dsn(**{key: value}))
+    except psycopg2.ProgrammingError:
+        return True
+    return False
+
+
 def sqlalchemy_url(dsn: str) -> str:
-    """A libpq DSN as dagster-postgres wants it: ``postgresql+psycopg2://``, socket as ?host=."""
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
-    host = str(params.get("host") or "")
-    socket = host.startswith("/")
-    query = {"host": host} if socket else {}
+    """A libpq DSN as dagster-postgres wants it: a ``postgresql+psycopg2://`` SQLAlchemy URL that
+    carries every parameter of the DSN.
+
+    User, password and database go in the URL's own fields; every other parameter, host and port
+    included, goes in its query, which SQLAlchemy's psycopg2 dialect hands to ``psycopg2.connect``
+    as keywords and psycopg2 to libpq unchanged: ``sslmode``, ``sslrootcert``, ``options``,
+    ``target_session_attrs``... reach Dagster's connections as they reach the Brain's. That
+    includes:
+
+    - a Unix-socket folder as host (``?host=/path``), which a URL's host field cannot hold;
+    - several hosts (``host=a,b port=5432,5433``, libpq's failover): the dialect joins a
+      comma-separated ``host`` and ``port`` back into libpq's lists. libpq lets one port serve
+      every host, the dialect does not, so a single port is repeated for each host;
+    - ``passfile`` and ``service``: libpq reads the password file and the service file itself,
+      at connection time, in whichever process connects; psycopg2 connects through libpq as
+      psycopg does, so Dagster's processes, started from this one with its environment, read
+      the same files.
+
+    Refused with a ValueError naming the parameter: one that the libpq psycopg2 is linked with
+    does not know (it can be older than psycopg's: a parameter of a newer libpq would make every
+    Dagster connection fail later, far from the DSN's owner), and a port list whose length
+    matches neither one nor the host list (libpq would refuse it too).
+    """
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # Not chained: the driver's message may quote the DSN, password included.
+        raise ValueError(
+            f"DATABASE_DSN is not a valid PostgreSQL connection string: {mask_dsn(dsn)}"
+        ) from None
+    # An empty value is libpq's "not set" (its default, or the PG* variable, applies): left out,
+    # it means the same to psycopg2.
+    settings = {key: str(value) for key, value in params.items() if value not in (None, "")}
+    for key, value in settings.items():
+        if _psycopg2_refuses(key, value):
+            import psycopg2
+
+            linked = psycopg2.__libpq_version__
+            raise ValueError(
+                f"DATABASE_DSN parameter {key!r} is not known to libpq "
+                f"{linked // 10000}.{linked % 10000}, which Dagster's storage connects with "
+                "(psycopg2): remove it from DATABASE_DSN, or install a psycopg2 built with a "
+                "newer libpq"
+            )
+    hosts = settings.get("host", "").split(",")
+    ports = settings["port"].split(",") if "port" in settings else []
+    if len(ports) == 1 and len(hosts) > 1:
+        settings["port"] = ",".join(ports * len(hosts))
+    elif len(ports) > 1 and len(ports) != len(hosts):
+        raise ValueError(
+            f"DATABASE_DSN parameter 'port' lists {len(ports)} ports for {len(hosts)} host(s): "
+            "give one port for every host, or a single port for all of them"
+        )
+    username = settings.pop("user", None)
+    password = settings.pop("password", None)
+    # No dbname: libpq's default ($PGDATABASE, else the user name) applies, as for the Brain.
+    database = settings.pop("dbname", None)
     url = URL.create(
         "postgresql+psycopg2",
-        username=str(params["user"]) if params.get("user") else None,
-        password=str(params["password"]) if params.get("password") else None,
-        host=None if socket or not host else host,
-        port=int(str(params["port"])) if params.get("port") else None,
-        database=str(params.get("dbname") or params.get("user") or "postgres"),
-        query=query,
+        username=username,
+        password=password,
+        database=database,
+        query=settings,
     )
     return url.render_as_string(hide_password=False)
 

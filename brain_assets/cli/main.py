@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from brain_assets.cli import (
+    alert_commands,
+    analyze_command,
     data_commands,
     model_commands,
     operate_commands,
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.register(commands)
     model_commands.register(commands)
     run_commands.register(commands)
+    alert_commands.register(commands)
+    analyze_command.register(commands)
     return parser
 
 

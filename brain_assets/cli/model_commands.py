@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from brain_assets.cli.output import emit, table, to_json
+from brain_assets.predictor_cache import (
+    BUNDLE_FIELDS,
+    BUNDLE_FORMAT,
+    EXTENSIONS,
+    write_atomically,
+)
 
 MODEL_LIST_FIELDS = (
     "version",
@@ -30,28 +35,9 @@ SELECT_FIELDS = (
     "reason",
     "stand_aside",
 )
-# The registry row's metadata that travels next to an exported artifact.
-SIDECAR_FIELDS = (
-    "model_id",
-    "symbol",
-    "version",
-    "model_type",
-    "horizon",
-    "feature_names",
-    "artifact_sha256",
-    "artifact_format",
-    "training_start",
-    "training_end",
-    "data_start",
-    "data_end",
-    "composite_score",
-    "credible",
-    "created_at",
-    "run_id",
-    "hyperparameters",
-    "metrics",
-)
-EXTENSIONS = {"skops": ".skops", "keras": ".keras"}
+# The registry row's metadata that travels next to an exported artifact: all that
+# load_predictor_from_bundle needs to predict with it.
+SIDECAR_FIELDS = BUNDLE_FIELDS
 
 
 def register(commands: Any) -> None:
@@ -76,7 +62,9 @@ def register(commands: Any) -> None:
     promote.set_defaults(handler=run_promote)
 
     export = commands.add_parser(
-        "export", help="write a version's verified artifact and a PATH.json metadata sidecar"
+        "export",
+        help="write a version's verified artifact and a PATH.json metadata sidecar, a bundle "
+        "that load_predictor_from_bundle predicts with",
     )
     export.add_argument("model_id")
     export.add_argument("path", help="a .skops/.keras file, or a folder to write it into")
@@ -181,20 +169,6 @@ def export_target(model: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then os.replace it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def run_export(args: argparse.Namespace) -> int:
     from brain_assets.errors import UnknownModelError
     from brain_assets.store.library import BrainLibrary
@@ -211,7 +185,11 @@ def run_export(args: argparse.Namespace) -> int:
         if existing and not args.force:
             raise ValueError(f"refusing to overwrite {', '.join(existing)} (use --force)")
         data = brain.load_model_artifact(args.model_id)  # checked against its sha256
-    metadata = {k: model.get(k) for k in SIDECAR_FIELDS}
+    metadata = {
+        "bundle_format": BUNDLE_FORMAT,
+        **{k: model.get(k) for k in SIDECAR_FIELDS},
+        "exported_at": datetime.now(UTC),
+    }
     write_atomically(target, data)
     write_atomically(sidecar, (to_json(metadata) + "\n").encode())
     result = {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from brain_assets.cli.output import emit, emit_rows, table
+from brain_assets.provenance import bars_label
 from brain_assets.store.library import BrainLibrary
 from brain_assets.store.quality import SUMMARY_COLUMNS
 
@@ -78,6 +79,9 @@ MODEL_FIELDS = (
     "training_start",
     "training_end",
     "artifact_sha256",
+    "bar_source",
+    "bar_timeframe",
+    "synthetic_bars",
 )
 
 
@@ -98,12 +102,12 @@ def best_model(args: argparse.Namespace) -> int:
         "best": {k: best[k] for k in MODEL_FIELDS},
         "active": None if active is None else {k: active[k] for k in MODEL_FIELDS},
     }
-    rows = [{"role": role, **(model or {})} for role, model in picked.items()]
-    emit(
-        args,
-        picked,
-        table(rows, ["role", "version", "model_type", "composite_score", "is_active", "model_id"]),
-    )
+    rows = [
+        {"role": role, **(model or {}), "bars": bars_label(model or {})}
+        for role, model in picked.items()
+    ]
+    columns = ["role", "version", "model_type", "composite_score", "is_active", "bars", "model_id"]
+    emit(args, picked, table(rows, columns))
     return 0
 
 

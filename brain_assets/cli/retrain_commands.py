@@ -35,6 +35,7 @@ def register(commands: Any) -> None:
     dev = commands.add_parser("dev", help="start the Dagster UI and daemon on the Brain's database")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
+    add_source_arguments(dev, "the runs it launches")
     dev.set_defaults(handler=run_dev)
 
 
@@ -69,8 +70,11 @@ def _demo_worker_start(started: float, native_log: str) -> None:
     os.close(sink)
 
 
-def _demo_retrain(symbol: str) -> dict[str, Any]:
-    """One daily_retrain run for ``symbol`` in this worker process (picklable summary)."""
+def _demo_retrain(
+    symbol: str, run_id: str | None = None, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One daily_retrain run for ``symbol`` in this worker process (picklable summary). The
+    parent names the run (``run_id``) so that it can fail the run itself if this worker dies."""
     import dagster as dg
 
     from brain_assets.definitions import defs
@@ -82,6 +86,8 @@ def _demo_retrain(symbol: str) -> dict[str, Any]:
             partition_key=symbol,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
+            run_id=run_id,
+            tags=tags,
         )
     failures = []
     for event in result.all_events:
@@ -96,6 +102,11 @@ def _demo_retrain(symbol: str) -> dict[str, Any]:
         "success": result.success,
         "failures": failures,
     }
+
+
+def tries_note(result: dict[str, Any]) -> str:
+    """`` after 2 tries`` for a run tried again after its worker died, else nothing."""
+    return f" after {result['tries']} tries" if result["tries"] > 1 else ""
 
 
 def _source_symbols(args: argparse.Namespace) -> list[str]:
@@ -124,13 +135,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
     use_source(args)
     prepare_dagster_environment()
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     import dagster as dg
 
+    from brain_assets.cli.worker_pool import run_per_symbol
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.market_data.synthetic import EDGE_MARKETS
+    from brain_assets.pipeline.bars import CLEANING_CHECK
     from brain_assets.store.library import BrainLibrary
 
     symbols = list(dict.fromkeys(args.symbols or _source_symbols(args) or DEMO_SYMBOLS))
@@ -148,18 +158,18 @@ def run_demo(args: argparse.Namespace) -> int:
     native_log = log_dir_from_env() / "native-stderr.log"
     native_log.parent.mkdir(parents=True, exist_ok=True)
     print(f"(TensorFlow's native messages go to {native_log})")
-    # spawn: a forked child would share the parent's open database connections.
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
+    results = run_per_symbol(
+        symbols,
+        _demo_retrain,
+        workers=workers,
         initializer=_demo_worker_start,
         initargs=(started, str(native_log)),
-    ) as pool:
-        results = list(pool.map(_demo_retrain, symbols))
+        command="demo",
+    )
     ordered = symbols
     for result in results:
         state = "succeeded" if result["success"] else "FAILED"
-        print(f"run {result['run_id'][:8]} {result['symbol']} {state}")
+        print(f"run {result['run_id'][:8]} {result['symbol']} {state}{tries_note(result)}")
         for failure in result["failures"]:
             print(f"  {failure}")
     print(f"done in {time.monotonic() - started:.1f} s\n")
@@ -192,6 +202,11 @@ def run_demo(args: argparse.Namespace) -> int:
                             for f, v in zip(top["feature"], top["importance"], strict=True)
                         )
                     )
+            cleaning = brain.get_data_quality_logs(symbol, since=started_at)
+            for details in cleaning.loc[cleaning["check_name"] == CLEANING_CHECK, "details"]:
+                if (details or {}).get("left_out"):
+                    print(f"  bars: {details['left_out']['reason']}")
+                    break
             failures = quality[(quality["symbol"] == symbol) & (quality["failed"] > 0)]
             if failures.empty:
                 print("  quality: every check passed")
@@ -200,13 +215,24 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"  quality FAILED: {row.check_name} ({row.severity}), "
                     f"{row.failure_count} failure(s)"
                 )
-    print("\nOpen the UI on the same data:  .venv/bin/brain dev   then http://127.0.0.1:3000")
+    print(f"\nOpen the UI on the same data:  .venv/bin/brain dev{_same_source()}")
+    print("then http://127.0.0.1:3000")
     return 0 if all(result["success"] for result in results) else 1
+
+
+def _same_source() -> str:
+    """The ``brain dev`` options that make the UI's runs read the bars this command read."""
+    source = os.environ.get(MARKET_ENV["source"], "").strip()
+    if not source:
+        return ""
+    folder = os.environ.get(MARKET_ENV["folder"], "").strip()
+    return f" --source {source}" + (f" --folder {folder}" if source == "files" and folder else "")
 
 
 def run_dev(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
+    use_source(args)  # the daemon's and the UI's runs read it (defs.resources.market_resource)
     env = prepare_dagster_environment()
     from brain_assets.logs import LOG_DIR_ENV, log_dir_from_env
 

@@ -16,7 +16,12 @@ import time
 from typing import Any
 
 from brain_assets.cli.output import emit, table
-from brain_assets.cli.retrain_commands import ProgressPrinter, _demo_retrain, _demo_worker_start
+from brain_assets.cli.retrain_commands import (
+    ProgressPrinter,
+    _demo_retrain,
+    _demo_worker_start,
+    tries_note,
+)
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import worker_count
 
@@ -99,9 +104,7 @@ def _active_line(row: dict[str, Any]) -> str:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+    from brain_assets.cli.worker_pool import run_per_symbol
     from brain_assets.logs import log_dir_from_env
     from brain_assets.store.library import BrainLibrary
 
@@ -116,20 +119,22 @@ def run_retrain(args: argparse.Namespace) -> int:
         f"daily_retrain for {', '.join(symbols)}: {len(symbols)} run(s), {workers} at a time "
         f"(TensorFlow's native messages go to {native_log})",
     )
-    # spawn: a forked child would share the parent's open database connections.
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
+    results = run_per_symbol(
+        symbols,
+        _demo_retrain,
+        workers=workers,
         initializer=_json_worker_start if args.json else _demo_worker_start,
         initargs=(started, str(native_log)),
-    ) as pool:
-        results = list(pool.map(_demo_retrain, symbols))
+        command="retrain",
+    )
     with BrainLibrary() as brain:
         rows = [{**result, **_active_summary(brain, result["symbol"])} for result in results]
     lines = []
     for row in rows:
         state = "succeeded" if row["success"] else "FAILED"
-        lines.append(f"{row['symbol']}: run {row['run_id']} {state}; {_active_line(row)}")
+        lines.append(
+            f"{row['symbol']}: run {row['run_id']} {state}{tries_note(row)}; {_active_line(row)}"
+        )
         lines += [f"  {failure}" for failure in row["failures"]]
     lines.append(f"done in {time.monotonic() - started:.1f} s")
     emit(args, rows, "\n".join(lines))

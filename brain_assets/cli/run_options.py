@@ -40,6 +40,13 @@ def use_source(args: argparse.Namespace) -> None:
     if args.folder and args.source != "files":
         raise ValueError("--folder goes with --source files")
     if args.source is None:
+        if (
+            getattr(args, "command", None) == "demo"
+            and not os.environ.get(MARKET_ENV["source"], "").strip()
+        ):
+            # The demo's markets are generated on purpose, and said to be: a deployment only
+            # trains on synthetic bars when it chose them (see defs.resources).
+            os.environ[MARKET_ENV["source"]] = "synthetic"
         return
     os.environ[MARKET_ENV["source"]] = args.source
     if args.source == "files":

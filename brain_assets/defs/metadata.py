@@ -50,6 +50,7 @@ def registry_markdown(brain: Any, symbol: str) -> str:
         "horizon",
         "composite_score",
         "credible",
+        "bars",
         "created_at",
         "model_id",
     ]

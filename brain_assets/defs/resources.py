@@ -6,9 +6,11 @@ Every default of the retrain and decision resources is read from the core datacl
 cannot drift apart; the Dagster UI still shows each default in the config schema."""
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from brain_assets.decisions.policy import DecisionPolicy
@@ -18,8 +20,10 @@ from brain_assets.environment import (
     MARKET_ENV,
     MARKET_SOURCES,
 )
-from brain_assets.market_data.base import MarketData, make_source
+from brain_assets.market_data.base import MarketData
+from brain_assets.market_data.deployment import DeploymentMarket
 from brain_assets.pipeline.settings import LSTMSettings, RetrainSettings
+from brain_assets.provenance import BarProvenance
 from brain_assets.quality.cleaning import CleaningPolicy
 from brain_assets.store.library import BrainLibrary
 
@@ -68,10 +72,10 @@ def brain_resource() -> BrainResource:
 class MarketDataResource(dg.ConfigurableResource):
     """Where OHLCV bars come from, set once per deployment (see ``market_resource``).
 
-    ``auto`` (default): the bar store when it holds ``timeframe`` bars of the symbol, else
-    synthetic bars. ``store``: the bar store only (an error names a symbol without bars).
-    ``files``: one file per symbol in ``folder``. ``synthetic``: generated bars (``seed``,
-    ``n_bars``, ``bar``)."""
+    ``auto`` (default) and ``store``: the bar store; a symbol it lacks fails with its name
+    (MissingBarsError) rather than training on made-up bars. ``files``: one file per symbol in
+    ``folder``. ``synthetic``: generated bars (``seed``, ``n_bars``, ``bar``), chosen on purpose
+    (the demo does): only such a deployment lets versions trained on synthetic bars trade."""
 
     source: str = Field(default="auto", description="auto, store, files or synthetic")
     folder: str = ""
@@ -83,28 +87,19 @@ class MarketDataResource(dg.ConfigurableResource):
     n_bars: int = 3000
     bar: str = "1h"
 
+    def deployment(self) -> DeploymentMarket:
+        """The same settings as the Dagster-free core reads them (market_data.deployment)."""
+        return DeploymentMarket(**self.model_dump())
+
     def load(self, symbol: str, brain: BrainLibrary | None = None) -> MarketData:
         """``symbol``'s bars; ``brain`` is the store the ``auto`` and ``store`` sources read."""
-        from brain_assets.market_data.store_source import StoreSource
+        return self.deployment().load(symbol, brain)
 
-        if self.source not in MARKET_SOURCES:
-            raise ValueError(
-                f"market source {self.source!r} is not one of {', '.join(MARKET_SOURCES)}"
-            )
-        if self.source in ("auto", "store"):
-            if brain is None:
-                if self.source == "store":
-                    raise ValueError("the store market source needs the Brain")
-            else:
-                store = StoreSource(brain, self.timeframe, self.store_source)
-                if self.source == "store" or store.holds(symbol):
-                    return store.load(symbol)
-        options: dict[str, Any]
-        if self.source == "files":
-            options = {"folder": self.folder}
-            return make_source("files", **options).load(symbol)
-        options = {"seed": self.seed, "n_bars": self.n_bars, "bar": self.bar}
-        return make_source("synthetic", **options).load(symbol)
+    def provenance(
+        self, symbol: str, brain: BrainLibrary | None, stamps: Sequence[object] | pd.Index
+    ) -> BarProvenance:
+        """Where ``load`` takes ``symbol``'s bars from (see DeploymentMarket.provenance)."""
+        return self.deployment().provenance(symbol, brain, stamps)
 
 
 def market_resource() -> MarketDataResource:
@@ -160,6 +155,11 @@ class CleaningConfig(dg.Config):
         default=_CLEANING.max_affected_fraction,
         description="ohlcv_valid fails (nothing trains) above this fraction of dropped or "
         "repaired bars",
+    )
+    recent_stretch: bool = Field(
+        default=_CLEANING.recent_stretch,
+        description="over the fraction, train on the longest recent stretch that keeps it "
+        "(older bars left out and logged) instead of blocking the symbol",
     )
 
     def policy(self) -> CleaningPolicy:

@@ -36,6 +36,21 @@ class StoreSource:
 
     def load(self, symbol: str) -> MarketData:
         symbol = check_symbol(symbol)
+        chosen = self.source_for(symbol)
+        frame = self.brain.load_bars(chosen, symbol, self.timeframe)
+        spacing = bar_seconds(frame["timestamp"]) if frame["timestamp"].nunique() > 1 else None
+        return MarketData(
+            symbol=symbol,
+            frame=frame,
+            source=f"store:{chosen}",
+            metadata={"store_source": chosen, "timeframe": self.timeframe, "bars": len(frame)},
+            bar_seconds=spacing,
+            frequency=None if spacing is None else frequency_label(spacing),
+        )
+
+    def source_for(self, symbol: str) -> str:
+        """The bar store source ``load`` reads ``symbol`` from; a ValueError names why none."""
+        symbol = check_symbol(symbol)
         sources = self.brain.bar_sources(symbol, self.timeframe)
         if self.source:
             if self.source not in sources:
@@ -58,13 +73,4 @@ class StoreSource:
                 f"{symbol}: several sources hold {self.timeframe} bars ({', '.join(sources)}); "
                 "choose one with the market resource's store_source (BRAIN_BAR_SOURCE)"
             )
-        frame = self.brain.load_bars(chosen, symbol, self.timeframe)
-        spacing = bar_seconds(frame["timestamp"]) if frame["timestamp"].nunique() > 1 else None
-        return MarketData(
-            symbol=symbol,
-            frame=frame,
-            source=f"store:{chosen}",
-            metadata={"store_source": chosen, "timeframe": self.timeframe, "bars": len(frame)},
-            bar_seconds=spacing,
-            frequency=None if spacing is None else frequency_label(spacing),
-        )
+        return chosen

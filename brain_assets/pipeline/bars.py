@@ -15,7 +15,12 @@ import pandas as pd
 
 from brain_assets.features.gaps import GapReport, gap_affected_rows
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.quality.cleaning import CleaningReport, clean_bars
+from brain_assets.quality.cleaning import (
+    CleaningReport,
+    CleanStretch,
+    clean_bars,
+    recent_clean_stretch,
+)
 from brain_assets.quality.run import CheckOutcome, FailureCase, ohlcv_checks
 
 CLEANING_CHECK = "bar_cleaning"
@@ -38,6 +43,9 @@ class PreparedBars:
     valid: CheckOutcome
     gap_check: CheckOutcome
     gaps: GapReport | None
+    left_out: CleanStretch | None = None
+    """Set when the whole history broke the cleaning budget and only its recent stretch is
+    used: ``cleaning`` is then that stretch's, and this says what was left out and why."""
 
     @property
     def usable(self) -> bool:
@@ -50,6 +58,10 @@ class PreparedBars:
         """The ``data_quality_logs`` row of the cleaning applied (the checks log their own)."""
         cleaning = self.cleaning
         severity = "ERROR" if cleaning.too_much else ("WARN" if cleaning.actions else "INFO")
+        message = cleaning.summary()
+        if self.left_out is not None:
+            severity = "ERROR" if cleaning.too_much else "WARN"
+            message = f"{message}; {self.left_out.reason()}"
         return {
             "symbol": self.symbol,
             "check_name": CLEANING_CHECK,
@@ -57,8 +69,9 @@ class PreparedBars:
             "passed": not cleaning.too_much,
             "failure_count": cleaning.affected,
             "details": {
-                "message": cleaning.summary(),
+                "message": message,
                 "rows": cleaning.raw_rows,
+                "left_out": None if self.left_out is None else self.left_out.to_dict(),
                 "cleaning": cleaning.to_dict(),
                 "gaps": None if self.gaps is None else self.gaps.to_dict(),
                 "usable": self.usable,
@@ -74,6 +87,7 @@ class PreparedBars:
             "raw_rows": self.cleaning.raw_rows,
             "clean_rows": self.cleaning.clean_rows,
             "cleaning": self.cleaning.to_dict(),
+            "left_out": None if self.left_out is None else self.left_out.to_dict(),
             "gaps": None if self.gaps is None else self.gaps.to_dict(),
             "checks": [
                 {
@@ -127,8 +141,18 @@ def _with_gap_rows(gap_check: CheckOutcome, gaps: GapReport | None) -> CheckOutc
 
 
 def prepare_bars(symbol: str, raw: pd.DataFrame, settings: RetrainSettings) -> PreparedBars:
-    """Clean ``raw`` under ``settings.cleaning`` and judge the result with the OHLCV schema."""
+    """Clean ``raw`` under ``settings.cleaning`` and judge the result with the OHLCV schema.
+
+    Over the cleaning budget, the longest recent stretch that keeps it is used instead, when
+    the policy allows and one of at least ``settings.min_rows`` bars exists (``left_out``)."""
     frame, cleaning = clean_bars(raw, settings.cleaning)
+    left_out = None
+    if cleaning.too_much and settings.cleaning.recent_stretch:
+        left_out = recent_clean_stretch(
+            raw, cleaning, settings.cleaning, min_rows=settings.min_rows
+        )
+        if left_out is not None:
+            frame, cleaning = left_out.frame, left_out.report
     valid, gap_check = ohlcv_checks(
         frame, min_rows=settings.min_rows, max_gap_bars=settings.max_gap_bars
     )
@@ -146,4 +170,5 @@ def prepare_bars(symbol: str, raw: pd.DataFrame, settings: RetrainSettings) -> P
         valid=_with_limit(valid, cleaning),
         gap_check=_with_gap_rows(gap_check, gaps),
         gaps=gaps,
+        left_out=left_out,
     )

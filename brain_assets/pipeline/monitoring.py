@@ -218,6 +218,7 @@ def evaluate_active_model(
     min_bars: int = DEFAULT_MIN_LIVE_BARS,
     window_bars: int = DEFAULT_LIVE_WINDOW_BARS,
     policy: DecisionPolicy | None = None,
+    synthetic_allowed: bool | None = None,
 ) -> LiveEvaluation | None:
     """Evaluate, store and assess the active model on the most recent ``window_bars`` bars it
     never saw (after the data window it was trained and evaluated on).
@@ -232,9 +233,9 @@ def evaluate_active_model(
 
     Returns None when the symbol has no active model (also after a fallback that found no
     version to trade); raises ValueError when fewer than ``min_bars`` unseen bars exist
-    (nothing to judge the model on yet).
+    (nothing to judge the model on yet). ``synthetic_allowed``: see ModelVersioning.
     """
-    versioning = ModelVersioning(brain, policy=policy)
+    versioning = ModelVersioning(brain, policy=policy, synthetic_allowed=synthetic_allowed)
     active = brain.get_active_model(symbol)
     if active is None:
         return None

@@ -17,6 +17,7 @@ from brain_assets.pipeline.promotion import champion_scorer
 from brain_assets.pipeline.regimes import store_regime_metrics
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact
+from brain_assets.provenance import BarProvenance, bars_label
 from brain_assets.store.library import BrainLibrary
 from brain_assets.versioning import ChampionScorer, ModelVersioning
 
@@ -47,6 +48,8 @@ def register_symbol(
     as_of: object = None,
     folds_by_type: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     profile: Mapping[str, Any] | None = None,
+    bars: BarProvenance | None = None,
+    synthetic_allowed: bool | None = None,
 ) -> Registration:
     """All of a symbol's new versions, as one transaction.
 
@@ -56,7 +59,9 @@ def register_symbol(
     ``bar_returns_by_type`` (each model's net return per out-of-sample bar) and ``champion``
     (scores the active version on those bars) feed the fair promotion test; ``as_of`` is the
     last bar known. ``folds_by_type`` (each fold's periods and metrics) is stored as the
-    versions' fold metrics, ``profile`` (pipeline.drift) as their feature profile.
+    versions' fold metrics, ``profile`` (pipeline.drift) as their feature profile. ``bars``
+    is where the training bars came from; ``synthetic_allowed`` whether a version trained on
+    synthetic bars may trade (see ModelVersioning).
 
     Every version ever registered for the symbol was a try at finding skill on its bars: the
     new versions' ``selection_trials``, which the activation floor deflates by, counts them all,
@@ -65,7 +70,9 @@ def register_symbol(
     if policy is not None and tolerance:
         raise ValueError("give the tolerance inside the policy: DecisionPolicy(tolerance=...)")
     versioning = ModelVersioning(
-        brain, policy=policy if policy is not None else DecisionPolicy(tolerance=tolerance)
+        brain,
+        policy=policy if policy is not None else DecisionPolicy(tolerance=tolerance),
+        synthetic_allowed=synthetic_allowed,
     )
     returns = dict(bar_returns_by_type or {})
     own: dict[str, pd.Series] = {}
@@ -130,6 +137,7 @@ def register_symbol(
                 artifact_format=artifact.artifact_format,
                 periods_per_year=periods_per_year,
                 feature_profile=profile,
+                bars=bars,
                 **lineage,
             )
             model_id = result.model_ids[artifact.model_type]
@@ -190,6 +198,8 @@ def register_evaluation(
     policy: DecisionPolicy,
     run_id: str | None = None,
     metrics_by_type: Mapping[str, Mapping[str, float | None]] | None = None,
+    bars: BarProvenance | None = None,
+    synthetic_allowed: bool | None = None,
 ) -> Registration:
     """:func:`register_symbol` for a retrain's evaluation (``SymbolEvaluation.to_json()``): the
     out-of-sample returns feed the promotion test, the folds and the training rows' feature
@@ -220,12 +230,17 @@ def register_evaluation(
         as_of=table.index[-1],
         folds_by_type=evaluation.get("folds"),
         profile=feature_profile(X),
+        bars=bars,
+        synthetic_allowed=synthetic_allowed,
     )
 
 
 def registry_summary(brain: BrainLibrary, symbol: str, *, limit: int = 10) -> dict[str, Any]:
     """The active version, the challengers and the latest activations, for people."""
     models = brain.list_models(symbol)
+    models["bars"] = [
+        bars_label({str(k): v for k, v in row.items()}) for row in models.to_dict("records")
+    ]
     history = brain.get_activation_history(symbol)
     return {
         "active": models[models["is_active"]].to_dict("records"),

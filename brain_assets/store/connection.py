@@ -140,17 +140,21 @@ def session_timeouts(environ: Mapping[str, str] | None = None) -> SessionTimeout
 def connection_kwargs(dsn: str, timeouts: SessionTimeouts) -> dict[str, Any]:
     """libpq parameters to connect to ``dsn`` with: the timeouts and the keepalives.
 
-    What the DSN sets itself wins: its keepalive parameters are kept, and its ``options`` (or
-    ``$PGOPTIONS``, which libpq would no longer read once ``options`` is given) come after ours,
-    where a later ``-c`` of the same setting overrides an earlier one.
+    What the DSN sets itself wins: its ``connect_timeout`` (or ``$PGCONNECT_TIMEOUT``) and its
+    keepalive parameters are kept, and its ``options`` (or ``$PGOPTIONS``, which libpq would no
+    longer read once ``options`` is given) come after ours, where a later ``-c`` of the same
+    setting overrides an earlier one. Every other parameter of the DSN reaches libpq untouched,
+    the DSN itself being the connection string.
     """
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     own = params.get("options")
     theirs = str(own) if own else os.environ.get("PGOPTIONS", "")
-    kwargs: dict[str, Any] = {
-        "connect_timeout": CONNECT_TIMEOUT_S,
-        "options": f"{timeouts.server_options()} {theirs}".strip(),
-    }
+    kwargs: dict[str, Any] = {"options": f"{timeouts.server_options()} {theirs}".strip()}
+    # A keyword argument overrides both the DSN and the environment in libpq: ours only where
+    # neither chose one, so that an operator who needs a longer wait (a server across a slow
+    # link) gets it.
+    if not params.get("connect_timeout") and not os.environ.get("PGCONNECT_TIMEOUT"):
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
     keepalives: dict[str, int] = {
         "keepalives": 1,
         "keepalives_idle": KEEPALIVES_IDLE_S,

@@ -7,13 +7,22 @@ import re
 import psycopg.conninfo
 
 _URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)(?P<pw>[^@/?#]*)(?=@)")
+# Every libpq parameter that holds a secret: the password, the passphrase of the client key, the
+# OAuth client secret and the SCRAM keys of a pass-through login (libpq marks the first three as
+# passwords; the SCRAM keys derive the password's proof, so they are as good as one).
+SECRET_PARAMETERS = frozenset(
+    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
+)
 _PARAM_PASSWORD = re.compile(
-    r"(?P<head>(?:^|[?&\s])password\s*=\s*)(?P<pw>'(?:\\.|[^'])*'|[^&\s]*)"
+    r"(?P<head>(?:^|[?&\s])(?:"
+    + "|".join(sorted(SECRET_PARAMETERS))
+    + r")\s*=\s*)(?P<pw>'(?:\\.|[^'])*'|[^&\s]*)"
 )
 
 
 def mask_dsn(dsn: str) -> str:
-    """The DSN with any password (URI user info, ``?password=``, ``password=``) as ``***``."""
+    """The DSN with any password (URI user info, ``?password=``, ``password=``) and any other
+    secret parameter (``sslpassword``...) as ``***``."""
     masked = _URI_PASSWORD.sub(lambda m: m.group("head") + ("***" if m.group("pw") else ""), dsn)
     return _PARAM_PASSWORD.sub(lambda m: m.group("head") + "***", masked)
 
@@ -25,11 +34,24 @@ def password_of(dsn: str) -> str | None:
         return None
 
 
+def secrets_of(dsn: str) -> list[str]:
+    """The values of the DSN's secret parameters (:data:`SECRET_PARAMETERS`), longest first."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return []
+    found = {str(params[key]) for key in SECRET_PARAMETERS if params.get(key)}
+    # Longest first, so that a secret that contains another is replaced whole.
+    return sorted(found, key=len, reverse=True)
+
+
 def scrub(text: str, dsn: str) -> str:
-    """Remove the DSN's password from a message that a driver or server produced."""
-    password = password_of(dsn)
+    """Remove the DSN's password, and its other secrets, from a message that a driver, a server
+    or a tool produced."""
     text = mask_dsn(text)
-    return text.replace(password, "***") if password else text
+    for secret in secrets_of(dsn):
+        text = text.replace(secret, "***")
+    return text
 
 
 def describe_target(dsn: str) -> str:

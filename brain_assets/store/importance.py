@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -14,6 +15,26 @@ from brain_assets.store.metrics import require_model_of_symbol
 
 _COPIED = ("symbol", "model_id", "method", "feature", "importance", "rank")
 TOP_FEATURE_COLUMNS = ("feature", "importance", "rank", "method", "analysis_date", "model_id")
+
+
+@dataclass(frozen=True)
+class FeatureImportanceRecord:
+    """One feature's place in one stored analysis, and how it moved since the one before.
+
+    ``previous_rank`` is the feature's rank in the previous analysis of the same model by the
+    same method (None for a model's first analysis, or a feature absent from it);
+    ``rank_change`` is ``previous_rank - rank``: positive when the feature moved up.
+    """
+
+    analysis_date: datetime
+    symbol: str
+    model_id: str
+    method: str
+    feature: str
+    importance: float
+    rank: int
+    previous_rank: int | None
+    rank_change: int | None
 
 
 class ImportanceMixin(StoreBase):
@@ -91,6 +112,49 @@ class ImportanceMixin(StoreBase):
         rows = self._rows(_TOP_FEATURES_BY_MODEL if model_id else _TOP_FEATURES, params)
         return self._frame(rows, TOP_FEATURE_COLUMNS)
 
+    def get_feature_importance_history(
+        self,
+        symbol: str,
+        feature: str | None = None,
+        since: datetime | None = None,
+        *,
+        method: str | None = None,
+    ) -> list[FeatureImportanceRecord]:
+        """Every stored analysis of the symbol's models, oldest first (then by method and rank):
+        the trend the nightly analysis records, one record per feature and analysis.
+
+        ``feature`` keeps one feature's records; ``since`` (a datetime, naive meaning UTC; an
+        ISO-8601 string too, as elsewhere in the store) the analyses from that time on;
+        ``method`` one method's. Analyses that retention moved to the archive are included.
+        A record's rank change is against the previous analysis of the same model and method,
+        even when that one is older than ``since``. An unknown symbol or feature gives [].
+        """
+        name = check.symbol(symbol)
+        params = {
+            "symbol": name,
+            "feature": None if feature is None else check.text(feature, "feature"),
+            "since": check.optional_timestamp(since, "since"),
+            "method": None if method is None else check.text(method, "method"),
+        }
+        records = []
+        for row in self._rows(_HISTORY, params):
+            previous = None if row["previous_rank"] is None else int(row["previous_rank"])
+            rank = int(row["rank"])
+            records.append(
+                FeatureImportanceRecord(
+                    analysis_date=row["analysis_date"],
+                    symbol=name,
+                    model_id=str(row["model_id"]),
+                    method=str(row["method"]),
+                    feature=str(row["feature"]),
+                    importance=float(row["importance"]),
+                    rank=rank,
+                    previous_rank=previous,
+                    rank_change=None if previous is None else previous - rank,
+                )
+            )
+        return records
+
 
 METHOD_PREFERENCE = ("shap", "permutation", "correlation")
 
@@ -134,3 +198,31 @@ WHERE method = (SELECT method FROM chosen)
 ORDER BY rank LIMIT %(top_n)s"""
 _TOP_FEATURES += _BATCH
 _TOP_FEATURES_BY_MODEL += _BATCH
+
+# The previous analysis of a model and method is found among all of the symbol's analyses before
+# the feature and since filters apply, so that filtering never changes a record's rank change.
+_HISTORY = """
+WITH stored AS (
+    SELECT model_id, method, feature, importance, rank, analysis_date
+    FROM feature_importance WHERE symbol = %(symbol)s
+    UNION ALL
+    SELECT model_id, method, feature, importance, rank, analysis_date
+    FROM feature_importance_archive WHERE symbol = %(symbol)s
+),
+analyses AS (
+    SELECT model_id, method, analysis_date,
+           lag(analysis_date) OVER (PARTITION BY model_id, method ORDER BY analysis_date)
+               AS previous_date
+    FROM (SELECT DISTINCT model_id, method, analysis_date FROM stored) AS distinct_analyses
+)
+SELECT s.analysis_date, s.model_id, s.method, s.feature, s.importance, s.rank,
+       p.rank AS previous_rank
+FROM stored s
+JOIN analyses a USING (model_id, method, analysis_date)
+LEFT JOIN stored p
+  ON p.model_id = s.model_id AND p.method = s.method AND p.feature = s.feature
+ AND p.analysis_date = a.previous_date
+WHERE (%(feature)s::text IS NULL OR s.feature = %(feature)s)
+  AND (%(since)s::timestamptz IS NULL OR s.analysis_date >= %(since)s)
+  AND (%(method)s::text IS NULL OR s.method = %(method)s)
+ORDER BY s.analysis_date, s.method, s.rank, s.feature"""

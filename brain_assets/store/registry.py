@@ -13,8 +13,18 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
-from brain_assets.errors import ArtifactIntegrityError, UnknownModelError
+from brain_assets.errors import (
+    ArtifactIntegrityError,
+    SyntheticBarsRefusedError,
+    UnknownModelError,
+)
 from brain_assets.events import log_event
+from brain_assets.provenance import (
+    BarProvenance,
+    refused_here,
+    refused_synthetic,
+    synthetic_bars_allowed,
+)
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 from brain_assets.store.metrics import insert_metric_rows, latest_metrics
@@ -41,6 +51,9 @@ MODEL_COLUMNS = (
     "data_end",
     "credible",
     "feature_profile",
+    "bar_source",
+    "bar_timeframe",
+    "synthetic_bars",
 )
 _SELECT_MODEL = f"SELECT {', '.join(MODEL_COLUMNS)} FROM model_registry"  # noqa: S608 (constant)
 ACTIVATION_COLUMNS = (
@@ -137,6 +150,7 @@ class RegistryMixin(StoreBase):
         data_end: datetime | str | None = None,
         credible: bool | None = None,
         feature_profile: Mapping[str, Any] | None = None,
+        bars: BarProvenance | None = None,
     ) -> str:
         """Store a new version of a symbol's model and return its model_id.
 
@@ -151,7 +165,9 @@ class RegistryMixin(StoreBase):
         idempotent: when the symbol already has a version with it, that version's model_id is
         returned and nothing is written. ``credible`` is the activation floor's verdict (see
         decisions.policy; None: not judged). ``feature_profile`` describes the training rows'
-        features (see pipeline.drift), what monitoring compares live inputs with.
+        features (see pipeline.drift), what monitoring compares live inputs with. ``bars`` says
+        where the training bars came from; a version with synthetic bars is activated only
+        where synthetic bars are allowed (see activate_version).
         """
         symbol = check.symbol(symbol)
         if credible is not None and not isinstance(credible, bool):
@@ -183,6 +199,8 @@ class RegistryMixin(StoreBase):
             else check.json_document(feature_profile, "feature_profile")
         )
         lineage = _lineage(horizon, fingerprint, run_id, data_start, data_end)
+        if bars is not None and not isinstance(bars, BarProvenance):
+            raise ValueError(f"bars: expected a BarProvenance, got {type(bars).__name__}")
         sha = hashlib.sha256(data).hexdigest()
         model_id = str(uuid.uuid4())
 
@@ -205,9 +223,10 @@ class RegistryMixin(StoreBase):
                        hyperparameters, feature_names, training_start, training_end, artifact,
                        artifact_sha256, artifact_format, metrics, composite_score,
                        horizon, fingerprint, run_id, data_start, data_end, credible,
-                       feature_profile)
+                       feature_profile, bar_source, bar_timeframe, synthetic_bars)
                    SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
-                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb
+                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
+                          %s, %s, %s
                    FROM model_registry WHERE symbol = %s
                    RETURNING created_at, version""",
                 (
@@ -230,6 +249,9 @@ class RegistryMixin(StoreBase):
                     lineage["data_end"],
                     credible,
                     profile_json,
+                    None if bars is None else bars.source,
+                    None if bars is None else bars.timeframe,
+                    None if bars is None else bars.synthetic,
                     symbol,
                 ),
             ).fetchone()
@@ -281,11 +303,21 @@ class RegistryMixin(StoreBase):
         return model
 
     def activate_version(
-        self, symbol: str, model_id: str, *, reason: str, details: Mapping[str, Any]
+        self,
+        symbol: str,
+        model_id: str,
+        *,
+        reason: str,
+        details: Mapping[str, Any],
+        synthetic_allowed: bool | None = None,
     ) -> str | None:
         """Make ``model_id`` the symbol's only active version and return the previous one; its
         activation row carries ``baseline``, the latest overall metrics it is activated with,
-        which a later rollback check compares its live metrics against."""
+        which a later rollback check compares its live metrics against.
+
+        A version trained on synthetic bars is refused (SyntheticBarsRefusedError, nothing
+        written) unless ``synthetic_allowed`` (default: the deployment's market source is
+        'synthetic', see provenance.synthetic_bars_allowed)."""
         with self.transaction() as conn:
             baseline = {
                 metric: value
@@ -293,8 +325,26 @@ class RegistryMixin(StoreBase):
                 if math.isfinite(value)
             }
             return self._switch_active(
-                conn, symbol, model_id, reason=reason, details={**details, "baseline": baseline}
+                conn,
+                symbol,
+                model_id,
+                reason=reason,
+                details={**details, "baseline": baseline},
+                synthetic_allowed=synthetic_allowed,
             )
+
+    def _check_tradable_bars(
+        self, conn: psycopg.Connection, symbol: str, model_id: str, allowed: bool | None
+    ) -> None:
+        row = conn.execute(
+            """SELECT version, synthetic_bars FROM model_registry
+               WHERE model_id = %s AND symbol = %s""",
+            (model_id, symbol),
+        ).fetchone()
+        if row is None or not row[1]:
+            return
+        if not (synthetic_bars_allowed() if allowed is None else allowed):
+            raise SyntheticBarsRefusedError(refused_synthetic(row[0], symbol))
 
     def stand_aside(self, symbol: str, *, reason: str, details: Mapping[str, Any]) -> str | None:
         """Deactivate the symbol's active version, leaving none; returns the one taken out."""
@@ -309,11 +359,15 @@ class RegistryMixin(StoreBase):
         *,
         reason: str,
         details: Mapping[str, Any] | None = None,
+        synthetic_allowed: bool | None = None,
     ) -> str | None:
         """Make ``model_id`` the symbol's only active version; returns the previous one.
 
-        The caller holds the symbol's advisory lock inside the transaction.
+        The caller holds the symbol's advisory lock inside the transaction. Every activation
+        passes here, so a version trained on synthetic bars is refused here (see
+        activate_version) before anything is written.
         """
+        self._check_tradable_bars(conn, symbol, model_id, synthetic_allowed)
         previous = self._deactivate(
             conn, symbol, reason=reason, details=details, except_model=model_id
         )
@@ -388,14 +442,27 @@ class RegistryMixin(StoreBase):
             )
 
     def activate_model(
-        self, model_id: str, *, reason: str = "manual", details: Mapping[str, Any] | None = None
+        self,
+        model_id: str,
+        *,
+        reason: str = "manual",
+        details: Mapping[str, Any] | None = None,
+        synthetic_allowed: bool | None = None,
     ) -> dict[str, Any]:
-        """Make ``model_id`` its symbol's active version (the previous one is deactivated)."""
+        """Make ``model_id`` its symbol's active version (the previous one is deactivated);
+        a version trained on synthetic bars only where they are allowed (see activate_version)."""
         model_id = check.text(model_id, "model_id")
         reason = check.text(reason, "reason")
         with self.transaction() as conn:
             model = self.lock_model(model_id)
-            self._switch_active(conn, model["symbol"], model_id, reason=reason, details=details)
+            self._switch_active(
+                conn,
+                model["symbol"],
+                model_id,
+                reason=reason,
+                details=details,
+                synthetic_allowed=synthetic_allowed,
+            )
         result = self.get_model(model_id)
         assert result is not None
         return result
@@ -514,7 +581,9 @@ class RegistryMixin(StoreBase):
         )
         return rows[0] if rows else None
 
-    def get_best_model(self, symbol: str, *, horizon: int | None = None) -> dict[str, Any] | None:
+    def get_best_model(
+        self, symbol: str, *, horizon: int | None = None, synthetic_allowed: bool | None = None
+    ) -> dict[str, Any] | None:
         """The symbol's tradable version with the highest composite score (newest among equals).
 
         "Best" ranks the composite score each version earned on its own retrain's out-of-sample
@@ -522,10 +591,12 @@ class RegistryMixin(StoreBase):
         not below the activation floor (``credible`` is not false), not withdrawn since their
         latest activation (rolled back for a metric regression, or an artifact that cannot be
         loaded), and of one horizon (``horizon``; by default the active version's, else the
-        newest version's), since versions predicting different horizons do not compete. None
+        newest version's), since versions predicting different horizons do not compete, and
+        trained on real bars unless synthetic ones are allowed (see activate_version). None
         when no version qualifies: the engine stands aside.
         """
         symbol = check.symbol(symbol)
+        synthetic = synthetic_bars_allowed() if synthetic_allowed is None else synthetic_allowed
         with self.transaction() as conn:
             if horizon is None:
                 row = conn.execute(
@@ -543,23 +614,27 @@ class RegistryMixin(StoreBase):
                     _SELECT_MODEL
                     + f""" m WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s
                         AND credible IS NOT FALSE AND NOT {withdrawn("m")}
+                        AND (%s OR synthetic_bars IS NOT TRUE)
                         ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
-                    (symbol, chosen),
+                    (symbol, chosen, synthetic),
                 ).fetchone()
         return found
 
-    def tradable_model_ids(self, symbol: str, *, horizon: int | None = None) -> list[str]:
+    def tradable_model_ids(
+        self, symbol: str, *, horizon: int | None = None, synthetic_allowed: bool | None = None
+    ) -> list[str]:
         """The versions get_best_model ranks (same filters), best first."""
         symbol = check.symbol(symbol)
-        best = self.get_best_model(symbol, horizon=horizon)
+        synthetic = synthetic_bars_allowed() if synthetic_allowed is None else synthetic_allowed
+        best = self.get_best_model(symbol, horizon=horizon, synthetic_allowed=synthetic)
         if best is None:
             return []
         rows = self._rows(
             "SELECT m.model_id FROM model_registry m"  # noqa: S608 (fixed SQL only)
             " WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s AND credible IS NOT FALSE"
-            f" AND NOT {withdrawn('m')}"
+            f" AND NOT {withdrawn('m')} AND (%s OR synthetic_bars IS NOT TRUE)"
             " ORDER BY composite_score DESC NULLS LAST, version DESC",
-            (symbol, best["horizon"]),
+            (symbol, best["horizon"], synthetic),
         )
         return [str(row["model_id"]) for row in rows]
 
@@ -577,6 +652,9 @@ class RegistryMixin(StoreBase):
             (symbol,),
         )
         last = history[0] if history else None
+        if active is not None and refused_here(active):
+            reason = refused_synthetic(active["version"], symbol) + ": stand aside"
+            return {"symbol": symbol, "active": None, "stand_aside": True, "reason": reason}
         if active is not None:
             reason = f"{active['model_type']} v{active['version']} is active"
             if last is not None and last["action"] == "activated":

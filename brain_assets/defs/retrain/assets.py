@@ -35,6 +35,7 @@ from brain_assets.defs.resources import (
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
 from brain_assets.defs.retrain.health import bars_metadata, health_metadata
 from brain_assets.defs.retries import retry_transient
+from brain_assets.errors import MissingBarsError
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.market_data.base import MarketData
@@ -118,9 +119,27 @@ def market_data(
             log_event(
                 "data_quality_failed", logging.ERROR, symbol=symbol, check="load", error=str(exc)
             )
+            if isinstance(exc, MissingBarsError):
+                alert_through_outbox(
+                    brain.library,
+                    "market_data_missing",
+                    {"symbol": symbol, "run_id": context.run.run_id, "error": str(exc)},
+                    # A step retried in the same run alerts once.
+                    dedupe_key=f"{context.run.run_id}:{symbol}",
+                )
             raise dg.Failure(description=f"market data for {symbol}: {exc}") from exc
         sources[symbol] = data
         prepared[symbol] = prepare_bars(symbol, data.frame, settings)
+        stretch = prepared[symbol].left_out
+        if stretch is not None:
+            log_event(
+                "bars_left_out",
+                logging.WARNING,
+                symbol=symbol,
+                start=stretch.start.isoformat(),
+                left_out_rows=stretch.left_out_rows,
+                reason=stretch.reason(),
+            )
     run_id = context.run.run_id
     results = record_checks(
         brain.library,
@@ -384,6 +403,7 @@ def registry_entries(
     features: dict[str, pd.DataFrame],
     trained_models: dict[str, dict[str, Any]],
     model_evaluation: dict[str, dict[str, Any]],
+    market: MarketDataResource,
     retrain: RetrainResource,
     decisions: DecisionResource,
     brain: BrainResource,
@@ -417,6 +437,7 @@ def registry_entries(
             policy=policy,
             run_id=context.run.run_id,
             metrics_by_type=metrics_by_type,
+            bars=market.provenance(symbol, brain.library, table.index),
         )
         active = brain.library.get_active_model(symbol)
         result[symbol] = {

@@ -37,7 +37,8 @@ def bars_metadata(
                 "source": data.source,
                 "synthetic": bool(data.metadata.get("synthetic", False)),
                 "edge": data.metadata.get("edge", "none known"),
-                "cleaning": p.cleaning.summary(),
+                "cleaning": p.cleaning.summary()
+                + ("" if p.left_out is None else f"; {p.left_out.reason()}"),
             }
         )
     columns = [

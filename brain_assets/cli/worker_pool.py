@@ -1,0 +1,285 @@
+"""One daily_retrain run per symbol in spawned worker processes, surviving a worker that dies.
+
+``concurrent.futures.ProcessPoolExecutor`` answers a dead worker (``kill -9``, the OOM killer)
+with ``BrokenProcessPool`` for every run in flight, without saying whose worker died, and takes
+no more work. Here each worker has its own pipe, so the parent always knows which symbol's run a
+worker holds: when one dies, only that run is affected. Its Dagster run, left STARTED by the
+dead process, is marked failed (else it would hold its symbol's partition slot in the daemon's
+queue for hours), and the run is tried again in a fresh worker, as many times as the daemon's
+``run_retries`` allow for a crashed run worker (dagster.yaml). Registration is idempotent (a
+version's fingerprint), so a run tried again registers nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from brain_assets.errors import BrainError
+from brain_assets.events import log_event
+
+Task = Callable[[str, str, dict[str, str]], dict[str, Any]]
+"""``task(symbol, run_id, tags)``: one run in the worker, returning a picklable summary with
+``symbol``, ``run_id``, ``success`` and ``failures``."""
+
+MAX_RETRIES_TAG = "dagster/max_retries"
+"""Dagster's per-run override of ``run_retries.max_retries``: 0 on these runs, whose retries
+this command makes itself (the daemon, if one runs, would otherwise re-execute them too)."""
+WILL_RETRY_TAG = "dagster/will_retry"
+"""Where Dagster records, when a run fails, whether its daemon is to re-execute it."""
+TRY_TAG = "brain/try"
+RETRY_OF_TAG = "brain/retry_of"
+
+
+class WorkerStartError(BrainError):
+    """Run workers keep dying before they can take a run (their initialiser fails)."""
+
+
+def run_retries() -> int:
+    """The instance's ``run_retries.max_retries`` (dagster.yaml; 0 when run retries are off):
+    the daemon re-executes a run whose worker crashed that many times, and so do we."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        return instance.run_retries_max_retries if instance.run_retries_enabled else 0
+
+
+def _serve(
+    conn: Connection,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    task: Task,
+) -> None:
+    """A worker: start as the pool's workers do, then run what the parent sends until None."""
+    initializer(*initargs)
+    conn.send(("ready", None))
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        try:
+            reply: tuple[str, Any] = ("done", task(*job))
+        except BaseException as error:
+            reply = ("raised", error)
+        try:
+            conn.send(reply)
+        except Exception as unsent:
+            # What does not pickle still reaches the parent, as text (pickling happens before
+            # anything is written, so the pipe is intact).
+            cause = reply[1] if reply[0] == "raised" else unsent
+            text = "".join(traceback.format_exception(cause))
+            conn.send(("raised", RuntimeError(f"the run worker raised:\n{text}")))
+
+
+@dataclass
+class _Try:
+    symbol: str
+    number: int
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    retry_of: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        tags = {TRY_TAG: str(self.number), MAX_RETRIES_TAG: "0"}
+        if self.retry_of is not None:
+            tags[RETRY_OF_TAG] = self.retry_of
+        return tags
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    running: _Try | None = None
+    ready: bool = False
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """``killed by SIGKILL`` for a worker a signal ended, else its exit code."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def _tries(count: int) -> str:
+    return "1 try" if count == 1 else f"{count} tries"
+
+
+def fail_abandoned_run(run_id: str, message: str) -> bool:
+    """Mark the Dagster run of a dead worker failed. False when the worker died before the run
+    was created or after it ended."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        instance.report_run_failed(run, message)
+    return True
+
+
+def run_per_symbol(
+    symbols: Sequence[str],
+    task: Task,
+    *,
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    command: str,
+    max_tries: int | None = None,
+) -> list[dict[str, Any]]:
+    """``task`` for every symbol, ``workers`` at a time in spawned processes (each started with
+    ``initializer(*initargs)`` and reused from run to run); the summaries in ``symbols``' order,
+    each with ``tries`` added. A run whose worker dies is tried again in a fresh worker, up to
+    ``max_tries`` tries in all (default: 1 + the daemon's run retries); one line on stderr says
+    so, naming the symbol. An exception the task raised is raised here."""
+    tries_allowed = 1 + run_retries() if max_tries is None else max_tries
+    # spawn: a forked child would share the parent's open database connections.
+    context = multiprocessing.get_context("spawn")
+    queue = deque(_Try(symbol, 1) for symbol in symbols)
+    results: dict[str, dict[str, Any]] = {}
+    live: list[_Worker] = []
+    # Deaths before a worker could take any run: its initialiser fails, nothing to retry.
+    start_deaths = 0
+
+    def start() -> None:
+        parent, child = context.Pipe()
+        # Not a daemon: a run under BRAIN_EXECUTOR=multiprocess starts processes of its own.
+        process = context.Process(target=_serve, args=(child, initializer, initargs, task))
+        process.start()
+        # The parent's copy of the child's end closed, the child's death reads as EOF here.
+        child.close()
+        live.append(_Worker(process, parent))
+
+    def assign(worker: _Worker) -> None:
+        if not queue:
+            live.remove(worker)
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass  # it died idle, its work done: there is nothing to stop
+            worker.conn.close()
+            worker.process.join()
+            return
+        run = queue.popleft()
+        try:
+            worker.conn.send((run.symbol, run.run_id, run.tags()))
+        except OSError:
+            # It died since it last answered, before this run reached it: the run has not
+            # started, so it goes back untried, and a fresh worker takes it.
+            queue.appendleft(run)
+            buried(worker)
+            return
+        worker.running = run
+
+    def buried(worker: _Worker) -> None:
+        nonlocal start_deaths
+        worker.process.join()
+        worker.conn.close()
+        live.remove(worker)
+        how = describe_exit(worker.process.exitcode)
+        run = worker.running
+        if run is None:
+            if worker.ready:
+                return  # it died idle, holding no run: the loop starts another if needed
+            start_deaths += 1
+            log_event("run_worker_died", logging.INFO, symbol=None, exit=how, starting=True)
+            if start_deaths >= tries_allowed:
+                raise WorkerStartError(
+                    f"run workers died while starting ({start_deaths} times, last {how}); "
+                    "see the native log for their messages"
+                )
+            return
+        message = f"the run worker for {run.symbol} died ({how}) during try {run.number}"
+        fail_abandoned_run(run.run_id, message)
+        retrying = run.number < tries_allowed
+        log_event(
+            "run_worker_died",
+            logging.INFO,
+            symbol=run.symbol,
+            run_id=run.run_id,
+            exit=how,
+            attempt=run.number,
+            max_tries=tries_allowed,
+            retrying=retrying,
+        )
+        if retrying:
+            print(
+                f"brain {command}: the worker running {run.symbol}'s run {run.run_id[:8]} died "
+                f"({how}); trying it again in a fresh worker "
+                f"(try {run.number + 1} of {tries_allowed})",
+                file=sys.stderr,
+                flush=True,
+            )
+            queue.appendleft(_Try(run.symbol, run.number + 1, retry_of=run.run_id))
+        else:
+            print(
+                f"brain {command}: the worker running {run.symbol}'s run {run.run_id[:8]} died "
+                f"({how}); {run.symbol} failed after {_tries(run.number)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            results[run.symbol] = {
+                "symbol": run.symbol,
+                "run_id": run.run_id,
+                "success": False,
+                "failures": [f"its run worker died ({how}) on its {_tries(run.number)}"],
+                "tries": run.number,
+            }
+
+    try:
+        while queue or any(worker.running is not None for worker in live):
+            busy = sum(worker.running is not None for worker in live)
+            while len(live) < min(workers, busy + len(queue)):
+                start()
+            by_conn = {worker.conn: worker for worker in live}
+            for conn in wait(list(by_conn)):
+                worker = by_conn[conn]  # type: ignore[index]
+                try:
+                    kind, payload = worker.conn.recv()
+                except EOFError:
+                    buried(worker)
+                    continue
+                if kind == "raised":
+                    worker.running = None  # its own error, not a stop, ended it
+                    raise payload
+                if kind == "done":
+                    assert worker.running is not None
+                    results[worker.running.symbol] = {**payload, "tries": worker.running.number}
+                    worker.running = None
+                worker.ready = True
+                assign(worker)
+    finally:
+        for worker in live:
+            if worker.process.is_alive():
+                worker.process.terminate()
+            worker.process.join()
+            worker.conn.close()
+            if worker.running is not None:
+                # Stopped mid-run (another run raised, or Ctrl-C): its Dagster run would stay
+                # STARTED and hold the symbol's slot in the daemon's queue.
+                run = worker.running
+                try:
+                    fail_abandoned_run(
+                        run.run_id, f"brain {command} stopped while {run.symbol}'s run was running"
+                    )
+                except Exception as exc:  # the error on its way out matters more than this one
+                    log_event(
+                        "run_not_marked_failed",
+                        logging.WARNING,
+                        symbol=run.symbol,
+                        run_id=run.run_id,
+                        error=str(exc),
+                    )
+    return [results[symbol] for symbol in symbols]
