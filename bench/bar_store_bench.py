@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
 
 RESULTS = Path(__file__).parent / "results" / "bar_store_bench.json"
 SYMBOL = "BTC/USDT"

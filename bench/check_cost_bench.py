@@ -39,9 +39,9 @@ from brain_assets.defs.resources import (
     RetrainResource,
 )
 from brain_assets.defs.retrain.assets import features, market_data
+from brain_assets.library import BrainLibrary
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
-from brain_assets.store.library import BrainLibrary
 
 RESULTS = Path(__file__).parent / "results" / "check_cost_bench.json"
 # Same fast retrain settings as the tests' helpers; only market_data's cleaning policy and the

@@ -31,9 +31,9 @@ from brain_assets.defs.resources import (
     RetrainResource,
 )
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import generate_ohlcv
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
 
 RESULTS = Path(__file__).parent / "results" / "daily_feed_trial.json"
 HISTORY_BARS = 2400

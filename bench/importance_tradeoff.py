@@ -34,7 +34,7 @@ from typing import Any
 from scipy.stats import spearmanr
 
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer, effort_for
-from brain_assets.market_data.base import make_source
+from brain_assets.market_data.sources import make_source
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.importance import analyze_model
 from brain_assets.pipeline.settings import LSTMSettings, RetrainSettings

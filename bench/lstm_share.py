@@ -65,7 +65,7 @@ def _child(variant: str) -> dict[str, Any]:
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.defs.resources import RetrainResource
     from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     collector = _TimingCollector()
     logger = logging.getLogger("brain_assets")

@@ -37,16 +37,16 @@ import numpy as np
 from brain_assets.calendar import periods_per_year
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.features.technical import compute_features
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.predictor import load_predictor
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import build_dataset_table
 from brain_assets.pipeline.evaluation import evaluate_symbol
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
-from brain_assets.predictor import load_predictor
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 
 RESULTS = Path(__file__).parent / "results"
 SYMBOL = "BTC/USDT"
@@ -58,8 +58,8 @@ NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
 COLD = """
 import json, sys, time
 import pandas as pd
-from brain_assets.predictor import load_predictor
-from brain_assets.store.library import BrainLibrary
+from brain_assets.lifecycle.predictor import load_predictor
+from brain_assets.library import BrainLibrary
 bars = pd.read_csv(sys.argv[2], parse_dates=["timestamp"])
 with BrainLibrary(sys.argv[1]) as brain:
     brain.get_active_model("BTC/USDT")  # the pool is open: the load alone is timed

@@ -45,13 +45,13 @@ LIMIT = -0.05
 
 def one_symbol(job: tuple[str, str, str, float]) -> dict[str, Any]:
     folder, symbol, home, floor_confidence = job
+    from brain_assets.library import BrainLibrary
     from brain_assets.market_data.files import FileSource
     from brain_assets.pipeline.settings import RetrainSettings
     from brain_assets.plots import replay_png
     from brain_assets.quality.cleaning import CleaningPolicy
     from brain_assets.replay import ReplayPlan, replay
     from brain_assets.store.embedded import start_embedded
-    from brain_assets.store.library import BrainLibrary
 
     bars = FileSource(folder).load(symbol).frame
     steps = (len(bars) - START_BARS) // STEP_BARS

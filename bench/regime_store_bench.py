@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brain_assets.market_data.base import make_source
+from brain_assets.library import BrainLibrary
+from brain_assets.market_data.sources import make_source
 from brain_assets.plots import equity_curves_png
 from brain_assets.regimes.classify import classify_regimes
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
 
 RESULTS = Path(__file__).parent / "results" / "regime_store_bench.json"
 SYMBOL = "BTC/USDT"

@@ -68,12 +68,12 @@ LIMIT = -0.05
 def one_replay(job: tuple[str, int, str, str, int, int | None]) -> dict[str, Any]:
     market, seed, policy_name, home, start_bars, window = job
     from brain_assets.decisions.policy import DecisionPolicy
+    from brain_assets.library import BrainLibrary
     from brain_assets.market_data.synthetic import signal_market
     from brain_assets.pipeline.settings import RetrainSettings
     from brain_assets.plots import replay_png
     from brain_assets.replay import ReplayPlan, replay
     from brain_assets.store.embedded import start_embedded
-    from brain_assets.store.library import BrainLibrary
 
     plan = ReplayPlan(start_bars=start_bars, step_bars=168, steps=26)
     settings = RetrainSettings(

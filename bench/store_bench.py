@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
 
 RESULTS = Path(__file__).parent / "results" / "store_bench.json"
 FEATURES = [f"feature_{i:02d}" for i in range(40)]

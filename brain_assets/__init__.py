@@ -12,22 +12,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "BrainLibrary": "brain_assets.store.library",
+    "BrainLibrary": "brain_assets.library",
     "BrainConnectionError": "brain_assets.errors",
     "ArtifactIntegrityError": "brain_assets.errors",
     "ArtifactEnvironmentError": "brain_assets.training.serialization",
     "UnknownModelError": "brain_assets.errors",
     "ComprehensiveEvaluation": "brain_assets.evaluation.comprehensive",
     "FeatureImportanceAnalyzer": "brain_assets.importance.analyzer",
-    "ModelVersioning": "brain_assets.versioning",
-    "ModelSelector": "brain_assets.selection",
+    "ModelVersioning": "brain_assets.lifecycle.versioning",
+    "ModelSelector": "brain_assets.lifecycle.selection",
     "StandardizedLSTM": "brain_assets.lstm",
-    "Predictor": "brain_assets.predictor",
-    "Prediction": "brain_assets.predictor",
-    "StandAside": "brain_assets.predictor",
-    "load_predictor": "brain_assets.predictor",
-    "load_predictor_from_bundle": "brain_assets.predictor",
-    "PredictorCacheError": "brain_assets.predictor_cache",
+    "Predictor": "brain_assets.lifecycle.predictor",
+    "Prediction": "brain_assets.lifecycle.predictor",
+    "StandAside": "brain_assets.lifecycle.predictor",
+    "load_predictor": "brain_assets.lifecycle.predictor",
+    "load_predictor_from_bundle": "brain_assets.lifecycle.predictor",
+    "PredictorCacheError": "brain_assets.lifecycle.predictor_cache",
     "BarProvenance": "brain_assets.provenance",
     "MissingBarsError": "brain_assets.errors",
     "SyntheticBarsRefusedError": "brain_assets.errors",
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         BrainConnectionError,
         UnknownModelError,
     )
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
 
 def __getattr__(name: str) -> Any:

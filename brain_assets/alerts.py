@@ -53,7 +53,7 @@ from brain_assets.events import log_event
 from brain_assets.logs import redact, redact_value
 
 if TYPE_CHECKING:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 ALERT_WEBHOOK_ENV = "BRAIN_ALERT_WEBHOOK_URL"
 DELIVERY_FAILED = "alert_delivery_failed"
@@ -337,7 +337,7 @@ class QueuedAlert:
 
 
 def queue_alert(
-    brain: BrainLibrary,
+    brain: BrainStore,
     event: str,
     payload: Mapping[str, Any],
     *,
@@ -356,7 +356,7 @@ def queue_alert(
     return QueuedAlert(alert_id, event, safe, duplicate=not created)
 
 
-def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None = None) -> bool:
+def dispatch_alert(brain: BrainStore, alert: QueuedAlert, *, url: str | None = None) -> bool:
     """After the commit: log the alert at WARNING and try once to deliver it, within
     ``REQUEST_TIMEOUT_S``. True when it was delivered; otherwise it waits in the outbox for the
     ``alert_outbox`` sensor. Never raises for a webhook or database failure: the change the
@@ -392,7 +392,7 @@ def dispatch_alert(brain: BrainLibrary, alert: QueuedAlert, *, url: str | None =
 
 
 def alert_through_outbox(
-    brain: BrainLibrary,
+    brain: BrainStore,
     event: str,
     payload: Mapping[str, Any],
     *,
@@ -407,7 +407,7 @@ def alert_through_outbox(
 class AlertBatch:
     """The alerts queued in one ``transaction_with_alerts``."""
 
-    def __init__(self, brain: BrainLibrary) -> None:
+    def __init__(self, brain: BrainStore) -> None:
         self._brain = brain
         self.queued: list[QueuedAlert] = []
 
@@ -418,7 +418,7 @@ class AlertBatch:
 
 
 @contextmanager
-def transaction_with_alerts(brain: BrainLibrary) -> Iterator[AlertBatch]:
+def transaction_with_alerts(brain: BrainStore) -> Iterator[AlertBatch]:
     """A ``brain.transaction()`` whose ``queue``d alerts are written into the outbox inside it,
     so that each commits with the change it announces or not at all, and are dispatched once it
     has committed: the webhook may be slow or down, and must not hold the transaction's locks.
@@ -473,7 +473,7 @@ def _abandoned(row: Mapping[str, Any], reason: str) -> None:
 
 
 def deliver_pending(
-    brain: BrainLibrary,
+    brain: BrainStore,
     url: str | None = None,
     *,
     ids: Sequence[int] | None = None,
@@ -570,7 +570,7 @@ class RetryReport:
 
 
 def retry_alerts(
-    brain: BrainLibrary,
+    brain: BrainStore,
     ids: Sequence[int] | None = None,
     *,
     given_up_only: bool = False,

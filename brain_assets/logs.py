@@ -53,8 +53,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from brain_assets.dsn import mask_dsn, password_of
 from brain_assets.environment import configured_dsn
-from brain_assets.store.dsn import mask_dsn, password_of
 
 try:
     import fcntl

@@ -39,6 +39,8 @@ from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.evaluation.metrics import net_returns, position_changes
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.dataset import (
     build_dataset_table,
@@ -56,8 +58,6 @@ from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
 from brain_assets.store import validation as check
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 
 
 @dataclass(frozen=True)
@@ -119,16 +119,7 @@ def replay(
     """
     symbol = check.symbol(symbol)
     record = record or brain
-    if len(bars) < plan.bars_needed():
-        raise ValueError(
-            f"{symbol}: the replay needs {plan.bars_needed()} bars (start {plan.start_bars} + "
-            f"{plan.steps} steps of {plan.step_bars}), the source has {len(bars)}"
-        )
-    if not brain.list_models(symbol).empty:
-        raise ValueError(
-            f"{symbol} already has models in {brain.target}: a replay starts from an empty "
-            "registry (use a scratch database)"
-        )
+    _check_replay_input(brain, symbol, bars, plan)
     replay_id = replay_id or uuid.uuid4().hex[:12]
     record.start_replay(
         replay_id,
@@ -145,61 +136,22 @@ def replay(
             **(parameters or {}),
         },
     )
-    versioning = ModelVersioning(brain, policy=policy)
+    stepper = _Stepper(
+        brain,
+        record,
+        symbol,
+        bars,
+        plan,
+        settings,
+        policy,
+        replay_id,
+        ModelVersioning(brain, policy=policy),
+        _Account(settings.position_rule),
+    )
     rows: list[dict[str, Any]] = []
-    account = _Account(settings.position_rule)
-    last_activation = 0
-    previous_as_of: pd.Timestamp | None = None
     for step in range(plan.steps + 1):
-        started = time.perf_counter()
-        published = bars.iloc[: plan.start_bars + step * plan.step_bars].reset_index(drop=True)
-        held = brain.get_active_model(symbol)
-        prepared = prepare_bars(symbol, published, settings)
-        live: dict[str, Any] = {}
-        period_return = hold_return = 0.0
-        if not prepared.usable:
-            live = {"blocked": prepared.valid.message}
-            as_of = pd.Timestamp(published["timestamp"].iloc[-1])
-        else:
-            table = make_dataset(
-                prepared.frame, settings.horizon, max_gap_bars=settings.max_gap_bars
-            )
-            as_of = table.index[-1]
-            if previous_as_of is not None:
-                period_return, hold_return = account.trade(
-                    brain, held, table, table.index[table.index > previous_as_of]
-                )
-            live = _monitor(brain, versioning, symbol, prepared.frame, plan, settings, policy)
-            _retrain(brain, symbol, prepared.frame, settings, policy, f"replay:{replay_id}:{step}")
-        history = brain.get_activation_history(symbol)
-        new = history[history["activation_id"] > last_activation]
-        if not history.empty:
-            last_activation = int(history["activation_id"].max())
-        events = [_event(row) for row in new.to_dict("records")]
-        active = brain.get_active_model(symbol)
-        record.record_replay_step(
-            replay_id,
-            step,
-            as_of=as_of.isoformat(),
-            active=active,
-            period_return=period_return,
-            hold_return=hold_return,
-            live=live,
-            events=events,
-        )
-        row = {
-            "step": step,
-            "as_of": as_of,
-            "active_version": None if active is None else int(active["version"]),
-            "active_type": None if active is None else str(active["model_type"]),
-            "period_return": period_return,
-            "hold_return": hold_return,
-            "live": live,
-            "events": events,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        row = stepper.run(step)
         rows.append(row)
-        previous_as_of = as_of
         if progress is not None:
             progress(step, plan.steps, row)
         log_event(
@@ -209,12 +161,115 @@ def replay(
             symbol=symbol,
             step=step,
             active_version=row["active_version"],
-            events=len(events),
+            events=len(row["events"]),
         )
     timeline = pd.DataFrame(rows)
-    summary = {**summarize(timeline), **account.summary()}
+    summary = {**summarize(timeline), **stepper.account.summary()}
     record.finish_replay(replay_id, summary)
-    return ReplayResult(replay_id, symbol, timeline, summary, account.frame())
+    return ReplayResult(replay_id, symbol, timeline, summary, stepper.account.frame())
+
+
+def _check_replay_input(
+    brain: BrainLibrary, symbol: str, bars: pd.DataFrame, plan: ReplayPlan
+) -> None:
+    if len(bars) < plan.bars_needed():
+        raise ValueError(
+            f"{symbol}: the replay needs {plan.bars_needed()} bars (start {plan.start_bars} + "
+            f"{plan.steps} steps of {plan.step_bars}), the source has {len(bars)}"
+        )
+    if not brain.list_models(symbol).empty:
+        raise ValueError(
+            f"{symbol} already has models in {brain.target}: a replay starts from an empty "
+            "registry (use a scratch database)"
+        )
+
+
+@dataclass(frozen=True)
+class _StepOutcome:
+    live: dict[str, Any]
+    as_of: pd.Timestamp
+    period_return: float = 0.0
+    hold_return: float = 0.0
+
+
+@dataclass
+class _Stepper:
+    """One replay's steps: each publishes more bars, trades, monitors, retrains and records."""
+
+    brain: BrainLibrary
+    record: BrainLibrary
+    symbol: str
+    bars: pd.DataFrame
+    plan: ReplayPlan
+    settings: RetrainSettings
+    policy: DecisionPolicy
+    replay_id: str
+    versioning: ModelVersioning
+    account: _Account
+    last_activation: int = 0
+    """The newest activation row already reported as a step's event."""
+    previous_as_of: pd.Timestamp | None = None
+
+    def run(self, step: int) -> dict[str, Any]:
+        """Runs and records step ``step``; returns its timeline row."""
+        started = time.perf_counter()
+        plan = self.plan
+        published = self.bars.iloc[: plan.start_bars + step * plan.step_bars]
+        outcome = self._decide(step, published.reset_index(drop=True))
+        events = self._new_events()
+        active = self.brain.get_active_model(self.symbol)
+        self.record.record_replay_step(
+            self.replay_id,
+            step,
+            as_of=outcome.as_of.isoformat(),
+            active=active,
+            period_return=outcome.period_return,
+            hold_return=outcome.hold_return,
+            live=outcome.live,
+            events=events,
+        )
+        self.previous_as_of = outcome.as_of
+        return {
+            "step": step,
+            "as_of": outcome.as_of,
+            "active_version": None if active is None else int(active["version"]),
+            "active_type": None if active is None else str(active["model_type"]),
+            "period_return": outcome.period_return,
+            "hold_return": outcome.hold_return,
+            "live": outcome.live,
+            "events": events,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+    def _decide(self, step: int, published: pd.DataFrame) -> _StepOutcome:
+        """Trades the new bars under the version held, then monitors and retrains."""
+        brain, symbol, settings = self.brain, self.symbol, self.settings
+        held = brain.get_active_model(symbol)
+        prepared = prepare_bars(symbol, published, settings)
+        if not prepared.usable:
+            return _StepOutcome(
+                {"blocked": prepared.valid.message}, pd.Timestamp(published["timestamp"].iloc[-1])
+            )
+        table = make_dataset(prepared.frame, settings.horizon, max_gap_bars=settings.max_gap_bars)
+        period_return = hold_return = 0.0
+        if self.previous_as_of is not None:
+            period_return, hold_return = self.account.trade(
+                brain, held, table, table.index[table.index > self.previous_as_of]
+            )
+        live = _monitor(
+            brain, self.versioning, symbol, prepared.frame, self.plan, settings, self.policy
+        )
+        run_id = f"replay:{self.replay_id}:{step}"
+        _retrain(brain, symbol, prepared.frame, settings, self.policy, run_id)
+        return _StepOutcome(live, table.index[-1], period_return, hold_return)
+
+    def _new_events(self) -> list[dict[str, Any]]:
+        """The activation decisions made since the last step."""
+        history = self.brain.get_activation_history(self.symbol)
+        new = history[history["activation_id"] > self.last_activation]
+        if not history.empty:
+            self.last_activation = int(history["activation_id"].max())
+        return [_event(row) for row in new.to_dict("records")]
 
 
 class _Account:

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.migrations import apply_migrations
 
 TEMPLATE = "brain_template"

@@ -18,7 +18,7 @@ from brain_assets.defs.resources import (
     RetrainResource,
 )
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 
 NO_FLOOR = DecisionResource(floor_min_composite=None, floor_confidence=None)
 """Every version may trade: for tests of the graph's plumbing on small synthetic markets, where

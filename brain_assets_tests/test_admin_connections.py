@@ -12,11 +12,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store import backup as backup_module
 from brain_assets.store import connection
 from brain_assets.store.backup import backup, verify_backup
 from brain_assets.store.embedded import EmbeddedServer
-from brain_assets.store.library import BrainLibrary
 
 LIMITS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 

@@ -19,8 +19,8 @@ from brain_assets.alerts import (
     queue_alert,
 )
 from brain_assets.cli.main import main
+from brain_assets.library import BrainLibrary
 from brain_assets.logs import LOGGER_NAME, remove_logging
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.test_alerts import Webhook, events, serve_webhook
 
 

@@ -46,8 +46,8 @@ from brain_assets.defs.alerts.sensors import (
 from brain_assets.defs.resources import BrainResource
 from brain_assets.defs.retries import is_transient
 from brain_assets.errors import StoreError
+from brain_assets.library import BrainLibrary
 from brain_assets.store.base import as_store_errors
-from brain_assets.store.library import BrainLibrary
 
 SECRET = "hunter2-Xy"
 
@@ -422,7 +422,7 @@ def test_run_failure_is_posted_directly_when_queueing_loses_the_database(
 def test_a_rollback_posts_to_the_webhook(
     webhook: Webhook, brain: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from brain_assets.versioning import DecisionPolicy, ModelVersioning
+    from brain_assets.lifecycle.versioning import DecisionPolicy, ModelVersioning
 
     monkeypatch.setenv("BRAIN_ALERT_WEBHOOK_URL", webhook.url)
     # The seed's rules: these bare metrics have no standard error for a significance test.
@@ -744,7 +744,7 @@ def _rollback_then_crash(dsn: str, url: str) -> None:
     """A run worker killed right after its rollback committed (spawned: module level)."""
     os.environ[ALERT_WEBHOOK_ENV] = url
     import brain_assets.alerts as alerts_module
-    import brain_assets.versioning as versioning_module
+    import brain_assets.lifecycle.versioning as versioning_module
 
     brain = BrainLibrary(dsn)
     versioning = versioning_module.ModelVersioning(

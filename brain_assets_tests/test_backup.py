@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from brain_assets.errors import BrainConnectionError
+from brain_assets.library import BrainLibrary
 from brain_assets.store import backup as backup_module
 from brain_assets.store.backup import (
     BackupError,
@@ -28,7 +29,6 @@ from brain_assets.store.backup import (
     restore,
 )
 from brain_assets.store.embedded import EmbeddedServer
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.maintenance import archive_old_rows
 from brain_assets_tests.conftest import TEMPLATE, count_rows
 

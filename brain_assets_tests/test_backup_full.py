@@ -30,6 +30,7 @@ import pytest
 
 from brain_assets.cli.instance import sqlalchemy_url
 from brain_assets.cli.main import main
+from brain_assets.library import BrainLibrary
 from brain_assets.store.backup import (
     BRAIN_DUMP,
     DAGSTER_DUMP,
@@ -44,7 +45,6 @@ from brain_assets.store.backup import (
     verify_backup,
 )
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.migrations import SQL_DIR, apply_migrations, latest_version
 from brain_assets_tests.conftest import TEMPLATE, count_rows
 from brain_assets_tests.test_backup import SECRET, assert_same_database, tables_of, with_password

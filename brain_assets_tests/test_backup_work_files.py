@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store import backup as backup_module
 from brain_assets.store.backup import (
     STALE_UNLOCKED_S,
@@ -27,7 +28,6 @@ from brain_assets.store.backup import (
     restore,
     verify_backup,
 )
-from brain_assets.store.library import BrainLibrary
 
 try:
     import fcntl

@@ -15,11 +15,11 @@ from brain_assets.cli.main import main
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.defs.resources import MarketDataResource
 from brain_assets.errors import SyntheticBarsRefusedError
-from brain_assets.predictor import StandAside, load_predictor, load_predictor_from_bundle
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.predictor import StandAside, load_predictor, load_predictor_from_bundle
+from brain_assets.lifecycle.selection import ModelSelector
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.provenance import BarProvenance, bars_label
-from brain_assets.selection import ModelSelector
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import run_assets
 
 SYMBOL = "BTC/USDT"

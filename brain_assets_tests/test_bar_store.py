@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from brain_assets.cli.main import main
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.store_import import import_folder
 from brain_assets.store.bars import TIMEFRAME_SECONDS, BarBatch
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"

@@ -513,7 +513,7 @@ def test_code_location_executor_matches_the_worker_config(
 @pytest.mark.timeout(900)
 def test_retrain_runs_on_two_celery_workers(tmp_path: Path) -> None:
     require_celery()
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     cluster = CeleryCluster(tmp_path, workers=2)
     with cluster:

@@ -11,8 +11,8 @@ import pytest
 
 from brain_assets.cli.main import main
 from brain_assets.decisions.policy import DecisionPolicy
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 
 SYMBOL = "BTC/USDT"
 

@@ -33,11 +33,11 @@ from brain_assets.errors import (
     LockTimeoutError,
     PublishLockTimeoutError,
 )
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.store import base, connection
 from brain_assets.store.asset_values import describe_values
 from brain_assets.store.base import SYMBOL_LOCK_CLASS, SymbolLockTimeoutError
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"
@@ -53,7 +53,7 @@ TIMEOUT_VARIABLES = (
 HOLDER = """
 import sys
 import psycopg
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 
 dsn, symbol, mode = sys.argv[1:4]
 brain = BrainLibrary(dsn, max_connections=1)

@@ -16,10 +16,10 @@ from brain_assets.decisions.policy import (
     assess_regression,
     deflated_sharpe,
     floor_verdict,
+    gate_sharpe_error,
     promotion_verdict,
     rollback_assessment,
     selection_haircut,
-    sharpe_standard_error,
 )
 from brain_assets.decisions.statistics import expected_max_sharpe
 
@@ -50,11 +50,11 @@ def test_policy_validates_its_settings() -> None:
 def test_sharpe_error_is_annualised_and_undefined_for_flat_returns() -> None:
     rng = np.random.default_rng(0)
     returns = rng.normal(0.0, 0.01, 720)
-    se = sharpe_standard_error(returns, HOURLY)
+    se = gate_sharpe_error(returns, HOURLY)
     # Normal returns near SR 0: SE ~ sqrt(1/T) per bar, sqrt(8760/720) ~ 3.5 annualised.
     assert se == pytest.approx(math.sqrt(HOURLY / 720), rel=0.05)
-    assert sharpe_standard_error(np.zeros(50), HOURLY) is None
-    assert sharpe_standard_error([0.01, 0.02], HOURLY) is None
+    assert gate_sharpe_error(np.zeros(50), HOURLY) is None
+    assert gate_sharpe_error([0.01, 0.02], HOURLY) is None
 
 
 def test_deflation_subtracts_the_expected_best_of_n_noise_sharpes() -> None:

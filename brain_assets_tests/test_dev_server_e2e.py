@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets_tests.dev_server import graphql, running_brain_dev, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -24,10 +24,10 @@ from sqlalchemy.dialects.postgresql import psycopg2 as psycopg2_dialect
 from sqlalchemy.engine import make_url
 
 from brain_assets.cli.instance import prepare_dagster_environment, sqlalchemy_url
+from brain_assets.dsn import mask_dsn, scrub
 from brain_assets.errors import BrainConnectionError
 from brain_assets.store import connection
 from brain_assets.store.backup import libpq_command, pg_environment
-from brain_assets.store.dsn import mask_dsn, scrub
 
 SECRET = "Dsn-S3cret-Pa55"
 TLS = {

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from brain_assets.errors import BrainConnectionError
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
 
 pytestmark = pytest.mark.slow
 

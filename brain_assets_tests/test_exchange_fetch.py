@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.exchange import FetchError, fetch_symbol
-from brain_assets.store.library import BrainLibrary
 
 SYMBOL = "BTC/USDT"
 HOUR_MS = 3_600_000

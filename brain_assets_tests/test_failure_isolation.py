@@ -25,6 +25,9 @@ from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.defs.monitoring.assets import live_model_metrics
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.resources import LSTMConfig, MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.predictor import StandAside, load_predictor
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import build_dataset_table, split_columns
@@ -39,12 +42,9 @@ from brain_assets.pipeline.training import (
     train_symbol,
     train_symbol_models,
 )
-from brain_assets.predictor import StandAside, load_predictor
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
 from brain_assets.training import serialization
 from brain_assets.training.serialization import ArtifactEnvironmentError
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, run_assets
 
 SYMBOL = "BTC/USDT"

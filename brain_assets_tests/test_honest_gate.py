@@ -14,16 +14,16 @@ from brain_assets.decisions.policy import (
     SELECTION_TRIALS,
     DecisionPolicy,
     floor_verdict,
-    sharpe_standard_error,
+    gate_sharpe_error,
 )
 from brain_assets.evaluation.positions import PositionRule
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import make_dataset
 from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_symbol, score_predictions
 from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
-from brain_assets.store.library import BrainLibrary
 
 HOURLY = 8760.0
 SYMBOL = "BTC/USDT"
@@ -85,7 +85,7 @@ def test_the_error_bar_is_never_narrower_than_for_normal_returns() -> None:
     returns[::50] = 0.02
     sharpe = returns.mean() / returns.std(ddof=1)
     normal = math.sqrt((1 + sharpe**2 / 2) / returns.size * HOURLY)
-    assert sharpe_standard_error(returns, HOURLY) == pytest.approx(normal)
+    assert gate_sharpe_error(returns, HOURLY) == pytest.approx(normal)
 
 
 def retrain(brain: BrainLibrary, bars: pd.DataFrame, run: str) -> None:

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from brain_assets.defs.resources import MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import EmbeddedServer
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import TEMPLATE, count_rows
 from brain_assets_tests.dagster_helpers import run_assets
 

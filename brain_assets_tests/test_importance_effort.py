@@ -18,8 +18,8 @@ from brain_assets.importance.analyzer import (
     effort_for,
     spread_rows,
 )
+from brain_assets.lstm.context import ContextualModel
 from brain_assets.pipeline.importance import analyzer_for
-from brain_assets.pipeline.lstm_model import ContextualModel
 from brain_assets.pipeline.settings import KNOWN_MODEL_TYPES, RetrainSettings
 from brain_assets.training.models import MODEL_TYPES, train_model
 

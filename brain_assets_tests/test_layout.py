@@ -14,13 +14,17 @@ import brain_assets
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "brain_assets"
-DOCS = [REPO / "README.md", *sorted((REPO / "deploy").rglob("README.md"))]
+DOCS = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    *sorted((REPO / "deploy").rglob("README.md")),
+]
 SQL = re.compile(
     r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TEMP\s+)?TABLE|"
     r"pg_advisory)",
     re.IGNORECASE | re.DOTALL,
 )
-POLICY_MODULES = ("versioning.py", "selection.py", "alerts.py")
+POLICY_MODULES = ("lifecycle/versioning.py", "lifecycle/selection.py", "alerts.py")
 
 
 def string_constants(path: Path) -> list[str]:

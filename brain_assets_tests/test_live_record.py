@@ -16,6 +16,8 @@ from brain_assets.features.drift import (
     population_stability,
     window_ceilings,
 )
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_symbol
@@ -23,8 +25,6 @@ from brain_assets.pipeline.monitoring import evaluate_active_model
 from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge",))

@@ -20,21 +20,17 @@ import pytest
 
 from brain_assets.defs.resources import LSTMConfig, RetrainResource
 from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
+from brain_assets.library import BrainLibrary
+from brain_assets.lstm.context import ContextualModel, context_start, with_context
 from brain_assets.lstm.model import StandardizedLSTM
-from brain_assets.market_data.base import make_source
+from brain_assets.market_data.sources import make_source
 from brain_assets.pipeline import importance as pipeline_importance
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_model
-from brain_assets.pipeline.lstm_model import (
-    ContextualModel,
-    attention_metrics,
-    context_start,
-    with_context,
-)
+from brain_assets.pipeline.lstm_model import attention_metrics
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, LSTMSettings, RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for, train_symbol
-from brain_assets.store.library import BrainLibrary
 from brain_assets.training.serialization import deserialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, check_results, run_assets

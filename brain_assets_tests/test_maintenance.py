@@ -16,8 +16,8 @@ from psycopg.rows import dict_row
 from brain_assets.defs.maintenance import maintenance_job, maintenance_schedule
 from brain_assets.defs.resources import BrainResource
 from brain_assets.errors import BrainError
+from brain_assets.library import BrainLibrary
 from brain_assets.store import connection
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.maintenance import (
     RETAINED_TABLES,
     ArchiveSchemaError,

@@ -12,8 +12,8 @@ import pytest
 
 from brain_assets.defs.resources import MarketDataResource, market_resource
 from brain_assets.errors import MissingBarsError
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import signal_market
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.dagster_helpers import FAST_RETRAIN, run_assets
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets.store.migrations import SQL_DIR, apply_migrations
 
 SYMBOL = "ETH/USDT"

@@ -14,9 +14,9 @@ from sklearn.linear_model import Ridge
 
 from brain_assets.cli.main import main
 from brain_assets.decisions.policy import DecisionPolicy
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.training.serialization import deserialize_model, serialize_model
-from brain_assets.versioning import ModelVersioning
 
 SYMBOL = "ETH/USDT"
 FEATURES = ["ret_1", "rsi_14", "vol_24"]

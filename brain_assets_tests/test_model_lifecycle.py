@@ -19,14 +19,14 @@ from brain_assets.decisions.policy import (
     floor_verdict,
 )
 from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.selection import ModelSelector
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import make_dataset
 from brain_assets.pipeline.evaluation import evaluate_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
-from brain_assets.selection import ModelSelector
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import run_assets
 
 SYMBOL = "BTC/USDT"

@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 
 from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import run_assets
 from brain_assets_tests.test_rollback_flow import SYMBOL, register_reversed_model, write
 

@@ -17,12 +17,12 @@ from brain_assets.cli.main import main
 from brain_assets.defs.analysis.assets import feature_importance_trend
 from brain_assets.defs.resources import MarketDataResource, RetrainResource
 from brain_assets.importance.nightly import NightlyAnalysis, run_nightly_feature_analysis
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.deployment import DeploymentMarket
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.store.importance import FeatureImportanceRecord
-from brain_assets.store.library import BrainLibrary
 from brain_assets.store.maintenance import archive_old_rows
 from brain_assets.training.models import train_model
 from brain_assets.training.serialization import serialize_model

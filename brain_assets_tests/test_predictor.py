@@ -21,15 +21,15 @@ from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.errors import BrainError
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.features.technical import WARMUP_BARS
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.predictor import Prediction, Predictor, StandAside, load_predictor
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import build_dataset_table, split_columns
 from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model, train_symbol
-from brain_assets.predictor import Prediction, Predictor, StandAside, load_predictor
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge", "random_forest"))
@@ -185,7 +185,7 @@ def test_stand_aside_and_unknown_symbol(brain: BrainLibrary, trained: Trained) -
 
 
 def test_regime_uses_the_selectors_pick(brain: BrainLibrary, trained: Trained) -> None:
-    from brain_assets.selection import ModelSelector
+    from brain_assets.lifecycle.selection import ModelSelector
 
     ids = register(brain, trained)
     ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])

@@ -27,27 +27,27 @@ from brain_assets.cli import predict_command
 from brain_assets.cli.main import main
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.errors import ArtifactIntegrityError
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.predictor import (
+    Predictor,
+    StandAside,
+    load_predictor,
+    load_predictor_from_bundle,
+)
+from brain_assets.lifecycle.predictor_cache import (
+    CACHE_ENV,
+    PRUNE_AFTER_S,
+    PredictorCache,
+    PredictorCacheError,
+)
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import build_dataset_table
 from brain_assets.pipeline.evaluation import evaluate_symbol
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, train_symbol
-from brain_assets.predictor import (
-    Predictor,
-    StandAside,
-    load_predictor,
-    load_predictor_from_bundle,
-)
-from brain_assets.predictor_cache import (
-    CACHE_ENV,
-    PRUNE_AFTER_S,
-    PredictorCache,
-    PredictorCacheError,
-)
 from brain_assets.store.embedded import start_embedded
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge", "random_forest"))

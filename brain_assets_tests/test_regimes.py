@@ -14,6 +14,7 @@ from scipy import stats
 
 from brain_assets.errors import UnknownModelError
 from brain_assets.evaluation.comprehensive import evaluate_model
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import REGIMES as TRUE_REGIMES
 from brain_assets.market_data.synthetic import SyntheticSource, generate_ohlcv
 from brain_assets.pipeline.regimes import store_regime_metrics
@@ -26,7 +27,6 @@ from brain_assets.regimes.classify import (
     regime_of_percentile,
 )
 from brain_assets.regimes.evaluation import MIN_REGIME_BARS, evaluate_by_regime
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"

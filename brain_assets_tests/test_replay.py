@@ -10,10 +10,10 @@ import pytest
 
 from brain_assets.cli.main import main
 from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.replay import ReplayPlan, replay
-from brain_assets.store.library import BrainLibrary
 
 pytestmark = pytest.mark.slow
 

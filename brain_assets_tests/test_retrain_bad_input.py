@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from brain_assets.defs.resources import CleaningConfig, MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import generate_ohlcv
 from brain_assets.store.embedded import EmbeddedServer
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import TEMPLATE
 from brain_assets_tests.dagster_helpers import check_results, run_assets
 

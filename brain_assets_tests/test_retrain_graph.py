@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from brain_assets.defs.retrain.graph import DAILY_RETRAIN_ASSETS
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets_tests.dagster_helpers import NO_FLOOR, check_results, run_assets, run_nightly
 
 pytestmark = pytest.mark.slow

@@ -14,12 +14,12 @@ from brain_assets.defs.monitoring.jobs import rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.monitoring.sensors import rollback_sensor
 from brain_assets.defs.resources import DecisionResource, MarketDataResource, RetrainResource
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.dataset import make_dataset
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning
 from brain_assets_tests.dagster_helpers import check_results, resources, run_assets
 
 SYMBOL = "BTC/USDT"
@@ -107,7 +107,7 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
     retrain = RetrainResource(model_types=["ridge", "random_forest"], fee_bps=5.0)
     # Six weeks of new bars, all judged: enough for the previous version to be credibly good
     # on them, which a rollback to it requires.
-    monitoring = MonitoringResource(rollback_threshold=0.05, min_bars=120, window_bars=1000)
+    monitoring = MonitoringResource(min_bars=120, window_bars=1000)
     with dg.instance_for_test() as instance:
         write(tmp_path, frame.head(2000))
         day_one = run_assets(

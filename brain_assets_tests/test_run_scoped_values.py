@@ -18,7 +18,7 @@ import pytest
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.maintenance.publish import publish_run_values
 from brain_assets.defs.resources import BrainResource
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets.store.migrations import SQL_DIR, apply_migrations
 from brain_assets_tests.conftest import count_rows
 

@@ -10,11 +10,11 @@ import pytest
 
 from brain_assets import ModelSelector
 from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.synthetic import SyntheticSource
 from brain_assets.pipeline.regimes import store_regime_metrics
 from brain_assets.regimes.classify import classify_regimes
 from brain_assets.regimes.evaluation import MIN_REGIME_BARS, RegimeResults, evaluate_by_regime
-from brain_assets.store.library import BrainLibrary
 
 SYMBOL = "BTC/USDT"
 EXTREME_BARS_KEPT = 20  # fewer than MIN_REGIME_BARS: too little evidence to rank models there
@@ -237,7 +237,7 @@ def test_regime_scores_frame(brain: BrainLibrary, models: dict[str, str]) -> Non
 def test_versions_rolled_back_for_a_regression_or_superseded_are_not_candidates(
     brain: BrainLibrary, models: dict[str, str], bars: pd.DataFrame
 ) -> None:
-    from brain_assets.versioning import ModelVersioning
+    from brain_assets.lifecycle.versioning import ModelVersioning
 
     versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     # A takes over, then regresses live: monitoring rolls it back to C.

@@ -62,9 +62,10 @@ def test_retrain_config_has_the_settings_fields_and_defaults(
 
 def test_decision_resource_defaults_are_the_policy_defaults() -> None:
     # tolerance is the seed's promotion tolerance: not offered as a deployment setting.
-    assert set(DecisionResource.model_fields) - {"seed"} == _field_names(DecisionPolicy) - {
-        "tolerance"
-    }
+    # rollback_threshold is the monitored metrics' threshold, passed beside the policy.
+    assert set(DecisionResource.model_fields) - {"seed", "rollback_threshold"} == _field_names(
+        DecisionPolicy
+    ) - {"tolerance"}
     assert DecisionResource().policy() == DecisionPolicy()
     assert DecisionResource(seed=True).policy() == DecisionPolicy.seed()
 
@@ -72,7 +73,10 @@ def test_decision_resource_defaults_are_the_policy_defaults() -> None:
 def test_monitoring_resource_defaults_are_evaluate_active_model_defaults() -> None:
     resource = MonitoringResource()
     defaults = _keyword_defaults(evaluate_active_model)
-    assert resource.rollback_threshold == defaults["rollback_threshold"] == ROLLBACK_THRESHOLD
+    # The threshold is a decision setting, beside the rest of the policy.
+    assert DecisionResource().rollback_threshold == defaults["rollback_threshold"]
+    assert defaults["rollback_threshold"] == ROLLBACK_THRESHOLD
+    assert "rollback_threshold" not in MonitoringResource.model_fields
     assert tuple(resource.monitored_metrics) == defaults["monitored"]
     assert resource.min_bars == defaults["min_bars"]
     assert resource.window_bars == defaults["window_bars"]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 
 SYMBOL = "BTC/USDT"
 

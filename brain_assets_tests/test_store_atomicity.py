@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from brain_assets.library import BrainLibrary
 from brain_assets.store import importance as importance_module
 from brain_assets.store import registry as registry_module
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"

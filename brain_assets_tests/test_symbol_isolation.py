@@ -12,8 +12,8 @@ import pytest
 
 from brain_assets.defs.resources import CleaningConfig, MarketDataResource, RetrainResource
 from brain_assets.defs.retrain.assets import BLOCKED_TAG
+from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import EmbeddedServer
-from brain_assets.store.library import BrainLibrary
 from brain_assets_tests.conftest import TEMPLATE
 from brain_assets_tests.dagster_helpers import run_assets
 

@@ -9,8 +9,12 @@ import pytest
 
 from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.errors import UnknownModelError
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ModelVersioning, assess_regression, relative_degradation
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import (
+    ModelVersioning,
+    assess_regression,
+    relative_degradation,
+)
 from brain_assets_tests.conftest import count_rows
 
 SYMBOL = "BTC/USDT"
@@ -167,8 +171,8 @@ def test_bad_input_changes_nothing(brain: BrainLibrary, brain_dsn: str) -> None:
 
 RACE = """
 import random, sys
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import DecisionPolicy, ModelVersioning
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import DecisionPolicy, ModelVersioning
 brain = BrainLibrary(sys.argv[1]); rng = random.Random(int(sys.argv[2]))
 v = ModelVersioning(brain, policy=DecisionPolicy.seed())
 for i in range(12):

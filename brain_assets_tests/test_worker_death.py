@@ -20,7 +20,7 @@ from brain_assets.cli import run_commands
 from brain_assets.cli.main import main
 from brain_assets.cli.worker_pool import MAX_RETRIES_TAG, RETRY_OF_TAG, TRY_TAG, WILL_RETRY_TAG
 from brain_assets.defs.resources import RetrainResource
-from brain_assets.store.library import BrainLibrary
+from brain_assets.library import BrainLibrary
 from brain_assets_tests.conftest import count_rows
 
 pytestmark = pytest.mark.slow

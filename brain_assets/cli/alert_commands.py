@@ -117,7 +117,7 @@ def _human(record: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
 
 def list_alerts(args: argparse.Namespace) -> int:
     from brain_assets.alerts import MAX_AGE_ENV, configured_max_age_s
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     # Read before the database is opened: a bad value is named at once.
     max_age_s = configured_max_age_s()
@@ -140,7 +140,7 @@ def list_alerts(args: argparse.Namespace) -> int:
 
 def retry_alerts(args: argparse.Namespace) -> int:
     from brain_assets import alerts
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     if args.ids and (args.all or args.all_given_up):
         raise ValueError("give alert ids or --all-given-up or --all, not both")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brain_assets.cli.output import emit, to_json
+from brain_assets.cli.run_options import files_folder
 from brain_assets.environment import MARKET_SOURCES
 
 if TYPE_CHECKING:
@@ -48,11 +48,7 @@ def _market_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.folder is not None and args.source != "files":
         raise ValueError("--folder goes with --source files")
     if args.source == "files":
-        if not args.folder:
-            raise ValueError("--source files needs --folder DIR (one file per symbol)")
-        folder = Path(args.folder).expanduser().resolve()
-        if not folder.is_dir():
-            raise ValueError(f"--folder {folder} is not a folder")
+        folder = files_folder(args.folder)
         return {"source": "files", "folder": str(folder), "timeframe": args.timeframe}
     return {"source": args.source, "timeframe": args.timeframe}
 
@@ -98,7 +94,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
             print(f"[{done}/{total}] [{elapsed:6.1f}s] {describe(result)}", flush=True)
 
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     with BrainLibrary() as brain:
         symbols = symbols or brain.list_symbols()

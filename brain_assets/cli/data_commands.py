@@ -11,8 +11,8 @@ from typing import Any
 
 from brain_assets.cli import fetch_command
 from brain_assets.cli.output import emit, emit_rows, to_json
+from brain_assets.library import BrainLibrary
 from brain_assets.store.bars import INVENTORY_COLUMNS, TIMEFRAME_SECONDS, BarBatch
-from brain_assets.store.library import BrainLibrary
 
 
 def register(commands: Any) -> None:

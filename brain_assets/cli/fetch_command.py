@@ -30,8 +30,8 @@ def register(data_commands: Any) -> None:
 
 def run_fetch(args: argparse.Namespace) -> int:
     # Looked up at each call: tests replace make_exchange with a fake exchange.
+    from brain_assets.library import BrainLibrary
     from brain_assets.market_data.exchange import FetchError, fetch_symbol, make_exchange
-    from brain_assets.store.library import BrainLibrary
 
     exchange = make_exchange(args.exchange)
     results: list[dict[str, Any]] = []

@@ -9,8 +9,8 @@ import psycopg.conninfo
 from sqlalchemy.engine import URL
 
 from brain_assets.bundled import bundled_path
+from brain_assets.dsn import mask_dsn
 from brain_assets.environment import brain_home, configured_dsn, worker_count
-from brain_assets.store.dsn import mask_dsn
 from brain_assets.store.embedded import start_embedded
 
 REPO_DAGSTER_YAML = bundled_path("dagster.yaml")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from brain_assets.cli.output import emit, table, to_json
-from brain_assets.predictor_cache import (
+from brain_assets.lifecycle.predictor_cache import (
     BUNDLE_FIELDS,
     BUNDLE_FORMAT,
     EXTENSIONS,
@@ -76,7 +76,7 @@ def register(commands: Any) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     with BrainLibrary() as brain:
         versions = brain.list_models(args.symbol)
@@ -101,8 +101,8 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from brain_assets.selection import ModelSelector
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
+    from brain_assets.lifecycle.selection import ModelSelector
 
     with BrainLibrary() as brain:
         answer = ModelSelector(brain).select_model_for_symbol(args.symbol, args.regime)
@@ -128,8 +128,8 @@ def run_select(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    from brain_assets.store.library import BrainLibrary
-    from brain_assets.versioning import ModelVersioning
+    from brain_assets.library import BrainLibrary
+    from brain_assets.lifecycle.versioning import ModelVersioning
 
     with BrainLibrary() as brain:
         active = ModelVersioning(brain).promote(args.model_id, reason=args.reason)
@@ -171,7 +171,7 @@ def export_target(model: dict[str, Any], path: Path) -> Path:
 
 def run_export(args: argparse.Namespace) -> int:
     from brain_assets.errors import UnknownModelError
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     with BrainLibrary() as brain:
         model = brain.get_model(args.model_id)

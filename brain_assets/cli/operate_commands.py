@@ -41,35 +41,43 @@ def register(commands: Any) -> None:
     maintenance.add_argument("--json", action="store_true")
     maintenance.set_defaults(handler=run_maintenance)
 
-    backup = commands.add_parser(
+    _file_command(
+        commands,
         "backup",
-        help="archive the Brain's and the Dagster instance's databases to PATH, then verify it",
+        "archive the Brain's and the Dagster instance's databases to PATH, then verify it",
+        run_backup,
+        {
+            "--verify": "only check the existing backup at PATH (sha256s, pg_restore --list, "
+            "versions)"
+        },
     )
-    backup.add_argument("path")
-    backup.add_argument(
-        "--verify",
-        action="store_true",
-        help="only check the existing backup at PATH (sha256s, pg_restore --list, versions)",
+    _file_command(
+        commands,
+        "restore",
+        "restore a backup made by `brain backup` into the Brain (and Dagster)",
+        run_restore,
+        {
+            "--force": "replace the tables of databases that already hold data",
+            "--no-dagster": "restore the Brain's database only and leave the Dagster instance's "
+            "as it is",
+        },
     )
-    backup.add_argument("--json", action="store_true")
-    backup.set_defaults(handler=run_backup)
 
-    restore = commands.add_parser(
-        "restore", help="restore a backup made by `brain backup` into the Brain (and Dagster)"
-    )
-    restore.add_argument("path")
-    restore.add_argument(
-        "--force",
-        action="store_true",
-        help="replace the tables of databases that already hold data",
-    )
-    restore.add_argument(
-        "--no-dagster",
-        action="store_true",
-        help="restore the Brain's database only and leave the Dagster instance's as it is",
-    )
-    restore.add_argument("--json", action="store_true")
-    restore.set_defaults(handler=run_restore)
+
+def _file_command(
+    commands: Any,
+    name: str,
+    about: str,
+    handler: Callable[[argparse.Namespace], int],
+    flags: dict[str, str],
+) -> None:
+    """A command on the backup file PATH, with its on/off ``flags`` (name: help) and --json."""
+    parser = commands.add_parser(name, help=about)
+    parser.add_argument("path")
+    for flag, flag_help in flags.items():
+        parser.add_argument(flag, action="store_true", help=flag_help)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=handler)
 
 
 def _check(name: str, required: bool, probe: Callable[[], str]) -> dict[str, Any]:
@@ -88,101 +96,18 @@ def _check(name: str, required: bool, probe: Callable[[], str]) -> dict[str, Any
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    import numpy as np
-
     results: list[dict[str, Any]] = []
     results.append(_check("imports", True, lambda: _imports()))
     brain_holder: dict[str, Any] = {}
-
-    def database() -> str:
-        from brain_assets.store.library import BrainLibrary
-
-        brain_holder["brain"] = BrainLibrary()
-        brain = brain_holder["brain"]
-        return f"{brain.masked_dsn} ({brain.origin})"
-
-    results.append(_check("database connection", True, database))
+    results.append(_check("database connection", True, lambda: _open_brain(brain_holder)))
     brain = brain_holder.get("brain")
-
-    def needs_brain() -> Any:
-        if brain is None:
-            raise RuntimeError("skipped: no database connection")
-        return brain
-
-    def schema() -> str:
-        from brain_assets.store.migrations import latest_version
-
-        current, latest = needs_brain().schema_version(), latest_version()
-        if current != latest:
-            raise RuntimeError(f"schema version {current}, expected {latest}")
-        return f"version {current}"
-
-    def importance() -> str:
-        from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
-
-        needs_brain()
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(200, 3))
-        y = 2 * X[:, 0] + rng.normal(scale=0.1, size=200)
-        from sklearn.linear_model import LinearRegression
-
-        model = LinearRegression().fit(X, y)
-        tables = FeatureImportanceAnalyzer().analyze_feature_importance(
-            "VERIFY/USDT", model, X, y, ["a", "b", "c"], methods=("correlation",)
-        )
-        top = tables["correlation"]["feature"].iloc[0]
-        if top != "a":
-            raise RuntimeError(f"expected feature a on top, got {top}")
-        return "correlation analysis ranks the signal first"
-
-    def versioning() -> str:
-        from brain_assets.versioning import ModelVersioning, assess_regression
-
-        ModelVersioning(needs_brain())
-        verdict = assess_regression({"sharpe_ratio": 2.0}, {"sharpe_ratio": 1.0})
-        if not verdict["regressed"]:
-            raise RuntimeError("a halved Sharpe ratio was not flagged")
-        return "rollback rule flags a regression"
-
-    def selector() -> str:
-        from brain_assets.selection import ModelSelector
-
-        answer = ModelSelector(needs_brain()).select_model_for_symbol("VERIFY/NONE", "high")
-        if answer is not None:
-            raise RuntimeError("an unknown symbol should have no model")
-        return "ModelSelector answers"
-
-    def evaluation() -> str:
-        from brain_assets.evaluation.comprehensive import ComprehensiveEvaluation
-
-        rng = np.random.default_rng(1)
-        r = rng.normal(0, 0.01, 500)
-        metrics = ComprehensiveEvaluation().evaluate_model(r, r, r, periods_per_year=8760)
-        if metrics["directional_accuracy"] != 1.0 or (metrics["composite_score"] or 0) < 0.5:
-            raise RuntimeError(f"perfect foresight evaluated as {metrics}")
-        return f"perfect foresight scores {metrics['composite_score']:.2f}"
-
-    def lstm() -> str:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's banner quiet
-        keras = importlib.import_module("keras")
-        from brain_assets.lstm import StandardizedLSTM
-
-        rng = np.random.default_rng(2)
-        X, y = rng.normal(size=(48, 2)), rng.normal(size=48)
-        model = StandardizedLSTM(2, lstm_units=4, num_layers=1, sequence_length=4, seed=1)
-        model.fit(X[:32], y[:32], X[32:], y[32:], epochs=1, batch_size=16)
-        attention = model.get_attention_weights(X[32:])
-        if not np.allclose(attention.sum(axis=1), 1.0):
-            raise RuntimeError("attention rows do not sum to 1")
-        return f"keras {keras.__version__} on {keras.backend.backend()}: a tiny LSTM trains"
-
     results += [
-        _check("schema version", True, schema),
-        _check("feature importance service", True, importance),
-        _check("model versioning service", True, versioning),
-        _check("model selector service", True, selector),
-        _check("evaluation service", True, evaluation),
-        _check("LSTM availability", True, lstm),
+        _check("schema version", True, lambda: _verify_schema(brain)),
+        _check("feature importance service", True, lambda: _verify_importance(brain)),
+        _check("model versioning service", True, lambda: _verify_versioning(brain)),
+        _check("model selector service", True, lambda: _verify_selector(brain)),
+        _check("evaluation service", True, _verify_evaluation),
+        _check("LSTM availability", True, _verify_lstm),
     ]
     if brain is not None:
         brain.close()
@@ -191,6 +116,100 @@ def run_verify(args: argparse.Namespace) -> int:
     lines.append("all required checks passed" if ok else "some required checks FAILED")
     emit(args, {"ok": ok, "checks": results}, "\n".join(lines))
     return 0 if ok else 1
+
+
+def _open_brain(holder: dict[str, Any]) -> str:
+    """Open the Brain into ``holder`` (kept there for the checks after this one)."""
+    from brain_assets.library import BrainLibrary
+
+    holder["brain"] = BrainLibrary()
+    brain = holder["brain"]
+    return f"{brain.masked_dsn} ({brain.origin})"
+
+
+def _needs_brain(brain: Any) -> Any:
+    if brain is None:
+        raise RuntimeError("skipped: no database connection")
+    return brain
+
+
+def _verify_schema(brain: Any) -> str:
+    from brain_assets.store.migrations import latest_version
+
+    current, latest = _needs_brain(brain).schema_version(), latest_version()
+    if current != latest:
+        raise RuntimeError(f"schema version {current}, expected {latest}")
+    return f"version {current}"
+
+
+def _verify_importance(brain: Any) -> str:
+    import numpy as np
+
+    from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
+
+    _needs_brain(brain)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = 2 * X[:, 0] + rng.normal(scale=0.1, size=200)
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit(X, y)
+    tables = FeatureImportanceAnalyzer().analyze_feature_importance(
+        "VERIFY/USDT", model, X, y, ["a", "b", "c"], methods=("correlation",)
+    )
+    top = tables["correlation"]["feature"].iloc[0]
+    if top != "a":
+        raise RuntimeError(f"expected feature a on top, got {top}")
+    return "correlation analysis ranks the signal first"
+
+
+def _verify_versioning(brain: Any) -> str:
+    from brain_assets.lifecycle.versioning import ModelVersioning, assess_regression
+
+    ModelVersioning(_needs_brain(brain))
+    verdict = assess_regression({"sharpe_ratio": 2.0}, {"sharpe_ratio": 1.0})
+    if not verdict["regressed"]:
+        raise RuntimeError("a halved Sharpe ratio was not flagged")
+    return "rollback rule flags a regression"
+
+
+def _verify_selector(brain: Any) -> str:
+    from brain_assets.lifecycle.selection import ModelSelector
+
+    answer = ModelSelector(_needs_brain(brain)).select_model_for_symbol("VERIFY/NONE", "high")
+    if answer is not None:
+        raise RuntimeError("an unknown symbol should have no model")
+    return "ModelSelector answers"
+
+
+def _verify_evaluation() -> str:
+    import numpy as np
+
+    from brain_assets.evaluation.comprehensive import ComprehensiveEvaluation
+
+    rng = np.random.default_rng(1)
+    r = rng.normal(0, 0.01, 500)
+    metrics = ComprehensiveEvaluation().evaluate_model(r, r, r, periods_per_year=8760)
+    if metrics["directional_accuracy"] != 1.0 or (metrics["composite_score"] or 0) < 0.5:
+        raise RuntimeError(f"perfect foresight evaluated as {metrics}")
+    return f"perfect foresight scores {metrics['composite_score']:.2f}"
+
+
+def _verify_lstm() -> str:
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's banner quiet
+    keras = importlib.import_module("keras")
+    from brain_assets.lstm import StandardizedLSTM
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(48, 2)), rng.normal(size=48)
+    model = StandardizedLSTM(2, lstm_units=4, num_layers=1, sequence_length=4, seed=1)
+    model.fit(X[:32], y[:32], X[32:], y[32:], epochs=1, batch_size=16)
+    attention = model.get_attention_weights(X[32:])
+    if not np.allclose(attention.sum(axis=1), 1.0):
+        raise RuntimeError("attention rows do not sum to 1")
+    return f"keras {keras.__version__} on {keras.backend.backend()}: a tiny LSTM trains"
 
 
 def _imports() -> str:
@@ -236,8 +255,8 @@ def run_symbols(args: argparse.Namespace) -> int:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from brain_assets.store.library import BrainLibrary
-    from brain_assets.versioning import ModelVersioning
+    from brain_assets.library import BrainLibrary
+    from brain_assets.lifecycle.versioning import ModelVersioning
 
     with BrainLibrary() as brain:
         active = ModelVersioning(brain).rollback(args.symbol, args.to_version)
@@ -254,7 +273,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 
 def run_maintenance(args: argparse.Namespace) -> int:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
     from brain_assets.store.maintenance import archived_counts, run_retention
 
     with BrainLibrary() as brain:
@@ -277,7 +296,7 @@ def _backup_target() -> tuple[str, str | None]:
     """The Brain's DSN and the Dagster instance's own database beside it (None: the instance
     keeps its tables in the Brain's database, as it does with DATABASE_DSN)."""
     from brain_assets.cli.instance import dagster_database_for
-    from brain_assets.store.connection import resolve
+    from brain_assets.store.target import resolve
 
     target = resolve(None)
     return target.dsn, dagster_database_for(target.origin)

@@ -2,8 +2,9 @@
 
 The file is read as the ``files`` market source reads its files (CSV or Parquet, columns
 ``timestamp, open, high, low, close, volume``, ISO-8601 or epoch-millisecond timestamps, rows in
-file order); the prediction is :func:`brain_assets.predictor.load_predictor`'s. When the Brain does
-not answer, the decision it gave last comes from the predictor cache, with a warning on stderr.
+file order); the prediction is :func:`~brain_assets.lifecycle.predictor.load_predictor`'s. When
+the Brain does not answer, the decision it gave last comes from the predictor cache, with a
+warning on stderr.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from brain_assets.cli.output import emit, table
+from brain_assets.lifecycle.predictor import StandAside, load_predictor
 from brain_assets.market_data.files import EXTENSIONS, _read_table, _to_ohlcv
-from brain_assets.predictor import StandAside, load_predictor
 from brain_assets.regimes.classify import REGIMES
 
 EXIT_BAD_INPUT = 2

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from brain_assets.cli.output import emit, emit_rows, table
+from brain_assets.library import BrainLibrary
 from brain_assets.provenance import bars_label
-from brain_assets.store.library import BrainLibrary
+from brain_assets.regimes.classify import REGIMES
 from brain_assets.store.quality import SUMMARY_COLUMNS
 
 
@@ -130,7 +131,7 @@ def model_metrics(args: argparse.Namespace) -> int:
         "folds": folds.to_dict("records"),
         "live": live,
     }
-    regimes = [r for r in ("low", "normal", "high", "extreme") if r in by_regime]
+    regimes = [r for r in REGIMES if r in by_regime]
     rows = [
         {"metric": m, "overall": v, **{r: by_regime[r].get(m) for r in regimes}}
         for m, v in sorted(overall.items())

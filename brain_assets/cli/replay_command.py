@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from brain_assets.cli.output import emit, table
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.environment import brain_home, configured_dsn
+
+if TYPE_CHECKING:
+    from brain_assets.pipeline.settings import RetrainSettings
+    from brain_assets.replay import ReplayPlan, ReplayResult
 
 POLICIES = ("default", "seed")
 SCRATCH_DATABASE = "brain_replay"
@@ -28,6 +32,23 @@ def register(commands: Any) -> None:
         "the Brain and draws it as a PNG.",
     )
     parser.add_argument("symbol")
+    _add_market_arguments(parser)
+    _add_plan_arguments(parser)
+    _add_policy_arguments(parser)
+    parser.add_argument(
+        "--scratch-dsn",
+        default=None,
+        help="database for the replay's models, without models of SYMBOL; default: the "
+        f"embedded server's {SCRATCH_DATABASE!r} database, emptied first (required when "
+        "DATABASE_DSN is set)",
+    )
+    parser.add_argument("--out", default=None, help="folder for the PNG and CSV (default: cwd)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run_replay)
+
+
+def _add_market_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the replay's bars come from."""
     parser.add_argument(
         "--source",
         choices=("signal", "synthetic", "files"),
@@ -44,6 +65,10 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--momentum", type=float, default=0.2, help="signal source: AR(1)")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """How far the replay steps, and the windows of monitoring."""
     parser.add_argument(
         "--start-bars", type=int, default=3000, help="bars before step 0 (default: 3000)"
     )
@@ -69,6 +94,10 @@ def register(commands: Any) -> None:
         help="bars after an automatic change before the window test may act (default 168); "
         "for daily bars pass daily-sized windows (e.g. 90, 30 and 7)",
     )
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The costs, the retrain and the decision policy replayed."""
     parser.add_argument(
         "--fee-bps", type=float, default=FEE_BPS, help=f"cost per unit traded (default {FEE_BPS})"
     )
@@ -101,16 +130,6 @@ def register(commands: Any) -> None:
         default=None,
         help="also replay this policy on the same bars and show both side by side",
     )
-    parser.add_argument(
-        "--scratch-dsn",
-        default=None,
-        help="database for the replay's models, without models of SYMBOL; default: the "
-        f"embedded server's {SCRATCH_DATABASE!r} database, emptied first (required when "
-        "DATABASE_DSN is set)",
-    )
-    parser.add_argument("--out", default=None, help="folder for the PNG and CSV (default: cwd)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.set_defaults(handler=run_replay)
 
 
 def load_bars(args: argparse.Namespace, bars_needed: int, step_bars: int) -> pd.DataFrame:
@@ -168,12 +187,9 @@ SUMMARY_SHOWN = (
 )
 
 
-def run_replay(args: argparse.Namespace) -> int:
-    from brain_assets.decisions.policy import DecisionPolicy
+def _plan_and_settings(args: argparse.Namespace) -> tuple[ReplayPlan, RetrainSettings]:
     from brain_assets.pipeline.settings import RetrainSettings
-    from brain_assets.plots import replay_png
-    from brain_assets.replay import ReplayPlan, ReplayResult, replay
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.replay import ReplayPlan
 
     given = {
         "step_bars": args.step_bars,
@@ -190,28 +206,44 @@ def run_replay(args: argparse.Namespace) -> int:
         band_margin=args.band_margin,
         train_window_bars=args.train_window_bars or None,
     )
-    bars = load_bars(args, plan.bars_needed(), plan.step_bars)
-    names = [args.policy] + ([args.compare] if args.compare and args.compare != args.policy else [])
+    return plan, settings
 
-    def progress_for(name: str) -> Any:
-        def progress(step: int, steps: int, row: dict[str, Any]) -> None:
-            if args.json:
-                return
-            live = row["live"]
-            events = ", ".join(
-                f"{e['reason']} v{e['version']}"
-                for e in row["events"]
-                if e["action"] in ("activated", "deactivated")
-            )
-            print(
-                f"  {name:<7} step {step:>3}/{steps} {row['as_of']:%Y-%m-%d %H:%M}  active "
-                f"{_version(row)}  {row['period_return']:+.2%} (hold {row['hold_return']:+.2%})"
-                f"  live SR {_number(live.get('sharpe_ratio'))}  {events}  "
-                f"({row['seconds']:.1f}s)",
-                flush=True,
-            )
 
-        return progress
+def _progress_for(args: argparse.Namespace, name: str) -> Any:
+    """The replay's progress callback for policy ``name``: a line a step (none with --json)."""
+
+    def progress(step: int, steps: int, row: dict[str, Any]) -> None:
+        if args.json:
+            return
+        live = row["live"]
+        events = ", ".join(
+            f"{e['reason']} v{e['version']}"
+            for e in row["events"]
+            if e["action"] in ("activated", "deactivated")
+        )
+        print(
+            f"  {name:<7} step {step:>3}/{steps} {row['as_of']:%Y-%m-%d %H:%M}  active "
+            f"{_version(row)}  {row['period_return']:+.2%} (hold {row['hold_return']:+.2%})"
+            f"  live SR {_number(live.get('sharpe_ratio'))}  {events}  "
+            f"({row['seconds']:.1f}s)",
+            flush=True,
+        )
+
+    return progress
+
+
+def _replay_policies(
+    args: argparse.Namespace,
+    names: list[str],
+    bars: pd.DataFrame,
+    plan: ReplayPlan,
+    settings: RetrainSettings,
+) -> dict[str, ReplayResult]:
+    """Replay each policy of ``names`` on the same bars, each in its own scratch database, the
+    timelines recorded in the Brain."""
+    from brain_assets.decisions.policy import DecisionPolicy
+    from brain_assets.library import BrainLibrary
+    from brain_assets.replay import replay
 
     results: dict[str, ReplayResult] = {}
     with BrainLibrary() as home_brain:
@@ -231,13 +263,20 @@ def run_replay(args: argparse.Namespace) -> int:
                     settings=settings,
                     policy=policy,
                     record=home_brain,
-                    progress=progress_for(name),
+                    progress=_progress_for(args, name),
                     parameters={
                         "source": args.source,
                         "flip_step": args.flip_step,
                         "policy_name": name,
                     },
                 )
+    return results
+
+
+def _write_files(args: argparse.Namespace, results: dict[str, ReplayResult]) -> tuple[Path, Path]:
+    """The main policy's timeline as a PNG (with the compared one, if any) and a CSV."""
+    from brain_assets.plots import replay_png
+
     out = Path(args.out or ".").resolve()
     out.mkdir(parents=True, exist_ok=True)
     main = results[args.policy]
@@ -259,10 +298,11 @@ def run_replay(args: argparse.Namespace) -> int:
     main.timeline.assign(
         events=main.timeline["events"].map(str), live=main.timeline["live"].map(str)
     ).to_csv(csv, index=False)
-    document: dict[str, Any] = {
-        name: {**r.summary, "replay_id": r.replay_id} for name, r in results.items()
-    }
-    document["png"], document["csv"] = str(png), str(csv)
+    return png, csv
+
+
+def _summary_rows(results: dict[str, ReplayResult]) -> list[dict[str, Any]]:
+    """The table's rows: a measure a row, a policy a column, then each year's returns."""
     rows = [
         {"measure": key, **{name: _shown(results[name].summary.get(key)) for name in results}}
         for key in SUMMARY_SHOWN
@@ -275,7 +315,20 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         first = next(iter(entry.values()))
         rows.append({"measure": f"{year} holding", **{n: _shown(first.get("hold")) for n in entry}})
-    text = table(rows, ["measure", *results])
+    return rows
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    plan, settings = _plan_and_settings(args)
+    bars = load_bars(args, plan.bars_needed(), plan.step_bars)
+    names = [args.policy] + ([args.compare] if args.compare and args.compare != args.policy else [])
+    results = _replay_policies(args, names, bars, plan, settings)
+    png, csv = _write_files(args, results)
+    document: dict[str, Any] = {
+        name: {**r.summary, "replay_id": r.replay_id} for name, r in results.items()
+    }
+    document["png"], document["csv"] = str(png), str(csv)
+    text = table(_summary_rows(results), ["measure", *results])
     emit(args, document, f"{text}\nPNG: {png}\nCSV: {csv}")
     return 0
 

@@ -121,7 +121,7 @@ def _source_symbols(args: argparse.Namespace) -> list[str]:
             }
         )
     if args.source == "store":
-        from brain_assets.store.library import BrainLibrary
+        from brain_assets.library import BrainLibrary
 
         timeframe = os.environ.get(MARKET_ENV["timeframe"], DEFAULT_TIMEFRAME)
         with BrainLibrary() as brain:
@@ -139,9 +139,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from brain_assets.cli.worker_pool import run_per_symbol
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
-    from brain_assets.market_data.synthetic import EDGE_MARKETS
-    from brain_assets.pipeline.bars import CLEANING_CHECK
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.library import BrainLibrary
 
     symbols = list(dict.fromkeys(args.symbols or _source_symbols(args) or DEMO_SYMBOLS))
     started_at = datetime.now(UTC)
@@ -166,7 +164,6 @@ def run_demo(args: argparse.Namespace) -> int:
         initargs=(started, str(native_log)),
         command="demo",
     )
-    ordered = symbols
     for result in results:
         state = "succeeded" if result["success"] else "FAILED"
         print(f"run {result['run_id'][:8]} {result['symbol']} {state}{tries_note(result)}")
@@ -175,49 +172,62 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"done in {time.monotonic() - started:.1f} s\n")
     with BrainLibrary() as brain:
         quality = brain.get_data_quality_summary(started_at)
-        for symbol in ordered:
-            active = brain.get_active_model(symbol)
-            if symbol in EDGE_MARKETS and args.source in (None, "auto", "synthetic"):
-                print(
-                    f"{symbol}: its synthetic market carries a real edge (AR(1) momentum "
-                    f"{EDGE_MARKETS[symbol]:g}); the others' have none net of fees"
-                )
-            if active is None:
-                print(f"{symbol}: stand aside: {brain.trading_status(symbol)['reason']}")
-            else:
-                metrics = active["metrics"] or {}
-                print(
-                    f"{symbol}: active v{active['version']} {active['model_type']}: "
-                    f"out of sample over {metrics.get('n_observations', 0):.0f} bars, net of "
-                    f"fees, Sharpe {metrics.get('sharpe_ratio', float('nan')):.2f}, return "
-                    f"{metrics.get('total_return', float('nan')):+.1%} (holding "
-                    f"{metrics.get('hold_total_return', float('nan')):+.1%}, standing aside 0%)"
-                )
-                top = brain.get_top_features(symbol, top_n=5)
-                if not top.empty:
-                    print(
-                        f"  top 5 features ({top['method'].iloc[0]}): "
-                        + ", ".join(
-                            f"{f} ({v:.3g})"
-                            for f, v in zip(top["feature"], top["importance"], strict=True)
-                        )
-                    )
-            cleaning = brain.get_data_quality_logs(symbol, since=started_at)
-            for details in cleaning.loc[cleaning["check_name"] == CLEANING_CHECK, "details"]:
-                if (details or {}).get("left_out"):
-                    print(f"  bars: {details['left_out']['reason']}")
-                    break
-            failures = quality[(quality["symbol"] == symbol) & (quality["failed"] > 0)]
-            if failures.empty:
-                print("  quality: every check passed")
-            for row in failures.itertuples():
-                print(
-                    f"  quality FAILED: {row.check_name} ({row.severity}), "
-                    f"{row.failure_count} failure(s)"
-                )
+        for symbol in symbols:
+            _print_symbol_outcome(brain, symbol, args.source, quality, started_at)
     print(f"\nOpen the UI on the same data:  .venv/bin/brain dev{_same_source()}")
     print("then http://127.0.0.1:3000")
     return 0 if all(result["success"] for result in results) else 1
+
+
+def _print_symbol_outcome(
+    brain: Any, symbol: str, source: str | None, quality: Any, started_at: datetime
+) -> None:
+    """What the demo's run left for ``symbol``: its active version (or why it stands aside),
+    the bars cleaning left out, and the quality checks that failed."""
+    from brain_assets.market_data.synthetic import EDGE_MARKETS
+    from brain_assets.pipeline.bars import CLEANING_CHECK
+
+    active = brain.get_active_model(symbol)
+    if symbol in EDGE_MARKETS and source in (None, "auto", "synthetic"):
+        print(
+            f"{symbol}: its synthetic market carries a real edge (AR(1) momentum "
+            f"{EDGE_MARKETS[symbol]:g}); the others' have none net of fees"
+        )
+    if active is None:
+        print(f"{symbol}: stand aside: {brain.trading_status(symbol)['reason']}")
+    else:
+        _print_active(brain, symbol, active)
+    cleaning = brain.get_data_quality_logs(symbol, since=started_at)
+    for details in cleaning.loc[cleaning["check_name"] == CLEANING_CHECK, "details"]:
+        if (details or {}).get("left_out"):
+            print(f"  bars: {details['left_out']['reason']}")
+            break
+    failures = quality[(quality["symbol"] == symbol) & (quality["failed"] > 0)]
+    if failures.empty:
+        print("  quality: every check passed")
+    for row in failures.itertuples():
+        print(
+            f"  quality FAILED: {row.check_name} ({row.severity}), {row.failure_count} failure(s)"
+        )
+
+
+def _print_active(brain: Any, symbol: str, active: dict[str, Any]) -> None:
+    metrics = active["metrics"] or {}
+    print(
+        f"{symbol}: active v{active['version']} {active['model_type']}: "
+        f"out of sample over {metrics.get('n_observations', 0):.0f} bars, net of "
+        f"fees, Sharpe {metrics.get('sharpe_ratio', float('nan')):.2f}, return "
+        f"{metrics.get('total_return', float('nan')):+.1%} (holding "
+        f"{metrics.get('hold_total_return', float('nan')):+.1%}, standing aside 0%)"
+    )
+    top = brain.get_top_features(symbol, top_n=5)
+    if not top.empty:
+        print(
+            f"  top 5 features ({top['method'].iloc[0]}): "
+            + ", ".join(
+                f"{f} ({v:.3g})" for f, v in zip(top["feature"], top["importance"], strict=True)
+            )
+        )
 
 
 def _same_source() -> str:

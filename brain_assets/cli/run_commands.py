@@ -105,8 +105,8 @@ def _active_line(row: dict[str, Any]) -> str:
 
 def run_retrain(args: argparse.Namespace) -> int:
     from brain_assets.cli.worker_pool import run_per_symbol
+    from brain_assets.library import BrainLibrary
     from brain_assets.logs import log_dir_from_env
-    from brain_assets.store.library import BrainLibrary
 
     use_source(args)
     symbols = _prepare(args.symbols)
@@ -280,8 +280,8 @@ def run_monitor(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from brain_assets.definitions import defs
+    from brain_assets.library import BrainLibrary
     from brain_assets.logs import configure_logging
-    from brain_assets.store.library import BrainLibrary
 
     # Importing the definitions with BRAIN_LOG_DIR set reconfigures logging at INFO (for the
     # daemon's processes); keep main()'s console level for this command.

@@ -34,6 +34,17 @@ def add_source_arguments(parser: Any, runs: str) -> None:
     )
 
 
+def files_folder(folder: str | None) -> Path:
+    """The ``--folder`` of ``--source files``, resolved; a ValueError when it is missing or is
+    not a folder."""
+    if not folder:
+        raise ValueError("--source files needs --folder DIR (one file per symbol)")
+    resolved = Path(folder).expanduser().resolve()
+    if not resolved.is_dir():
+        raise ValueError(f"--folder {resolved} is not a folder")
+    return resolved
+
+
 def use_source(args: argparse.Namespace) -> None:
     """Point the runs at ``--source``: the spawned workers build the deployment's resources
     from these variables (defs.resources.market_resource)."""
@@ -50,11 +61,6 @@ def use_source(args: argparse.Namespace) -> None:
         return
     os.environ[MARKET_ENV["source"]] = args.source
     if args.source == "files":
-        if not args.folder:
-            raise ValueError("--source files needs --folder DIR (one file per symbol)")
-        folder = Path(args.folder).expanduser().resolve()
-        if not folder.is_dir():
-            raise ValueError(f"--folder {folder} is not a folder")
-        os.environ[MARKET_ENV["folder"]] = str(folder)
+        os.environ[MARKET_ENV["folder"]] = str(files_folder(args.folder))
     if args.timeframe:
         os.environ[MARKET_ENV["timeframe"]] = args.timeframe

@@ -129,6 +129,166 @@ def fail_abandoned_run(run_id: str, message: str) -> bool:
     return True
 
 
+@dataclass
+class _Pool:
+    """The workers and the runs of one run_per_symbol call."""
+
+    task: Task
+    initializer: Callable[..., None]
+    initargs: tuple[Any, ...]
+    command: str
+    tries_allowed: int
+    queue: deque[_Try]
+    # spawn: a forked child would share the parent's open database connections.
+    context: Any = field(default_factory=lambda: multiprocessing.get_context("spawn"))
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    live: list[_Worker] = field(default_factory=list)
+    # Deaths before a worker could take any run: its initialiser fails, nothing to retry.
+    start_deaths: int = 0
+
+    def run(self, workers: int) -> None:
+        """Run the queue to its end, ``workers`` at a time, starting workers as runs need them."""
+        while self.queue or any(worker.running is not None for worker in self.live):
+            busy = sum(worker.running is not None for worker in self.live)
+            while len(self.live) < min(workers, busy + len(self.queue)):
+                self.start()
+            by_conn = {worker.conn: worker for worker in self.live}
+            for conn in wait(list(by_conn)):
+                self.receive(by_conn[conn])  # type: ignore[index]
+
+    def start(self) -> None:
+        parent, child = self.context.Pipe()
+        # Not a daemon: a run under BRAIN_EXECUTOR=multiprocess starts processes of its own.
+        process = self.context.Process(
+            target=_serve, args=(child, self.initializer, self.initargs, self.task)
+        )
+        process.start()
+        # The parent's copy of the child's end closed, the child's death reads as EOF here.
+        child.close()
+        self.live.append(_Worker(process, parent))
+
+    def receive(self, worker: _Worker) -> None:
+        """Take what ``worker`` sent (or its death), then give it the next run."""
+        try:
+            kind, payload = worker.conn.recv()
+        except EOFError:
+            self.buried(worker)
+            return
+        if kind == "raised":
+            worker.running = None  # its own error, not a stop, ended it
+            raise payload
+        if kind == "done":
+            assert worker.running is not None
+            self.results[worker.running.symbol] = {**payload, "tries": worker.running.number}
+            worker.running = None
+        worker.ready = True
+        self.assign(worker)
+
+    def assign(self, worker: _Worker) -> None:
+        if not self.queue:
+            self.live.remove(worker)
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass  # it died idle, its work done: there is nothing to stop
+            worker.conn.close()
+            worker.process.join()
+            return
+        run = self.queue.popleft()
+        try:
+            worker.conn.send((run.symbol, run.run_id, run.tags()))
+        except OSError:
+            # It died since it last answered, before this run reached it: the run has not
+            # started, so it goes back untried, and a fresh worker takes it.
+            self.queue.appendleft(run)
+            self.buried(worker)
+            return
+        worker.running = run
+
+    def buried(self, worker: _Worker) -> None:
+        worker.process.join()
+        worker.conn.close()
+        self.live.remove(worker)
+        how = describe_exit(worker.process.exitcode)
+        if worker.running is not None:
+            self._run_orphaned(worker.running, how)
+        elif not worker.ready:
+            self._start_failed(how)
+        # else it died idle, holding no run: the loop starts another if needed
+
+    def _start_failed(self, how: str) -> None:
+        self.start_deaths += 1
+        log_event("run_worker_died", logging.INFO, symbol=None, exit=how, starting=True)
+        if self.start_deaths >= self.tries_allowed:
+            raise WorkerStartError(
+                f"run workers died while starting ({self.start_deaths} times, last {how}); "
+                "see the native log for their messages"
+            )
+
+    def _run_orphaned(self, run: _Try, how: str) -> None:
+        """The worker holding ``run`` died: fail its Dagster run, then try it again or give up."""
+        message = f"the run worker for {run.symbol} died ({how}) during try {run.number}"
+        fail_abandoned_run(run.run_id, message)
+        retrying = run.number < self.tries_allowed
+        log_event(
+            "run_worker_died",
+            logging.INFO,
+            symbol=run.symbol,
+            run_id=run.run_id,
+            exit=how,
+            attempt=run.number,
+            max_tries=self.tries_allowed,
+            retrying=retrying,
+        )
+        died = f"brain {self.command}: the worker running {run.symbol}'s run {run.run_id[:8]} died"
+        if retrying:
+            print(
+                f"{died} ({how}); trying it again in a fresh worker "
+                f"(try {run.number + 1} of {self.tries_allowed})",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.queue.appendleft(_Try(run.symbol, run.number + 1, retry_of=run.run_id))
+            return
+        print(
+            f"{died} ({how}); {run.symbol} failed after {_tries(run.number)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.results[run.symbol] = {
+            "symbol": run.symbol,
+            "run_id": run.run_id,
+            "success": False,
+            "failures": [f"its run worker died ({how}) on its {_tries(run.number)}"],
+            "tries": run.number,
+        }
+
+    def stop(self) -> None:
+        """End every worker still alive; the Dagster run of one stopped mid-run is failed."""
+        for worker in self.live:
+            if worker.process.is_alive():
+                worker.process.terminate()
+            worker.process.join()
+            worker.conn.close()
+            if worker.running is not None:
+                # Stopped mid-run (another run raised, or Ctrl-C): its Dagster run would stay
+                # STARTED and hold the symbol's slot in the daemon's queue.
+                run = worker.running
+                try:
+                    fail_abandoned_run(
+                        run.run_id,
+                        f"brain {self.command} stopped while {run.symbol}'s run was running",
+                    )
+                except Exception as exc:  # the error on its way out matters more than this one
+                    log_event(
+                        "run_not_marked_failed",
+                        logging.WARNING,
+                        symbol=run.symbol,
+                        run_id=run.run_id,
+                        error=str(exc),
+                    )
+
+
 def run_per_symbol(
     symbols: Sequence[str],
     task: Task,
@@ -144,142 +304,16 @@ def run_per_symbol(
     each with ``tries`` added. A run whose worker dies is tried again in a fresh worker, up to
     ``max_tries`` tries in all (default: 1 + the daemon's run retries); one line on stderr says
     so, naming the symbol. An exception the task raised is raised here."""
-    tries_allowed = 1 + run_retries() if max_tries is None else max_tries
-    # spawn: a forked child would share the parent's open database connections.
-    context = multiprocessing.get_context("spawn")
-    queue = deque(_Try(symbol, 1) for symbol in symbols)
-    results: dict[str, dict[str, Any]] = {}
-    live: list[_Worker] = []
-    # Deaths before a worker could take any run: its initialiser fails, nothing to retry.
-    start_deaths = 0
-
-    def start() -> None:
-        parent, child = context.Pipe()
-        # Not a daemon: a run under BRAIN_EXECUTOR=multiprocess starts processes of its own.
-        process = context.Process(target=_serve, args=(child, initializer, initargs, task))
-        process.start()
-        # The parent's copy of the child's end closed, the child's death reads as EOF here.
-        child.close()
-        live.append(_Worker(process, parent))
-
-    def assign(worker: _Worker) -> None:
-        if not queue:
-            live.remove(worker)
-            try:
-                worker.conn.send(None)
-            except OSError:
-                pass  # it died idle, its work done: there is nothing to stop
-            worker.conn.close()
-            worker.process.join()
-            return
-        run = queue.popleft()
-        try:
-            worker.conn.send((run.symbol, run.run_id, run.tags()))
-        except OSError:
-            # It died since it last answered, before this run reached it: the run has not
-            # started, so it goes back untried, and a fresh worker takes it.
-            queue.appendleft(run)
-            buried(worker)
-            return
-        worker.running = run
-
-    def buried(worker: _Worker) -> None:
-        nonlocal start_deaths
-        worker.process.join()
-        worker.conn.close()
-        live.remove(worker)
-        how = describe_exit(worker.process.exitcode)
-        run = worker.running
-        if run is None:
-            if worker.ready:
-                return  # it died idle, holding no run: the loop starts another if needed
-            start_deaths += 1
-            log_event("run_worker_died", logging.INFO, symbol=None, exit=how, starting=True)
-            if start_deaths >= tries_allowed:
-                raise WorkerStartError(
-                    f"run workers died while starting ({start_deaths} times, last {how}); "
-                    "see the native log for their messages"
-                )
-            return
-        message = f"the run worker for {run.symbol} died ({how}) during try {run.number}"
-        fail_abandoned_run(run.run_id, message)
-        retrying = run.number < tries_allowed
-        log_event(
-            "run_worker_died",
-            logging.INFO,
-            symbol=run.symbol,
-            run_id=run.run_id,
-            exit=how,
-            attempt=run.number,
-            max_tries=tries_allowed,
-            retrying=retrying,
-        )
-        if retrying:
-            print(
-                f"brain {command}: the worker running {run.symbol}'s run {run.run_id[:8]} died "
-                f"({how}); trying it again in a fresh worker "
-                f"(try {run.number + 1} of {tries_allowed})",
-                file=sys.stderr,
-                flush=True,
-            )
-            queue.appendleft(_Try(run.symbol, run.number + 1, retry_of=run.run_id))
-        else:
-            print(
-                f"brain {command}: the worker running {run.symbol}'s run {run.run_id[:8]} died "
-                f"({how}); {run.symbol} failed after {_tries(run.number)}",
-                file=sys.stderr,
-                flush=True,
-            )
-            results[run.symbol] = {
-                "symbol": run.symbol,
-                "run_id": run.run_id,
-                "success": False,
-                "failures": [f"its run worker died ({how}) on its {_tries(run.number)}"],
-                "tries": run.number,
-            }
-
+    pool = _Pool(
+        task,
+        initializer,
+        initargs,
+        command,
+        tries_allowed=1 + run_retries() if max_tries is None else max_tries,
+        queue=deque(_Try(symbol, 1) for symbol in symbols),
+    )
     try:
-        while queue or any(worker.running is not None for worker in live):
-            busy = sum(worker.running is not None for worker in live)
-            while len(live) < min(workers, busy + len(queue)):
-                start()
-            by_conn = {worker.conn: worker for worker in live}
-            for conn in wait(list(by_conn)):
-                worker = by_conn[conn]  # type: ignore[index]
-                try:
-                    kind, payload = worker.conn.recv()
-                except EOFError:
-                    buried(worker)
-                    continue
-                if kind == "raised":
-                    worker.running = None  # its own error, not a stop, ended it
-                    raise payload
-                if kind == "done":
-                    assert worker.running is not None
-                    results[worker.running.symbol] = {**payload, "tries": worker.running.number}
-                    worker.running = None
-                worker.ready = True
-                assign(worker)
+        pool.run(workers)
     finally:
-        for worker in live:
-            if worker.process.is_alive():
-                worker.process.terminate()
-            worker.process.join()
-            worker.conn.close()
-            if worker.running is not None:
-                # Stopped mid-run (another run raised, or Ctrl-C): its Dagster run would stay
-                # STARTED and hold the symbol's slot in the daemon's queue.
-                run = worker.running
-                try:
-                    fail_abandoned_run(
-                        run.run_id, f"brain {command} stopped while {run.symbol}'s run was running"
-                    )
-                except Exception as exc:  # the error on its way out matters more than this one
-                    log_event(
-                        "run_not_marked_failed",
-                        logging.WARNING,
-                        symbol=run.symbol,
-                        run_id=run.run_id,
-                        error=str(exc),
-                    )
-    return [results[symbol] for symbol in symbols]
+        pool.stop()
+    return [pool.results[symbol] for symbol in symbols]

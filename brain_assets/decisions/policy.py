@@ -229,7 +229,7 @@ class Verdict:
 # --- the Sharpe ratio's error and the selection haircut -----------------------------------------
 
 
-def sharpe_standard_error(
+def gate_sharpe_error(
     net_returns: Sequence[float] | np.ndarray, periods_per_year: float
 ) -> float | None:
     """Annualised standard error of the Sharpe ratio of ``net_returns``, or None when it is

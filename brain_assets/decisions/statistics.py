@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from brain_assets.evaluation.inputs import float_array
+from brain_assets.evaluation.inputs import MIN_OBSERVATIONS, float_array
 
 FloatArray = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -73,13 +73,6 @@ __all__ = [
 
 EULER_GAMMA: Final[float] = 0.5772156649015329
 """The Euler–Mascheroni constant, used by the expected maximum of N Sharpe estimates."""
-
-MIN_OBSERVATIONS: Final[int] = 3
-"""Fewest observations a statistic accepts (the CUSUM excepted, which runs from one bar).
-
-Three is the least for which a sample standard deviation, a skewness and the T - 1 degrees of
-freedom of the paired test are all defined; it is a floor for validity, not a recommendation.
-"""
 
 
 # --- results ------------------------------------------------------------------------------------

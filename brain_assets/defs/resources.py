@@ -14,18 +14,19 @@ import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from brain_assets.decisions.policy import DecisionPolicy
+from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.environment import (
     DATABASE_DSN_ENV,
     DEFAULT_TIMEFRAME,
     MARKET_ENV,
     MARKET_SOURCES,
 )
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.base import MarketData
 from brain_assets.market_data.deployment import DeploymentMarket
 from brain_assets.pipeline.settings import LSTMSettings, RetrainSettings
 from brain_assets.provenance import BarProvenance
 from brain_assets.quality.cleaning import CleaningPolicy
-from brain_assets.store.library import BrainLibrary
 
 __all__ = [
     "MARKET_ENV",
@@ -220,7 +221,12 @@ class DecisionResource(dg.ConfigurableResource):
     seed: bool = Field(
         default=False,
         description="the original rules: score promotion, no floor, rollback on any drop "
-        "beyond the monitoring resource's rollback_threshold",
+        "beyond rollback_threshold",
+    )
+    rollback_threshold: float = Field(
+        default=ROLLBACK_THRESHOLD,
+        description="the smallest relative degradation of a monitored metric that matters, in "
+        "(0, 1]; the default policy also needs the live record to be significantly worse",
     )
     promotion_confidence: float | None = _POLICY.promotion_confidence
     min_compare_bars: int = _POLICY.min_compare_bars
@@ -245,4 +251,4 @@ class DecisionResource(dg.ConfigurableResource):
     def policy(self) -> DecisionPolicy:
         if self.seed:
             return DecisionPolicy.seed()
-        return DecisionPolicy(**self.model_dump(exclude={"seed"}))
+        return DecisionPolicy(**self.model_dump(exclude={"seed", "rollback_threshold"}))

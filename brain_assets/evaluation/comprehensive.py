@@ -30,12 +30,9 @@ import pandas as pd
 from brain_assets.defaults import FEE_BPS
 from brain_assets.evaluation import inputs as check
 from brain_assets.evaluation import metrics as m
-from brain_assets.evaluation.inputs import ArrayInput, IndexInput
+from brain_assets.evaluation.inputs import MIN_OBSERVATIONS, ArrayInput, IndexInput
 from brain_assets.evaluation.metrics import FloatArray
 from brain_assets.evaluation.report import METRIC_GROUPS, generate_evaluation_report
-
-MIN_OBSERVATIONS = 3
-"""Fewest bars evaluate_model accepts: the sample std (ddof=1) and the IC t-stat need n > 2."""
 
 METRIC_KEYS: tuple[str, ...] = tuple(key for _, keys in METRIC_GROUPS for key in keys)
 """Every key evaluate_model returns, in the order it returns them."""
@@ -44,9 +41,9 @@ P = ParamSpec("P")
 
 
 class MetricsStore(Protocol):
-    """What store_evaluation needs from its ``brain``: a BrainLibrary-style
+    """What store_evaluation needs from its ``brain``: a BrainStore-style
     ``store_model_metrics(model_id, symbol, metrics, *, evaluation_date, regime,
-    periods_per_year)`` (the project's BrainLibrary fits)."""
+    periods_per_year)`` (the project's BrainStore fits)."""
 
     @property
     def store_model_metrics(self) -> Callable[..., object]: ...
@@ -168,26 +165,15 @@ def evaluate_model(
     net = m.net_returns(positions, prepared.returns, fee)
     n = int(pred.size)
 
-    ic = m.information_coefficient(pred, actual)
-    hit_rate = m.directional_accuracy(pred, actual)
+    forecast = _forecast_metrics(pred, actual)
     days = m.sample_days(n, ppy)
     cagr = m.annualized_return(net, ppy) if days >= min_annualised_days else None
     drawdown = m.max_drawdown(net, include_start=True)
     sharpe = m.sharpe_ratio(net, ppy)
-    # Holding: long every bar, the one entry paid. Standing aside earns 0, so the strategy's own
-    # total return and Sharpe ratio are its excess and information ratio against it.
-    hold = m.hold_returns(prepared.returns, fee)
-    hold_total = m.total_return(hold)
     strategy_total = m.total_return(net)
     annual_turnover = m.turnover(positions) * ppy
-    beta, residual = m.residual_to_benchmark(net, hold)
     results: dict[str, float | None] = {
-        "rmse": m.rmse(pred, actual),
-        "mae": m.mae(pred, actual),
-        "r2": m.r2(pred, actual),
-        "directional_accuracy": hit_rate,
-        "information_coefficient": ic,
-        "information_coefficient_tstat": m.information_coefficient_tstat(ic, n),
+        **forecast,
         "total_return": strategy_total,
         "annualized_return": cagr,
         "annualized_volatility": m.annualized_volatility(net, ppy),
@@ -202,15 +188,10 @@ def evaluate_model(
         "exposure": m.exposure(positions),
         "annual_turnover": annual_turnover,
         "annual_cost": annual_turnover * fee / 1e4,
-        "hold_total_return": hold_total,
-        "hold_sharpe_ratio": m.sharpe_ratio(hold, ppy),
-        "excess_return_vs_hold": None
-        if hold_total is None or strategy_total is None
-        else strategy_total - hold_total,
-        "information_ratio_vs_hold": m.sharpe_ratio(net - hold, ppy),
-        "beta_to_hold": beta,
-        "appraisal_ratio": m.sharpe_ratio(residual, ppy),
-        "composite_score": m.composite_score(sharpe, ic, hit_rate, drawdown),
+        **_versus_hold(net, prepared.returns, fee, ppy, strategy_total),
+        "composite_score": m.composite_score(
+            sharpe, forecast["information_coefficient"], forecast["directional_accuracy"], drawdown
+        ),
         "n_observations": float(n),
         "periods_per_year": ppy,
         "sample_days": days,
@@ -220,6 +201,44 @@ def evaluate_model(
     return {
         key: (float(value) if value is not None and math.isfinite(value) else None)
         for key, value in results.items()
+    }
+
+
+def _forecast_metrics(pred: FloatArray, actual: FloatArray) -> dict[str, float | None]:
+    """How well the predictions track the actuals, before any trading."""
+    ic = m.information_coefficient(pred, actual)
+    return {
+        "rmse": m.rmse(pred, actual),
+        "mae": m.mae(pred, actual),
+        "r2": m.r2(pred, actual),
+        "directional_accuracy": m.directional_accuracy(pred, actual),
+        "information_coefficient": ic,
+        "information_coefficient_tstat": m.information_coefficient_tstat(ic, int(pred.size)),
+    }
+
+
+def _versus_hold(
+    net: FloatArray,
+    returns: FloatArray,
+    fee: float,
+    ppy: float,
+    strategy_total: float | None,
+) -> dict[str, float | None]:
+    """The strategy's net returns ``net`` against holding the symbol over the same bars."""
+    # Holding: long every bar, the one entry paid. Standing aside earns 0, so the strategy's own
+    # total return and Sharpe ratio are its excess and information ratio against it.
+    hold = m.hold_returns(returns, fee)
+    hold_total = m.total_return(hold)
+    beta, residual = m.residual_to_benchmark(net, hold)
+    return {
+        "hold_total_return": hold_total,
+        "hold_sharpe_ratio": m.sharpe_ratio(hold, ppy),
+        "excess_return_vs_hold": None
+        if hold_total is None or strategy_total is None
+        else strategy_total - hold_total,
+        "information_ratio_vs_hold": m.sharpe_ratio(net - hold, ppy),
+        "beta_to_hold": beta,
+        "appraisal_ratio": m.sharpe_ratio(residual, ppy),
     }
 
 
@@ -244,7 +263,7 @@ def storable_metrics(metrics: Mapping[str, object]) -> dict[str, float]:
 class ComprehensiveEvaluation:
     """Evaluates models and, given a ``brain``, records the results in the Brain Library.
 
-    ``brain`` is anything with a BrainLibrary-style ``store_model_metrics``; it is only needed by
+    ``brain`` is anything with a BrainStore-style ``store_model_metrics``; it is only needed by
     :meth:`store_evaluation`, so evaluation alone works without a database.
     """
 

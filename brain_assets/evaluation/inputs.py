@@ -17,6 +17,12 @@ from brain_assets.evaluation.metrics import FloatArray, sign_positions
 ArrayInput = Sequence[float] | np.ndarray | pd.Series
 IndexInput = Sequence[Any] | pd.Index | pd.Series
 
+MIN_OBSERVATIONS = 3
+"""Fewest observations a metric or a statistic accepts (the CUSUM excepted, which runs from one
+bar): the least for which a sample standard deviation (ddof=1), a skewness, an IC t-statistic and
+the T - 1 degrees of freedom of the paired test are all defined. A floor for validity, not a
+recommendation."""
+
 
 def float_array(name: str, values: object) -> FloatArray:
     """A 1-D float copy of ``values`` without NaN or inf, or a ValueError that names it."""

@@ -167,17 +167,48 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     r = log_close.diff()
 
     f: dict[str, pd.Series] = {}
+    f.update(_return_features(log_close, r))
+    f.update(_volatility_features(r, h, lo))
+    f.update(_oscillator_features(h, lo, c))
+    f.update(_trend_features(h, lo, c))
+    f.update(_candle_features(o, h, lo, c))
+    f.update(_volume_features(v))
+    f["ret_skew_24"] = _window_moment(r, 24, _skew)
+    f["ret_kurt_24"] = _window_moment(r, 24, _excess_kurtosis)
+
+    # Without a copy: every feature is float64 already, and a copy of each would hold a second
+    # set of columns until the frame (one more copy, its 2-D block) is built. Every series is on
+    # ``index``, so the arrays line up by position.
+    features = pd.DataFrame(
+        {name: f[name].to_numpy(dtype=np.float64, copy=False) for name in FEATURES}, index=index
+    )
+    return features
+
+
+def _return_features(log_close: pd.Series, r: pd.Series) -> dict[str, pd.Series]:
+    """Log returns over trailing spans, and the last two 1-bar returns (``r``)."""
+    f: dict[str, pd.Series] = {}
     for k in (1, 3, 6, 12, 24):
         f[f"ret_{k}"] = log_close - log_close.shift(k)
     f["ret_1_lag1"] = r.shift(1)
     f["ret_1_lag2"] = r.shift(2)
+    return f
 
+
+def _volatility_features(r: pd.Series, h: pd.Series, lo: pd.Series) -> dict[str, pd.Series]:
+    """Realised volatility of the 1-bar returns ``r``, and Parkinson's high-low estimate."""
+    f: dict[str, pd.Series] = {}
     for w in (6, 12, 24, 48):
         f[f"vol_{w}"] = r.rolling(w).std()
     f["vol_ratio_6_24"] = _safe_ratio(f["vol_6"], f["vol_24"], 1.0)
-    hl_log_sq = pd.Series(np.log((h / lo).to_numpy()) ** 2, index=index)
+    hl_log_sq = pd.Series(np.log((h / lo).to_numpy()) ** 2, index=r.index)
     f["parkinson_vol_24"] = (hl_log_sq.rolling(24).mean() / (4.0 * np.log(2.0))) ** 0.5
+    return f
 
+
+def _oscillator_features(h: pd.Series, lo: pd.Series, c: pd.Series) -> dict[str, pd.Series]:
+    """Average true range, RSI and stochastic %K."""
+    f: dict[str, pd.Series] = {}
     prev_close = c.shift(1)
     true_range = pd.concat([h - lo, (h - prev_close).abs(), (lo - prev_close).abs()], axis=1).max(
         axis=1, skipna=False
@@ -188,14 +219,19 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     gain = _wilder(change.clip(lower=0.0), 14)
     loss = _wilder((-change).clip(lower=0.0), 14)
     # No losses: RSI is 100 (50 when the price did not move at all).
-    rs_fill = pd.Series(np.where(gain > _TINY, 100.0, 50.0), index=index)
+    rs_fill = pd.Series(np.where(gain > _TINY, 100.0, 50.0), index=c.index)
     rsi = 100.0 - 100.0 / (1.0 + gain / loss.where(loss > _TINY))
     f["rsi_14"] = rsi.mask((loss <= _TINY) & gain.notna(), rs_fill)
 
     low_14 = lo.rolling(14).min()
     high_14 = h.rolling(14).max()
     f["stoch_k_14"] = _safe_ratio(c - low_14, high_14 - low_14, 0.5)
+    return f
 
+
+def _trend_features(h: pd.Series, lo: pd.Series, c: pd.Series) -> dict[str, pd.Series]:
+    """MACD, Bollinger bands, the close's z-score, EMA ratios and distance to the 24-bar range."""
+    f: dict[str, pd.Series] = {}
     ema_12 = _ema(c, 12)
     ema_26 = _ema(c, 26)
     ema_48 = _ema(c, 48)
@@ -217,7 +253,14 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
 
     f["dist_max_24"] = c / h.rolling(24).max() - 1.0
     f["dist_min_24"] = c / lo.rolling(24).min() - 1.0
+    return f
 
+
+def _candle_features(
+    o: pd.Series, h: pd.Series, lo: pd.Series, c: pd.Series
+) -> dict[str, pd.Series]:
+    """The shape of each bar on its own: range, close location, body and wicks."""
+    f: dict[str, pd.Series] = {}
     bar_range = h - lo
     f["hl_range"] = bar_range / c
     f["clv"] = _safe_ratio((c - lo) - (h - c), bar_range, 0.0)
@@ -226,7 +269,12 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     body_bottom = o.where(o <= c, c)
     f["upper_shadow"] = (h - body_top) / c
     f["lower_shadow"] = (body_bottom - lo) / c
+    return f
 
+
+def _volume_features(v: pd.Series) -> dict[str, pd.Series]:
+    """The volume against its 24-bar level, and its change from the previous bar."""
+    f: dict[str, pd.Series] = {}
     vol_mean = v.rolling(24).mean()
     vol_std = v.rolling(24).std()
     # Scale the zero test to the volume level: tiny lots and huge lots are both legitimate.
@@ -234,19 +282,9 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     z = (v - vol_mean) / vol_std.where(~flat_volume)
     f["volume_z_24"] = z.mask(flat_volume & vol_std.notna(), 0.0)
     f["volume_ratio_24"] = _safe_ratio(v, vol_mean, 1.0)
-    log_volume = pd.Series(np.log1p(v.to_numpy()), index=index)
+    log_volume = pd.Series(np.log1p(v.to_numpy()), index=v.index)
     f["volume_change"] = log_volume - log_volume.shift(1)
-
-    f["ret_skew_24"] = _window_moment(r, 24, _skew)
-    f["ret_kurt_24"] = _window_moment(r, 24, _excess_kurtosis)
-
-    # Without a copy: every feature is float64 already, and a copy of each would hold a second
-    # set of columns until the frame (one more copy, its 2-D block) is built. Every series is on
-    # ``index``, so the arrays line up by position.
-    features = pd.DataFrame(
-        {name: f[name].to_numpy(dtype=np.float64, copy=False) for name in FEATURES}, index=index
-    )
-    return features
+    return f
 
 
 def _check_horizon(horizon: int) -> int:

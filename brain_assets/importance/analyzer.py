@@ -80,7 +80,7 @@ Features = pd.DataFrame | np.ndarray
 
 
 class FeatureImportanceStore(Protocol):
-    """The part of ``BrainLibrary`` the analyzer writes to."""
+    """The part of ``BrainStore`` the analyzer writes to."""
 
     def store_feature_importances(
         self,
@@ -272,7 +272,7 @@ class FeatureImportanceAnalyzer:
     shuffles and the SHAP fallback reproducible; ``permutation_repeats`` is the number of shuffles
     per feature; ``shap_rows`` caps the rows SHAP explains, evenly spaced over the analysed ones
     (None: all; see :class:`ImportanceEffort` and :func:`effort_for` for per-model-type values).
-    With a ``brain`` (a ``BrainLibrary``), tables are stored when a ``model_id`` is
+    With a ``brain`` (a ``BrainStore``), tables are stored when a ``model_id`` is
     given.
 
     Failures of a single method are logged as ``feature_importance_analysis_failed`` and reported

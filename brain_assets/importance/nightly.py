@@ -24,9 +24,9 @@ from brain_assets.events import log_event
 from brain_assets.store import validation as check
 
 if TYPE_CHECKING:
+    from brain_assets.library import BrainLibrary
     from brain_assets.market_data.base import MarketData
     from brain_assets.pipeline.settings import RetrainSettings
-    from brain_assets.store.library import BrainLibrary
 
 TREND_TOP_N = 20
 """The ranks the trend follows: features entering or leaving this top, and their rank changes."""
@@ -149,7 +149,7 @@ def run_nightly_feature_analysis(
 
         market = DeploymentMarket.from_environment()
     if brain is None:
-        from brain_assets.store.library import BrainLibrary
+        from brain_assets.library import BrainLibrary
 
         with BrainLibrary() as own:
             return _run(settings, names, own, market, on_symbol, top_n)

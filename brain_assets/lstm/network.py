@@ -81,11 +81,25 @@ def layer_classes() -> LayerClasses:
     object under the same name would make saved files resolve to whichever came last.
     """
     keras = import_keras()
-    ops = keras.ops
     register = keras.saving.register_keras_serializable(package="brain_assets")
+    # Registered in this order, each once per process (see the docstring).
+    standardize, destandardize = _scaler_layers(keras, register)
+    return LayerClasses(
+        standardize=standardize,
+        destandardize=destandardize,
+        attention=_attention_layer(keras, register),
+    )
+
+
+def _scaler_layers(keras: Any, register: Any) -> tuple[Any, Any]:
+    """The layers that standardise the raw input and map the output back to the target's units.
+
+    Their configs carry the scaler statistics, which is what makes a saved file self-contained.
+    """
+    ops = keras.ops
 
     @register
-    class WindowStandardize(keras.layers.Layer):  # type: ignore[name-defined]
+    class WindowStandardize(keras.layers.Layer):
         """``(x - mean) / std`` per feature, computed in float64 and emitted as float32.
 
         Works in float64 because raw features (prices, volumes) can be large numbers whose small
@@ -122,7 +136,7 @@ def layer_classes() -> LayerClasses:
             return config
 
     @register
-    class TargetDestandardize(keras.layers.Layer):  # type: ignore[name-defined]
+    class TargetDestandardize(keras.layers.Layer):
         """``y * std + mean`` in float64: maps the network's standardised output back to units."""
 
         def __init__(self, mean: float, std: float, **kwargs: Any) -> None:
@@ -142,8 +156,15 @@ def layer_classes() -> LayerClasses:
             config.update({"mean": self.mean, "std": self.std})
             return config
 
+    return WindowStandardize, TargetDestandardize
+
+
+def _attention_layer(keras: Any, register: Any) -> Any:
+    """The attention over the window's lags, whose weights the model reports."""
+    ops = keras.ops
+
     @register
-    class LagAttention(keras.layers.Layer):  # type: ignore[name-defined]
+    class LagAttention(keras.layers.Layer):
         """Additive (Bahdanau-style) attention over the time steps of one sequence.
 
         ``score_t = v . tanh(W h_t + b)``, ``alpha = softmax_t(score)``, ``context = sum_t
@@ -183,9 +204,7 @@ def layer_classes() -> LayerClasses:
             config.update({"units": self.units})
             return config
 
-    return LayerClasses(
-        standardize=WindowStandardize, destandardize=TargetDestandardize, attention=LagAttention
-    )
+    return LagAttention
 
 
 @dataclass(frozen=True)

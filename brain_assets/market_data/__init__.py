@@ -12,9 +12,9 @@ from brain_assets.market_data.base import (
     MarketData,
     MarketDataSource,
     empty_ohlcv,
-    make_source,
 )
 from brain_assets.market_data.files import FileSource, ohlcv_from_ccxt, symbol_file_stem
+from brain_assets.market_data.sources import make_source
 from brain_assets.market_data.synthetic import REGIMES, SyntheticSource, generate_ohlcv
 
 __all__ = [

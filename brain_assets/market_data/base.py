@@ -12,7 +12,6 @@ where it came from. The frame follows one convention everywhere:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,25 +72,3 @@ def check_symbol(symbol: object) -> str:
     if not isinstance(symbol, str) or not symbol.strip():
         raise ValueError(f"symbol: expected a non-empty string such as 'BTC/USDT', got {symbol!r}")
     return symbol
-
-
-def make_source(kind: str, **options: Any) -> MarketDataSource:
-    """Build the source named ``kind`` ('synthetic' or 'files') with its keyword ``options``.
-
-    ``make_source('synthetic', seed=7)`` or ``make_source('files', folder='data/ohlcv')``.
-    """
-    # Imported here because both modules import this one for MarketData.
-    from brain_assets.market_data.files import FileSource
-    from brain_assets.market_data.synthetic import SyntheticSource
-
-    factories: Mapping[str, Any] = {"synthetic": SyntheticSource, "files": FileSource}
-    factory = factories.get(kind)
-    if factory is None:
-        valid = ", ".join(repr(name) for name in SOURCE_KINDS)
-        raise ValueError(f"kind: unknown market data source {kind!r}; valid kinds are {valid}")
-    try:
-        source: MarketDataSource = factory(**options)
-    except TypeError as exc:
-        # An unexpected keyword otherwise surfaces as a bare constructor TypeError.
-        raise ValueError(f"options for the {kind!r} market data source: {exc}") from exc
-    return source

@@ -16,12 +16,13 @@ import pandas as pd
 from brain_assets.calendar import bar_seconds, frequency_label
 from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, MARKET_SOURCES
 from brain_assets.errors import MissingBarsError
-from brain_assets.market_data.base import MarketData, make_source
+from brain_assets.market_data.base import MarketData
+from brain_assets.market_data.sources import make_source
 from brain_assets.provenance import SYNTHETIC, BarProvenance
 
 if TYPE_CHECKING:
     from brain_assets.market_data.store_source import StoreSource
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class DeploymentMarket:
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
-    def load(self, symbol: str, brain: BrainLibrary | None = None) -> MarketData:
+    def load(self, symbol: str, brain: BrainStore | None = None) -> MarketData:
         """``symbol``'s bars; ``brain`` is the store the ``auto`` and ``store`` sources read."""
         if self.source in ("auto", "store"):
             store = self._store(brain)
@@ -83,7 +84,7 @@ class DeploymentMarket:
         )
 
     def provenance(
-        self, symbol: str, brain: BrainLibrary | None, stamps: Sequence[object] | pd.Index
+        self, symbol: str, brain: BrainStore | None, stamps: Sequence[object] | pd.Index
     ) -> BarProvenance:
         """Where ``load`` takes ``symbol``'s bars from, with the bar length of ``stamps`` (the
         rows a version was trained on)."""
@@ -95,7 +96,7 @@ class DeploymentMarket:
         picked = self._store(brain).source_for(symbol)
         return BarProvenance(f"store:{picked}", timeframe, synthetic=False)
 
-    def _store(self, brain: BrainLibrary | None) -> StoreSource:
+    def _store(self, brain: BrainStore | None) -> StoreSource:
         from brain_assets.market_data.store_source import StoreSource
 
         if brain is None:

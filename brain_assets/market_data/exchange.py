@@ -26,15 +26,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
 
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
-from brain_assets.store.bars import TIMEFRAME_SECONDS
-from brain_assets.store.library import BrainLibrary
+from brain_assets.store.bars import TIMEFRAME_SECONDS, BarBatch
+from brain_assets.store.library import BrainStore
 
 DEFAULT_PAGE = 500
 DEFAULT_RETRIES = 5
@@ -113,7 +113,7 @@ def _utc(value: object, field: str) -> pd.Timestamp:
 
 
 def fetch_symbol(
-    brain: BrainLibrary,
+    brain: BrainStore,
     exchange: Any,
     symbol: str,
     timeframe: str,
@@ -132,8 +132,48 @@ def fetch_symbol(
     exchange's clock. Raises ValueError for a bad request (unknown symbol or timeframe, no
     ``since`` for a first fetch) and FetchError when the exchange keeps failing.
     """
-    transient, bad_symbol, exchange_error = _ccxt_errors()
-    name = str(exchange.id)
+    call = _ExchangeCaller(exchange, symbol, _ccxt_errors(), max_retries, backoff_s, sleep)
+    name = call.name
+    _check_request(exchange, name, timeframe, limit)
+    step = pd.Timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
+    markets = call("load_markets", exchange.load_markets)
+    if markets is not None and symbol not in markets:
+        raise ValueError(f"exchange {name} has no symbol {symbol!r}")
+    start = _start_time(brain, name, symbol, timeframe, step, since)
+    clock = _utc(now, "now") if now is not None else _utc(exchange.milliseconds() * 1e6, "now")
+    tally = _Tally()
+    cursor = start
+    while cursor + step <= clock:
+        since_ms = int(cursor.value // 1_000_000)
+
+        def page_call(since_ms: int = since_ms) -> Any:
+            return exchange.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=limit)
+
+        page = call(f"fetch_ohlcv since {cursor.isoformat()}", page_call)
+        tally.requests += 1
+        if not page:
+            break
+        frame = _closed_rows(_page_frame(page, name, symbol), cursor, step, clock, tally)
+        if frame.empty:
+            break  # nothing new and closed: the open candle, or a page before the cursor
+        batch = brain.store_bars(
+            name,
+            symbol,
+            timeframe,
+            frame,
+            details={"since": cursor.isoformat(), "limit": limit, "rows_in_page": len(page)},
+        )
+        last_bar = tally.add_page(batch, frame)
+        cursor = last_bar + step
+        if progress is not None:
+            progress(symbol, last_bar, tally.received)
+    result = tally.result(name, symbol, timeframe, start)
+    log_event("bars_fetched", **result.to_json())
+    return result
+
+
+def _check_request(exchange: Any, name: str, timeframe: str, limit: int) -> None:
+    """A ValueError for a timeframe the store or the exchange lacks, or a bad page size."""
     if timeframe not in TIMEFRAME_SECONDS:
         raise ValueError(
             f"timeframe {timeframe!r} is not one the bar store keeps: "
@@ -144,109 +184,137 @@ def fetch_symbol(
         raise ValueError(f"exchange {name} does not offer timeframe {timeframe!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
-    step = pd.Timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
-    last_request = [float("-inf")]
 
-    def call(what: str, function: Callable[[], Any]) -> Any:
+
+def _start_time(
+    brain: BrainStore,
+    name: str,
+    symbol: str,
+    timeframe: str,
+    step: pd.Timedelta,
+    since: object,
+) -> pd.Timestamp:
+    """One bar after the last stored, else ``since`` rounded up to a bar boundary."""
+    last = brain.last_bar_time(name, symbol, timeframe)
+    if last is not None:
+        return last + step
+    if since is not None:
+        return _utc(since, "since").ceil(step)
+    raise ValueError(
+        f"no {timeframe} bars of {symbol} from {name} are stored yet: give since (the first "
+        "bar to fetch)"
+    )
+
+
+def _closed_rows(
+    frame: pd.DataFrame,
+    cursor: pd.Timestamp,
+    step: pd.Timedelta,
+    clock: pd.Timestamp,
+    tally: _Tally,
+) -> pd.DataFrame:
+    """The page's rows from ``cursor`` on whose period has ended; counts the open ones dropped."""
+    frame = frame[frame["timestamp"] >= cursor]
+    closed = frame["timestamp"] + step <= clock
+    tally.open_candles_dropped += int((~closed).sum())
+    return frame[closed]
+
+
+class _ExchangeCaller:
+    """Calls the exchange with throttling, retrying transient errors with exponential backoff.
+
+    The throttle applies only when ccxt's own limiter is off, so requests are not delayed twice.
+    """
+
+    def __init__(
+        self,
+        exchange: Any,
+        symbol: str,
+        errors: tuple[type[BaseException], type[BaseException], type[BaseException]],
+        max_retries: int,
+        backoff_s: float,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.exchange = exchange
+        self.name = str(exchange.id)
+        self.symbol = symbol
+        self.transient, self.bad_symbol, self.exchange_error = errors
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.sleep = sleep
+        self.last_request = float("-inf")
+
+    def __call__(self, what: str, function: Callable[[], Any]) -> Any:
+        name, symbol, max_retries = self.name, self.symbol, self.max_retries
         for attempt in range(max_retries + 1):
-            if not getattr(exchange, "enableRateLimit", False):
-                wait = float(exchange.rateLimit) / 1000 - (time.monotonic() - last_request[0])
-                if wait > 0:
-                    sleep(wait)
-            last_request[0] = time.monotonic()
+            self._throttle()
             try:
                 return function()
-            except bad_symbol as exc:
+            except self.bad_symbol as exc:
                 raise ValueError(f"exchange {name} has no symbol {symbol!r}: {exc}") from exc
-            except transient as exc:
+            except self.transient as exc:
                 if attempt == max_retries:
                     raise FetchError(
                         f"{name} {symbol}: {what} failed {max_retries + 1} times "
                         f"({type(exc).__name__}: {exc}); the bars stored so far are kept and the "
                         "next fetch resumes after them"
                     ) from exc
-                delay = backoff_s * 2**attempt
-                log_event(
-                    "exchange_retry",
-                    logging.WARNING,
-                    exchange=name,
-                    symbol=symbol,
-                    attempt=attempt + 1,
-                    delay_s=delay,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                sleep(delay)
-            except exchange_error as exc:
+                self._back_off(attempt, exc)
+            except self.exchange_error as exc:
                 raise FetchError(
                     f"{name} {symbol}: {what} refused ({type(exc).__name__}: {exc})"
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    markets = call("load_markets", exchange.load_markets)
-    if markets is not None and symbol not in markets:
-        raise ValueError(f"exchange {name} has no symbol {symbol!r}")
-    last = brain.last_bar_time(name, symbol, timeframe)
-    if last is not None:
-        start = last + step
-    elif since is not None:
-        start = _utc(since, "since").ceil(step)
-    else:
-        raise ValueError(
-            f"no {timeframe} bars of {symbol} from {name} are stored yet: give since (the first "
-            "bar to fetch)"
+    def _throttle(self) -> None:
+        if not getattr(self.exchange, "enableRateLimit", False):
+            since_last = time.monotonic() - self.last_request
+            wait = float(self.exchange.rateLimit) / 1000 - since_last
+            if wait > 0:
+                self.sleep(wait)
+        self.last_request = time.monotonic()
+
+    def _back_off(self, attempt: int, exc: BaseException) -> None:
+        delay = self.backoff_s * 2**attempt
+        log_event(
+            "exchange_retry",
+            logging.WARNING,
+            exchange=self.name,
+            symbol=self.symbol,
+            attempt=attempt + 1,
+            delay_s=delay,
+            error=f"{type(exc).__name__}: {exc}",
         )
-    clock = _utc(now, "now") if now is not None else _utc(exchange.milliseconds() * 1e6, "now")
-    cursor = start
-    requests = received = new = changed = dropped = 0
+        self.sleep(delay)
+
+
+@dataclass
+class _Tally:
+    """What the pages of one fetch added up to."""
+
+    requests: int = 0
+    received: int = 0
+    new: int = 0
+    changed: int = 0
+    open_candles_dropped: int = 0
     first_bar: pd.Timestamp | None = None
     last_bar: pd.Timestamp | None = None
-    while cursor + step <= clock:
-        since_ms = int(cursor.value // 1_000_000)
 
-        def page_call(since_ms: int = since_ms) -> Any:
-            return exchange.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=limit)
+    def add_page(self, batch: BarBatch, frame: pd.DataFrame) -> pd.Timestamp:
+        """Counts a stored page; returns its last bar."""
+        self.received += batch.received
+        self.new += batch.new
+        self.changed += batch.changed
+        self.first_bar = self.first_bar or frame["timestamp"].iloc[0]
+        last_bar: pd.Timestamp = frame["timestamp"].iloc[-1]
+        self.last_bar = last_bar
+        return last_bar
 
-        page = call(f"fetch_ohlcv since {cursor.isoformat()}", page_call)
-        requests += 1
-        if not page:
-            break
-        frame = _page_frame(page, name, symbol)
-        frame = frame[frame["timestamp"] >= cursor]
-        closed = frame["timestamp"] + step <= clock
-        dropped += int((~closed).sum())
-        frame = frame[closed]
-        if frame.empty:
-            break  # nothing new and closed: the open candle, or a page before the cursor
-        batch = brain.store_bars(
-            name,
-            symbol,
-            timeframe,
-            frame,
-            details={"since": cursor.isoformat(), "limit": limit, "rows_in_page": len(page)},
+    def result(self, name: str, symbol: str, timeframe: str, start: pd.Timestamp) -> FetchResult:
+        # The tally's fields are FetchResult's counts, by name.
+        return FetchResult(
+            exchange=name, symbol=symbol, timeframe=timeframe, start=start, **asdict(self)
         )
-        received += batch.received
-        new += batch.new
-        changed += batch.changed
-        first_bar = first_bar or frame["timestamp"].iloc[0]
-        last_bar = frame["timestamp"].iloc[-1]
-        cursor = last_bar + step
-        if progress is not None:
-            progress(symbol, last_bar, received)
-    result = FetchResult(
-        exchange=name,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        requests=requests,
-        received=received,
-        new=new,
-        changed=changed,
-        open_candles_dropped=dropped,
-        first_bar=first_bar,
-        last_bar=last_bar,
-    )
-    log_event("bars_fetched", **result.to_json())
-    return result
 
 
 def _page_frame(page: Any, exchange: str, symbol: str) -> pd.DataFrame:

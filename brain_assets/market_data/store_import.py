@@ -3,7 +3,7 @@
 The folder is laid out as :mod:`brain_assets.market_data.files` describes: one file per symbol,
 ``BTC-USDT.csv`` or ``BTC-USDT.parquet``. Each file is read and checked by :class:`FileSource`
 (the same reading and checks as the retrain's ``files`` source), then stored by
-``BrainLibrary.store_bars`` as one batch whose details name the file.
+``BrainStore.store_bars`` as one batch whose details name the file.
 
 Transactions: each file is one transaction. Files are imported in file-name order; a bad file
 (unreadable, missing columns, an unknown bar spacing, a bar the store refuses) raises a

@@ -8,7 +8,7 @@ from brain_assets.calendar import bar_seconds, frequency_label
 from brain_assets.market_data.base import MarketData, check_symbol
 
 if TYPE_CHECKING:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 
 class StoreSource:
@@ -21,7 +21,7 @@ class StoreSource:
 
     name = "store"
 
-    def __init__(self, brain: BrainLibrary, timeframe: str = "1h", source: str = "") -> None:
+    def __init__(self, brain: BrainStore, timeframe: str = "1h", source: str = "") -> None:
         self.brain = brain
         self.timeframe = timeframe
         self.source = source

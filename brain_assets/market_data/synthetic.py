@@ -33,8 +33,7 @@ from brain_assets.market_data.base import (
     MarketData,
     check_symbol,
 )
-
-REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
+from brain_assets.regimes.classify import REGIMES
 
 # Per-bar volatility of each regime for one-hour bars; other bar sizes scale by sqrt(time).
 _HOURLY_VOL = np.array([0.0018, 0.0045, 0.011, 0.028])

@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brain_assets.decisions.policy import APPRAISAL_SE, SHARPE_SE, sharpe_standard_error
+from brain_assets.decisions.policy import APPRAISAL_SE, SHARPE_SE, gate_sharpe_error
 from brain_assets.evaluation.comprehensive import evaluate_model, strategy_returns
 from brain_assets.evaluation.metrics import hold_returns, residual_to_benchmark
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
+from brain_assets.lstm.context import context_start
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.folds import out_of_sample
-from brain_assets.pipeline.lstm_model import attention_by_lag, context_start
+from brain_assets.pipeline.lstm_model import attention_by_lag
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model
 from brain_assets.regimes.evaluation import evaluate_by_regime
@@ -86,10 +87,10 @@ def score_predictions(
         fee_bps=rule.fee_bps,
     )
     net = strategy_returns(predictions, returns, positions, fee_bps=rule.fee_bps, index=index)
-    metrics[SHARPE_SE] = sharpe_standard_error(net.to_numpy(), periods_per_year)
+    metrics[SHARPE_SE] = gate_sharpe_error(net.to_numpy(), periods_per_year)
     hold = hold_returns(np.asarray(returns, dtype=np.float64), rule.fee_bps)
     _, residual = residual_to_benchmark(net.to_numpy(), hold)
-    metrics[APPRAISAL_SE] = sharpe_standard_error(residual, periods_per_year)
+    metrics[APPRAISAL_SE] = gate_sharpe_error(residual, periods_per_year)
     return metrics, net, positions
 
 
@@ -119,7 +120,7 @@ def _fold_metrics(
             periods_per_year=periods_per_year,
             fee_bps=fee_bps,
         )
-        values[SHARPE_SE] = sharpe_standard_error(net[rows], periods_per_year)
+        values[SHARPE_SE] = gate_sharpe_error(net[rows], periods_per_year)
         scored[int(number)] = {
             key: float(v) for key in FOLD_METRICS if (v := values.get(key)) is not None
         }

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from brain_assets.lstm.context import context_start, with_context
 from brain_assets.pipeline.dataset import split_columns
-from brain_assets.pipeline.lstm_model import context_start, with_context
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for
 from brain_assets.training.models import single_threaded, train_model

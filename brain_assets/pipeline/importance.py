@@ -18,12 +18,13 @@ from brain_assets.importance.analyzer import (
     importance_table,
     store_tables,
 )
+from brain_assets.library import BrainLibrary
+from brain_assets.lstm.context import context_rows, with_context
 from brain_assets.lstm.model import StandardizedLSTM
 from brain_assets.pipeline.dataset import split_columns
-from brain_assets.pipeline.lstm_model import context_rows, lstm_shap_importances, with_context
+from brain_assets.pipeline.lstm_model import lstm_shap_importances
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_for
-from brain_assets.store.library import BrainLibrary
 
 SHAP_DISABLED = "skipped: SHAP for lstm is switched off (lstm_config.shap_rows=0)"
 

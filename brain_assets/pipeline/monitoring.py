@@ -24,13 +24,13 @@ from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.evaluation.metrics import net_returns
 from brain_assets.events import log_event
 from brain_assets.features.drift import drifted, population_stability, window_ceilings
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import DEFAULT_MONITORED, ModelVersioning
 from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.store.library import BrainLibrary
 from brain_assets.training.serialization import ArtifactEnvironmentError, UnloadableArtifactError
-from brain_assets.versioning import DEFAULT_MONITORED, ModelVersioning
 
 DEFAULT_MIN_LIVE_BARS = 168
 """A week of hourly bars: fewer say too little to judge a model on."""

@@ -11,17 +11,17 @@ import pandas as pd
 
 from brain_assets.evaluation.comprehensive import strategy_returns
 from brain_assets.events import log_event
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ChampionScorer
+from brain_assets.lstm.context import context_start, with_context
 from brain_assets.pipeline.dataset import split_columns
-from brain_assets.pipeline.lstm_model import context_start, with_context
 from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.store.library import BrainLibrary
 from brain_assets.training.models import single_threaded
 from brain_assets.training.serialization import (
     ArtifactEnvironmentError,
     UnloadableArtifactError,
     load_registered_model,
 )
-from brain_assets.versioning import ChampionScorer
 
 
 def unseen_rows(index: pd.Index, after: pd.Timestamp | None, horizon: int) -> np.ndarray:

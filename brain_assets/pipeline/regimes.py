@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from brain_assets.evaluation.comprehensive import storable_metrics
+from brain_assets.library import BrainLibrary
 from brain_assets.regimes.classify import REGIMES, classify_regimes, current_regime
 from brain_assets.store import validation as check
-from brain_assets.store.library import BrainLibrary
 
 SUMMARY_COLUMNS = ("symbol", "current", "as_of", *REGIMES, "unclassified")
 """The keys of :func:`classify_symbol`'s summary, in display order."""
@@ -48,7 +48,7 @@ def store_regime_metrics(
     """Record each regime's finite metrics as one evaluation, in one transaction.
 
     Every regime's rows share one ``evaluation_date`` (now, unless given), which is what makes
-    them one evaluation for :class:`brain_assets.selection.ModelSelector`. Undefined (None) and
+    them one evaluation for :class:`~brain_assets.lifecycle.selection.ModelSelector`. Undefined and
     non-finite values are left out. Returns ``{regime: stored metrics}``; an empty
     ``per_regime`` (no regime had enough bars) stores nothing.
 

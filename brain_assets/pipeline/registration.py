@@ -12,14 +12,14 @@ import pandas as pd
 from brain_assets.decisions.policy import SELECTION_TRIALS, DecisionPolicy
 from brain_assets.evaluation.comprehensive import storable_metrics
 from brain_assets.features.drift import feature_profile
+from brain_assets.library import BrainLibrary
+from brain_assets.lifecycle.versioning import ChampionScorer, ModelVersioning
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.promotion import champion_scorer
 from brain_assets.pipeline.regimes import store_regime_metrics
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.provenance import BarProvenance, bars_label
-from brain_assets.store.library import BrainLibrary
-from brain_assets.versioning import ChampionScorer, ModelVersioning
 
 
 @dataclass
@@ -74,94 +74,135 @@ def register_symbol(
         policy=policy if policy is not None else DecisionPolicy(tolerance=tolerance),
         synthetic_allowed=synthetic_allowed,
     )
-    returns = dict(bar_returns_by_type or {})
-    own: dict[str, pd.Series] = {}
+    registrar = _SymbolRegistrar(
+        brain,
+        symbol,
+        versioning,
+        metrics_by_type,
+        periods_per_year,
+        returns=dict(bar_returns_by_type or {}),
+        champion=champion,
+        run_id=run_id,
+        as_of=as_of,
+        per_regime_by_type=per_regime_by_type or {},
+        folds_by_type=folds_by_type or {},
+        profile=profile,
+        bars=bars,
+    )
+    return registrar.register_all(artifacts)
 
-    scored: dict[str, pd.Series | None] = {}
 
-    def score_champion(active: Mapping[str, Any]) -> pd.Series | None:
+@dataclass
+class _SymbolRegistrar:
+    """The inputs of one :func:`register_symbol` call and the champion scores it has seen."""
+
+    brain: BrainLibrary
+    symbol: str
+    versioning: ModelVersioning
+    metrics_by_type: Mapping[str, Mapping[str, float | None]]
+    periods_per_year: float
+    returns: dict[str, pd.Series]
+    champion: ChampionScorer | None
+    run_id: str | None
+    as_of: object
+    per_regime_by_type: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    folds_by_type: Mapping[str, Sequence[Mapping[str, Any]]]
+    profile: Mapping[str, Any] | None
+    bars: BarProvenance | None
+    own: dict[str, pd.Series] = field(default_factory=dict)
+    """This call's new versions -> their out-of-sample returns."""
+    scored: dict[str, pd.Series | None] = field(default_factory=dict)
+    """Earlier champions -> their scores on this call's bars."""
+
+    def register_all(self, artifacts: list[TrainedArtifact]) -> Registration:
+        brain, symbol = self.brain, self.symbol
+        result = Registration()
+        with brain.transaction():
+            # Held to the end: the "already registered?" answers below stay true while we write.
+            brain.lock_symbol(symbol)
+            before = brain.get_active_model(symbol)
+            existing_ids = {
+                artifact.model_type: brain.find_model_by_fingerprint(symbol, artifact.fingerprint)
+                for artifact in artifacts
+                if artifact.fingerprint
+            }
+            trials = brain.count_versions(symbol) + sum(
+                1 for artifact in artifacts if existing_ids.get(artifact.model_type) is None
+            )
+            for artifact in sorted(artifacts, key=self.score, reverse=True):
+                existing = existing_ids.get(artifact.model_type)
+                if existing is not None:
+                    result.model_ids[artifact.model_type] = existing
+                    continue
+                model_id = self.register_new(artifact, trials, len(artifacts))
+                result.model_ids[artifact.model_type] = model_id
+                result.new_model_ids[artifact.model_type] = model_id
+                self.store_extras(artifact, model_id)
+            active = brain.get_active_model(symbol)
+        result.active_model_id = None if active is None else active["model_id"]
+        # Only a new version is a promotion: an earlier one can also become active here, when
+        # the champion's artifact turned out unloadable and the registry fell back to it.
+        if (
+            active is not None
+            and (before is None or before["model_id"] != active["model_id"])
+            and active["model_id"] in result.new_model_ids.values()
+        ):
+            result.promoted.append(active["model_id"])
+        return result
+
+    def score(self, artifact: TrainedArtifact) -> float:
+        value = self.metrics_by_type[artifact.model_type].get("composite_score")
+        return float("-inf") if value is None else float(value)
+
+    def score_champion(self, active: Mapping[str, Any]) -> pd.Series | None:
         # A version promoted earlier in this call is scored on these very bars already; any
         # other champion is scored once for all the challengers.
         model_id = str(active["model_id"])
-        if model_id in own:
-            return own[model_id]
-        if model_id not in scored:
-            scored[model_id] = None if champion is None else champion(active)
-        return scored[model_id]
+        if model_id in self.own:
+            return self.own[model_id]
+        if model_id not in self.scored:
+            self.scored[model_id] = None if self.champion is None else self.champion(active)
+        return self.scored[model_id]
 
-    def score(artifact: TrainedArtifact) -> float:
-        value = metrics_by_type[artifact.model_type].get("composite_score")
-        return float("-inf") if value is None else float(value)
-
-    result = Registration()
-    with brain.transaction():
-        # Held to the end: the "already registered?" answers below stay true while we write.
-        brain.lock_symbol(symbol)
-        before = brain.get_active_model(symbol)
-        existing_ids = {
-            artifact.model_type: brain.find_model_by_fingerprint(symbol, artifact.fingerprint)
-            for artifact in artifacts
-            if artifact.fingerprint
-        }
-        trials = brain.count_versions(symbol) + sum(
-            1 for artifact in artifacts if existing_ids.get(artifact.model_type) is None
+    def register_new(self, artifact: TrainedArtifact, trials: int, n_challengers: int) -> str:
+        """Registers ``artifact`` as a new version; ``trials`` counts every try on the symbol."""
+        model_type = artifact.model_type
+        return self.versioning.register_version(
+            self.symbol,
+            model_type,
+            artifact.artifact,
+            metrics=storable_metrics(
+                {**self.metrics_by_type[model_type], SELECTION_TRIALS: trials}
+            ),
+            bar_returns=self.returns.get(model_type),
+            champion_returns=self.score_champion,
+            n_challengers=n_challengers,
+            as_of=self.as_of,
+            hyperparameters=artifact.hyperparameters,
+            feature_names=artifact.feature_names,
+            training_start=artifact.training_start,
+            training_end=artifact.training_end,
+            artifact_format=artifact.artifact_format,
+            periods_per_year=self.periods_per_year,
+            feature_profile=self.profile,
+            bars=self.bars,
+            horizon=artifact.horizon,
+            fingerprint=artifact.fingerprint or None,
+            run_id=self.run_id,
+            data_start=artifact.data_start or None,
+            data_end=artifact.data_end or None,
         )
-        for artifact in sorted(artifacts, key=score, reverse=True):
-            fingerprint = artifact.fingerprint or None
-            existing = existing_ids.get(artifact.model_type)
-            if existing is not None:
-                result.model_ids[artifact.model_type] = existing
-                continue
-            lineage: dict[str, Any] = {
-                "horizon": artifact.horizon,
-                "fingerprint": fingerprint,
-                "run_id": run_id,
-                "data_start": artifact.data_start or None,
-                "data_end": artifact.data_end or None,
-            }
-            result.model_ids[artifact.model_type] = versioning.register_version(
-                symbol,
-                artifact.model_type,
-                artifact.artifact,
-                metrics=storable_metrics(
-                    {**metrics_by_type[artifact.model_type], SELECTION_TRIALS: trials}
-                ),
-                bar_returns=returns.get(artifact.model_type),
-                champion_returns=score_champion,
-                n_challengers=len(artifacts),
-                as_of=as_of,
-                hyperparameters=artifact.hyperparameters,
-                feature_names=artifact.feature_names,
-                training_start=artifact.training_start,
-                training_end=artifact.training_end,
-                artifact_format=artifact.artifact_format,
-                periods_per_year=periods_per_year,
-                feature_profile=profile,
-                bars=bars,
-                **lineage,
-            )
-            model_id = result.model_ids[artifact.model_type]
-            result.new_model_ids[artifact.model_type] = model_id
-            for fold in (folds_by_type or {}).get(artifact.model_type, []):
-                _store_fold(brain, model_id, symbol, fold, periods_per_year)
-            if artifact.model_type in returns:
-                own[result.model_ids[artifact.model_type]] = returns[artifact.model_type]
-            per_regime = (per_regime_by_type or {}).get(artifact.model_type)
-            if per_regime:
-                store_regime_metrics(
-                    brain, result.model_ids[artifact.model_type], symbol, per_regime
-                )
-        active = brain.get_active_model(symbol)
-    result.active_model_id = None if active is None else active["model_id"]
-    # Only a new version is a promotion: an earlier one can also become active here, when the
-    # champion's artifact turned out unloadable and the registry fell back to it.
-    if (
-        active is not None
-        and (before is None or before["model_id"] != active["model_id"])
-        and active["model_id"] in result.new_model_ids.values()
-    ):
-        result.promoted.append(active["model_id"])
-    return result
+
+    def store_extras(self, artifact: TrainedArtifact, model_id: str) -> None:
+        """The new version's fold and regime metrics; its returns for later champion scores."""
+        model_type = artifact.model_type
+        for fold in self.folds_by_type.get(model_type, []):
+            _store_fold(self.brain, model_id, self.symbol, fold, self.periods_per_year)
+        if model_type in self.returns:
+            self.own[model_id] = self.returns[model_type]
+        per_regime = self.per_regime_by_type.get(model_type)
+        if per_regime:
+            store_regime_metrics(self.brain, model_id, self.symbol, per_regime)
 
 
 def _store_fold(

@@ -129,7 +129,7 @@ class RetrainSettings:
     seed: int = 0
     include_lstm: bool = False
     """Also train the ``lstm`` model type. Off by default: it loads TensorFlow (a few seconds and
-    a few hundred MB per process) for every run, see the README's LSTM section."""
+    a few hundred MB per process) for every run, see docs/models.md, "The LSTM"."""
     lstm_config: LSTMSettings = field(default_factory=LSTMSettings)
 
     def __post_init__(self) -> None:

@@ -17,8 +17,8 @@ import pandas as pd
 
 from brain_assets.defaults import FEE_BPS
 from brain_assets.evaluation import inputs as check
-from brain_assets.evaluation.comprehensive import MIN_OBSERVATIONS, evaluate_model
-from brain_assets.evaluation.inputs import ArrayInput
+from brain_assets.evaluation.comprehensive import evaluate_model
+from brain_assets.evaluation.inputs import MIN_OBSERVATIONS, ArrayInput
 from brain_assets.regimes.classify import REGIMES
 
 MIN_REGIME_BARS = 50

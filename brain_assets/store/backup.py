@@ -69,10 +69,10 @@ try:
 except ImportError:  # Windows: no flock; stale work folders are then told by their age alone.
     fcntl = None  # type: ignore[assignment]
 
+from brain_assets.dsn import SECRET_PARAMETERS, describe_target, mask_dsn, scrub
 from brain_assets.errors import BrainConnectionError, BrainError, MigrationError
 from brain_assets.events import log_event
 from brain_assets.store import connection
-from brain_assets.store.dsn import SECRET_PARAMETERS, describe_target, mask_dsn, scrub
 from brain_assets.store.migrations import apply_migrations, discover, latest_version, schema_version
 
 DUMP_MAGIC = b"PGDMP"
@@ -223,13 +223,20 @@ class VerifyReport:
 
 
 @dataclass(frozen=True)
-class BackupInfo:
+class _OperationInfo:
+    """What a backup and a restore both report: the archive, the time taken, the database."""
+
     path: Path
     bytes: int
     seconds: float
     database: str
+    # A backup's: the source's schema version; a restore's: the target's after any migrations.
     schema_version: int | None
     verified: VerifyReport
+
+
+@dataclass(frozen=True)
+class BackupInfo(_OperationInfo):
     # Rows of each table in the snapshot that was dumped (schema-qualified outside public).
     row_counts: dict[str, int] = field(default_factory=dict)
     # The manifest's "dagster" entry: status (included, missing, in_brain_database, none)...
@@ -237,14 +244,7 @@ class BackupInfo:
 
 
 @dataclass(frozen=True)
-class RestoreInfo:
-    path: Path
-    bytes: int
-    seconds: float
-    database: str
-    # The target's schema version after the restore and any migrations.
-    schema_version: int | None
-    verified: VerifyReport
+class RestoreInfo(_OperationInfo):
     backup_schema_version: int | None = None
     # Rows of each table of the target after the restore.
     row_counts: dict[str, int] = field(default_factory=dict)
@@ -1084,6 +1084,123 @@ def _limited_header(script: IO[bytes], limits: connection.SessionTimeouts) -> by
     return b"".join(head)
 
 
+@dataclass(frozen=True)
+class _Piped:
+    """How the pg_restore | psql pair of one restore ended."""
+
+    producer_status: int
+    consumer_status: int
+    consumer_stopped: bool  # psql stopped reading: it met an error (ON_ERROR_STOP)
+    producer_errors: str
+    consumer_errors: str  # as psql wrote it: the caller scrubs it of the DSN's secrets
+
+
+def _restore_prelude(limits: connection.SessionTimeouts, dropped: Sequence[str]) -> str:
+    """What psql runs before pg_restore's script: BEGIN, the session's limits, and the drop of
+    the target's tables that the dump lacks."""
+    settings = limits.settings_ms()
+    prelude = "BEGIN;\n" + "".join(
+        f"SET LOCAL {name} = {settings[name]};\n" for name in RESTORE_LIMITS
+    )
+    if dropped:
+        statement = sql.SQL("DROP TABLE IF EXISTS {};\n").format(
+            sql.SQL(", ").join(_identifier(table) for table in dropped)
+        )
+        prelude += statement.as_string(None)
+    return prelude
+
+
+def _start_pair(
+    producer_command: Sequence[str],
+    consumer_command: Sequence[str],
+    env: Mapping[str, str],
+    producer_errors: IO[bytes],
+    consumer_errors: IO[bytes],
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Start pg_restore writing its script to a pipe and psql reading it; neither is left
+    running when the other cannot start."""
+    try:
+        producer = subprocess.Popen(
+            producer_command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=producer_errors,
+            umask=PRIVATE_UMASK,
+        )
+    except OSError as exc:
+        raise BackupError(f"cannot run {producer_command[0]}: {exc}") from None
+    try:
+        consumer = subprocess.Popen(
+            consumer_command,
+            env=env,
+            bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=consumer_errors,
+            umask=PRIVATE_UMASK,
+        )
+    except OSError as exc:
+        producer.kill()
+        producer.wait()
+        raise BackupError(f"cannot run {consumer_command[0]}: {exc}") from None
+    return producer, consumer
+
+
+def _feed(
+    producer: subprocess.Popen[bytes],
+    consumer: subprocess.Popen[bytes],
+    prelude: str,
+    limits: connection.SessionTimeouts,
+) -> bool:
+    """Pipe the prelude and pg_restore's script into psql, then COMMIT only once pg_restore has
+    finished without error; both have exited on return. True when psql stopped reading."""
+    assert producer.stdout is not None
+    assert consumer.stdin is not None
+    consumer_stopped = False
+    try:
+        consumer.stdin.write(prelude.encode("utf-8"))
+        consumer.stdin.write(_limited_header(producer.stdout, limits))
+        shutil.copyfileobj(producer.stdout, consumer.stdin, _CHUNK)
+        if producer.wait() == 0:
+            consumer.stdin.write(b"COMMIT;\n")
+    except BrokenPipeError:
+        # psql stopped reading: it met an error (ON_ERROR_STOP) and its transaction was
+        # rolled back; its exit status and messages, read by the caller, say why.
+        consumer_stopped = True
+    finally:
+        consumer.stdin.close()
+        if producer.poll() is None:
+            producer.kill()
+        producer.wait()
+        producer.stdout.close()
+        consumer.wait()
+    return consumer_stopped
+
+
+def _run_pipe(
+    producer_command: Sequence[str],
+    consumer_command: Sequence[str],
+    env: Mapping[str, str],
+    prelude: str,
+    limits: connection.SessionTimeouts,
+) -> _Piped:
+    """Run pg_restore into psql, their messages kept in private temporary files."""
+    with tempfile.TemporaryFile() as producer_errors, tempfile.TemporaryFile() as consumer_errors:
+        producer, consumer = _start_pair(
+            producer_command, consumer_command, env, producer_errors, consumer_errors
+        )
+        consumer_stopped = _feed(producer, consumer, prelude, limits)
+        producer_errors.seek(0)
+        consumer_errors.seek(0)
+        return _Piped(
+            producer_status=producer.returncode,
+            consumer_status=consumer.returncode,
+            consumer_stopped=consumer_stopped,
+            producer_errors=producer_errors.read().decode("utf-8", "replace").strip(),
+            consumer_errors=consumer_errors.read().decode("utf-8", "replace").strip(),
+        )
+
+
 def _restore_database(
     dsn: str,
     database: str,
@@ -1111,15 +1228,7 @@ def _restore_database(
     # data), but waiting for a lock past BRAIN_LOCK_TIMEOUT_S, or idling in its transaction past
     # BRAIN_IDLE_TX_TIMEOUT_S, ends it with nothing changed rather than queueing forever.
     limits = connection.session_timeouts().for_maintenance()
-    settings = limits.settings_ms()
-    prelude = "BEGIN;\n" + "".join(
-        f"SET LOCAL {name} = {settings[name]};\n" for name in RESTORE_LIMITS
-    )
-    if dropped:
-        statement = sql.SQL("DROP TABLE IF EXISTS {};\n").format(
-            sql.SQL(", ").join(_identifier(table) for table in dropped)
-        )
-        prelude += statement.as_string(None)
+    prelude = _restore_prelude(limits, dropped)
     restore_args = ["--no-owner", "--no-acl"]
     if replace:
         restore_args += ["--clean", "--if-exists"]
@@ -1130,69 +1239,223 @@ def _restore_database(
         ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"],
         dbname=database,
     )
-    with tempfile.TemporaryFile() as producer_errors, tempfile.TemporaryFile() as consumer_errors:
-        try:
-            producer = subprocess.Popen(
-                producer_command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=producer_errors,
-                umask=PRIVATE_UMASK,
-            )
-        except OSError as exc:
-            raise BackupError(f"cannot run {producer_command[0]}: {exc}") from None
-        try:
-            consumer = subprocess.Popen(
-                consumer_command,
-                env=env,
-                bufsize=0,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=consumer_errors,
-                umask=PRIVATE_UMASK,
-            )
-        except OSError as exc:
-            producer.kill()
-            producer.wait()
-            raise BackupError(f"cannot run {consumer_command[0]}: {exc}") from None
-        assert producer.stdout is not None
-        assert consumer.stdin is not None
-        consumer_stopped = False
-        try:
-            consumer.stdin.write(prelude.encode("utf-8"))
-            consumer.stdin.write(_limited_header(producer.stdout, limits))
-            shutil.copyfileobj(producer.stdout, consumer.stdin, _CHUNK)
-            if producer.wait() == 0:
-                consumer.stdin.write(b"COMMIT;\n")
-        except BrokenPipeError:
-            # psql stopped reading: it met an error (ON_ERROR_STOP) and its transaction was
-            # rolled back; its exit status and messages, read below, say why.
-            consumer_stopped = True
-        finally:
-            consumer.stdin.close()
-            if producer.poll() is None:
-                producer.kill()
-            producer.wait()
-            producer.stdout.close()
-            consumer.wait()
-        producer_errors.seek(0)
-        consumer_errors.seek(0)
-        producer_text = producer_errors.read().decode("utf-8", "replace").strip()
-        consumer_text = scrub(consumer_errors.read().decode("utf-8", "replace").strip(), dsn)
+    piped = _run_pipe(producer_command, consumer_command, env, prelude, limits)
+    producer_text = piped.producer_errors
+    consumer_text = scrub(piped.consumer_errors, dsn)
     where = f"database {database!r} ({describe_target(dsn)})"
-    if consumer.returncode != 0 or consumer_stopped:
+    if piped.consumer_status != 0 or piped.consumer_stopped:
         raise BackupError(
-            f"restore of {label} into {where} failed (psql exit code {consumer.returncode}); "
+            f"restore of {label} into {where} failed (psql exit code {piped.consumer_status}); "
             f"nothing was changed, the restore being one transaction: "
             f"{consumer_text or producer_text or '(no output)'}"
         )
-    if producer.returncode != 0:
+    if piped.producer_status != 0:
         raise BackupError(
-            f"pg_restore failed with exit code {producer.returncode} reading {label}; nothing "
+            f"pg_restore failed with exit code {piped.producer_status} reading {label}; nothing "
             f"was changed in {where} (the transaction was not committed): "
             f"{producer_text or '(no output)'}"
         )
     return replace, dropped
+
+
+@dataclass(frozen=True)
+class _DagsterTarget:
+    """Where a restore puts the backup's Dagster database, checked before anything changes."""
+
+    database: str
+    dsn: str
+    exists: bool
+    existing: dict[str, int]  # its row counts (empty for a database still to be created)
+    head: str | None  # the installed Dagster's newest storage revision
+
+
+def _refuse_newer_schema(source: Path, backup_version: int | None, known: int) -> None:
+    if backup_version is not None and backup_version > known:
+        raise SchemaTooNewError(
+            f"{source} holds the Brain at schema version {backup_version}, newer than the "
+            f"version {known} this brain-assets knows: upgrade brain-assets first, then "
+            "restore; nothing was changed"
+        )
+
+
+def _dagster_target(
+    dsn: str,
+    source: Path,
+    report: VerifyReport,
+    database: str,
+    dagster_database: str | None,
+    dagster_exists: bool,
+) -> _DagsterTarget:
+    """The target of the backup's Dagster dump, refused when it has nowhere to go or when the
+    installed Dagster does not know its revision."""
+    if dagster_database is None or dagster_database == database:
+        raise RestoreRefusedError(
+            f"{source} holds a Dagster database of its own, but the target keeps the "
+            f"Dagster instance in the Brain's database {database!r} (DATABASE_DSN): "
+            "restore the Brain alone with skip_dagster=True (`brain restore "
+            "--no-dagster`); nothing was changed"
+        )
+    head, revisions = dagster_revisions()
+    unknown = [r for r in (report.dagster_revision or "").split(",") if r and r not in revisions]
+    if unknown:
+        raise SchemaTooNewError(
+            f"{source} holds the Dagster instance at storage revision "
+            f"{', '.join(unknown)}, which the installed Dagster "
+            f"{importlib.metadata.version('dagster')} does not know (its newest is "
+            f"{head}): upgrade brain-assets, and Dagster with it, first; nothing was "
+            "changed"
+        )
+    dagster_dsn = _with_database(dsn, dagster_database)
+    existing: dict[str, int] = {}
+    if dagster_exists:
+        with _connect(dagster_dsn, autocommit=True) as conn:
+            existing = row_counts(conn)
+    return _DagsterTarget(dagster_database, dagster_dsn, dagster_exists, existing, head)
+
+
+def _refuse_data(
+    source: Path,
+    dsn: str,
+    database: str,
+    existing: Mapping[str, int],
+    dagster: _DagsterTarget | None,
+    *,
+    force: bool,
+) -> None:
+    """Refuse a target that holds data, unless ``force``."""
+    refusals = []
+    if holding := _holding(existing):
+        refusals.append(_describe_holding(database, dsn, holding))
+    if dagster is not None and (holding := _holding(dagster.existing)):
+        refusals.append(_describe_holding(dagster.database, dagster.dsn, holding))
+    if refusals and not force:
+        raise RestoreRefusedError(
+            f"refusing to restore {source} into {' and into '.join(refusals)}; restore into "
+            "empty databases, or pass force=True (`brain restore --force`) to replace their "
+            "tables with the backup's; nothing was changed"
+        )
+
+
+def _restore_brain(
+    dsn: str,
+    database: str,
+    source: Path,
+    report: VerifyReport,
+    dump: Path,
+    existing: Mapping[str, int],
+) -> tuple[bool, tuple[str, ...]]:
+    brain_check = next(check for check in report.dumps if check.role == "brain")
+    return _restore_database(
+        dsn,
+        database,
+        dump,
+        existing=existing,
+        dump_tables=brain_check.tables,
+        owned=_brain_tables(),
+        label=f"{brain_check.file} in {source}" if not report.legacy else str(source),
+    )
+
+
+def _migrate_restored(
+    dsn: str, source: Path, database: str, backup_version: int | None, known: int
+) -> tuple[int, ...]:
+    """Apply the migrations that a restored backup predates; the versions applied."""
+    if backup_version is None or backup_version >= known:
+        return ()
+    try:
+        # The limits of migrations as the Brain applies them (StoreBase._migrate): no
+        # statement or lock limit, a migration may rebuild a big table.
+        migrating = connection.session_timeouts().for_migrations()
+        with _connect(dsn, autocommit=True, timeouts=migrating) as conn:
+            return tuple(apply_migrations(conn))
+    except MigrationError as exc:
+        raise BackupError(
+            f"{source} was restored into database {database!r} at schema version "
+            f"{backup_version}, but migrating it to version {known} failed: {exc}. The "
+            "restored data is in place: fix the cause, then run `brain verify` (opening "
+            "the Brain applies the pending migrations)"
+        ) from exc
+
+
+def _restore_dagster(
+    source: Path, report: VerifyReport, dump: Path, target: _DagsterTarget, database: str
+) -> dict[str, Any]:
+    """Restore the Dagster dump into its own database (the Brain's already restored); what
+    became of it, for RestoreInfo.dagster."""
+    dagster_check = next(check for check in report.dumps if check.role == "dagster")
+    try:
+        dagster_replaced, dagster_dropped = _restore_database(
+            target.dsn,
+            target.database,
+            dump,
+            existing=target.existing,
+            dump_tables=dagster_check.tables,
+            owned=None,  # the instance's own database: every table is Dagster's
+            label=f"{dagster_check.file} in {source}",
+        )
+    except BackupError as exc:
+        raise BackupError(
+            f"the Brain's database {database!r} was restored from {source}, but the "
+            f"Dagster database {target.database!r} was not: {exc}. Fix the cause, then "
+            "restore again with force=True (`brain restore --force`)"
+        ) from exc
+    with _connect(target.dsn, autocommit=True) as conn:
+        dagster_counts = row_counts(conn)
+    revision = report.dagster_revision
+    return {
+        "status": "restored",
+        "database": target.database,
+        "alembic_revision": revision,
+        "dagster_head": target.head,
+        "needs_upgrade": revision is not None and revision != target.head,
+        "replaced": dagster_replaced,
+        "dropped": list(dagster_dropped),
+        "row_counts": dagster_counts,
+        "detail": f"runs, symbols, schedules and sensor cursors restored from {DAGSTER_DUMP}",
+    }
+
+
+def _dagster_outcome(
+    source: Path,
+    report: VerifyReport,
+    files: Mapping[str, Path],
+    database: str,
+    dagster_database: str | None,
+    target: _DagsterTarget | None,
+) -> dict[str, Any]:
+    """Restore the Dagster dump when there is a target for it; what became of the instance."""
+    dagster = dict(report.dagster)
+    if target is not None:
+        return _restore_dagster(source, report, files["dagster"], target, database)
+    if dagster["status"] == "in_brain_database" and dagster_database not in (None, database):
+        dagster["detail"] = (
+            f"the backup's Dagster tables were in {BRAIN_DUMP} and came back into the Brain's "
+            f"database {database!r}; this target's Dagster instance uses database "
+            f"{dagster_database!r}, which was left as it was"
+        )
+    elif "dagster" in files:
+        dagster = {
+            "status": "skipped",
+            "database": dagster_database,
+            "detail": f"{DAGSTER_DUMP} was not restored (skip_dagster): the target's Dagster "
+            "database was left as it was",
+        }
+    return dagster
+
+
+def _log_restore(info: RestoreInfo, dsn: str) -> None:
+    log_event(
+        "restore_completed",
+        path=str(info.path),
+        bytes=info.bytes,
+        seconds=info.seconds,
+        target=describe_target(dsn),
+        replaced=info.replaced,
+        rows=sum(info.row_counts.values()),
+        backup_schema_version=info.backup_schema_version,
+        migrated=list(info.migrated),
+        dagster=info.dagster["status"],
+    )
 
 
 def restore(
@@ -1226,129 +1489,18 @@ def restore(
         report, files = _inspect(source, scratch)
         known = latest_version()
         backup_version = report.schema_version
-        if backup_version is not None and backup_version > known:
-            raise SchemaTooNewError(
-                f"{source} holds the Brain at schema version {backup_version}, newer than the "
-                f"version {known} this brain-assets knows: upgrade brain-assets first, then "
-                "restore; nothing was changed"
+        _refuse_newer_schema(source, backup_version, known)
+        target = None
+        if "dagster" in files and not skip_dagster:
+            target = _dagster_target(
+                dsn, source, report, database, dagster_database, dagster_exists
             )
-        restore_dagster = "dagster" in files and not skip_dagster
-        dagster_dsn: str | None = None
-        dagster_existing: dict[str, int] = {}
-        head: str | None = None
-        if restore_dagster:
-            if dagster_database is None or dagster_database == database:
-                raise RestoreRefusedError(
-                    f"{source} holds a Dagster database of its own, but the target keeps the "
-                    f"Dagster instance in the Brain's database {database!r} (DATABASE_DSN): "
-                    "restore the Brain alone with skip_dagster=True (`brain restore "
-                    "--no-dagster`); nothing was changed"
-                )
-            head, revisions = dagster_revisions()
-            unknown = [
-                r for r in (report.dagster_revision or "").split(",") if r and r not in revisions
-            ]
-            if unknown:
-                raise SchemaTooNewError(
-                    f"{source} holds the Dagster instance at storage revision "
-                    f"{', '.join(unknown)}, which the installed Dagster "
-                    f"{importlib.metadata.version('dagster')} does not know (its newest is "
-                    f"{head}): upgrade brain-assets, and Dagster with it, first; nothing was "
-                    "changed"
-                )
-            dagster_dsn = _with_database(dsn, dagster_database)
-            if dagster_exists:
-                with _connect(dagster_dsn, autocommit=True) as conn:
-                    dagster_existing = row_counts(conn)
-        refusals = []
-        if holding := _holding(existing):
-            refusals.append(_describe_holding(database, dsn, holding))
-        if dagster_dsn is not None and (holding := _holding(dagster_existing)):
-            assert dagster_database is not None
-            refusals.append(_describe_holding(dagster_database, dagster_dsn, holding))
-        if refusals and not force:
-            raise RestoreRefusedError(
-                f"refusing to restore {source} into {' and into '.join(refusals)}; restore into "
-                "empty databases, or pass force=True (`brain restore --force`) to replace their "
-                "tables with the backup's; nothing was changed"
-            )
-        if restore_dagster and not dagster_exists:
-            assert dagster_database is not None
-            _create_database(dsn, dagster_database)
-        brain_check = next(check for check in report.dumps if check.role == "brain")
-        replaced, dropped = _restore_database(
-            dsn,
-            database,
-            files["brain"],
-            existing=existing,
-            dump_tables=brain_check.tables,
-            owned=_brain_tables(),
-            label=f"{brain_check.file} in {source}" if not report.legacy else str(source),
-        )
-        migrated: tuple[int, ...] = ()
-        if backup_version is not None and backup_version < known:
-            try:
-                # The limits of migrations as the Brain applies them (StoreBase._migrate): no
-                # statement or lock limit, a migration may rebuild a big table.
-                migrating = connection.session_timeouts().for_migrations()
-                with _connect(dsn, autocommit=True, timeouts=migrating) as conn:
-                    migrated = tuple(apply_migrations(conn))
-            except MigrationError as exc:
-                raise BackupError(
-                    f"{source} was restored into database {database!r} at schema version "
-                    f"{backup_version}, but migrating it to version {known} failed: {exc}. The "
-                    "restored data is in place: fix the cause, then run `brain verify` (opening "
-                    "the Brain applies the pending migrations)"
-                ) from exc
-        dagster = dict(report.dagster)
-        if restore_dagster:
-            assert dagster_database is not None
-            assert dagster_dsn is not None
-            dagster_check = next(check for check in report.dumps if check.role == "dagster")
-            try:
-                dagster_replaced, dagster_dropped = _restore_database(
-                    dagster_dsn,
-                    dagster_database,
-                    files["dagster"],
-                    existing=dagster_existing,
-                    dump_tables=dagster_check.tables,
-                    owned=None,  # the instance's own database: every table is Dagster's
-                    label=f"{dagster_check.file} in {source}",
-                )
-            except BackupError as exc:
-                raise BackupError(
-                    f"the Brain's database {database!r} was restored from {source}, but the "
-                    f"Dagster database {dagster_database!r} was not: {exc}. Fix the cause, then "
-                    "restore again with force=True (`brain restore --force`)"
-                ) from exc
-            with _connect(dagster_dsn, autocommit=True) as conn:
-                dagster_counts = row_counts(conn)
-            revision = report.dagster_revision
-            dagster = {
-                "status": "restored",
-                "database": dagster_database,
-                "alembic_revision": revision,
-                "dagster_head": head,
-                "needs_upgrade": revision is not None and revision != head,
-                "replaced": dagster_replaced,
-                "dropped": list(dagster_dropped),
-                "row_counts": dagster_counts,
-                "detail": "runs, symbols, schedules and sensor cursors restored from "
-                f"{DAGSTER_DUMP}",
-            }
-        elif dagster["status"] == "in_brain_database" and dagster_database not in (None, database):
-            dagster["detail"] = (
-                f"the backup's Dagster tables were in {BRAIN_DUMP} and came back into the Brain's "
-                f"database {database!r}; this target's Dagster instance uses database "
-                f"{dagster_database!r}, which was left as it was"
-            )
-        elif "dagster" in files:
-            dagster = {
-                "status": "skipped",
-                "database": dagster_database,
-                "detail": f"{DAGSTER_DUMP} was not restored (skip_dagster): the target's Dagster "
-                "database was left as it was",
-            }
+        _refuse_data(source, dsn, database, existing, target, force=force)
+        if target is not None and not target.exists:
+            _create_database(dsn, target.database)
+        replaced, dropped = _restore_brain(dsn, database, source, report, files["brain"], existing)
+        migrated = _migrate_restored(dsn, source, database, backup_version, known)
+        dagster = _dagster_outcome(source, report, files, database, dagster_database, target)
     with _connect(dsn, autocommit=True) as conn:
         counts = row_counts(conn)
         version = schema_version(conn)
@@ -1366,16 +1518,5 @@ def restore(
         dropped=dropped,
         dagster=dagster,
     )
-    log_event(
-        "restore_completed",
-        path=str(source),
-        bytes=size,
-        seconds=info.seconds,
-        target=describe_target(dsn),
-        replaced=replaced,
-        rows=sum(counts.values()),
-        backup_schema_version=backup_version,
-        migrated=list(migrated),
-        dagster=dagster["status"],
-    )
+    _log_restore(info, dsn)
     return info

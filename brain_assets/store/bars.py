@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 
 from brain_assets.calendar import parse_timestamps
 from brain_assets.errors import BarsLockTimeoutError
+from brain_assets.market_data.base import OHLCV_COLUMNS
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -53,8 +55,7 @@ TIMEFRAME_SECONDS: dict[str, int] = {
     "1d": 86_400,
 }
 
-BAR_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
-VALUE_COLUMNS: tuple[str, ...] = BAR_COLUMNS[1:]
+VALUE_COLUMNS: tuple[str, ...] = OHLCV_COLUMNS[1:]
 INVENTORY_COLUMNS: tuple[str, ...] = (
     "source",
     "symbol",
@@ -138,10 +139,10 @@ def _validated_frame(
     """Epoch nanoseconds and float64 values of ``frame``'s bars, after every check."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{where}: frame must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [name for name in BAR_COLUMNS if name not in frame.columns]
+    missing = [name for name in OHLCV_COLUMNS if name not in frame.columns]
     if missing:
         raise ValueError(
-            f"{where}: frame lacks column(s) {missing}; expected {list(BAR_COLUMNS)}, "
+            f"{where}: frame lacks column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
             f"found {[str(name) for name in frame.columns]}"
         )
     stamps = parse_timestamps(frame["timestamp"], where=where)
@@ -234,6 +235,82 @@ def _utc(value: Any) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def _open_batch(
+    cur: psycopg.Cursor[Any],
+    series: Mapping[str, str],
+    bounds: tuple[pd.Timestamp, pd.Timestamp],
+    received: int,
+    details: str,
+) -> int:
+    """Insert the batch's row (its counts of new and changed bars still 0); its batch_id."""
+    cur.execute(
+        """INSERT INTO bar_batches (source, symbol, timeframe, first_bar, last_bar,
+               rows_received, rows_new, rows_changed, details)
+           VALUES (%(source)s, %(symbol)s, %(timeframe)s, %(first)s, %(last)s,
+               %(received)s, 0, 0, %(details)s::jsonb)
+           RETURNING batch_id""",
+        {
+            **series,
+            "first": bounds[0].to_pydatetime(),
+            "last": bounds[1].to_pydatetime(),
+            "received": received,
+            "details": details,
+        },
+    )
+    created = cur.fetchone()
+    assert created is not None
+    return int(created[0])
+
+
+def _copy_into_import_table(cur: psycopg.Cursor[Any], rows: np.ndarray) -> None:
+    """Load ``rows`` into the temporary table bar_import (created here) by binary COPY."""
+    # ON COMMIT DROP for safety; store_bars drops it too, so that several calls can share
+    # one transaction (brain.transaction()).
+    cur.execute(
+        """CREATE TEMP TABLE bar_import (
+               open_time timestamptz NOT NULL, open float8 NOT NULL,
+               high float8 NOT NULL, low float8 NOT NULL, close float8 NOT NULL,
+               volume float8 NOT NULL) ON COMMIT DROP"""
+    )
+    with cur.copy(
+        "COPY bar_import (open_time, open, high, low, close, volume) FROM STDIN (FORMAT binary)"
+    ) as copy:
+        copy.write(COPY_HEADER)
+        for start in range(0, rows.size, _COPY_CHUNK_ROWS):
+            copy.write(rows[start : start + _COPY_CHUNK_ROWS].tobytes())
+        copy.write(COPY_TRAILER)
+
+
+def _upsert_imported(
+    cur: psycopg.Cursor[Any], series: Mapping[str, str], batch_id: int
+) -> tuple[int, int]:
+    """Upsert bar_import's rows into the series as batch ``batch_id``; (new, changed)."""
+    # Sorted so that concurrent writers of overlapping series lock rows in one order;
+    # xmax = 0 marks a freshly inserted row, an updated one has its updater's xid.
+    cur.execute(
+        """WITH upserted AS (
+               INSERT INTO bars AS b (source, symbol, timeframe, open_time,
+                   open, high, low, close, volume, batch_id)
+               SELECT %(source)s, %(symbol)s, %(timeframe)s, open_time,
+                   open, high, low, close, volume, %(batch_id)s
+               FROM bar_import ORDER BY open_time
+               ON CONFLICT (source, symbol, timeframe, open_time) DO UPDATE
+               SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+                   close = EXCLUDED.close, volume = EXCLUDED.volume,
+                   batch_id = EXCLUDED.batch_id
+               WHERE (b.open, b.high, b.low, b.close, b.volume)
+                   IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low,
+                                     EXCLUDED.close, EXCLUDED.volume)
+               RETURNING (b.xmax = 0) AS inserted)
+           SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+           FROM upserted""",
+        {**series, "batch_id": batch_id},
+    )
+    counted = cur.fetchone()
+    assert counted is not None
+    return int(counted[0]), int(counted[1])
+
+
 class BarsMixin(StoreBase):
     def store_bars(
         self,
@@ -275,63 +352,9 @@ class BarsMixin(StoreBase):
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
                     (BARS_LOCK_CLASS, series_lock_key(source, name, tf)),
                 )
-            cur.execute(
-                """INSERT INTO bar_batches (source, symbol, timeframe, first_bar, last_bar,
-                       rows_received, rows_new, rows_changed, details)
-                   VALUES (%(source)s, %(symbol)s, %(timeframe)s, %(first)s, %(last)s,
-                       %(received)s, 0, 0, %(details)s::jsonb)
-                   RETURNING batch_id""",
-                {
-                    **series,
-                    "first": first.to_pydatetime(),
-                    "last": last.to_pydatetime(),
-                    "received": int(nanos.size),
-                    "details": document,
-                },
-            )
-            created = cur.fetchone()
-            assert created is not None
-            batch_id = int(created[0])
-            # ON COMMIT DROP for safety; dropped below too, so that several calls can share
-            # one transaction (brain.transaction()).
-            cur.execute(
-                """CREATE TEMP TABLE bar_import (
-                       open_time timestamptz NOT NULL, open float8 NOT NULL,
-                       high float8 NOT NULL, low float8 NOT NULL, close float8 NOT NULL,
-                       volume float8 NOT NULL) ON COMMIT DROP"""
-            )
-            with cur.copy(
-                "COPY bar_import (open_time, open, high, low, close, volume) "
-                "FROM STDIN (FORMAT binary)"
-            ) as copy:
-                copy.write(COPY_HEADER)
-                for start in range(0, rows.size, _COPY_CHUNK_ROWS):
-                    copy.write(rows[start : start + _COPY_CHUNK_ROWS].tobytes())
-                copy.write(COPY_TRAILER)
-            # Sorted so that concurrent writers of overlapping series lock rows in one order;
-            # xmax = 0 marks a freshly inserted row, an updated one has its updater's xid.
-            cur.execute(
-                """WITH upserted AS (
-                       INSERT INTO bars AS b (source, symbol, timeframe, open_time,
-                           open, high, low, close, volume, batch_id)
-                       SELECT %(source)s, %(symbol)s, %(timeframe)s, open_time,
-                           open, high, low, close, volume, %(batch_id)s
-                       FROM bar_import ORDER BY open_time
-                       ON CONFLICT (source, symbol, timeframe, open_time) DO UPDATE
-                       SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-                           close = EXCLUDED.close, volume = EXCLUDED.volume,
-                           batch_id = EXCLUDED.batch_id
-                       WHERE (b.open, b.high, b.low, b.close, b.volume)
-                           IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low,
-                                             EXCLUDED.close, EXCLUDED.volume)
-                       RETURNING (b.xmax = 0) AS inserted)
-                   SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-                   FROM upserted""",
-                {**series, "batch_id": batch_id},
-            )
-            counted = cur.fetchone()
-            assert counted is not None
-            new, changed = int(counted[0]), int(counted[1])
+            batch_id = _open_batch(cur, series, (first, last), int(nanos.size), document)
+            _copy_into_import_table(cur, rows)
+            new, changed = _upsert_imported(cur, series, batch_id)
             cur.execute(
                 "UPDATE bar_batches SET rows_new = %s, rows_changed = %s WHERE batch_id = %s",
                 (new, changed, batch_id),

@@ -1,4 +1,4 @@
-"""The shared machinery of BrainLibrary: pool, transactions, row helpers."""
+"""The shared machinery of BrainStore: pool, transactions, row helpers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pandas as pd
 import psycopg
 from psycopg.rows import dict_row
 
+from brain_assets.dsn import describe_target, mask_dsn
+
 # SymbolLockTimeoutError lives in brain_assets.errors with the other lock-timeout errors; it is
 # imported here too because callers (and tests) have imported it from this module.
 from brain_assets.errors import (
@@ -24,8 +26,8 @@ from brain_assets.errors import (
 )
 from brain_assets.events import log_event
 from brain_assets.store import connection
-from brain_assets.store.dsn import describe_target, mask_dsn
 from brain_assets.store.migrations import apply_migrations, schema_version
+from brain_assets.store.target import resolve
 from brain_assets.store.validation import symbol as check_symbol
 
 # Per-symbol writers (registration, activation, rollback) take this advisory lock class with
@@ -86,7 +88,7 @@ class StoreBase:
         started = time.monotonic()
         self._closed = True
         try:
-            target = connection.resolve(dsn)
+            target = resolve(dsn)
             self._dsn = target.dsn
             self.origin = target.origin
             self.timeouts = connection.session_timeouts()
@@ -136,7 +138,7 @@ class StoreBase:
         return self._dsn
 
     def __repr__(self) -> str:
-        return f"BrainLibrary({self.masked_dsn!r}, origin={self.origin!r})"
+        return f"{type(self).__name__}({self.masked_dsn!r}, origin={self.origin!r})"
 
     def close(self) -> None:
         if not self._closed:
@@ -160,7 +162,7 @@ class StoreBase:
                 brain.store_feature_importance("BTC/USDT", model_id, "shap", values)
         """
         if self._closed:
-            raise RuntimeError("this BrainLibrary is closed")
+            raise RuntimeError(f"this {type(self).__name__} is closed")
         bound = self._bound.get()
         if bound is not None:
             # Joining without a savepoint: validation runs before any SQL, so a call that fails

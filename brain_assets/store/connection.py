@@ -15,9 +15,8 @@ import psycopg
 import psycopg.conninfo
 from psycopg_pool import ConnectionPool
 
-from brain_assets.environment import brain_home, configured_dsn
+from brain_assets.dsn import describe_target, scrub
 from brain_assets.errors import BrainConnectionError
-from brain_assets.store.dsn import describe_target, scrub
 
 # libpq applies connect_timeout per address tried (localhost may resolve to two), so 4 s keeps a
 # failed connection under the 10 s that callers are promised.
@@ -173,30 +172,6 @@ def connect(
     """A single connection with the Brain's session limits (default: from the environment)."""
     limits = session_timeouts() if timeouts is None else timeouts
     return psycopg.connect(dsn, autocommit=autocommit, **connection_kwargs(dsn, limits))
-
-
-@dataclass(frozen=True)
-class Target:
-    dsn: str
-    origin: str  # "argument", "DATABASE_DSN" or "embedded"
-
-
-def resolve(dsn: str | None) -> Target:
-    """An explicit DSN wins, then ``$DATABASE_DSN``, then the embedded server under BRAIN_HOME."""
-    if dsn is not None:
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ValueError("dsn must be a non-empty PostgreSQL connection string or None")
-        describe_target(dsn)  # raises a masked ValueError for a malformed DSN
-        return Target(dsn.strip(), "argument")
-    from_env = configured_dsn()
-    if from_env is not None:
-        describe_target(from_env)
-        return Target(from_env, "DATABASE_DSN")
-    # Imported here: the embedded server's admin connections come from connect(), so the embedded
-    # module imports this one.
-    from brain_assets.store.embedded import embedded_dsn
-
-    return Target(embedded_dsn(brain_home()), "embedded")
 
 
 def check_reachable(dsn: str, timeouts: SessionTimeouts | None = None) -> None:

@@ -1,8 +1,10 @@
-"""BrainLibrary: the Brain's Python API over PostgreSQL (no Dagster inside)."""
+"""BrainStore: every table of the Brain behind one object (no Dagster, no model code inside).
+
+Users import :class:`brain_assets.BrainLibrary`, which is this store plus the lifecycle's calls
+(``load_predictor``); code below the lifecycle takes a BrainStore."""
 
 from __future__ import annotations
 
-from brain_assets.predictor import Predictor, load_predictor
 from brain_assets.store.asset_values import AssetValuesMixin
 from brain_assets.store.bars import BarsMixin
 from brain_assets.store.drift import DriftMixin
@@ -15,7 +17,7 @@ from brain_assets.store.registry import RegistryMixin
 from brain_assets.store.replays import ReplaysMixin
 
 
-class BrainLibrary(
+class BrainStore(
     RegistryMixin,
     MetricsMixin,
     ImportanceMixin,
@@ -29,15 +31,9 @@ class BrainLibrary(
 ):
     """Models, metrics, feature importance and data-quality logs of every trading symbol.
 
-    ``BrainLibrary(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,
+    ``BrainStore(dsn)`` connects to ``dsn``; with no argument it uses ``$DATABASE_DSN`` and,
     when that is unset, starts the embedded PostgreSQL under ``$BRAIN_HOME`` (default
     ``~/.local/share/brain-assets``). The schema is migrated on first use. One instance is safe
     to share between threads (a connection pool); every method is one transaction, and
     ``transaction()`` groups several calls into one.
     """
-
-    def load_predictor(self, symbol: str, regime: str | None = None) -> Predictor:
-        """The model the Brain recommends for ``symbol`` (the active version, or the selector's
-        pick for ``regime``), loaded with its sha256 verified, ready to ``predict(bars)``.
-        Raises ``StandAside`` when the symbol has no version to trade."""
-        return load_predictor(self, symbol, regime)

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from brain_assets.dsn import describe_target, scrub
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
 from brain_assets.store import connection
 from brain_assets.store import validation as check
-from brain_assets.store.dsn import describe_target, scrub
-from brain_assets.store.library import BrainLibrary
+from brain_assets.store.library import BrainStore
 
 DEFAULT_RETENTION_DAYS = 365
 ARCHIVED_AT = "archived_at"
@@ -148,7 +148,7 @@ def analyze(dsn: str, tables: list[str]) -> None:
 
 
 def archive_old_rows(
-    brain: BrainLibrary,
+    brain: BrainStore,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     now: datetime | None = None,
@@ -194,7 +194,7 @@ def archive_old_rows(
 
 
 def prune_alert_outbox(
-    brain: BrainLibrary,
+    brain: BrainStore,
     *,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     now: datetime | None = None,
@@ -221,7 +221,7 @@ def prune_alert_outbox(
 
 
 def run_retention(
-    brain: BrainLibrary, *, retention_days: int = DEFAULT_RETENTION_DAYS
+    brain: BrainStore, *, retention_days: int = DEFAULT_RETENTION_DAYS
 ) -> dict[str, int]:
     """Everything retention does, as the monthly job and ``brain maintenance`` both run it: old
     rows to the archive, values of runs that failed or never finished (older than a week:
@@ -233,7 +233,7 @@ def run_retention(
     return done
 
 
-def archived_counts(brain: BrainLibrary) -> dict[str, int]:
+def archived_counts(brain: BrainStore) -> dict[str, int]:
     """Rows held in each archive table (keyed by the live table's name)."""
     counts: dict[str, int] = {}
     with brain.transaction() as conn:

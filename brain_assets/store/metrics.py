@@ -13,29 +13,10 @@ from brain_assets.errors import UnknownModelError
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase, copy_rows
 
-_COPIED = (
-    "model_id",
-    "symbol",
-    "metric",
-    "value",
-    "regime",
-    "periods_per_year",
-    "segment",
-    "fold",
-    "window_start",
-    "window_end",
-)
-METRIC_HISTORY_COLUMNS = (
-    "metric",
-    "value",
-    "evaluation_date",
-    "regime",
-    "periods_per_year",
-    "segment",
-    "fold",
-    "window_start",
-    "window_end",
-)
+# What each metric row says of how it was measured: the columns after its name and value.
+_MEASURED = ("regime", "periods_per_year", "segment", "fold", "window_start", "window_end")
+_COPIED = ("model_id", "symbol", "metric", "value", *_MEASURED)
+METRIC_HISTORY_COLUMNS = ("metric", "value", "evaluation_date", *_MEASURED)
 SEGMENTS = ("evaluation", "fold", "live")
 """Which bars a metric row was measured on: the out-of-sample record a version was registered
 with (overall, or per regime), one walk-forward fold of it, or monitoring's live bars."""

@@ -6,6 +6,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -127,6 +128,101 @@ def _lineage(
     }
 
 
+_INSERT_VERSION = """INSERT INTO model_registry (model_id, symbol, version, model_type,
+       hyperparameters, feature_names, training_start, training_end, artifact,
+       artifact_sha256, artifact_format, metrics, composite_score,
+       horizon, fingerprint, run_id, data_start, data_end, credible,
+       feature_profile, bar_source, bar_timeframe, synthetic_bars)
+   SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
+          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
+          %s, %s, %s
+   FROM model_registry WHERE symbol = %s
+   RETURNING created_at, version"""
+"""register_model's INSERT: the parameters are _NewVersion.insert_parameters()."""
+
+
+@dataclass(frozen=True)
+class _NewVersion:
+    """A model version that register_model was asked to store, every value validated."""
+
+    model_id: str
+    symbol: str
+    credible: bool | None
+    model_type: str
+    artifact: bytes
+    metrics: dict[str, float]
+    hyperparameters: str  # JSON
+    feature_names: list[str]
+    training: tuple[datetime | None, datetime | None]
+    composite_score: float | None
+    artifact_format: str
+    periods_per_year: float | None
+    metrics_json: str
+    feature_profile: str | None  # JSON
+    lineage: dict[str, Any]
+    bars: BarProvenance | None
+
+    def insert_parameters(self) -> tuple[Any, ...]:
+        """The parameters of register_model's INSERT, in its order."""
+        bars = self.bars
+        return (
+            self.model_id,
+            self.symbol,
+            self.model_type,
+            self.hyperparameters,
+            self.feature_names,
+            *self.training,
+            self.artifact,
+            hashlib.sha256(self.artifact).hexdigest(),
+            self.artifact_format,
+            self.metrics_json,
+            self.composite_score,
+            *(self.lineage[key] for key in _LINEAGE_KEYS),
+            self.credible,
+            self.feature_profile,
+            None if bars is None else bars.source,
+            None if bars is None else bars.timeframe,
+            None if bars is None else bars.synthetic,
+            self.symbol,
+        )
+
+
+_LINEAGE_KEYS = ("horizon", "fingerprint", "run_id", "data_start", "data_end")
+
+
+def _credible(value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"credible must be True, False or None, got {value!r}")
+
+
+def _training_window(start: object, end: object) -> tuple[datetime | None, datetime | None]:
+    first = check.optional_timestamp(start, "training_start")
+    last = check.optional_timestamp(end, "training_end")
+    if first and last and first > last:
+        raise ValueError("training_start must not be after training_end")
+    return first, last
+
+
+def _composite_score(given: object, values: Mapping[str, float]) -> float | None:
+    """``given``, else the metrics' composite_score; None when neither is."""
+    score = values.get("composite_score") if given is None else given
+    return None if score is None else check.finite(score, "composite_score")
+
+
+def _periods_per_year(value: object) -> float | None:
+    ppy = None if value is None else check.finite(value, "periods_per_year")
+    if ppy is not None and ppy <= 0:
+        raise ValueError("periods_per_year must be positive")
+    return ppy
+
+
+def _bar_provenance(bars: object) -> BarProvenance | None:
+    if bars is None or isinstance(bars, BarProvenance):
+        return bars
+    raise ValueError(f"bars: expected a BarProvenance, got {type(bars).__name__}")
+
+
 class RegistryMixin(StoreBase):
     def register_model(
         self,
@@ -169,92 +265,50 @@ class RegistryMixin(StoreBase):
         where the training bars came from; a version with synthetic bars is activated only
         where synthetic bars are allowed (see activate_version).
         """
-        symbol = check.symbol(symbol)
-        if credible is not None and not isinstance(credible, bool):
-            raise ValueError(f"credible must be True, False or None, got {credible!r}")
-        model_type = check.text(model_type, "model_type")
-        data = check.artifact(artifact)
-        values = check.metrics(metrics)
-        hyper_json = check.json_document(hyperparameters, "hyperparameters")
-        names = check.names(feature_names, "feature_names")
-        start = check.optional_timestamp(training_start, "training_start")
-        end = check.optional_timestamp(training_end, "training_end")
-        if start and end and start > end:
-            raise ValueError("training_start must not be after training_end")
-        if composite_score is None:
-            composite_score = values.get("composite_score")
-        score = (
-            None if composite_score is None else check.finite(composite_score, "composite_score")
+        row = _NewVersion(
+            model_id=str(uuid.uuid4()),
+            symbol=check.symbol(symbol),
+            credible=_credible(credible),
+            model_type=check.text(model_type, "model_type"),
+            artifact=check.artifact(artifact),
+            metrics=(values := check.metrics(metrics)),
+            hyperparameters=check.json_document(hyperparameters, "hyperparameters"),
+            feature_names=check.names(feature_names, "feature_names"),
+            training=_training_window(training_start, training_end),
+            composite_score=_composite_score(composite_score, values),
+            artifact_format=check.text(artifact_format, "artifact_format"),
+            periods_per_year=_periods_per_year(periods_per_year),
+            metrics_json=check.json_document(values, "metrics"),
+            feature_profile=(
+                None
+                if feature_profile is None
+                else check.json_document(feature_profile, "feature_profile")
+            ),
+            lineage=_lineage(horizon, fingerprint, run_id, data_start, data_end),
+            bars=_bar_provenance(bars),
         )
-        fmt = check.text(artifact_format, "artifact_format")
-        ppy = (
-            None if periods_per_year is None else check.finite(periods_per_year, "periods_per_year")
-        )
-        if ppy is not None and ppy <= 0:
-            raise ValueError("periods_per_year must be positive")
-        metrics_json = check.json_document(values, "metrics")
-        profile_json = (
-            None
-            if feature_profile is None
-            else check.json_document(feature_profile, "feature_profile")
-        )
-        lineage = _lineage(horizon, fingerprint, run_id, data_start, data_end)
-        if bars is not None and not isinstance(bars, BarProvenance):
-            raise ValueError(f"bars: expected a BarProvenance, got {type(bars).__name__}")
-        sha = hashlib.sha256(data).hexdigest()
-        model_id = str(uuid.uuid4())
+        return self._store_version(row, activate=activate)
 
+    def _store_version(self, row: _NewVersion, *, activate: bool) -> str:
+        """Insert ``row`` as the symbol's next version, its metrics and, with ``activate``, its
+        activation, in one transaction; the model_id of the version with the same fingerprint
+        instead, when there is one."""
+        symbol, model_id = row.symbol, row.model_id
         with self.transaction() as conn:
             self._lock_symbol(conn, symbol)
-            if lineage["fingerprint"] is not None:
-                existing = self._model_with_fingerprint(conn, symbol, lineage["fingerprint"])
+            if row.lineage["fingerprint"] is not None:
+                existing = self._model_with_fingerprint(conn, symbol, row.lineage["fingerprint"])
                 if existing is not None:
                     log_event(
                         "model_version_exists",
                         symbol=symbol,
                         model_id=existing,
-                        model_type=model_type,
-                        fingerprint=lineage["fingerprint"],
+                        model_type=row.model_type,
+                        fingerprint=row.lineage["fingerprint"],
                     )
                     return existing
             # The next version is computed by the INSERT itself, under the symbol's lock.
-            created = conn.execute(
-                """INSERT INTO model_registry (model_id, symbol, version, model_type,
-                       hyperparameters, feature_names, training_start, training_end, artifact,
-                       artifact_sha256, artifact_format, metrics, composite_score,
-                       horizon, fingerprint, run_id, data_start, data_end, credible,
-                       feature_profile, bar_source, bar_timeframe, synthetic_bars)
-                   SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
-                          %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
-                          %s, %s, %s
-                   FROM model_registry WHERE symbol = %s
-                   RETURNING created_at, version""",
-                (
-                    model_id,
-                    symbol,
-                    model_type,
-                    hyper_json,
-                    names,
-                    start,
-                    end,
-                    data,
-                    sha,
-                    fmt,
-                    metrics_json,
-                    score,
-                    lineage["horizon"],
-                    lineage["fingerprint"],
-                    lineage["run_id"],
-                    lineage["data_start"],
-                    lineage["data_end"],
-                    credible,
-                    profile_json,
-                    None if bars is None else bars.source,
-                    None if bars is None else bars.timeframe,
-                    None if bars is None else bars.synthetic,
-                    symbol,
-                ),
-            ).fetchone()
+            created = conn.execute(_INSERT_VERSION, row.insert_parameters()).fetchone()
             assert created is not None
             version = int(created[1])
             self._remember_registered(model_id, symbol)
@@ -262,10 +316,10 @@ class RegistryMixin(StoreBase):
                 conn,
                 model_id,
                 symbol,
-                values,
+                row.metrics,
                 evaluation_date=created[0],
                 regime=None,
-                periods_per_year=ppy,
+                periods_per_year=row.periods_per_year,
             )
             if activate:
                 self._switch_active(
@@ -280,8 +334,8 @@ class RegistryMixin(StoreBase):
             symbol=symbol,
             model_id=model_id,
             version=version,
-            model_type=model_type,
-            composite_score=score,
+            model_type=row.model_type,
+            composite_score=row.composite_score,
             active=activate,
         )
         return model_id

@@ -48,7 +48,7 @@ from brain_assets.errors import ArtifactIntegrityError, BrainError
 from brain_assets.lstm.model import StandardizedLSTM
 
 if TYPE_CHECKING:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 SKOPS_FORMAT = "skops"
 KERAS_FORMAT = "keras"
@@ -350,7 +350,7 @@ class ArtifactEnvironmentError(_ArtifactLoadError, RuntimeError):
         )
 
 
-def load_registered_model(brain: BrainLibrary, model: Mapping[str, Any]) -> Any:
+def load_registered_model(brain: BrainStore, model: Mapping[str, Any]) -> Any:
     """The estimator of a registry row, its artifact verified against the recorded sha256.
 
     Raises:

@@ -25,8 +25,8 @@ from brain_assets.alerts import deliver_pending, dispatch_alert, queue_alert, se
 from brain_assets.defs.resources import BrainResource
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
+from brain_assets.library import BrainLibrary
 from brain_assets.logs import redact
-from brain_assets.store.library import BrainLibrary
 
 PARTITION_TAG = "dagster/partition"
 RUN_FAILED = "run_failed"

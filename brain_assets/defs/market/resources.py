@@ -1,4 +1,5 @@
-"""Which exchange the deployment fetches bars from (environment variables, see README)."""
+"""Which exchange the deployment fetches bars from (environment variables: see
+docs/configuration.md)."""
 
 import os
 from typing import Any

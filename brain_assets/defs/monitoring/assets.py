@@ -21,9 +21,9 @@ from brain_assets.defs.retrain.assets import registry_entries
 from brain_assets.defs.retrain.checks import check_specs, evaluate, quality_records, record_checks
 from brain_assets.defs.retries import retry_transient
 from brain_assets.events import log_event
-from brain_assets.pipeline.bars import prepare_bars
-from brain_assets.pipeline.monitoring import evaluate_active_model
-from brain_assets.versioning import ModelVersioning
+from brain_assets.lifecycle.versioning import ModelVersioning
+from brain_assets.pipeline.bars import PreparedBars, prepare_bars
+from brain_assets.pipeline.monitoring import LiveEvaluation, evaluate_active_model
 
 GROUP = "monitoring"
 LIVE_METRICS_KEY = dg.AssetKey("live_model_metrics")
@@ -57,17 +57,7 @@ def live_model_metrics(
     for symbol in each_symbol(context, "live_model_metrics", run_symbols(context)):
         # The bars that judge the trading model pass the same cleaning and schema as training.
         bars = prepare_bars(symbol, market.load(symbol, brain.library).frame, settings)
-        run_id = context.run.run_id
-        brain.library.log_data_quality_many(
-            [
-                bars.cleaning_record(run_id),
-                *(
-                    record
-                    for name, outcome in bars.outcomes().items()
-                    for record in quality_records(name, {symbol: outcome}, run_id)
-                ),
-            ]
-        )
+        _log_bars_quality(brain, symbol, bars, context.run.run_id)
         if not bars.usable:
             log_event(
                 "data_quality_failed",
@@ -78,18 +68,14 @@ def live_model_metrics(
                 message=bars.valid.message,
             )
             context.log.warning(f"{symbol}: bars failed ohlcv_valid; no verdict this time")
-            result[symbol] = {"model_id": None, "blocked": bars.valid.message}
-            context.add_asset_metadata(
-                {"regressed": False, "model_id": "none", "blocked": bars.valid.message},
-                partition_key=symbol,
-            )
+            result[symbol] = _no_verdict(context, symbol, "blocked", bars.valid.message)
             continue
         live = evaluate_active_model(
             brain.library,
             symbol,
             bars.frame,
             settings,
-            rollback_threshold=monitoring.rollback_threshold,
+            rollback_threshold=decisions.rollback_threshold,
             monitored=tuple(monitoring.monitored_metrics),
             min_bars=monitoring.min_bars,
             window_bars=monitoring.window_bars,
@@ -100,67 +86,95 @@ def live_model_metrics(
             # earlier version could: the Brain's reason says which.
             reason = str(brain.library.trading_status(symbol)["reason"])
             context.log.warning(f"{symbol}: no active model to monitor: {reason}")
-            result[symbol] = {"model_id": None, "stand_aside": reason}
-            context.add_asset_metadata(
-                {"regressed": False, "model_id": "none", "stand_aside": reason},
-                partition_key=symbol,
-            )
+            result[symbol] = _no_verdict(context, symbol, "stand_aside", reason)
             continue
         result[symbol] = live.to_json()
-        worst = live.assessment.get("worst") or {}
-        cumulative = live.assessment.get("cumulative") or {}
         drift = live.assessment.get("drift") or {}
         if drift.get("flagged"):
-            # Through the outbox: the retrain that the drift calls for is an operator's call.
-            alert_through_outbox(
-                brain.library,
-                "input_drift",
-                {
-                    "symbol": symbol,
-                    "model_id": live.model_id,
-                    "version": live.version,
-                    "max_psi": drift["max_psi"],
-                    "drifted_features": drift["drifted_features"],
-                    "threshold": drift["threshold"],
-                    "action": drift["action"],
-                    "window": list(live.window),
-                },
-            )
-        fallback = (
-            {"fell_back_from": dg.MetadataValue.json(live.fell_back_from)}
-            if live.fell_back_from
-            else {}
-        )
-        context.add_asset_metadata(
-            {
-                **fallback,
-                "regressed": live.assessment["regressed"],
-                "model_id": live.model_id,
-                "version": live.version,
-                "bars": live.n_bars,
-                "window": f"{live.window[0]} .. {live.window[1]}",
-                "worst_metric": str(worst.get("metric")),
-                "relative_degradation": float(worst.get("relative_degradation", 0.0)),
-                "threshold": live.assessment["threshold"],
-                "p_value": float(
-                    1.0 if live.assessment.get("p_value") is None else live.assessment["p_value"]
-                ),
-                "rule": str(live.assessment.get("rule", "")),
-                "trigger": str(live.assessment.get("trigger") or "none"),
-                **_record_and_drift_metadata(cumulative, drift),
-                "comparison": dg.MetadataValue.md(
-                    markdown_table(
-                        live.assessment["comparisons"],
-                        ["metric", "baseline", "new", "relative_degradation"],
-                    )
-                ),
-            },
-            partition_key=symbol,
-        )
+            _alert_drift(brain, symbol, live, drift)
+        context.add_asset_metadata(_live_metadata(live, drift), partition_key=symbol)
     yield dg.Output(result)
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("live_model_metrics", result, settings)
     )
+
+
+def _log_bars_quality(brain: BrainResource, symbol: str, bars: PreparedBars, run_id: str) -> None:
+    """The cleaning record and every check's outcome on the bars, in one write."""
+    brain.library.log_data_quality_many(
+        [
+            bars.cleaning_record(run_id),
+            *(
+                record
+                for name, outcome in bars.outcomes().items()
+                for record in quality_records(name, {symbol: outcome}, run_id)
+            ),
+        ]
+    )
+
+
+def _no_verdict(
+    context: dg.AssetExecutionContext, symbol: str, why: str, message: str
+) -> dict[str, Any]:
+    """Marks the partition not regressed with ``why`` (blocked, stand_aside); its result row."""
+    context.add_asset_metadata(
+        {"regressed": False, "model_id": "none", why: message}, partition_key=symbol
+    )
+    return {"model_id": None, why: message}
+
+
+def _alert_drift(
+    brain: BrainResource, symbol: str, live: LiveEvaluation, drift: dict[str, Any]
+) -> None:
+    # Through the outbox: the retrain that the drift calls for is an operator's call.
+    alert_through_outbox(
+        brain.library,
+        "input_drift",
+        {
+            "symbol": symbol,
+            "model_id": live.model_id,
+            "version": live.version,
+            "max_psi": drift["max_psi"],
+            "drifted_features": drift["drifted_features"],
+            "threshold": drift["threshold"],
+            "action": drift["action"],
+            "window": list(live.window),
+        },
+    )
+
+
+def _live_metadata(live: LiveEvaluation, drift: dict[str, Any]) -> dict[str, Any]:
+    """The partition's materialisation metadata: the verdict and what it rests on."""
+    worst = live.assessment.get("worst") or {}
+    cumulative = live.assessment.get("cumulative") or {}
+    fallback = (
+        {"fell_back_from": dg.MetadataValue.json(live.fell_back_from)}
+        if live.fell_back_from
+        else {}
+    )
+    return {
+        **fallback,
+        "regressed": live.assessment["regressed"],
+        "model_id": live.model_id,
+        "version": live.version,
+        "bars": live.n_bars,
+        "window": f"{live.window[0]} .. {live.window[1]}",
+        "worst_metric": str(worst.get("metric")),
+        "relative_degradation": float(worst.get("relative_degradation", 0.0)),
+        "threshold": live.assessment["threshold"],
+        "p_value": float(
+            1.0 if live.assessment.get("p_value") is None else live.assessment["p_value"]
+        ),
+        "rule": str(live.assessment.get("rule", "")),
+        "trigger": str(live.assessment.get("trigger") or "none"),
+        **_record_and_drift_metadata(cumulative, drift),
+        "comparison": dg.MetadataValue.md(
+            markdown_table(
+                live.assessment["comparisons"],
+                ["metric", "baseline", "new", "relative_degradation"],
+            )
+        ),
+    }
 
 
 def _record_and_drift_metadata(
@@ -206,7 +220,7 @@ def model_registry_state(
             live["model_id"],
             symbol,
             live["metrics"],
-            monitoring.rollback_threshold,
+            decisions.rollback_threshold,
             monitored=tuple(monitoring.monitored_metrics),
             as_of=live.get("as_of") or None,
             candidates=live.get("candidates"),

@@ -109,37 +109,10 @@ def market_data(
     prepared: dict[str, PreparedBars] = {}
     sources: dict[str, MarketData] = {}
     for symbol in each_symbol(context, "market_data", run_symbols(context)):
-        try:
-            data = market.load(symbol, brain.library)
-        except (ValueError, FileNotFoundError) as exc:
-            # Recorded before failing so that the quality log shows why nothing trained.
-            brain.library.log_data_quality(
-                symbol, "market_data_load", "ERROR", False, 1, {"error": str(exc)}
-            )
-            log_event(
-                "data_quality_failed", logging.ERROR, symbol=symbol, check="load", error=str(exc)
-            )
-            if isinstance(exc, MissingBarsError):
-                alert_through_outbox(
-                    brain.library,
-                    "market_data_missing",
-                    {"symbol": symbol, "run_id": context.run.run_id, "error": str(exc)},
-                    # A step retried in the same run alerts once.
-                    dedupe_key=f"{context.run.run_id}:{symbol}",
-                )
-            raise dg.Failure(description=f"market data for {symbol}: {exc}") from exc
+        data = _load_bars(context, market, brain, symbol)
         sources[symbol] = data
         prepared[symbol] = prepare_bars(symbol, data.frame, settings)
-        stretch = prepared[symbol].left_out
-        if stretch is not None:
-            log_event(
-                "bars_left_out",
-                logging.WARNING,
-                symbol=symbol,
-                start=stretch.start.isoformat(),
-                left_out_rows=stretch.left_out_rows,
-                reason=stretch.reason(),
-            )
+        _log_left_out(symbol, prepared[symbol])
     run_id = context.run.run_id
     results = record_checks(
         brain.library,
@@ -150,20 +123,7 @@ def market_data(
         },
         extra_records=[p.cleaning_record(run_id) for p in prepared.values()],
     )
-    blocked = [symbol for symbol, p in prepared.items() if not p.usable]
-    if blocked:
-        # A tag, so that the runs list can be filtered to the runs whose bars were refused.
-        context.instance.add_run_tags(run_id, {BLOCKED_TAG: ",".join(blocked)})
-        # Through the outbox: a webhook that is down now gets it from the alert_outbox sensor.
-        alert_through_outbox(
-            brain.library,
-            "data_quality_blocked",
-            {
-                "symbols": blocked,
-                "run_id": run_id,
-                "reasons": {s: prepared[s].valid.message for s in blocked},
-            },
-        )
+    _report_blocked(context, brain, prepared)
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     if "market_data" in selected:
         first = next(iter(prepared.values())).frame
@@ -184,6 +144,66 @@ def market_data(
         )
     checks = {key.name for key in context.selected_asset_check_keys}
     yield from (result for result in results if result.check_name in checks)
+
+
+def _load_bars(
+    context: dg.AssetExecutionContext,
+    market: MarketDataResource,
+    brain: BrainResource,
+    symbol: str,
+) -> MarketData:
+    """``symbol``'s bars; a load that fails is logged (and alerted when bars are missing)."""
+    try:
+        return market.load(symbol, brain.library)
+    except (ValueError, FileNotFoundError) as exc:
+        # Recorded before failing so that the quality log shows why nothing trained.
+        brain.library.log_data_quality(
+            symbol, "market_data_load", "ERROR", False, 1, {"error": str(exc)}
+        )
+        log_event("data_quality_failed", logging.ERROR, symbol=symbol, check="load", error=str(exc))
+        if isinstance(exc, MissingBarsError):
+            alert_through_outbox(
+                brain.library,
+                "market_data_missing",
+                {"symbol": symbol, "run_id": context.run.run_id, "error": str(exc)},
+                # A step retried in the same run alerts once.
+                dedupe_key=f"{context.run.run_id}:{symbol}",
+            )
+        raise dg.Failure(description=f"market data for {symbol}: {exc}") from exc
+
+
+def _log_left_out(symbol: str, prepared: PreparedBars) -> None:
+    stretch = prepared.left_out
+    if stretch is not None:
+        log_event(
+            "bars_left_out",
+            logging.WARNING,
+            symbol=symbol,
+            start=stretch.start.isoformat(),
+            left_out_rows=stretch.left_out_rows,
+            reason=stretch.reason(),
+        )
+
+
+def _report_blocked(
+    context: dg.AssetExecutionContext, brain: BrainResource, prepared: dict[str, PreparedBars]
+) -> None:
+    """Tags the run and alerts when some symbols' bars were refused."""
+    run_id = context.run.run_id
+    blocked = [symbol for symbol, p in prepared.items() if not p.usable]
+    if blocked:
+        # A tag, so that the runs list can be filtered to the runs whose bars were refused.
+        context.instance.add_run_tags(run_id, {BLOCKED_TAG: ",".join(blocked)})
+        # Through the outbox: a webhook that is down now gets it from the alert_outbox sensor.
+        alert_through_outbox(
+            brain.library,
+            "data_quality_blocked",
+            {
+                "symbols": blocked,
+                "run_id": run_id,
+                "reasons": {s: prepared[s].valid.message for s in blocked},
+            },
+        )
 
 
 @dg.asset(**COMMON, kinds={"pandas"}, check_specs=check_specs("features"))

@@ -23,10 +23,10 @@ import pandas as pd
 from brain_assets.defs.metadata import markdown_table
 from brain_assets.defs.partitions import symbols
 from brain_assets.events import log_event
+from brain_assets.library import BrainLibrary
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.quality.run import CheckOutcome, features_checks, run_check
 from brain_assets.quality.schemas import ImportanceSchema, MetricsSchema
-from brain_assets.store.library import BrainLibrary
 
 Evaluate = Callable[[Any, RetrainSettings], CheckOutcome]
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}

@@ -10,10 +10,10 @@ import dagster as dg
 import pandas as pd
 
 from brain_assets.defs.metadata import markdown_table
+from brain_assets.library import BrainLibrary
 from brain_assets.market_data.base import MarketData
 from brain_assets.pipeline.bars import CLEANING_CHECK, PreparedBars
 from brain_assets.plots import data_health_png, markdown_image
-from brain_assets.store.library import BrainLibrary
 
 # Runs shown in the health chart: about a month of daily retrains.
 HISTORY_RUNS = 30

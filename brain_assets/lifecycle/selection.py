@@ -22,7 +22,7 @@ from brain_assets.regimes.evaluation import MIN_REGIME_BARS
 from brain_assets.store import validation as check
 
 if TYPE_CHECKING:
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 
 def _number(value: object) -> float | None:
@@ -58,7 +58,7 @@ def _choice(
 class ModelSelector:
     """Chooses a symbol's model for a volatility regime from the Brain Library's metrics."""
 
-    def __init__(self, brain: BrainLibrary, *, min_bars: int = MIN_REGIME_BARS) -> None:
+    def __init__(self, brain: BrainStore, *, min_bars: int = MIN_REGIME_BARS) -> None:
         if isinstance(min_bars, bool | np.bool_) or not isinstance(min_bars, int | np.integer):
             raise ValueError(f"min_bars: must be an integer, got {min_bars!r}")
         if min_bars < 1:
@@ -108,7 +108,7 @@ class ModelSelector:
 
         scores = self.brain.get_regime_scores(symbol)
         # Only versions that may trade compete: above the activation floor, not rolled back for
-        # a regression, of one horizon (see BrainLibrary.get_best_model).
+        # a regression, of one horizon (see BrainStore.get_best_model).
         tradable = set(self.brain.tradable_model_ids(symbol))
         in_regime = scores[
             (scores["regime"] == regime) & scores["model_id"].astype(str).isin(tradable)

@@ -46,7 +46,7 @@ from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.events import log_event
 from brain_assets.provenance import refused_synthetic, synthetic_bars_allowed
 from brain_assets.store import validation as check
-from brain_assets.store.library import BrainLibrary
+from brain_assets.store.library import BrainStore
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
 from brain_assets.training.serialization import UnloadableArtifactError, load_registered_model
 
@@ -72,6 +72,61 @@ judged (see ModelVersioning.fall_back_from_unloadable)."""
 
 MAX_ROLLBACK_CANDIDATES = 5
 """Earlier versions a rollback considers, most recently active first."""
+
+
+def _regression_details(
+    model_id: str,
+    assessment: Mapping[str, Any],
+    threshold: float,
+    values: Mapping[str, float],
+    stamp: str | None,
+) -> dict[str, Any]:
+    """What a regression's activation or warning row records."""
+    worst = assessment.get("worst") or {}
+    # "baseline" on an activation row is the activated model's own baseline, so the
+    # regressed model's numbers go under their own names.
+    return {
+        "trigger": str(assessment.get("trigger") or "metric_regression"),
+        "regressed_model_id": model_id,
+        "metric": worst.get("metric"),
+        "metric_baseline": worst.get("baseline"),
+        "new_value": worst.get("new"),
+        "relative_degradation": worst.get("relative_degradation"),
+        "threshold": threshold,
+        "rule": assessment.get("rule"),
+        "p_value": assessment.get("p_value"),
+        "comparisons": assessment["comparisons"],
+        "cumulative": assessment.get("cumulative"),
+        "drift": assessment.get("drift"),
+        # The live window against standing aside and holding over the same bars.
+        "benchmarks": benchmarks(values),
+        "as_of": stamp,
+    }
+
+
+def _regression_alert(
+    symbol: str,
+    model_id: str,
+    assessment: Mapping[str, Any],
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The alert payload of a regression's rollback, stand-aside or warning."""
+    worst = assessment.get("worst") or {}
+    return {
+        "symbol": symbol,
+        "regressed_model_id": model_id,
+        "rolled_back_to": details.get("rolled_back_to"),
+        "metric": worst.get("metric"),
+        "baseline": worst.get("baseline"),
+        "new": worst.get("new"),
+        "relative_degradation": None
+        if worst.get("relative_degradation") is None
+        else round(worst["relative_degradation"], 4),
+        "threshold": details["threshold"],
+        "p_value": assessment.get("p_value"),
+        "trigger": details["trigger"],
+        "rule": assessment.get("rule"),
+    }
 
 
 def _threshold(value: object) -> float:
@@ -108,12 +163,12 @@ def _kept_inactive_reason(model: Mapping[str, Any], floor: Verdict, synthetic_al
 class ModelVersioning:
     """Versions of each symbol's model: which one trades, and why it changed.
 
-    The decisions are made here; every read and state switch they need is a BrainLibrary call
+    The decisions are made here; every read and state switch they need is a BrainStore call
     that joins the one transaction each public method opens, under the symbol's lock."""
 
     def __init__(
         self,
-        brain: BrainLibrary,
+        brain: BrainStore,
         *,
         tolerance: float = 0.0,
         policy: DecisionPolicy | None = None,
@@ -156,7 +211,7 @@ class ModelVersioning:
         by bar time) against ``champion_returns(active)`` on their common bars; with
         ``promotion_confidence=None`` by composite score. Otherwise it stays an inactive
         challenger and the reason is recorded. Extra keyword arguments go to
-        BrainLibrary.register_model. With a ``fingerprint`` that the symbol already has, the
+        BrainStore.register_model. With a ``fingerprint`` that the symbol already has, the
         existing version's model_id is returned and nothing is written or decided."""
         with transaction_with_alerts(self.brain) as alerts:
             fingerprint = details.get("fingerprint")
@@ -410,88 +465,85 @@ class ModelVersioning:
             assessment = self._assess(model, values, threshold, monitored)
             if not assessment["regressed"]:
                 return False
-            trigger = str(assessment.get("trigger") or "metric_regression")
-            worst = assessment.get("worst") or {}
-            # "baseline" on an activation row is the activated model's own baseline, so the
-            # regressed model's numbers go under their own names.
-            details = {
-                "trigger": trigger,
-                "regressed_model_id": model_id,
-                "metric": worst.get("metric"),
-                "metric_baseline": worst.get("baseline"),
-                "new_value": worst.get("new"),
-                "relative_degradation": worst.get("relative_degradation"),
-                "threshold": threshold,
-                "rule": assessment.get("rule"),
-                "p_value": assessment.get("p_value"),
-                "comparisons": assessment["comparisons"],
-                "cumulative": assessment.get("cumulative"),
-                "drift": assessment.get("drift"),
-                # The live window against standing aside and holding over the same bars.
-                "benchmarks": benchmarks(values),
-                "as_of": stamp,
-            }
-
-            def warn(reason: str, message: str) -> None:
-                self.brain.record_activation_event(
-                    symbol,
-                    model_id,
-                    model["version"],
-                    action="warning",
-                    reason=reason,
-                    details={**details, "message": message},
-                )
-
-            waited = self._bars_since_last_change(symbol, stamp, values)
-            # The cooldown protects a version just chosen from the window test's noise; the
-            # cumulative test is valid at every look and needs none.
-            if (
-                trigger == "metric_regression"
-                and self.policy.cooldown_bars
-                and waited is not None
-                and waited < self.policy.cooldown_bars
-            ):
-                warn(
-                    "rollback_deferred",
-                    f"regressed, but only {waited:.0f} bars since the last automatic change; "
-                    f"the cooldown is {self.policy.cooldown_bars} bars",
-                )
+            details = _regression_details(model_id, assessment, threshold, values, stamp)
+            if self._deferred_by_cooldown(symbol, model, details, values, stamp):
                 return False
-            target, skipped = self._rollback_target(
-                symbol, model, candidates, threshold, on_recent_bars=True
-            )
-            details["skipped"] = skipped
-            if target is not None:
-                details["rolled_back_to"] = target["model_id"]
-                self._activate(target, reason="rollback", details=details)
-                event = "model_rollback"
-            elif self.policy.rollback_confidence is not None:
-                self.brain.stand_aside(
-                    symbol, reason="rollback", details={**details, "stand_aside": True}
-                )
-                event = "model_stand_aside"
-            else:
-                warn("rollback_unavailable", "no earlier version to roll back to")
-                event = "model_rollback_unavailable"
-            alerts.queue(
-                event,
-                {
-                    "symbol": symbol,
-                    "regressed_model_id": model_id,
-                    "rolled_back_to": details.get("rolled_back_to"),
-                    "metric": worst.get("metric"),
-                    "baseline": worst.get("baseline"),
-                    "new": worst.get("new"),
-                    "relative_degradation": None
-                    if worst.get("relative_degradation") is None
-                    else round(worst["relative_degradation"], 4),
-                    "threshold": threshold,
-                    "p_value": assessment.get("p_value"),
-                    "trigger": trigger,
-                    "rule": assessment.get("rule"),
-                },
-            )
+            event = self._take_out_regressed(symbol, model, details, candidates, threshold)
+            alerts.queue(event, _regression_alert(symbol, model_id, assessment, details))
         return event != "model_rollback_unavailable"
+
+    def _warn_regressed(
+        self,
+        symbol: str,
+        model: Mapping[str, Any],
+        details: Mapping[str, Any],
+        reason: str,
+        message: str,
+    ) -> None:
+        self.brain.record_activation_event(
+            symbol,
+            details["regressed_model_id"],
+            model["version"],
+            action="warning",
+            reason=reason,
+            details={**details, "message": message},
+        )
+
+    def _deferred_by_cooldown(
+        self,
+        symbol: str,
+        model: Mapping[str, Any],
+        details: Mapping[str, Any],
+        values: Mapping[str, float],
+        stamp: str | None,
+    ) -> bool:
+        """True (and a warning recorded) when the rollback waits for the cooldown to pass."""
+        waited = self._bars_since_last_change(symbol, stamp, values)
+        # The cooldown protects a version just chosen from the window test's noise; the
+        # cumulative test is valid at every look and needs none.
+        if (
+            details["trigger"] == "metric_regression"
+            and self.policy.cooldown_bars
+            and waited is not None
+            and waited < self.policy.cooldown_bars
+        ):
+            self._warn_regressed(
+                symbol,
+                model,
+                details,
+                "rollback_deferred",
+                f"regressed, but only {waited:.0f} bars since the last automatic change; "
+                f"the cooldown is {self.policy.cooldown_bars} bars",
+            )
+            return True
+        return False
+
+    def _take_out_regressed(
+        self,
+        symbol: str,
+        model: Mapping[str, Any],
+        details: dict[str, Any],
+        candidates: Mapping[str, Mapping[str, float]] | None,
+        threshold: float,
+    ) -> str:
+        """Roll back, stand aside or (seed policy, no target) warn; returns the alert's event."""
+        target, skipped = self._rollback_target(
+            symbol, model, candidates, threshold, on_recent_bars=True
+        )
+        details["skipped"] = skipped
+        if target is not None:
+            details["rolled_back_to"] = target["model_id"]
+            self._activate(target, reason="rollback", details=details)
+            return "model_rollback"
+        if self.policy.rollback_confidence is not None:
+            self.brain.stand_aside(
+                symbol, reason="rollback", details={**details, "stand_aside": True}
+            )
+            return "model_stand_aside"
+        self._warn_regressed(
+            symbol, model, details, "rollback_unavailable", "no earlier version to roll back to"
+        )
+        return "model_rollback_unavailable"
 
     # -- unloadable artifacts -----------------------------------------------------------------
 

@@ -50,14 +50,14 @@ from brain_assets.errors import (
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
 from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_features
+from brain_assets.lifecycle.predictor_cache import PredictorCache, PredictorCacheError, read_bundle
 from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
-from brain_assets.predictor_cache import PredictorCache, PredictorCacheError, read_bundle
 from brain_assets.provenance import refused_here, refused_synthetic, synthetic_bars_allowed
 from brain_assets.regimes.classify import REGIMES
 
 if TYPE_CHECKING:
     from brain_assets.decisions.policy import DecisionPolicy
-    from brain_assets.store.library import BrainLibrary
+    from brain_assets.store.library import BrainStore
 
 __all__ = [
     "Prediction",
@@ -79,7 +79,7 @@ _FREQUENCY_RTOL = 1e-6
 class StandAside(BrainError):  # noqa: N818 (the engine's verb, not an error in the Brain)
     """The symbol has no version the Brain lets trade: hold no position in it.
 
-    ``reason`` is ``BrainLibrary.trading_status(symbol)["reason"]``: no version passed the
+    ``reason`` is ``BrainStore.trading_status(symbol)["reason"]``: no version passed the
     activation floor, or the last one was taken out and no earlier one qualified.
     ``cached_at`` is None when the Brain said so now; when it did not answer, it is when the
     Brain last gave this decision, read back from the predictor cache.
@@ -211,7 +211,7 @@ class Predictor:
         """The prediction for the last of ``rows``; the rows before it are the context."""
         if self.context_rows == 0:
             return float(np.asarray(self.estimator.predict(rows), dtype=np.float64)[-1])
-        from brain_assets.pipeline.lstm_model import with_context
+        from brain_assets.lstm.context import with_context
 
         model = with_context(self.estimator, rows.iloc[:-1])
         return float(np.asarray(model.predict(rows.iloc[-1:]), dtype=np.float64)[-1])
@@ -324,7 +324,7 @@ def _position_rule(metrics: object) -> PositionRule:
     return PositionRule(fee_bps=float(fee), margin=float(margin))
 
 
-def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
+def _stand_aside(brain: BrainStore, symbol: str) -> StandAside:
     """StandAside with the Brain's reason, or a ValueError for a symbol without any model."""
     if brain.list_models(symbol).empty:
         raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
@@ -332,7 +332,7 @@ def _stand_aside(brain: BrainLibrary, symbol: str) -> StandAside:
 
 
 def load_predictor(
-    brain: BrainLibrary | None,
+    brain: BrainStore | None,
     symbol: str,
     regime: str | None = None,
     *,
@@ -384,9 +384,9 @@ def load_predictor(
     cache = PredictorCache.configured(cache_dir)
     try:
         if brain is None:
-            from brain_assets.store.library import BrainLibrary
+            from brain_assets.store.library import BrainStore
 
-            with BrainLibrary() as own:
+            with BrainStore() as own:
                 return _load_live(own, symbol, regime, policy, cache)
         # The pool waits up to its 30 s checkout timeout for a stopped server; one connection of
         # its own tells within the connect timeout, before the engine is kept waiting.
@@ -401,10 +401,10 @@ def load_predictor(
     return _load_cached(cache, symbol, regime, _describe(unreachable, brain))
 
 
-def _describe(error: Exception, brain: BrainLibrary | None) -> str:
+def _describe(error: Exception, brain: BrainStore | None) -> str:
     """The connection error in one line, without the DSN's secrets."""
+    from brain_assets.dsn import scrub
     from brain_assets.environment import configured_dsn
-    from brain_assets.store.dsn import scrub
 
     text = " ".join(str(error).split()) or type(error).__name__
     dsn = brain.dsn if brain is not None else configured_dsn()
@@ -412,7 +412,7 @@ def _describe(error: Exception, brain: BrainLibrary | None) -> str:
 
 
 def _load_live(
-    brain: BrainLibrary,
+    brain: BrainStore,
     symbol: str,
     regime: str | None,
     policy: DecisionPolicy | None,
@@ -460,11 +460,11 @@ def _remember(cache: PredictorCache, symbol: str, write: Callable[[], Path]) -> 
 
 
 def _load_recommended(
-    brain: BrainLibrary, symbol: str, regime: str | None, policy: DecisionPolicy | None
+    brain: BrainStore, symbol: str, regime: str | None, policy: DecisionPolicy | None
 ) -> tuple[dict[str, Any], Predictor]:
     """The registry row the Brain recommends and its Predictor (see load_predictor)."""
+    from brain_assets.lifecycle.versioning import ModelVersioning
     from brain_assets.training.serialization import UnloadableArtifactError
-    from brain_assets.versioning import ModelVersioning
 
     model, reason = _recommended(brain, symbol, regime)
     try:
@@ -607,16 +607,14 @@ def _offline_predictor(
     )
 
 
-def _recommended(
-    brain: BrainLibrary, symbol: str, regime: str | None
-) -> tuple[dict[str, Any], str]:
+def _recommended(brain: BrainStore, symbol: str, regime: str | None) -> tuple[dict[str, Any], str]:
     """The registry row load_predictor loads, and why it is the one."""
     if regime is None:
         model = brain.get_active_model(symbol)
         if model is None or refused_here(model):
             raise _stand_aside(brain, symbol)
         return model, f"{model['model_type']} v{model['version']} is the active version"
-    from brain_assets.selection import ModelSelector
+    from brain_assets.lifecycle.selection import ModelSelector
 
     pick = ModelSelector(brain).select_model_for_symbol(symbol, regime)
     if pick is None:
@@ -630,7 +628,7 @@ def _recommended(
 
 
 def _predictor(
-    brain: BrainLibrary, model: dict[str, Any], *, reason: str, regime: str | None
+    brain: BrainStore, model: dict[str, Any], *, reason: str, regime: str | None
 ) -> Predictor:
     from brain_assets.training.serialization import load_registered_model
 
@@ -647,7 +645,7 @@ def _build(
     source: PredictorSource,
     cached_at: datetime | None,
 ) -> Predictor:
-    from brain_assets.pipeline.lstm_model import context_rows
+    from brain_assets.lstm.context import context_rows
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
 
     label = f"{model['symbol']} {model['model_type']} v{model['version']}"

@@ -1,9 +1,9 @@
 """What lets the engine keep trading through a Brain outage: a local cache of the last decision the
 Brain gave for each symbol, and the bundles ``brain export`` writes.
 
-Every time :func:`brain_assets.predictor.load_predictor` hears from the Brain it records the
-decision in the cache folder (``$BRAIN_PREDICTOR_CACHE``, default ``<BRAIN_HOME>/predictor-cache``;
-``off`` turns the cache off):
+Every time :func:`~brain_assets.lifecycle.predictor.load_predictor` hears from the Brain it records
+the decision in the cache folder (``$BRAIN_PREDICTOR_CACHE``, default
+``<BRAIN_HOME>/predictor-cache``; ``off`` turns the cache off):
 
 ``<symbol>.<key>.json``
     One decision: stand aside (with the Brain's reason), or a version to trade, described by the
