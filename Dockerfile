@@ -4,7 +4,7 @@
 #   docker build -t registry.example.com/brain-assets:0.1.0 .
 #
 # The wheel carries the migrations and the Dagster YAML files (see setup.py), so the image needs
-# no checkout; brain_assets_tests/test_wheel.py builds and installs the same wheel the same way.
+# no checkout; brain_assets_tests/e2e/test_wheel.py builds and installs the same wheel the same way.
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \

@@ -5,7 +5,7 @@ speed-up of two workers over one.
     .venv/bin/python bench/celery_scale_out.py [--repeats 3] [--workers 1 2]
 
 Each measurement starts a fresh cluster (Redis, embedded PostgreSQL, code server, webserver,
-daemon, workers: brain_assets_tests/test_celery_scale_out.py's CeleryCluster) in a temporary
+daemon, workers: brain_assets_tests/celery_cluster.py) in a temporary
 folder; its start-up is not timed. Worker counts alternate (1, 2, 1, 2, ...) so that a change in
 the machine's load spreads over both. The load average before and after each measurement is
 recorded: on a shared machine it says how much else was running. Needs redis-server and
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from brain_assets_tests.test_celery_scale_out import SYMBOLS, CeleryCluster, celery_unavailable
+from brain_assets_tests.celery_cluster import SYMBOLS, CeleryCluster, celery_unavailable
 
 RESULTS = Path(__file__).parent / "results"
 CSV_COLUMNS = (

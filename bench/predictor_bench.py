@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from brain_assets.calendar import periods_per_year
-from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.features.technical import compute_features
 from brain_assets.library import BrainLibrary
 from brain_assets.lifecycle.predictor import load_predictor
@@ -47,12 +46,13 @@ from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
 from brain_assets.store.embedded import start_embedded
+from brain_assets_tests.policies import NO_FLOOR_POLICY
 
 RESULTS = Path(__file__).parent / "results"
 SYMBOL = "BTC/USDT"
 MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 RECENT_BARS = 500
-NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
+NO_FLOOR = NO_FLOOR_POLICY
 
 # Runs in a fresh interpreter: argv[1] the DSN, argv[2] a CSV of recent bars. Prints JSON.
 COLD = """

@@ -3,7 +3,7 @@
 Every feature at bar ``t`` depends only on bars ``<= t``: the code uses trailing rolling
 windows, ``ewm`` with ``adjust=False`` and shifts by positive lags. It never uses
 ``center=True``, backward filling, or a statistic over the whole series (no global mean,
-no global scaling). ``brain_assets_tests/test_features.py`` proves it by replacing every bar
+no global scaling). ``brain_assets_tests/core/test_features.py`` proves it by replacing every bar
 after ``t`` with noise and checking that rows ``<= t`` stay bit-for-bit identical.
 
 Two pandas shortcuts are avoided on purpose: ``Series.rolling(...).skew()`` and ``.kurt()``

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,24 +35,26 @@ LOG_COLUMNS = (
 )
 
 
-def _record(*arguments: Any, **keywords: Any) -> tuple[Any, ...]:
-    """The row of one check result: log_data_quality's arguments, validated (bound to its
-    signature, so that its parameters and defaults are written once; a TypeError names an
-    argument that is missing or that it does not take)."""
-    given = inspect.signature(QualityMixin.log_data_quality).bind(None, *arguments, **keywords)
-    given.apply_defaults()
-    values = given.arguments
-    passed = values["passed"]
+def _record(
+    symbol: str,
+    check_name: str,
+    severity: str,
+    passed: bool,
+    failure_count: int = 0,
+    details: Mapping[str, Any] | None = None,
+    timestamp: datetime | None = None,
+) -> tuple[Any, ...]:
+    """The row of one check result (log_data_quality's arguments), validated."""
     if not isinstance(passed, bool | np.bool_):
         raise ValueError(f"passed must be a bool, got {type(passed).__name__}")
     return (
-        check.symbol(values["symbol"]),
-        check.text(values["check_name"], "check_name"),
-        check.severity(values["severity"]),
+        check.symbol(symbol),
+        check.text(check_name, "check_name"),
+        check.severity(severity),
         bool(passed),
-        check.failure_count(values["failure_count"]),
-        check.json_document(values["details"], "details"),
-        check.optional_timestamp(values["timestamp"], "timestamp") or datetime.now(UTC),
+        check.failure_count(failure_count),
+        check.json_document(details, "details"),
+        check.optional_timestamp(timestamp, "timestamp") or datetime.now(UTC),
     )
 
 

@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -23,8 +22,9 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, Runs
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from brain_assets.defs.run_launcher import WatchedRunLauncher, worker_status
+from brain_assets_tests.paths import REPO
 
-ROOT_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
+ROOT_CONFIG = REPO / "dagster.yaml"
 SECTIONS = ("run_launcher", "run_monitoring", "run_retries")
 
 

@@ -5,7 +5,6 @@ defects of each sample file)."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,10 +15,11 @@ from brain_assets.library import BrainLibrary
 from brain_assets.store.embedded import EmbeddedServer
 from brain_assets_tests.conftest import TEMPLATE
 from brain_assets_tests.dagster_helpers import run_assets
+from brain_assets_tests.paths import TEST_DATA
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parent / "data"
+DATA = TEST_DATA
 MARKET = MarketDataResource(source="files", folder=str(DATA))
 RETRAIN = RetrainResource(min_rows=500, importance_sample=200, include_lstm=False)
 BAR_OUTPUTS = {"market_data", "data_quality"}

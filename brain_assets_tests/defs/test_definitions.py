@@ -12,8 +12,9 @@ import yaml
 from brain_assets.definitions import defs
 from brain_assets.defs.jobs import daily_retrain_schedule, nightly_feature_analysis_schedule
 from brain_assets.defs.partitions import add_symbols, validate_symbol
+from brain_assets_tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 
 EXPECTED_DEPS = {
     "exchange_bars": set(),

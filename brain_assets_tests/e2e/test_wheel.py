@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from brain_assets_tests.dev_server import free_port, graphql, server_answers, wait_for
+from brain_assets_tests.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 SKIP = {".venv", ".git", "build", "dist", ".brain", "logs", ".mypy_cache", ".ruff_cache"}
 
 

@@ -52,7 +52,9 @@ from dagster._core.instance.config import dagster_instance_config, dagster_insta
 from dagster._serdes import ConfigurableClassData
 from dagster._serdes.config_class import class_from_code_pointer
 
-ROOT = Path(__file__).resolve().parents[1]
+from brain_assets_tests.paths import REPO
+
+ROOT = REPO
 DEPLOY = ROOT / "deploy"
 
 INSTANCE_FILES = {

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 from brain_assets.calendar import periods_per_year
-from brain_assets.decisions.policy import DecisionPolicy
 from brain_assets.defs.monitoring.assets import live_model_metrics
 from brain_assets.defs.monitoring.resources import MonitoringResource
 from brain_assets.defs.resources import LSTMConfig, MarketDataResource, RetrainResource
@@ -46,9 +45,9 @@ from brain_assets.store.registry import UNLOADABLE_TRIGGER
 from brain_assets.training import serialization
 from brain_assets.training.serialization import ArtifactEnvironmentError
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, run_assets
+from brain_assets_tests.policies import NO_FLOOR_POLICY as NO_FLOOR
 
 SYMBOL = "BTC/USDT"
-NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
 TINY_LSTM: dict[str, Any] = {
     "units": 4,
     "layers": 1,

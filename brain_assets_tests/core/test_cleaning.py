@@ -23,8 +23,9 @@ from brain_assets.quality.cleaning import (
     clean_bars,
 )
 from brain_assets.quality.run import ohlcv_checks
+from brain_assets_tests.paths import TEST_DATA
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = TEST_DATA
 SAMPLES = ("BTC/USD", "ETH/USD", "LTC/USD", "BROKEN/USD")
 
 Row = tuple[str | None, float, float, float, float, float]

@@ -4,8 +4,6 @@ bad now stays blocked."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +13,9 @@ from brain_assets.market_data.synthetic import signal_market
 from brain_assets.pipeline.bars import prepare_bars
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.quality.cleaning import CleaningPolicy
+from brain_assets_tests.paths import REAL_HISTORIES
 
-REAL = Path(__file__).resolve().parents[1] / "bench" / "data" / "real"
+REAL = REAL_HISTORIES
 SETTINGS = RetrainSettings()
 
 

@@ -47,7 +47,12 @@ from brain_assets.store.backup import (
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
 from brain_assets.store.migrations import SQL_DIR, apply_migrations, latest_version
 from brain_assets_tests.conftest import TEMPLATE, count_rows
-from brain_assets_tests.test_backup import SECRET, assert_same_database, tables_of, with_password
+from brain_assets_tests.store.test_backup import (
+    SECRET,
+    assert_same_database,
+    tables_of,
+    with_password,
+)
 
 SYMBOL = "BTC/USDT"
 CURSOR_KEY = "backup_probe_sensor_cursor"

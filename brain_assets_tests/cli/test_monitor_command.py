@@ -16,7 +16,7 @@ from brain_assets.library import BrainLibrary
 from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets_tests.dagster_helpers import run_assets
-from brain_assets_tests.test_rollback_flow import SYMBOL, register_reversed_model, write
+from brain_assets_tests.defs.test_rollback_flow import SYMBOL, register_reversed_model, write
 
 pytestmark = pytest.mark.slow
 

@@ -48,10 +48,10 @@ from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, train_symbol
 from brain_assets.store.embedded import start_embedded
+from brain_assets_tests.policies import NO_FLOOR_POLICY as NO_FLOOR
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge", "random_forest"))
-NO_FLOOR = DecisionPolicy(floor_min_composite=None, floor_confidence=None)
 UNREACHABLE_DSN = "postgresql://trader:s3cr3t-pw@127.0.0.1:1/brain"
 
 
