@@ -21,7 +21,7 @@ from brain_assets.alerts import (
 from brain_assets.cli.main import main
 from brain_assets.library import BrainLibrary
 from brain_assets.logs import LOGGER_NAME, remove_logging
-from brain_assets_tests.core.test_alerts import Webhook, events, serve_webhook
+from brain_assets_tests.webhook import Webhook, events, serve_webhook
 
 
 @pytest.fixture(autouse=True)
