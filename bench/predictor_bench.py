@@ -46,7 +46,7 @@ from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
 from brain_assets.store.embedded import start_embedded
-from brain_assets_tests.policies import NO_FLOOR_POLICY
+from brain_assets_tests.settings import NO_FLOOR_POLICY
 
 RESULTS = Path(__file__).parent / "results"
 SYMBOL = "BTC/USDT"

@@ -109,7 +109,8 @@ def imports_of(module: str) -> Iterator[tuple[str, int]]:
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            targets = [f"{node.module}.{alias.name}" for alias in node.names]
+            # ``from package import module`` runs the package's __init__ too: both count.
+            targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
         for target in targets:
             if target.split(".")[0] != "brain_assets":
                 continue

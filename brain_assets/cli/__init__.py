@@ -1,5 +1,1 @@
-"""The ``brain`` command."""
-
-from brain_assets.cli.main import main
-
-__all__ = ["main"]
+"""The ``brain`` command: ``brain_assets.cli.main:main``, one module per group of subcommands."""

@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from brain_assets.cli import fetch_command
+import brain_assets.cli.fetch_command as fetch_command
 from brain_assets.cli.output import emit, emit_rows, to_json
 from brain_assets.library import BrainLibrary
 from brain_assets.store.bars import INVENTORY_COLUMNS, TIMEFRAME_SECONDS, BarBatch

@@ -7,19 +7,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from brain_assets.cli import (
-    alert_commands,
-    analyze_command,
-    data_commands,
-    model_commands,
-    operate_commands,
-    predict_command,
-    query_commands,
-    replay_command,
-    retrain_commands,
-    run_commands,
-    store_commands,
-)
+import brain_assets.cli.alert_commands as alert_commands
+import brain_assets.cli.analyze_command as analyze_command
+import brain_assets.cli.data_commands as data_commands
+import brain_assets.cli.model_commands as model_commands
+import brain_assets.cli.operate_commands as operate_commands
+import brain_assets.cli.predict_command as predict_command
+import brain_assets.cli.query_commands as query_commands
+import brain_assets.cli.replay_command as replay_command
+import brain_assets.cli.retrain_commands as retrain_commands
+import brain_assets.cli.run_commands as run_commands
+import brain_assets.cli.store_commands as store_commands
 from brain_assets.errors import BrainError
 from brain_assets.logs import configure_logging
 

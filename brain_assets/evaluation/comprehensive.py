@@ -27,9 +27,9 @@ from typing import Any, ParamSpec, Protocol
 import numpy as np
 import pandas as pd
 
+import brain_assets.evaluation.inputs as check
+import brain_assets.evaluation.metrics as m
 from brain_assets.defaults import FEE_BPS
-from brain_assets.evaluation import inputs as check
-from brain_assets.evaluation import metrics as m
 from brain_assets.evaluation.inputs import MIN_OBSERVATIONS, ArrayInput, IndexInput
 from brain_assets.evaluation.metrics import FloatArray
 from brain_assets.evaluation.report import METRIC_GROUPS, generate_evaluation_report

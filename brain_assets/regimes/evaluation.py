@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+import brain_assets.evaluation.inputs as check
 from brain_assets.defaults import FEE_BPS
-from brain_assets.evaluation import inputs as check
 from brain_assets.evaluation.comprehensive import evaluate_model
 from brain_assets.evaluation.inputs import MIN_OBSERVATIONS, ArrayInput
 from brain_assets.regimes.classify import REGIMES

@@ -45,19 +45,10 @@ from brain_assets.store.registry import UNLOADABLE_TRIGGER
 from brain_assets.training import serialization
 from brain_assets.training.serialization import ArtifactEnvironmentError
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, run_assets
-from brain_assets_tests.policies import NO_FLOOR_POLICY as NO_FLOOR
+from brain_assets_tests.settings import NO_FLOOR_POLICY as NO_FLOOR
+from brain_assets_tests.settings import TINY_LSTM
 
 SYMBOL = "BTC/USDT"
-TINY_LSTM: dict[str, Any] = {
-    "units": 4,
-    "layers": 1,
-    "sequence_length": 6,
-    "epochs": 2,
-    "batch_size": 64,
-    "patience": 1,
-    "shap_rows": 16,
-    "shap_samples": 8,
-}
 SHARED_LIBRARY = "libtensorflow_cc.so.2: cannot open shared object file: No such file or directory"
 
 

@@ -48,7 +48,7 @@ from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, train_symbol
 from brain_assets.store.embedded import start_embedded
-from brain_assets_tests.policies import NO_FLOOR_POLICY as NO_FLOOR
+from brain_assets_tests.settings import NO_FLOOR_POLICY as NO_FLOOR
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge", "random_forest"))

@@ -34,18 +34,9 @@ from brain_assets.pipeline.training import TrainedArtifact, fitted_model, split_
 from brain_assets.training.serialization import deserialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit
 from brain_assets_tests.dagster_helpers import SMALL_MARKET, check_results, run_assets
+from brain_assets_tests.settings import TINY_LSTM as TINY
 
 SYMBOL = "BTC/USDT"
-TINY: dict[str, Any] = {
-    "units": 4,
-    "layers": 1,
-    "sequence_length": 6,
-    "epochs": 2,
-    "batch_size": 64,
-    "patience": 1,
-    "shap_rows": 16,
-    "shap_samples": 8,
-}
 SETTINGS = RetrainSettings(
     model_types=("ridge",),
     include_lstm=True,
