@@ -136,7 +136,7 @@ def main() -> None:
                     "dropped": health["cleaning"]["dropped"],
                     "usable": health["usable"],
                     "versions": len(models),
-                    "active_version": None if active is None else int(active["version"]),
+                    "active_version": None if active is None else int(active.version),
                 }
                 log.append(entry)
                 print(

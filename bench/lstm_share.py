@@ -95,7 +95,7 @@ def _child(variant: str) -> dict[str, Any]:
             for model_id in versions.loc[versions["model_type"] == "lstm", "model_id"]:
                 record = brain.get_model(str(model_id))
                 if record is not None:
-                    params = record["hyperparameters"]
+                    params = record.hyperparameters
                     epochs.append({"best_epoch": params["best_epoch"], "run": params["epochs_run"]})
     return {
         "variant": variant,

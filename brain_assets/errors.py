@@ -69,3 +69,8 @@ class SyntheticBarsRefusedError(BrainError, ValueError):
 class MissingBarsError(BrainError, ValueError):
     """The deployment's bar store holds no bars of a symbol (and synthetic bars were not
     chosen): nothing is trained on made-up bars in their place."""
+
+
+class StaleDecisionError(BrainError, RuntimeError):
+    """A decision about which version trades was made against another active version than the
+    one active now (another writer changed it in between); nothing was written."""

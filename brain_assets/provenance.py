@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from brain_assets.records import ModelVersion
+
 SYNTHETIC = "synthetic"
 MARKET_SOURCE_ENV = "BRAIN_MARKET_SOURCE"
 
@@ -46,11 +48,11 @@ def synthetic_bars_allowed(source: str | None = None) -> bool:
     return chosen.strip() == SYNTHETIC
 
 
-def refused_here(model: Mapping[str, Any]) -> bool:
-    """Whether a registry row was trained on synthetic bars that this deployment refuses: such
-    a version does not trade here even if it is active (it was activated in a synthetic
+def refused_here(model: ModelVersion) -> bool:
+    """Whether a version was trained on synthetic bars that this deployment refuses: such a
+    version does not trade here even if it is active (it was activated in a synthetic
     deployment on the same Brain, such as the demo's)."""
-    return bool(model.get("synthetic_bars")) and not synthetic_bars_allowed()
+    return bool(model.synthetic_bars) and not synthetic_bars_allowed()
 
 
 def refused_synthetic(version: int | str, symbol: str) -> str:
@@ -61,9 +63,12 @@ def refused_synthetic(version: int | str, symbol: str) -> str:
     )
 
 
-def bars_label(model: Mapping[str, Any]) -> str:
-    """A registry row's bars for a table: 'store:binance 1h', 'synthetic 1h (SYNTHETIC)', or
-    'unknown' for a version registered before provenance was recorded."""
+def bars_label(model: ModelVersion | Mapping[str, Any]) -> str:
+    """A version's bars for a table: 'store:binance 1h', 'synthetic 1h (SYNTHETIC)', or
+    'unknown' for a version registered before provenance was recorded. Also takes a row of
+    the registry's table."""
+    if isinstance(model, ModelVersion):
+        model = model.to_dict()
     source = model.get("bar_source")
     if not source:
         return "unknown"

@@ -57,6 +57,7 @@ from brain_assets.pipeline.promotion import model_predictions
 from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
+from brain_assets.records import ModelVersion
 from brain_assets.store import validation as check
 
 
@@ -232,8 +233,8 @@ class _Stepper:
         return {
             "step": step,
             "as_of": outcome.as_of,
-            "active_version": None if active is None else int(active["version"]),
-            "active_type": None if active is None else str(active["model_type"]),
+            "active_version": None if active is None else int(active.version),
+            "active_type": None if active is None else str(active.model_type),
             "period_return": outcome.period_return,
             "hold_return": outcome.hold_return,
             "live": outcome.live,
@@ -285,7 +286,7 @@ class _Account:
     def trade(
         self,
         brain: BrainLibrary,
-        held: dict[str, Any] | None,
+        held: ModelVersion | None,
         table: pd.DataFrame,
         rows: pd.Index,
     ) -> tuple[float, float]:

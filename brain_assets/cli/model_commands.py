@@ -14,6 +14,7 @@ from brain_assets.lifecycle.predictor_cache import (
     EXTENSIONS,
     write_atomically,
 )
+from brain_assets.records import ModelVersion
 
 MODEL_LIST_FIELDS = (
     "version",
@@ -85,8 +86,8 @@ def run_models(args: argparse.Namespace) -> int:
         {k: row[k] for k in MODEL_LIST_FIELDS}
         for row in reversed(versions.to_dict("records"))  # newest first
     ]
-    state = "stand aside" if status["stand_aside"] else "trading"
-    summary = {"stand_aside": status["stand_aside"], "reason": status["reason"]}
+    state = "stand aside" if status.stand_aside else "trading"
+    summary = {"stand_aside": status.stand_aside, "reason": status.reason}
     render = (
         table(rows, list(MODEL_LIST_FIELDS))
         if rows
@@ -95,7 +96,7 @@ def run_models(args: argparse.Namespace) -> int:
     emit(
         args,
         {"symbol": args.symbol, "versions": rows, "trading_status": summary},
-        f"{render}\n{args.symbol}: {state}: {status['reason']}",
+        f"{render}\n{args.symbol}: {state}: {status.reason}",
     )
     return 0
 
@@ -134,31 +135,31 @@ def run_promote(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         active = ModelVersioning(brain).promote(args.model_id, reason=args.reason)
     picked = {
-        k: active[k]
+        k: active.to_dict()[k]
         for k in ("model_id", "symbol", "version", "model_type", "composite_score", "credible")
     }
     emit(
         args,
         picked,
-        f"{active['symbol']}: version {active['version']} ({active['model_type']}) is active "
+        f"{active.symbol}: version {active.version} ({active.model_type}) is active "
         f"now ({args.reason}; promoted by hand, the activation floor was not applied)\n"
         + table([picked], list(picked)),
     )
     return 0
 
 
-def export_target(model: dict[str, Any], path: Path) -> Path:
+def export_target(model: ModelVersion, path: Path) -> Path:
     """The file to write ``model``'s artifact to: ``path`` itself (its suffix must match the
     artifact's format) or, for a folder, ``<BASE-QUOTE>_v<version>_<model_type>.<ext>`` in it."""
-    fmt = str(model["artifact_format"])
+    fmt = model.artifact_format
     if fmt not in EXTENSIONS:
         raise ValueError(
-            f"model {model['model_id']} holds a {fmt!r} artifact; export writes "
+            f"model {model.model_id} holds a {fmt!r} artifact; export writes "
             f"{', '.join(EXTENSIONS)} artifacts only"
         )
     extension = EXTENSIONS[fmt]
     if path.is_dir():
-        name = f"{str(model['symbol']).replace('/', '-')}_v{model['version']}_{model['model_type']}"
+        name = f"{model.symbol.replace('/', '-')}_v{model.version}_{model.model_type}"
         return path / f"{name}{extension}"
     if path.suffix != extension:
         raise ValueError(
@@ -187,7 +188,7 @@ def run_export(args: argparse.Namespace) -> int:
         data = brain.load_model_artifact(args.model_id)  # checked against its sha256
     metadata = {
         "bundle_format": BUNDLE_FORMAT,
-        **{k: model.get(k) for k in SIDECAR_FIELDS},
+        **{k: model.to_dict()[k] for k in SIDECAR_FIELDS},
         "exported_at": datetime.now(UTC),
     }
     write_atomically(target, data)
@@ -197,13 +198,13 @@ def run_export(args: argparse.Namespace) -> int:
         "path": str(target),
         "sidecar": str(sidecar),
         "bytes": len(data),
-        "artifact_sha256": model["artifact_sha256"],
+        "artifact_sha256": model.artifact_sha256,
     }
     emit(
         args,
         result,
-        f"wrote {model['symbol']} v{model['version']} {model['model_type']} to {target} "
-        f"({len(data):,} bytes, sha256 {str(model['artifact_sha256'])[:12]}…) "
+        f"wrote {model.symbol} v{model.version} {model.model_type} to {target} "
+        f"({len(data):,} bytes, sha256 {str(model.artifact_sha256)[:12]}…) "
         f"and its metadata to {sidecar}",
     )
     return 0

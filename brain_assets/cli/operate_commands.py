@@ -7,9 +7,12 @@ import importlib
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brain_assets.cli.output import emit, table
+
+if TYPE_CHECKING:
+    from brain_assets.library import BrainLibrary
 
 
 def register(commands: Any) -> None:
@@ -127,13 +130,13 @@ def _open_brain(holder: dict[str, Any]) -> str:
     return f"{brain.masked_dsn} ({brain.origin})"
 
 
-def _needs_brain(brain: Any) -> Any:
+def _needs_brain(brain: BrainLibrary | None) -> BrainLibrary:
     if brain is None:
         raise RuntimeError("skipped: no database connection")
     return brain
 
 
-def _verify_schema(brain: Any) -> str:
+def _verify_schema(brain: BrainLibrary | None) -> str:
     from brain_assets.store.migrations import latest_version
 
     current, latest = _needs_brain(brain).schema_version(), latest_version()
@@ -142,7 +145,7 @@ def _verify_schema(brain: Any) -> str:
     return f"version {current}"
 
 
-def _verify_importance(brain: Any) -> str:
+def _verify_importance(brain: BrainLibrary | None) -> str:
     import numpy as np
 
     from brain_assets.importance.analyzer import FeatureImportanceAnalyzer
@@ -163,7 +166,7 @@ def _verify_importance(brain: Any) -> str:
     return "correlation analysis ranks the signal first"
 
 
-def _verify_versioning(brain: Any) -> str:
+def _verify_versioning(brain: BrainLibrary | None) -> str:
     from brain_assets.lifecycle.versioning import ModelVersioning, assess_regression
 
     ModelVersioning(_needs_brain(brain))
@@ -173,7 +176,7 @@ def _verify_versioning(brain: Any) -> str:
     return "rollback rule flags a regression"
 
 
-def _verify_selector(brain: Any) -> str:
+def _verify_selector(brain: BrainLibrary | None) -> str:
     from brain_assets.lifecycle.selection import ModelSelector
 
     answer = ModelSelector(_needs_brain(brain)).select_model_for_symbol("VERIFY/NONE", "high")
@@ -261,12 +264,13 @@ def run_rollback(args: argparse.Namespace) -> int:
     with BrainLibrary() as brain:
         active = ModelVersioning(brain).rollback(args.symbol, args.to_version)
     picked = {
-        k: active[k] for k in ("model_id", "symbol", "version", "model_type", "composite_score")
+        k: active.to_dict()[k]
+        for k in ("model_id", "symbol", "version", "model_type", "composite_score")
     }
     emit(
         args,
         picked,
-        f"{args.symbol}: version {active['version']} ({active['model_type']}) "
+        f"{args.symbol}: version {active.version} ({active.model_type}) "
         "is active now\n" + table([picked], list(picked)),
     )
     return 0

@@ -95,13 +95,13 @@ def best_model(args: argparse.Namespace) -> int:
         # No tradable version: say why, so that the engine's operator knows to stand aside.
         emit(
             args,
-            {"best": None, "active": None, "stand_aside": True, "reason": status["reason"]},
-            f"{args.symbol}: stand aside: {status['reason']}",
+            {"best": None, "active": None, "stand_aside": True, "reason": status.reason},
+            f"{args.symbol}: stand aside: {status.reason}",
         )
         return 0
     picked = {
-        "best": {k: best[k] for k in MODEL_FIELDS},
-        "active": None if active is None else {k: active[k] for k in MODEL_FIELDS},
+        "best": {k: best.to_dict()[k] for k in MODEL_FIELDS},
+        "active": None if active is None else {k: active.to_dict()[k] for k in MODEL_FIELDS},
     }
     rows = [
         {"role": role, **(model or {}), "bars": bars_label(model or {})}
@@ -117,15 +117,15 @@ def model_metrics(args: argparse.Namespace) -> int:
         model = brain.get_model(args.model_id)
         if model is None:
             raise ValueError(f"unknown model_id {args.model_id!r}")
-        overall = brain.get_model_metrics(args.model_id, model["symbol"])
-        by_regime = brain.get_regime_metrics(args.model_id, model["symbol"])
-        folds = brain.get_fold_metrics(args.model_id, model["symbol"])
-        live = brain.get_live_metrics(args.model_id, model["symbol"])
+        overall = brain.get_model_metrics(args.model_id, model.symbol)
+        by_regime = brain.get_regime_metrics(args.model_id, model.symbol)
+        folds = brain.get_fold_metrics(args.model_id, model.symbol)
+        live = brain.get_live_metrics(args.model_id, model.symbol)
     result = {
         "model_id": args.model_id,
-        "symbol": model["symbol"],
-        "version": model["version"],
-        "model_type": model["model_type"],
+        "symbol": model.symbol,
+        "version": model.version,
+        "model_type": model.model_type,
         "metrics": overall,
         "by_regime": by_regime,
         "folds": folds.to_dict("records"),
@@ -136,7 +136,7 @@ def model_metrics(args: argparse.Namespace) -> int:
         {"metric": m, "overall": v, **{r: by_regime[r].get(m) for r in regimes}}
         for m, v in sorted(overall.items())
     ]
-    header = f"{model['symbol']} v{model['version']} {model['model_type']} ({args.model_id})"
+    header = f"{model.symbol} v{model.version} {model.model_type} ({args.model_id})"
     text = f"{header}\n{table(rows, ['metric', 'overall', *regimes])}"
     if not folds.empty:
         shown = [c for c in FOLD_COLUMNS if c in folds.columns]

@@ -11,12 +11,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brain_assets.bundled import bundled_path
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, worker_count
 from brain_assets.logs import configure_logging, log_dir_from_env
+
+if TYPE_CHECKING:
+    from brain_assets.library import BrainLibrary
+    from brain_assets.records import ModelVersion
 
 
 def register(commands: Any) -> None:
@@ -180,7 +184,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_symbol_outcome(
-    brain: Any, symbol: str, source: str | None, quality: Any, started_at: datetime
+    brain: BrainLibrary, symbol: str, source: str | None, quality: Any, started_at: datetime
 ) -> None:
     """What the demo's run left for ``symbol``: its active version (or why it stands aside),
     the bars cleaning left out, and the quality checks that failed."""
@@ -194,7 +198,7 @@ def _print_symbol_outcome(
             f"{EDGE_MARKETS[symbol]:g}); the others' have none net of fees"
         )
     if active is None:
-        print(f"{symbol}: stand aside: {brain.trading_status(symbol)['reason']}")
+        print(f"{symbol}: stand aside: {brain.trading_status(symbol).reason}")
     else:
         _print_active(brain, symbol, active)
     cleaning = brain.get_data_quality_logs(symbol, since=started_at)
@@ -211,10 +215,10 @@ def _print_symbol_outcome(
         )
 
 
-def _print_active(brain: Any, symbol: str, active: dict[str, Any]) -> None:
-    metrics = active["metrics"] or {}
+def _print_active(brain: BrainLibrary, symbol: str, active: ModelVersion) -> None:
+    metrics = active.metrics or {}
     print(
-        f"{symbol}: active v{active['version']} {active['model_type']}: "
+        f"{symbol}: active v{active.version} {active.model_type}: "
         f"out of sample over {metrics.get('n_observations', 0):.0f} bars, net of "
         f"fees, Sharpe {metrics.get('sharpe_ratio', float('nan')):.2f}, return "
         f"{metrics.get('total_return', float('nan')):+.1%} (holding "

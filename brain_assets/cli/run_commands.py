@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brain_assets.cli.output import emit, table
 from brain_assets.cli.retrain_commands import (
@@ -24,6 +24,9 @@ from brain_assets.cli.retrain_commands import (
 )
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import worker_count
+
+if TYPE_CHECKING:
+    from brain_assets.library import BrainLibrary
 
 # What live_model_metrics raises when the active model has not met enough unseen bars yet
 # (pipeline.monitoring.evaluate_active_model): no verdict, not a failure.
@@ -85,15 +88,15 @@ def _json_worker_start(started: float, native_log: str) -> None:
     sys.stdout = os.fdopen(terminal_stderr, "w", buffering=1)
 
 
-def _active_summary(brain: Any, symbol: str) -> dict[str, Any]:
+def _active_summary(brain: BrainLibrary, symbol: str) -> dict[str, Any]:
     status = brain.trading_status(symbol)
-    active = status["active"]
+    active = status.active
     return {
-        "active_version": None if active is None else active["version"],
-        "active_model_type": None if active is None else active["model_type"],
-        "active_model_id": None if active is None else active["model_id"],
-        "stand_aside": status["stand_aside"],
-        "reason": status["reason"],
+        "active_version": None if active is None else active.version,
+        "active_model_type": None if active is None else active.model_type,
+        "active_model_id": None if active is None else active.model_id,
+        "stand_aside": status.stand_aside,
+        "reason": status.reason,
     }
 
 
@@ -165,7 +168,9 @@ def _materialization(result: Any, node: str, symbol: str) -> dict[str, Any]:
     return {}
 
 
-def _monitor_one(instance: Any, defs: Any, brain: Any, symbol: str, act: bool) -> dict[str, Any]:
+def _monitor_one(
+    instance: Any, defs: Any, brain: BrainLibrary, symbol: str, act: bool
+) -> dict[str, Any]:
     job = defs.resolve_job_def("monitoring_job")
     result = job.execute_in_process(
         instance=instance,

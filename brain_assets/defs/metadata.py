@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from brain_assets.library import BrainLibrary
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -39,7 +42,7 @@ METRICS_SHOWN = (
 costs and the evidence (bars). The full list is in the report below the table."""
 
 
-def registry_markdown(brain: Any, symbol: str) -> str:
+def registry_markdown(brain: BrainLibrary, symbol: str) -> str:
     """Active version, challengers and latest activations of a symbol as markdown tables."""
     from brain_assets.pipeline.registration import registry_summary
 
@@ -62,7 +65,7 @@ def registry_markdown(brain: Any, symbol: str) -> str:
     active = (
         markdown_table(summary["active"], model_columns)
         if summary["active"]
-        else f"none: **stand aside** ({status['reason']})"
+        else f"none: **stand aside** ({status.reason})"
     )
     return (
         f"### {symbol}\n\n**Active**\n\n{active}\n\n"

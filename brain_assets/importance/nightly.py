@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from brain_assets.events import log_event
+from brain_assets.records import ModelVersion
 from brain_assets.store import validation as check
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class NightlyAnalysis:
 
 def current_model(
     brain: BrainLibrary, symbol: str
-) -> tuple[dict[str, Any], ModelChoice] | tuple[None, None]:
+) -> tuple[ModelVersion, ModelChoice] | tuple[None, None]:
     """The version the nightly analysis looks at: the active one, else the latest registered
     one (a symbol standing aside); ``(None, None)`` when the symbol has no version."""
     active = brain.get_active_model(symbol)
@@ -215,9 +216,9 @@ def _analyse(
     chosen = NightlyAnalysis(
         symbol=symbol,
         status="failed",
-        model_id=str(model_row["model_id"]),
-        version=int(model_row["version"]),
-        model_type=str(model_row["model_type"]),
+        model_id=str(model_row.model_id),
+        version=int(model_row.version),
+        model_type=str(model_row.model_type),
         model_choice=choice,
     )
     try:
@@ -229,7 +230,7 @@ def _analyse(
 def _analyse_model(
     settings: RetrainSettings,
     chosen: NightlyAnalysis,
-    model_row: Mapping[str, Any],
+    model_row: ModelVersion,
     brain: BrainLibrary,
     market: BarLoader,
     top_n: int,
@@ -248,10 +249,10 @@ def _analyse_model(
     if not bars.usable:
         return replace(chosen, reason=f"bars failed ohlcv_valid ({bars.valid.message})")
     # The target the model was trained for: its own horizon, when its row records one.
-    horizon = int(model_row.get("horizon") or settings.horizon)
+    horizon = int(model_row.horizon or settings.horizon)
     table = make_dataset(bars.frame, horizon, max_gap_bars=settings.max_gap_bars)
     X, y, _ = split_columns(table)
-    expected = [str(name) for name in model_row.get("feature_names") or []]
+    expected = [str(name) for name in model_row.feature_names or []]
     if expected:
         missing = [name for name in expected if name not in X.columns]
         if missing:

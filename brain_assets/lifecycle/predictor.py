@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_featu
 from brain_assets.lifecycle.predictor_cache import PredictorCache, PredictorCacheError, read_bundle
 from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
 from brain_assets.provenance import refused_here, refused_synthetic, synthetic_bars_allowed
+from brain_assets.records import ModelVersion
 from brain_assets.regimes.classify import REGIMES
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ _FREQUENCY_RTOL = 1e-6
 class StandAside(BrainError):  # noqa: N818 (the engine's verb, not an error in the Brain)
     """The symbol has no version the Brain lets trade: hold no position in it.
 
-    ``reason`` is ``BrainStore.trading_status(symbol)["reason"]``: no version passed the
+    ``reason`` is ``BrainStore.trading_status(symbol).reason``: no version passed the
     activation floor, or the last one was taken out and no earlier one qualified.
     ``cached_at`` is None when the Brain said so now; when it did not answer, it is when the
     Brain last gave this decision, read back from the predictor cache.
@@ -328,7 +329,7 @@ def _stand_aside(brain: BrainStore, symbol: str) -> StandAside:
     """StandAside with the Brain's reason, or a ValueError for a symbol without any model."""
     if brain.list_models(symbol).empty:
         raise ValueError(f"unknown symbol {symbol!r}: no model has been registered for it")
-    return StandAside(symbol, str(brain.trading_status(symbol)["reason"]))
+    return StandAside(symbol, brain.trading_status(symbol).reason)
 
 
 def load_predictor(
@@ -461,8 +462,8 @@ def _remember(cache: PredictorCache, symbol: str, write: Callable[[], Path]) -> 
 
 def _load_recommended(
     brain: BrainStore, symbol: str, regime: str | None, policy: DecisionPolicy | None
-) -> tuple[dict[str, Any], Predictor]:
-    """The registry row the Brain recommends and its Predictor (see load_predictor)."""
+) -> tuple[ModelVersion, Predictor]:
+    """The version the Brain recommends and its Predictor (see load_predictor)."""
     from brain_assets.lifecycle.versioning import ModelVersioning
     from brain_assets.training.serialization import UnloadableArtifactError
 
@@ -471,7 +472,7 @@ def _load_recommended(
         return model, _predictor(brain, model, reason=reason, regime=regime)
     except UnloadableArtifactError as exc:
         ModelVersioning(brain, policy=policy).fall_back_from_unloadable(
-            str(model["symbol"]), exc.model_id, exc.error
+            model.symbol, exc.model_id, exc.error
         )
     # The broken version is marked now: neither the active version nor the selector's pick can
     # be it again. Once only: the fallback loaded the version it chose.
@@ -511,7 +512,7 @@ def _load_cached(
     def refused(exc: ValueError) -> Exception:
         return PredictorCacheError(
             symbol,
-            f"{symbol} {model['model_type']} v{model['version']} ({model['model_id']}): the "
+            f"{symbol} {model.label} ({model.model_id}): the "
             f"Brain is unreachable ({why}) and the cached artifact cannot be loaded: {exc}",
         )
 
@@ -563,9 +564,9 @@ def load_predictor_from_bundle(
     model = bundle.model
     where = bundle.artifact_path
     allowed = synthetic_bars_allowed() if allow_synthetic is None else allow_synthetic
-    if model.get("synthetic_bars") and not allowed:
+    if model.synthetic_bars and not allowed:
         raise SyntheticBarsRefusedError(
-            f"bundle {where}: {refused_synthetic(model['version'], model['symbol'])}"
+            f"bundle {where}: {refused_synthetic(model.version, model.symbol)}"
         )
 
     def refused(exc: ValueError) -> Exception:
@@ -575,7 +576,7 @@ def load_predictor_from_bundle(
         model,
         bundle.data,
         refused,
-        reason=f"{model['model_type']} v{model['version']} from the bundle {where}",
+        reason=f"{model.label} from the bundle {where}",
         regime=None,
         source="bundle",
         cached_at=bundle.exported_at,
@@ -583,7 +584,7 @@ def load_predictor_from_bundle(
 
 
 def _offline_predictor(
-    model: Mapping[str, Any],
+    model: ModelVersion,
     data: bytes,
     refused: Callable[[ValueError], Exception],
     *,
@@ -597,7 +598,7 @@ def _offline_predictor(
     from brain_assets.training import serialization
 
     try:
-        estimator = serialization.deserialize_model(data, str(model["artifact_format"]))
+        estimator = serialization.deserialize_model(data, model.artifact_format)
     except ValueError as exc:
         raise refused(exc) from exc
     except (ImportError, OSError) as exc:
@@ -607,13 +608,13 @@ def _offline_predictor(
     )
 
 
-def _recommended(brain: BrainStore, symbol: str, regime: str | None) -> tuple[dict[str, Any], str]:
-    """The registry row load_predictor loads, and why it is the one."""
+def _recommended(brain: BrainStore, symbol: str, regime: str | None) -> tuple[ModelVersion, str]:
+    """The version load_predictor loads, and why it is the one."""
     if regime is None:
         model = brain.get_active_model(symbol)
         if model is None or refused_here(model):
             raise _stand_aside(brain, symbol)
-        return model, f"{model['model_type']} v{model['version']} is the active version"
+        return model, f"{model.label} is the active version"
     from brain_assets.lifecycle.selection import ModelSelector
 
     pick = ModelSelector(brain).select_model_for_symbol(symbol, regime)
@@ -628,7 +629,7 @@ def _recommended(brain: BrainStore, symbol: str, regime: str | None) -> tuple[di
 
 
 def _predictor(
-    brain: BrainStore, model: dict[str, Any], *, reason: str, regime: str | None
+    brain: BrainStore, model: ModelVersion, *, reason: str, regime: str | None
 ) -> Predictor:
     from brain_assets.training.serialization import load_registered_model
 
@@ -637,7 +638,7 @@ def _predictor(
 
 
 def _build(
-    model: Mapping[str, Any],
+    model: ModelVersion,
     estimator: Any,
     *,
     reason: str,
@@ -648,8 +649,8 @@ def _build(
     from brain_assets.lstm.context import context_rows
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
 
-    label = f"{model['symbol']} {model['model_type']} v{model['version']}"
-    names = [str(name) for name in (model.get("feature_names") or [])]
+    label = f"{model.symbol} {model.label}"
+    names = [str(name) for name in model.feature_names]
     if not names:
         names = [str(name) for name in getattr(estimator, "feature_names_in_", [])]
     if names != list(FEATURES):
@@ -657,20 +658,19 @@ def _build(
             f"{label} was trained on features {names or '(not recorded)'}, not the "
             f"{len(FEATURES)} features this version of brain_assets computes; retrain it"
         )
-    horizon = model.get("horizon")
     return Predictor(
-        symbol=str(model["symbol"]),
-        model_id=str(model["model_id"]),
-        version=int(model["version"]),
-        model_type=str(model["model_type"]),
-        horizon=None if horizon is None else int(horizon),
+        symbol=model.symbol,
+        model_id=model.model_id,
+        version=int(model.version),
+        model_type=model.model_type,
+        horizon=None if model.horizon is None else int(model.horizon),
         feature_names=tuple(names),
-        bar_seconds=_model_bar_seconds(model.get("metrics")),
+        bar_seconds=_model_bar_seconds(model.metrics),
         context_rows=context_rows(estimator),
         reason=reason,
         regime=regime,
         max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
-        rule=_position_rule(model.get("metrics")),
+        rule=_position_rule(model.metrics),
         estimator=estimator,
         source=source,
         cached_at=cached_at,

@@ -34,7 +34,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 from brain_assets.errors import ArtifactIntegrityError, BrainError
+from brain_assets.records import ModelVersion
 
 __all__ = [
     "BUNDLE_FIELDS",
@@ -117,8 +118,8 @@ class CachedDecision:
     stand_aside: bool
     reason: str
     activated_at: str | None
-    model: dict[str, Any] | None
-    """The version's metadata (:data:`BUNDLE_FIELDS`); None for a stand-aside decision."""
+    model: ModelVersion | None
+    """The version (its :data:`BUNDLE_FIELDS`); None for a stand-aside decision."""
     path: Path
 
     def age_s(self, now: datetime | None = None) -> float:
@@ -132,7 +133,7 @@ class Bundle:
 
     artifact_path: Path
     sidecar_path: Path
-    model: dict[str, Any]
+    model: ModelVersion
     data: bytes
     exported_at: datetime | None
     """When it was exported; None for a sidecar written before exports recorded it."""
@@ -163,10 +164,11 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot write a {type(value).__name__} to the predictor cache")
 
 
-def bundle_metadata(model: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`BUNDLE_FIELDS` of a registry row, as JSON values."""
+def bundle_metadata(model: ModelVersion) -> dict[str, Any]:
+    """The :data:`BUNDLE_FIELDS` of a version, as JSON values."""
+    record = model.to_dict()
     values: dict[str, Any] = json.loads(
-        json.dumps({k: model.get(k) for k in BUNDLE_FIELDS}, default=_plain)
+        json.dumps({k: record[k] for k in BUNDLE_FIELDS}, default=_plain)
     )
     return values
 
@@ -179,6 +181,13 @@ def _timestamp(raw: object, field: str, where: str) -> datetime:
     except ValueError as exc:
         raise ValueError(f"{where}: field {field!r} is not an ISO-8601 time: {raw!r}") from exc
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+def _version(raw: object, where: str) -> ModelVersion:
+    try:
+        return ModelVersion.from_json(checked_model(raw, where))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
 
 
 def checked_model(raw: object, where: str) -> dict[str, Any]:
@@ -246,17 +255,17 @@ def read_bundle(path: Path) -> Bundle:
         ) from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{sidecar}: cannot read the bundle's metadata: {exc}") from exc
-    model = checked_model(raw, str(sidecar))
+    model = _version(raw, str(sidecar))
     declared = raw.get("bundle_format", BUNDLE_FORMAT)
     if declared != BUNDLE_FORMAT:
         raise ValueError(
             f"{sidecar}: bundle_format {declared!r}; this version of brain_assets reads "
             f"format {BUNDLE_FORMAT}"
         )
-    if artifact.suffix != EXTENSIONS[model["artifact_format"]]:
+    if artifact.suffix != EXTENSIONS[model.artifact_format]:
         raise ValueError(
-            f"{artifact}: the sidecar describes a {model['artifact_format']} artifact, which is "
-            f"written to a {EXTENSIONS[model['artifact_format']]} file"
+            f"{artifact}: the sidecar describes a {model.artifact_format} artifact, which is "
+            f"written to a {EXTENSIONS[model.artifact_format]} file"
         )
     try:
         data = artifact.read_bytes()
@@ -267,7 +276,7 @@ def read_bundle(path: Path) -> Bundle:
         artifact_path=artifact,
         sidecar_path=sidecar,
         model=model,
-        data=_verified(data, model["artifact_sha256"], f"bundle {artifact}"),
+        data=_verified(data, model.artifact_sha256, f"bundle {artifact}"),
         exported_at=None if exported is None else _timestamp(exported, "exported_at", str(sidecar)),
     )
 
@@ -318,7 +327,7 @@ class PredictorCache:
         self,
         symbol: str,
         regime: str | None,
-        model: Mapping[str, Any],
+        model: ModelVersion,
         *,
         reason: str,
         activated_at: str | None,
@@ -326,7 +335,7 @@ class PredictorCache:
     ) -> Path:
         """Record that the Brain recommends ``model`` for (symbol, regime) now. ``fetch`` gives
         the verified artifact; it is called only when the cache does not hold it already."""
-        metadata = checked_model(bundle_metadata(model), f"model {model.get('model_id')}")
+        metadata = checked_model(bundle_metadata(model), f"model {model.model_id}")
         self._make_folders()
         artifact = self.artifact_path(metadata["artifact_sha256"], metadata["artifact_format"])
         if self._holds(artifact, metadata["artifact_sha256"]):
@@ -465,9 +474,9 @@ class PredictorCache:
         if not isinstance(reason, str):
             raise ValueError(f"{where}: field 'reason' must be a string")
         activated = raw.get("activated_at")
-        model = None if stand_aside else checked_model(raw.get("model"), where)
-        if model is not None and model["symbol"] != symbol:
-            raise ValueError(f"{where}: its model belongs to {model['symbol']!r}")
+        model = None if stand_aside else _version(raw.get("model"), where)
+        if model is not None and model.symbol != symbol:
+            raise ValueError(f"{where}: its model belongs to {model.symbol!r}")
         return CachedDecision(
             symbol=symbol,
             regime=regime,
@@ -488,10 +497,10 @@ class PredictorCache:
         model = decision.model
         if model is None:
             raise ValueError(f"{decision.path}: a stand-aside decision has no artifact")
-        path = self.artifact_path(model["artifact_sha256"], model["artifact_format"])
-        what = f"{decision.symbol} {model['model_type']} v{model['version']} ({model['model_id']})"
+        path = self.artifact_path(model.artifact_sha256, model.artifact_format)
+        what = f"{decision.symbol} {model.label} ({model.model_id})"
         try:
-            return _verified(path.read_bytes(), model["artifact_sha256"], f"cached artifact {path}")
+            return _verified(path.read_bytes(), model.artifact_sha256, f"cached artifact {path}")
         except OSError as exc:
             raise PredictorCacheError(
                 decision.symbol,

@@ -10,13 +10,13 @@ so, instead of switching on noise.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from brain_assets.provenance import refused_here
+from brain_assets.records import ModelVersion
 from brain_assets.regimes.classify import REGIMES
 from brain_assets.regimes.evaluation import MIN_REGIME_BARS
 from brain_assets.store import validation as check
@@ -33,7 +33,7 @@ def _number(value: object) -> float | None:
 
 
 def _choice(
-    model: Mapping[str, Any] | pd.Series | None,
+    model: ModelVersion | pd.Series | None,
     regime: str | None,
     reason: str,
     *,
@@ -42,6 +42,8 @@ def _choice(
     fallback: bool,
 ) -> dict[str, Any]:
     """What select_model_for_symbol answers; no ``model`` means: stand aside."""
+    if isinstance(model, ModelVersion):
+        model = pd.Series(model.to_dict())
     return {
         "model_id": None if model is None else str(model["model_id"]),
         "version": None if model is None else int(model["version"]),
@@ -155,14 +157,14 @@ class ModelSelector:
             status = self.brain.trading_status(symbol)
             if self.brain.list_models(symbol).empty:
                 return None
-            return _choice(None, regime, f"stand aside: {status['reason']}", fallback=True)
+            return _choice(None, regime, f"stand aside: {status.reason}", fallback=True)
         score: float | None = None
         n_bars = 0
         if not in_regime.empty:
-            own = in_regime[in_regime["model_id"] == model["model_id"]]
+            own = in_regime[in_regime["model_id"] == model.model_id]
             if not own.empty:
                 score = _number(own.iloc[0]["composite_score"])
                 bars = _number(own.iloc[0]["n_bars"])
                 n_bars = 0 if bars is None else int(bars)
-        reason = f"fell back to {which}, {model['model_type']} v{int(model['version'])}: {why}"
+        reason = f"fell back to {which}, {model.model_type} v{int(model.version)}: {why}"
         return _choice(model, regime, reason, score=score, n_bars=n_bars, fallback=True)

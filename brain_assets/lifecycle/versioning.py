@@ -45,6 +45,7 @@ from brain_assets.decisions.policy import (
 from brain_assets.defaults import ROLLBACK_THRESHOLD
 from brain_assets.events import log_event
 from brain_assets.provenance import refused_synthetic, synthetic_bars_allowed
+from brain_assets.records import ModelVersion, Transition, TransitionAction
 from brain_assets.store import validation as check
 from brain_assets.store.library import BrainStore
 from brain_assets.store.registry import UNLOADABLE_TRIGGER
@@ -64,7 +65,7 @@ __all__ = [
     "relative_degradation",
 ]
 
-ChampionScorer = Callable[[Mapping[str, Any]], "pd.Series | None"]
+ChampionScorer = Callable[[ModelVersion], "pd.Series | None"]
 """Given the active version's registry row, its per-bar net returns on the challenger's test
 bars that it was not trained on (None when it cannot be scored). A scorer that raises
 UnloadableArtifactError for the active version has it taken out before the challenger is
@@ -154,8 +155,8 @@ def _error_text(reason: object) -> str:
     return flat if len(flat) <= MAX_ERROR_CHARS else flat[: MAX_ERROR_CHARS - 3] + "..."
 
 
-def _kept_inactive_reason(model: Mapping[str, Any], floor: Verdict, synthetic_allowed: bool) -> str:
-    if model["synthetic_bars"] and not synthetic_allowed:
+def _kept_inactive_reason(model: ModelVersion, floor: Verdict, synthetic_allowed: bool) -> str:
+    if model.synthetic_bars and not synthetic_allowed:
         return "synthetic_bars"
     return "below_floor" if not floor.passed else "challenger"
 
@@ -227,52 +228,43 @@ class ModelVersioning:
                 symbol, model_type, artifact, metrics=metrics, credible=credible, **details
             )
             model = self.brain.lock_model(model_id)
-            active = self.brain.get_active_model(model["symbol"])
-            if active is not None and active["synthetic_bars"] and not self.synthetic_allowed:
+            active = self.brain.get_active_model(model.symbol)
+            if active is not None and active.synthetic_bars and not self.synthetic_allowed:
                 # Activated where synthetic bars were chosen (the demo's) on this Brain: here it
                 # never trades, so it is taken out and the new version judged without it.
-                self.brain.stand_aside(
-                    model["symbol"],
-                    reason="synthetic_bars",
-                    details={"rule": refused_synthetic(active["version"], model["symbol"])},
-                )
+                rule = refused_synthetic(active.version, model.symbol)
+                self._apply("stand_aside", active, "synthetic_bars", {"rule": rule}, active)
                 active = None
             try:
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
                 )
             except UnloadableArtifactError as exc:
-                if active is None or exc.model_id != active["model_id"]:
+                if active is None or exc.model_id != active.model_id:
                     raise
                 # A champion that cannot be loaded cannot trade either: it is taken out here,
                 # in this transaction, and the challenger faces whatever trades after that.
                 self._withdraw_unloadable(alerts, active, _error_text(exc.error))
-                active = self.brain.get_active_model(model["symbol"])
+                active = self.brain.get_active_model(model.symbol)
                 decision = self._promotion_decision(
                     model, active, floor, bar_returns, champion_returns, n_challengers
                 )
-            if model["synthetic_bars"] and not self.synthetic_allowed:
+            if model.synthetic_bars and not self.synthetic_allowed:
                 decision = Verdict(
-                    False, refused_synthetic(model["version"], model["symbol"]), decision.details
+                    False, refused_synthetic(model.version, model.symbol), decision.details
                 )
             record = {**decision.to_json(), "floor": floor.to_json(), "as_of": _as_of(as_of)}
             if decision.passed:
-                self._activate(model, reason="promotion", details=record)
+                self._apply("activate", model, "promotion", record, active)
             else:
-                self.brain.record_activation_event(
-                    model["symbol"],
-                    model_id,
-                    model["version"],
-                    action="kept_inactive",
-                    reason=_kept_inactive_reason(model, floor, self.synthetic_allowed),
-                    details=record,
-                )
+                why = _kept_inactive_reason(model, floor, self.synthetic_allowed)
+                self._apply("keep_inactive", model, why, record, active)
         return model_id
 
     def _promotion_decision(
         self,
-        model: Mapping[str, Any],
-        active: Mapping[str, Any] | None,
+        model: ModelVersion,
+        active: ModelVersion | None,
         floor: Verdict,
         bar_returns: pd.Series | None,
         champion_returns: ChampionScorer | None,
@@ -283,27 +275,25 @@ class ModelVersioning:
         if active is None:
             return Verdict(True, "no active version: the first credible one trades")
         against = {
-            "active_model_id": active["model_id"],
-            "active_version": active["version"],
-            "active_score": active["composite_score"],
-            "candidate_score": model["composite_score"],
+            "active_model_id": active.model_id,
+            "active_version": active.version,
+            "active_score": active.composite_score,
+            "candidate_score": model.composite_score,
         }
         if (
-            active["horizon"] is not None
-            and model["horizon"] is not None
-            and active["horizon"] != model["horizon"]
+            active.horizon is not None
+            and model.horizon is not None
+            and active.horizon != model.horizon
         ):
             return Verdict(
                 False,
-                f"horizon {model['horizon']} differs from the active version's "
-                f"{active['horizon']}: versions of different horizons do not compete (an "
+                f"horizon {model.horizon} differs from the active version's "
+                f"{active.horizon}: versions of different horizons do not compete (an "
                 "operator promotes across horizons)",
                 against,
             )
         if self.policy.promotion_confidence is None:
-            seed = score_verdict(
-                model["composite_score"], active["composite_score"], self.tolerance
-            )
+            seed = score_verdict(model.composite_score, active.composite_score, self.tolerance)
             return Verdict(seed.passed, seed.rule, {**seed.details, **against})
         if bar_returns is None or champion_returns is None:
             return Verdict(
@@ -315,7 +305,7 @@ class ModelVersioning:
         if champion is None:
             # A champion that cannot be scored (its artifact or features no longer fit) must
             # not block every challenger forever: fall back to the scores, and say so.
-            seed = score_verdict(model["composite_score"], active["composite_score"], 0.0)
+            seed = score_verdict(model.composite_score, active.composite_score, 0.0)
             return Verdict(
                 seed.passed,
                 "the champion could not be scored on the challenger's test bars; compared by "
@@ -327,17 +317,17 @@ class ModelVersioning:
 
     # -- operators ----------------------------------------------------------------------------
 
-    def promote(self, model_id: str, *, reason: str = "manual") -> dict[str, Any]:
+    def promote(self, model_id: str, *, reason: str = "manual") -> ModelVersion:
         """Make ``model_id`` active now, whatever its score (an operator's decision)."""
         model_id = check.text(model_id, "model_id")
         with self.brain.transaction():
             model = self.brain.lock_model(model_id)
-            self._activate(model, reason=reason, details={"requested": "promote"})
+            self._apply("activate", model, reason, {"requested": "promote"}, None, checked=False)
         result = self.brain.get_model(model_id)
         assert result is not None
         return result
 
-    def rollback(self, symbol: str, to_version: int | None = None) -> dict[str, Any]:
+    def rollback(self, symbol: str, to_version: int | None = None) -> ModelVersion:
         """Reactivate ``to_version``, or the previous good version; ValueError if there is none."""
         symbol = check.symbol(symbol)
         with transaction_with_alerts(self.brain) as alerts:
@@ -358,20 +348,20 @@ class ModelVersioning:
                     )
             details = {
                 "requested": "rollback",
-                "to_version": target["version"],
-                "from_version": None if active is None else active["version"],
+                "to_version": target.version,
+                "from_version": None if active is None else active.version,
             }
-            self._activate(target, reason="rollback", details=details)
+            self._apply("activate", target, "rollback", details, active)
             alerts.queue(
                 "model_rollback",
                 {
                     "symbol": symbol,
-                    "model_id": target["model_id"],
-                    "version": target["version"],
+                    "model_id": target.model_id,
+                    "version": target.version,
                     "trigger": "operator",
                 },
             )
-        result = self.brain.get_model(target["model_id"])
+        result = self.brain.get_model(target.model_id)
         assert result is not None
         return result
 
@@ -399,13 +389,13 @@ class ModelVersioning:
 
     def _assess(
         self,
-        model: Mapping[str, Any],
+        model: ModelVersion,
         live: Mapping[str, float],
         threshold: float,
         monitored: Sequence[str],
     ) -> dict[str, Any]:
         registration = {
-            k: float(v) for k, v in (model["metrics"] or {}).items() if isinstance(v, int | float)
+            k: float(v) for k, v in (model.metrics or {}).items() if isinstance(v, int | float)
         }
         return rollback_assessment(
             registration,
@@ -460,7 +450,7 @@ class ModelVersioning:
         with transaction_with_alerts(self.brain) as alerts:
             model = self.brain.lock_model(model_id, symbol=symbol)
             active = self.brain.get_active_model(symbol)
-            if active is None or active["model_id"] != model_id:
+            if active is None or active.model_id != model_id:
                 return False
             assessment = self._assess(model, values, threshold, monitored)
             if not assessment["regressed"]:
@@ -475,24 +465,17 @@ class ModelVersioning:
     def _warn_regressed(
         self,
         symbol: str,
-        model: Mapping[str, Any],
+        model: ModelVersion,
         details: Mapping[str, Any],
         reason: str,
         message: str,
     ) -> None:
-        self.brain.record_activation_event(
-            symbol,
-            details["regressed_model_id"],
-            model["version"],
-            action="warning",
-            reason=reason,
-            details={**details, "message": message},
-        )
+        self._apply("warn", model, reason, {**details, "message": message}, model)
 
     def _deferred_by_cooldown(
         self,
         symbol: str,
-        model: Mapping[str, Any],
+        model: ModelVersion,
         details: Mapping[str, Any],
         values: Mapping[str, float],
         stamp: str | None,
@@ -521,7 +504,7 @@ class ModelVersioning:
     def _take_out_regressed(
         self,
         symbol: str,
-        model: Mapping[str, Any],
+        model: ModelVersion,
         details: dict[str, Any],
         candidates: Mapping[str, Mapping[str, float]] | None,
         threshold: float,
@@ -532,13 +515,11 @@ class ModelVersioning:
         )
         details["skipped"] = skipped
         if target is not None:
-            details["rolled_back_to"] = target["model_id"]
-            self._activate(target, reason="rollback", details=details)
+            details["rolled_back_to"] = target.model_id
+            self._apply("activate", target, "rollback", details, model)
             return "model_rollback"
         if self.policy.rollback_confidence is not None:
-            self.brain.stand_aside(
-                symbol, reason="rollback", details={**details, "stand_aside": True}
-            )
+            self._apply("stand_aside", model, "rollback", {**details, "stand_aside": True}, model)
             return "model_stand_aside"
         self._warn_regressed(
             symbol, model, details, "rollback_unavailable", "no earlier version to roll back to"
@@ -549,7 +530,7 @@ class ModelVersioning:
 
     def fall_back_from_unloadable(
         self, symbol: str, model_id: str, reason: str
-    ) -> dict[str, Any] | None:
+    ) -> ModelVersion | None:
         """Take out ``model_id``, whose artifact cannot be loaded (``reason`` says why), and
         return the version that trades now (None: the symbol stands aside).
 
@@ -575,24 +556,22 @@ class ModelVersioning:
             active = self.brain.get_active_model(symbol)
         return active
 
-    def _withdraw_unloadable(
-        self, alerts: AlertBatch, model: Mapping[str, Any], error: str
-    ) -> None:
+    def _withdraw_unloadable(self, alerts: AlertBatch, model: ModelVersion, error: str) -> None:
         """Mark ``model`` unloadable and, if it is active, fall back (see
         fall_back_from_unloadable), queueing the alert; nothing when it was marked already.
         The caller holds the symbol's lock inside the transaction."""
-        symbol, model_id = str(model["symbol"]), str(model["model_id"])
+        symbol, model_id = str(model.symbol), str(model.model_id)
         if self.brain.is_withdrawn(model_id):
             return
         active = self.brain.get_active_model(symbol)
         details: dict[str, Any] = {
             "trigger": UNLOADABLE_TRIGGER,
             "unloadable_model_id": model_id,
-            "unloadable_version": model["version"],
+            "unloadable_version": model.version,
             "error": error,
         }
-        target: dict[str, Any] | None = None
-        if active is None or active["model_id"] != model_id:
+        target: ModelVersion | None = None
+        if active is None or active.model_id != model_id:
             self._mark_unloadable(model, details)
             event = "model_artifact_unloadable"
         else:
@@ -610,13 +589,12 @@ class ModelVersioning:
                     )
             details["skipped"] = skipped
             if target is not None:
-                details["rolled_back_to"] = target["model_id"]
-                self._activate(target, reason="rollback", details=details)
+                details["rolled_back_to"] = target.model_id
+                self._apply("activate", target, "rollback", details, model)
                 event = "model_rollback"
             else:
-                self.brain.stand_aside(
-                    symbol, reason="rollback", details={**details, "stand_aside": True}
-                )
+                aside = {**details, "stand_aside": True}
+                self._apply("stand_aside", model, "rollback", aside, model)
                 event = "model_stand_aside"
         alerts.queue(
             event,
@@ -624,12 +602,12 @@ class ModelVersioning:
                 "symbol": symbol,
                 "trigger": UNLOADABLE_TRIGGER,
                 "unloadable_model_id": model_id,
-                "unloadable_version": model["version"],
-                "model_type": model["model_type"],
+                "unloadable_version": model.version,
+                "model_type": model.model_type,
                 "error": error,
                 "was_active": event != "model_artifact_unloadable",
-                "rolled_back_to": None if target is None else target["model_id"],
-                "rolled_back_to_version": None if target is None else target["version"],
+                "rolled_back_to": None if target is None else target.model_id,
+                "rolled_back_to_version": None if target is None else target.version,
                 "stand_aside": event == "model_stand_aside",
                 "skipped": [
                     {"model_id": e["model_id"], "version": e["version"], "why": e["why"]}
@@ -638,19 +616,12 @@ class ModelVersioning:
             },
         )
 
-    def _mark_unloadable(self, model: Mapping[str, Any], details: Mapping[str, Any]) -> None:
+    def _mark_unloadable(self, model: ModelVersion, details: Mapping[str, Any]) -> None:
         # A warning row with the trigger is the mark for a version that is not active: the
         # withdrawn() filter reads it like the deactivation row of an active one.
-        self.brain.record_activation_event(
-            model["symbol"],
-            model["model_id"],
-            model["version"],
-            action="warning",
-            reason=UNLOADABLE_TRIGGER,
-            details=details,
-        )
+        self._apply("warn", model, UNLOADABLE_TRIGGER, details, None, checked=False)
 
-    def _load_error(self, model: Mapping[str, Any]) -> str | None:
+    def _load_error(self, model: ModelVersion) -> str | None:
         """Why ``model``'s artifact cannot be loaded here, or None when it loads and verifies.
 
         Runs inside the fallback's transaction (the reads join it) and under the symbol's lock;
@@ -664,29 +635,42 @@ class ModelVersioning:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _activate(
-        self, model: Mapping[str, Any], *, reason: str, details: Mapping[str, Any]
+    def _apply(
+        self,
+        action: TransitionAction,
+        model: ModelVersion,
+        reason: str,
+        details: Mapping[str, Any],
+        active: ModelVersion | None,
+        *,
+        checked: bool = True,
     ) -> None:
-        self.brain.activate_version(
-            model["symbol"],
-            model["model_id"],
-            reason=reason,
-            details=details,
-            synthetic_allowed=self.synthetic_allowed,
+        """Have the store carry out the decision about ``model`` made with ``active`` trading
+        (see BrainStore.apply_transition); ``checked=False`` for an operator's choice and for
+        marks that switch nothing."""
+        change = Transition(
+            action,
+            model.symbol,
+            model.model_id,
+            reason,
+            details,
+            expected_active=None if active is None else active.model_id,
+            check_active=checked,
         )
-        if reason == "promotion":
+        self.brain.apply_transition(change, synthetic_allowed=self.synthetic_allowed)
+        if action == "activate" and reason == "promotion":
             log_event(
                 "model_promoted",
-                symbol=model["symbol"],
-                model_id=model["model_id"],
-                version=model["version"],
-                composite_score=model["composite_score"],
+                symbol=model.symbol,
+                model_id=model.model_id,
+                version=model.version,
+                composite_score=model.composite_score,
             )
 
-    def _baseline(self, model: Mapping[str, Any]) -> dict[str, float]:
+    def _baseline(self, model: ModelVersion) -> dict[str, float]:
         """The metrics recorded when the model was last activated (its registration metrics
         for a model activated before baselines were recorded)."""
-        baseline = self.brain.activation_baseline(model["model_id"]) or model["metrics"]
+        baseline = self.brain.activation_baseline(model.model_id) or model.metrics
         return {k: float(v) for k, v in baseline.items() if isinstance(v, int | float)}
 
     def _bars_since_last_change(
@@ -702,38 +686,38 @@ class ModelVersioning:
         seconds = (pd.Timestamp(as_of) - pd.Timestamp(last)).total_seconds()
         return seconds / (SECONDS_PER_YEAR / float(ppy))
 
-    def rollback_candidates(self, symbol: str) -> list[dict[str, Any]]:
+    def rollback_candidates(self, symbol: str) -> list[ModelVersion]:
         """Earlier versions a rollback of ``symbol`` would consider, most recently active first
         (before the eligibility checks that need their live metrics)."""
         symbol = check.symbol(symbol)
         with self.brain.transaction():
             return self._candidates(symbol, self.brain.get_active_model(symbol))
 
-    def _candidates(self, symbol: str, current: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    def _candidates(self, symbol: str, current: ModelVersion | None) -> list[ModelVersion]:
         return self.brain.previously_active(
             symbol,
-            excluding=None if current is None else str(current["model_id"]),
+            excluding=None if current is None else str(current.model_id),
             limit=MAX_ROLLBACK_CANDIDATES,
         )
 
     def _rollback_target(
         self,
         symbol: str,
-        current: Mapping[str, Any] | None,
+        current: ModelVersion | None,
         candidates: Mapping[str, Mapping[str, float]] | None = None,
         threshold: float = ROLLBACK_THRESHOLD,
         *,
         operator: bool = False,
-        loadable: Callable[[Mapping[str, Any]], str | None] | None = None,
+        loadable: Callable[[ModelVersion], str | None] | None = None,
         on_recent_bars: bool = False,
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    ) -> tuple[ModelVersion | None, list[dict[str, Any]]]:
         """The most recently active other version that may trade again, and why the ones
         before it were passed over. With ``loadable`` (the reason a version's artifact cannot
         be loaded, or None) an eligible version must also load; one that does not is skipped
         with ``unloadable: True``."""
         skipped: list[dict[str, Any]] = []
         for candidate in self._candidates(symbol, current):
-            model_id = str(candidate["model_id"])
+            model_id = str(candidate.model_id)
             why = self._not_eligible(
                 candidate, current, candidates, threshold, operator, on_recent_bars
             )
@@ -741,7 +725,7 @@ class ModelVersioning:
                 skipped.append(
                     {
                         "model_id": model_id,
-                        "version": candidate["version"],
+                        "version": candidate.version,
                         "why": error,
                         "unloadable": True,
                     }
@@ -749,13 +733,13 @@ class ModelVersioning:
                 continue
             if why is None:
                 return candidate, skipped
-            skipped.append({"model_id": model_id, "version": candidate["version"], "why": why})
+            skipped.append({"model_id": model_id, "version": candidate.version, "why": why})
         return None, skipped
 
     def _not_eligible(
         self,
-        candidate: Mapping[str, Any],
-        current: Mapping[str, Any] | None,
+        candidate: ModelVersion,
+        current: ModelVersion | None,
         candidates: Mapping[str, Mapping[str, float]] | None,
         threshold: float,
         operator: bool = False,
@@ -767,26 +751,26 @@ class ModelVersioning:
         regress would hand the engine another unproven model."""
         if (
             current is not None
-            and current["horizon"] is not None
-            and candidate["horizon"] is not None
-            and candidate["horizon"] != current["horizon"]
+            and current.horizon is not None
+            and candidate.horizon is not None
+            and candidate.horizon != current.horizon
         ):
-            return f"horizon {candidate['horizon']} differs from {current['horizon']}"
-        if candidate.get("synthetic_bars") and not self.synthetic_allowed:
+            return f"horizon {candidate.horizon} differs from {current.horizon}"
+        if candidate.synthetic_bars and not self.synthetic_allowed:
             return "trained on synthetic bars; this deployment's bars are real"
-        if candidate["credible"] is False:
+        if candidate.credible is False:
             return "below the activation floor"
         # A version never judged (registered before the floor, or under the seed's rules) is
         # judged now for an automatic rollback; an operator asked for it and gets it.
-        if candidate["credible"] is None and self.policy.has_floor and not operator:
-            floor = floor_verdict(candidate["metrics"] or {}, self.policy)
+        if candidate.credible is None and self.policy.has_floor and not operator:
+            floor = floor_verdict(candidate.metrics or {}, self.policy)
             if not floor.passed:
                 return f"below the activation floor: {floor.rule}"
         # The seed's rule took the most recent earlier version whatever it did since; an
         # operator's choice is theirs; an unloadable artifact's fallback is not about skill.
         if self.policy.rollback_confidence is None or operator:
             return None
-        live = (candidates or {}).get(str(candidate["model_id"]))
+        live = (candidates or {}).get(str(candidate.model_id))
         if live is None:
             if on_recent_bars:
                 return "not scored on the recent bars, so not credibly good on them"

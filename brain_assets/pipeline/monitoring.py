@@ -30,6 +30,7 @@ from brain_assets.pipeline.dataset import make_dataset, split_columns
 from brain_assets.pipeline.evaluation import score_predictions
 from brain_assets.pipeline.promotion import model_predictions, unseen_rows
 from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.records import ModelVersion
 from brain_assets.training.serialization import ArtifactEnvironmentError, UnloadableArtifactError
 
 DEFAULT_MIN_LIVE_BARS = 168
@@ -74,16 +75,16 @@ class LiveEvaluation:
         }
 
 
-def seen_until(model: dict[str, Any]) -> pd.Timestamp | None:
+def seen_until(model: ModelVersion) -> pd.Timestamp | None:
     """The last row a version was trained or evaluated on: its data window's end, or its
     training window's end for a version registered before lineage was recorded."""
-    end = model.get("data_end") or model.get("training_end")
+    end = model.data_end or model.training_end
     return None if end is None else pd.Timestamp(end)
 
 
 def live_metrics(
     brain: BrainLibrary,
-    model: dict[str, Any],
+    model: ModelVersion,
     table: pd.DataFrame,
     rows: pd.Index,
     settings: RetrainSettings,
@@ -114,7 +115,7 @@ class _Record:
 
 def _live_record(
     brain: BrainLibrary,
-    active: dict[str, Any],
+    active: ModelVersion,
     table: pd.DataFrame,
     unseen: pd.Index,
     window_bars: int,
@@ -141,7 +142,7 @@ def _live_record(
         start_position=int(positions[first - 1]) if first else 0,
     )
     values = storable_metrics(metrics)
-    activated = brain.activated_at(str(active["model_id"]))
+    activated = brain.activated_at(str(active.model_id))
     since = None if activated is None else _utc(activated)
     record = net if since is None else net[unseen > since]
     values.update(
@@ -162,7 +163,7 @@ def _utc(value: str) -> pd.Timestamp:
 
 def _input_drift(
     brain: BrainLibrary,
-    active: dict[str, Any],
+    active: ModelVersion,
     table: pd.DataFrame,
     window: pd.Index,
     policy: DecisionPolicy,
@@ -170,13 +171,13 @@ def _input_drift(
     """The window's Population Stability Index against the version's training profile, each
     feature's ceiling over the training rows (features.drift), recorded per check; {} for a
     version registered without a profile."""
-    profile = active.get("feature_profile")
+    profile = active.feature_profile
     if not profile:
         return {}
     X, _, _ = split_columns(table)
     psi = population_stability(profile, X.loc[window])
     # The rows the version was trained and evaluated on.
-    start, end = active.get("data_start"), seen_until(active)
+    start, end = active.data_start, seen_until(active)
     seen = np.ones(len(X), dtype=bool)
     if start is not None:
         seen &= X.index >= pd.Timestamp(start)
@@ -185,8 +186,8 @@ def _input_drift(
     ceilings = window_ceilings(profile, X.loc[seen], len(window))
     threshold = policy.drift_psi_threshold
     brain.record_input_drift(
-        str(active["symbol"]),
-        str(active["model_id"]),
+        str(active.symbol),
+        str(active.model_id),
         psi,
         window_start=window[0],
         window_end=window[-1],
@@ -199,8 +200,8 @@ def _input_drift(
         log_event(
             "input_drift",
             logging.WARNING,
-            symbol=active["symbol"],
-            model_id=active["model_id"],
+            symbol=active.symbol,
+            model_id=active.model_id,
             max_psi=round(max(psi.values()), 4),
             drifted=names,
         )
@@ -240,7 +241,7 @@ def evaluate_active_model(
     if active is None:
         return None
 
-    def evaluate(model: dict[str, Any]) -> LiveEvaluation:
+    def evaluate(model: ModelVersion) -> LiveEvaluation:
         return _evaluate(
             brain,
             versioning,
@@ -256,7 +257,7 @@ def evaluate_active_model(
     try:
         return evaluate(active)
     except UnloadableArtifactError as exc:
-        if exc.model_id != active["model_id"]:
+        if exc.model_id != active.model_id:
             raise
         replacement = versioning.fall_back_from_unloadable(symbol, exc.model_id, exc.error)
         fell_back_from = {
@@ -273,7 +274,7 @@ def evaluate_active_model(
 def _evaluate(
     brain: BrainLibrary,
     versioning: ModelVersioning,
-    active: dict[str, Any],
+    active: ModelVersion,
     ohlcv: pd.DataFrame,
     settings: RetrainSettings,
     *,
@@ -282,10 +283,10 @@ def _evaluate(
     min_bars: int,
     window_bars: int,
 ) -> LiveEvaluation:
-    symbol = str(active["symbol"])
+    symbol = str(active.symbol)
     seen = seen_until(active)
     if seen is None:
-        raise ValueError(f"{symbol}: active model {active['model_id']} has no training window")
+        raise ValueError(f"{symbol}: active model {active.model_id} has no training window")
     table = make_dataset(ohlcv, settings.horizon, max_gap_bars=settings.max_gap_bars)
     unseen = table.index[unseen_rows(table.index, seen, settings.horizon)]
     if min(len(unseen), window_bars) < min_bars:
@@ -298,7 +299,7 @@ def _evaluate(
     rows = live.window
     values = {**live.metrics, **_input_drift(brain, active, table, rows, versioning.policy)}
     brain.store_model_metrics(
-        active["model_id"],
+        active.model_id,
         symbol,
         values,
         periods_per_year=ppy,
@@ -308,7 +309,7 @@ def _evaluate(
     )
     candidates: dict[str, dict[str, float]] = {}
     for candidate in versioning.rollback_candidates(symbol):
-        if candidate["credible"] is False or candidate["horizon"] not in (None, active["horizon"]):
+        if candidate.credible is False or candidate.horizon not in (None, active.horizon):
             continue  # never a rollback target: not worth scoring
         its_unseen = unseen_rows(table.index, seen_until(candidate), settings.horizon)
         own = rows[rows.isin(table.index[its_unseen])]
@@ -327,19 +328,17 @@ def _evaluate(
                 "rollback_candidate_not_scored",
                 logging.WARNING,
                 symbol=symbol,
-                model_id=candidate["model_id"],
+                model_id=candidate.model_id,
                 error=str(exc),
             )
             continue
         # Handed to the rollback, not stored: stored live metrics would become the candidate's
         # activation baseline under the seed's rules, measured on the window that failed.
-        candidates[str(candidate["model_id"])] = metrics
-    assessment = versioning.assess(
-        active["model_id"], values, rollback_threshold, monitored=monitored
-    )
+        candidates[str(candidate.model_id)] = metrics
+    assessment = versioning.assess(active.model_id, values, rollback_threshold, monitored=monitored)
     return LiveEvaluation(
-        model_id=active["model_id"],
-        version=active["version"],
+        model_id=active.model_id,
+        version=active.version,
         n_bars=len(rows),
         window=(str(rows[0]), str(rows[-1])),
         metrics=values,

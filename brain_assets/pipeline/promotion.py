@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +14,7 @@ from brain_assets.lifecycle.versioning import ChampionScorer
 from brain_assets.lstm.context import context_start, with_context
 from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.settings import RetrainSettings
+from brain_assets.records import ModelVersion
 from brain_assets.training.models import single_threaded
 from brain_assets.training.serialization import (
     ArtifactEnvironmentError,
@@ -36,7 +35,7 @@ def unseen_rows(index: pd.Index, after: pd.Timestamp | None, horizon: int) -> np
 
 
 def model_predictions(
-    brain: BrainLibrary, model: Mapping[str, Any], table: pd.DataFrame, rows: pd.Index
+    brain: BrainLibrary, model: ModelVersion, table: pd.DataFrame, rows: pd.Index
 ) -> pd.Series:
     """A registered version's predictions on ``rows`` of ``table`` (contiguous, with the rows
     before them as a sequence model's context), its artifact verified against its sha256.
@@ -46,10 +45,10 @@ def model_predictions(
             training.serialization.load_registered_model).
     """
     X, _, _ = split_columns(table)
-    names = list(model.get("feature_names") or [])
+    names = list(model.feature_names or [])
     if names and names != list(X.columns):
         raise ValueError(
-            f"version {model['version']} was trained on other features than this table has"
+            f"version {model.version} was trained on other features than this table has"
         )
     estimator = load_registered_model(brain, model)
     positions = table.index.get_indexer(rows)
@@ -66,7 +65,7 @@ def model_predictions(
 
 def model_bar_returns(
     brain: BrainLibrary,
-    model: Mapping[str, Any],
+    model: ModelVersion,
     table: pd.DataFrame,
     rows: pd.Index,
     settings: RetrainSettings,
@@ -94,10 +93,10 @@ def champion_scorer(
     registration turns into a fallback with an alert; any other failure means "cannot be
     scored" and the promotion compares composite scores instead."""
 
-    def score(active: Mapping[str, Any]) -> pd.Series | None:
-        end = active.get("training_end")
+    def score(active: ModelVersion) -> pd.Series | None:
+        end = active.training_end
         after = None if end is None else pd.Timestamp(end)
-        horizon = int(active.get("horizon") or settings.horizon)
+        horizon = int(active.horizon or settings.horizon)
         try:
             net = model_bar_returns(brain, active, table, test_rows, settings)
         except (UnloadableArtifactError, ArtifactEnvironmentError):
@@ -108,8 +107,8 @@ def champion_scorer(
             log_event(
                 "champion_not_scored",
                 logging.WARNING,
-                symbol=active.get("symbol"),
-                model_id=active.get("model_id"),
+                symbol=active.symbol,
+                model_id=active.model_id,
                 error=str(exc),
             )
             return None

@@ -20,6 +20,7 @@ from brain_assets.pipeline.regimes import store_regime_metrics
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.provenance import BarProvenance, bars_label
+from brain_assets.records import ModelVersion
 
 
 @dataclass
@@ -139,25 +140,25 @@ class _SymbolRegistrar:
                 result.new_model_ids[artifact.model_type] = model_id
                 self.store_extras(artifact, model_id)
             active = brain.get_active_model(symbol)
-        result.active_model_id = None if active is None else active["model_id"]
+        result.active_model_id = None if active is None else active.model_id
         # Only a new version is a promotion: an earlier one can also become active here, when
         # the champion's artifact turned out unloadable and the registry fell back to it.
         if (
             active is not None
-            and (before is None or before["model_id"] != active["model_id"])
-            and active["model_id"] in result.new_model_ids.values()
+            and (before is None or before.model_id != active.model_id)
+            and active.model_id in result.new_model_ids.values()
         ):
-            result.promoted.append(active["model_id"])
+            result.promoted.append(active.model_id)
         return result
 
     def score(self, artifact: TrainedArtifact) -> float:
         value = self.metrics_by_type[artifact.model_type].get("composite_score")
         return float("-inf") if value is None else float(value)
 
-    def score_champion(self, active: Mapping[str, Any]) -> pd.Series | None:
+    def score_champion(self, active: ModelVersion) -> pd.Series | None:
         # A version promoted earlier in this call is scored on these very bars already; any
         # other champion is scored once for all the challengers.
-        model_id = str(active["model_id"])
+        model_id = str(active.model_id)
         if model_id in self.own:
             return self.own[model_id]
         if model_id not in self.scored:

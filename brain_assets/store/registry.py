@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from brain_assets.errors import (
     ArtifactIntegrityError,
+    StaleDecisionError,
     SyntheticBarsRefusedError,
     UnknownModelError,
 )
@@ -26,6 +27,7 @@ from brain_assets.provenance import (
     refused_synthetic,
     synthetic_bars_allowed,
 )
+from brain_assets.records import ModelVersion, TradingStatus, Transition
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 from brain_assets.store.metrics import insert_metric_rows, latest_metrics
@@ -263,7 +265,7 @@ class RegistryMixin(StoreBase):
         decisions.policy; None: not judged). ``feature_profile`` describes the training rows'
         features (see pipeline.drift), what monitoring compares live inputs with. ``bars`` says
         where the training bars came from; a version with synthetic bars is activated only
-        where synthetic bars are allowed (see activate_version).
+        where synthetic bars are allowed (see apply_transition).
         """
         row = _NewVersion(
             model_id=str(uuid.uuid4()),
@@ -343,48 +345,86 @@ class RegistryMixin(StoreBase):
     # -- state switches: the caller holds the symbol's lock (lock_model, lock_symbol) inside
     # -- the enclosing transaction(), which every one of them joins.
 
-    def lock_model(self, model_id: str, *, symbol: str | None = None) -> dict[str, Any]:
+    def lock_model(self, model_id: str, *, symbol: str | None = None) -> ModelVersion:
         """``model_id``'s registry row, with its symbol's writer lock held until the enclosing
         ``transaction()`` ends. With ``symbol``, UnknownModelError unless the model is one of
         that symbol's (a caller that names both must not act on another symbol's version)."""
         with self.transaction() as conn:
             model = self._require_model(conn, model_id)
-            if symbol is not None and model["symbol"] != symbol:
+            if symbol is not None and model.symbol != symbol:
                 raise UnknownModelError(
-                    f"model {model_id} belongs to symbol {model['symbol']!r}, not {symbol!r}"
+                    f"model {model_id} belongs to symbol {model.symbol!r}, not {symbol!r}"
                 )
-            self._lock_symbol(conn, model["symbol"])
+            self._lock_symbol(conn, model.symbol)
         return model
 
-    def activate_version(
-        self,
-        symbol: str,
-        model_id: str,
-        *,
-        reason: str,
-        details: Mapping[str, Any],
-        synthetic_allowed: bool | None = None,
+    def apply_transition(
+        self, change: Transition, *, synthetic_allowed: bool | None = None
     ) -> str | None:
-        """Make ``model_id`` the symbol's only active version and return the previous one; its
-        activation row carries ``baseline``, the latest overall metrics it is activated with,
-        which a later rollback check compares its live metrics against.
+        """Carry out ``change`` in one transaction under the symbol's lock: check, switch,
+        record (see Transition). Returns the version that was active before an ``activate`` or
+        ``stand_aside`` (None when none was, and for the other actions).
 
-        A version trained on synthetic bars is refused (SyntheticBarsRefusedError, nothing
-        written) unless ``synthetic_allowed`` (default: the deployment's market source is
-        'synthetic', see provenance.synthetic_bars_allowed)."""
+        An activation row carries ``baseline``, the latest overall metrics the version is
+        activated with, which a later rollback check compares its live metrics against. A
+        version trained on synthetic bars is never activated unless ``synthetic_allowed``
+        (default: the deployment's market source is 'synthetic', see
+        provenance.synthetic_bars_allowed).
+
+        Raises (nothing written):
+            UnknownModelError: ``model_id`` is not one of the symbol's versions.
+            StaleDecisionError: the active version is not the decision's ``expected_active``.
+            SyntheticBarsRefusedError: the activation of a version trained on synthetic bars.
+        """
+        symbol = check.symbol(change.symbol)
+        reason = check.text(change.reason, "reason")
         with self.transaction() as conn:
-            baseline = {
-                metric: value
-                for metric, value in latest_metrics(conn, model_id, symbol).items()
-                if math.isfinite(value)
-            }
-            return self._switch_active(
-                conn,
+            self._lock_symbol(conn, symbol)
+            model = None if change.model_id is None else self._require_model(conn, change.model_id)
+            if model is not None and model.symbol != symbol:
+                raise UnknownModelError(
+                    f"model {model.model_id} belongs to symbol {model.symbol!r}, not {symbol!r}"
+                )
+            if change.check_active:
+                self._check_still_active(conn, symbol, change)
+            if change.action == "stand_aside":
+                return self._deactivate(conn, symbol, reason=reason, details=change.details)
+            assert model is not None  # Transition requires it for the other actions
+            if change.action == "activate":
+                baseline = {
+                    metric: value
+                    for metric, value in latest_metrics(conn, model.model_id, symbol).items()
+                    if math.isfinite(value)
+                }
+                return self._switch_active(
+                    conn,
+                    symbol,
+                    model.model_id,
+                    reason=reason,
+                    details={**change.details, "baseline": baseline},
+                    synthetic_allowed=synthetic_allowed,
+                )
+            self._record_activation(
                 symbol,
-                model_id,
+                model.model_id,
+                model.version,
+                action=change.history_action,
                 reason=reason,
-                details={**details, "baseline": baseline},
-                synthetic_allowed=synthetic_allowed,
+                details=change.details,
+            )
+            return None
+
+    @staticmethod
+    def _check_still_active(conn: psycopg.Connection, symbol: str, change: Transition) -> None:
+        row = conn.execute(
+            "SELECT model_id FROM model_registry WHERE symbol = %s AND is_active", (symbol,)
+        ).fetchone()
+        current = None if row is None else str(row[0])
+        if current != change.expected_active:
+            raise StaleDecisionError(
+                f"{symbol}: the decision to {change.action.replace('_', ' ')} was made with "
+                f"{change.expected_active or 'no version'} active, but {current or 'none'} is "
+                "active now; nothing was written"
             )
 
     def _check_tradable_bars(
@@ -400,11 +440,6 @@ class RegistryMixin(StoreBase):
         if not (synthetic_bars_allowed() if allowed is None else allowed):
             raise SyntheticBarsRefusedError(refused_synthetic(row[0], symbol))
 
-    def stand_aside(self, symbol: str, *, reason: str, details: Mapping[str, Any]) -> str | None:
-        """Deactivate the symbol's active version, leaving none; returns the one taken out."""
-        with self.transaction() as conn:
-            return self._deactivate(conn, symbol, reason=reason, details=details)
-
     def _switch_active(
         self,
         conn: psycopg.Connection,
@@ -419,7 +454,7 @@ class RegistryMixin(StoreBase):
 
         The caller holds the symbol's advisory lock inside the transaction. Every activation
         passes here, so a version trained on synthetic bars is refused here (see
-        activate_version) before anything is written.
+        apply_transition) before anything is written.
         """
         self._check_tradable_bars(conn, symbol, model_id, synthetic_allowed)
         previous = self._deactivate(
@@ -431,7 +466,7 @@ class RegistryMixin(StoreBase):
             (model_id, symbol),
         ).fetchone()
         if activated:
-            self.record_activation_event(
+            self._record_activation(
                 symbol, model_id, activated[0], action="activated", reason=reason, details=details
             )
         return previous
@@ -457,7 +492,7 @@ class RegistryMixin(StoreBase):
             (symbol, except_model),
         ).fetchone()
         if previous:
-            self.record_activation_event(
+            self._record_activation(
                 symbol,
                 previous[0],
                 previous[1],
@@ -467,7 +502,7 @@ class RegistryMixin(StoreBase):
             )
         return previous[0] if previous else None
 
-    def record_activation_event(
+    def _record_activation(
         self,
         symbol: str,
         model_id: str,
@@ -502,21 +537,17 @@ class RegistryMixin(StoreBase):
         reason: str = "manual",
         details: Mapping[str, Any] | None = None,
         synthetic_allowed: bool | None = None,
-    ) -> dict[str, Any]:
-        """Make ``model_id`` its symbol's active version (the previous one is deactivated);
-        a version trained on synthetic bars only where they are allowed (see activate_version)."""
+    ) -> ModelVersion:
+        """Make ``model_id`` its symbol's active version, whichever is active now (an
+        operator's decision; the previous one is deactivated); a version trained on synthetic
+        bars only where they are allowed (see apply_transition)."""
         model_id = check.text(model_id, "model_id")
-        reason = check.text(reason, "reason")
-        with self.transaction() as conn:
-            model = self.lock_model(model_id)
-            self._switch_active(
-                conn,
-                model["symbol"],
-                model_id,
-                reason=reason,
-                details=details,
-                synthetic_allowed=synthetic_allowed,
+        with self.transaction():
+            model = self.require_model(model_id)
+            change = Transition(
+                "activate", model.symbol, model_id, reason, details or {}, check_active=False
             )
+            self.apply_transition(change, synthetic_allowed=synthetic_allowed)
         result = self.get_model(model_id)
         assert result is not None
         return result
@@ -533,7 +564,7 @@ class RegistryMixin(StoreBase):
         return bool(row and row[0])
 
     def activation_baseline(self, model_id: str) -> dict[str, Any] | None:
-        """The ``baseline`` recorded when ``model_id`` was last activated (see activate_version);
+        """The ``baseline`` recorded when ``model_id`` was last activated (see apply_transition);
         None when it never was, or was activated before baselines were recorded."""
         with self.transaction() as conn:
             row = conn.execute(
@@ -571,7 +602,7 @@ class RegistryMixin(StoreBase):
 
     def previously_active(
         self, symbol: str, *, excluding: str | None, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[ModelVersion]:
         """Up to ``limit`` versions of ``symbol`` that were active before, other than
         ``excluding`` and not withdrawn since (see :func:`withdrawn`), most recently active
         first: the candidates of a rollback."""
@@ -603,41 +634,38 @@ class RegistryMixin(StoreBase):
                 conn, check.symbol(symbol), check.text(fingerprint, "fingerprint")
             )
 
-    def _require_model(self, conn: psycopg.Connection, model_id: str) -> dict[str, Any]:
+    def _require_model(self, conn: psycopg.Connection, model_id: str) -> ModelVersion:
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(_SELECT_MODEL + " WHERE model_id = %s", (model_id,)).fetchone()
         if row is None:
             raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
-        return row
+        return ModelVersion.from_row(row)
 
-    def require_model(self, model_id: str) -> dict[str, Any]:
+    def _one_model(self, where: str, params: Sequence[Any]) -> ModelVersion | None:
+        rows = self._rows(_SELECT_MODEL + " WHERE " + where, params)
+        return ModelVersion.from_row(rows[0]) if rows else None
+
+    def require_model(self, model_id: str) -> ModelVersion:
         """``model_id``'s registry row; UnknownModelError when there is none."""
         with self.transaction() as conn:
             return self._require_model(conn, model_id)
 
-    def get_model_version(self, symbol: str, version: int) -> dict[str, Any] | None:
-        """The registry row of ``symbol``'s ``version``, or None."""
-        rows = self._rows(
-            _SELECT_MODEL + " WHERE symbol = %s AND version = %s",
+    def get_model_version(self, symbol: str, version: int) -> ModelVersion | None:
+        """``symbol``'s ``version``, or None."""
+        return self._one_model(
+            "symbol = %s AND version = %s",
             (check.symbol(symbol), check.positive_int(version, "version")),
         )
-        return rows[0] if rows else None
 
-    def get_model(self, model_id: str) -> dict[str, Any] | None:
-        rows = self._rows(
-            _SELECT_MODEL + " WHERE model_id = %s", (check.text(model_id, "model_id"),)
-        )
-        return rows[0] if rows else None
+    def get_model(self, model_id: str) -> ModelVersion | None:
+        return self._one_model("model_id = %s", (check.text(model_id, "model_id"),))
 
-    def get_active_model(self, symbol: str) -> dict[str, Any] | None:
-        rows = self._rows(
-            _SELECT_MODEL + " WHERE symbol = %s AND is_active", (check.symbol(symbol),)
-        )
-        return rows[0] if rows else None
+    def get_active_model(self, symbol: str) -> ModelVersion | None:
+        return self._one_model("symbol = %s AND is_active", (check.symbol(symbol),))
 
     def get_best_model(
         self, symbol: str, *, horizon: int | None = None, synthetic_allowed: bool | None = None
-    ) -> dict[str, Any] | None:
+    ) -> ModelVersion | None:
         """The symbol's tradable version with the highest composite score (newest among equals).
 
         "Best" ranks the composite score each version earned on its own retrain's out-of-sample
@@ -646,7 +674,7 @@ class RegistryMixin(StoreBase):
         latest activation (rolled back for a metric regression, or an artifact that cannot be
         loaded), and of one horizon (``horizon``; by default the active version's, else the
         newest version's), since versions predicting different horizons do not compete, and
-        trained on real bars unless synthetic ones are allowed (see activate_version). None
+        trained on real bars unless synthetic ones are allowed (see apply_transition). None
         when no version qualifies: the engine stands aside.
         """
         symbol = check.symbol(symbol)
@@ -672,7 +700,7 @@ class RegistryMixin(StoreBase):
                         ORDER BY composite_score DESC NULLS LAST, version DESC LIMIT 1""",
                     (symbol, chosen, synthetic),
                 ).fetchone()
-        return found
+        return None if found is None else ModelVersion.from_row(found)
 
     def tradable_model_ids(
         self, symbol: str, *, horizon: int | None = None, synthetic_allowed: bool | None = None
@@ -688,16 +716,14 @@ class RegistryMixin(StoreBase):
             " WHERE symbol = %s AND horizon IS NOT DISTINCT FROM %s AND credible IS NOT FALSE"
             f" AND NOT {withdrawn('m')} AND (%s OR synthetic_bars IS NOT TRUE)"
             " ORDER BY composite_score DESC NULLS LAST, version DESC",
-            (symbol, best["horizon"], synthetic),
+            (symbol, best.horizon, synthetic),
         )
         return [str(row["model_id"]) for row in rows]
 
-    def trading_status(self, symbol: str) -> dict[str, Any]:
-        """What the engine should do for ``symbol``: trade the active version, or stand aside.
-
-        ``{"symbol", "active": model or None, "stand_aside": bool, "reason": str}``; the reason
-        comes from the latest activation decision (why nothing is active, or why this is).
-        """
+    def trading_status(self, symbol: str) -> TradingStatus:
+        """What the engine should do for ``symbol``: trade the active version, or stand aside;
+        the reason comes from the latest activation decision (why nothing is active, or why
+        this is)."""
         symbol = check.symbol(symbol)
         active = self.get_active_model(symbol)
         history = self._rows(
@@ -707,13 +733,13 @@ class RegistryMixin(StoreBase):
         )
         last = history[0] if history else None
         if active is not None and refused_here(active):
-            reason = refused_synthetic(active["version"], symbol) + ": stand aside"
-            return {"symbol": symbol, "active": None, "stand_aside": True, "reason": reason}
+            reason = refused_synthetic(active.version, symbol) + ": stand aside"
+            return TradingStatus(symbol, None, reason)
         if active is not None:
-            reason = f"{active['model_type']} v{active['version']} is active"
+            reason = f"{active.label} is active"
             if last is not None and last["action"] == "activated":
                 reason += f" ({last['reason']})"
-            return {"symbol": symbol, "active": active, "stand_aside": False, "reason": reason}
+            return TradingStatus(symbol, active, reason)
         if last is None:
             reason = "no model has been registered for this symbol"
         elif last["action"] == "deactivated":
@@ -726,7 +752,7 @@ class RegistryMixin(StoreBase):
             rule = str((last["details"] or {}).get("rule", last["reason"]))
             rule = rule.removeprefix("below the activation floor: ")
             reason = f"no version has passed the activation floor (latest: {rule})"
-        return {"symbol": symbol, "active": None, "stand_aside": True, "reason": reason}
+        return TradingStatus(symbol, None, reason)
 
     def list_models(self, symbol: str) -> pd.DataFrame:
         rows = self._rows(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from brain_assets.records import ModelVersion
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -45,7 +46,7 @@ class ReplaysMixin(StoreBase):
         step: int,
         *,
         as_of: datetime | str,
-        active: Mapping[str, Any] | None,
+        active: ModelVersion | None,
         period_return: float,
         live: Mapping[str, Any],
         events: Sequence[Mapping[str, Any]],
@@ -66,9 +67,9 @@ class ReplaysMixin(StoreBase):
                     check.text(replay_id, "replay_id"),
                     int(step),
                     when,
-                    None if active is None else str(active["model_id"]),
-                    None if active is None else int(active["version"]),
-                    None if active is None else str(active["model_type"]),
+                    None if active is None else str(active.model_id),
+                    None if active is None else int(active.version),
+                    None if active is None else str(active.model_type),
                     check.finite(period_return, "period_return"),
                     check.finite(hold_return, "hold_return"),
                     check.json_document(live, "live"),

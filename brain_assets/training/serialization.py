@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from brain_assets.errors import ArtifactIntegrityError, BrainError
 from brain_assets.lstm.model import StandardizedLSTM
+from brain_assets.records import ModelVersion
 
 if TYPE_CHECKING:
     from brain_assets.store.library import BrainStore
@@ -302,12 +303,12 @@ class _ArtifactLoadError(BrainError):
     """A registered version that could not be loaded: which one (``symbol``, ``model_id``,
     ``version``) and what failed (``error``, the cause's type and message)."""
 
-    def __init__(self, model: Mapping[str, Any], cause: BaseException) -> None:
-        self.symbol = str(model["symbol"])
-        self.model_id = str(model["model_id"])
-        self.version = int(model["version"])
+    def __init__(self, model: ModelVersion, cause: BaseException) -> None:
+        self.symbol = model.symbol
+        self.model_id = model.model_id
+        self.version = model.version
         self.error = f"{type(cause).__name__}: {cause}"
-        super().__init__(self.describe(str(model["model_type"])))
+        super().__init__(self.describe(model.model_type))
 
     def describe(self, model_type: str) -> str:
         raise NotImplementedError
@@ -350,8 +351,8 @@ class ArtifactEnvironmentError(_ArtifactLoadError, RuntimeError):
         )
 
 
-def load_registered_model(brain: BrainStore, model: Mapping[str, Any]) -> Any:
-    """The estimator of a registry row, its artifact verified against the recorded sha256.
+def load_registered_model(brain: BrainStore, model: ModelVersion) -> Any:
+    """The estimator of a registered version, its artifact verified against the recorded sha256.
 
     Raises:
         UnloadableArtifactError: the artifact fails its integrity check, or is refused or
@@ -362,13 +363,13 @@ def load_registered_model(brain: BrainStore, model: Mapping[str, Any]) -> Any:
             version would take a good model out of trading.
     """
     try:
-        data = brain.load_model_artifact(str(model["model_id"]))
+        data = brain.load_model_artifact(model.model_id)
     except ArtifactIntegrityError as exc:
         raise UnloadableArtifactError(model, exc) from exc
     # Only the reading of the bytes is wrapped: a database error (BrainConnectionError is an
     # OSError too) or an unknown model_id raised by the fetch above says nothing about them.
     try:
-        return deserialize_model(data, str(model["artifact_format"]))
+        return deserialize_model(data, model.artifact_format)
     except ValueError as exc:  # refused by the allowlists, or not a readable archive
         raise UnloadableArtifactError(model, exc) from exc
     except (ImportError, OSError) as exc:

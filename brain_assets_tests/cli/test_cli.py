@@ -52,13 +52,13 @@ def test_query_commands(seeded: dict[str, str], capsys: pytest.CaptureFixture[st
     top = run_json(capsys, "top-features", SYMBOL, "-n", "1")
     assert [(r["feature"], r["method"]) for r in top] == [("ret_1", "shap")]  # type: ignore[union-attr]
     corr = run_json(capsys, "top-features", SYMBOL, "--method", "correlation")
-    assert corr[0]["importance"] == -0.3  # type: ignore[index]
+    assert corr[0]["importance"] == -0.3
     best = run_json(capsys, "best-model", SYMBOL)
-    assert best["best"]["model_id"] == seeded["second"]  # type: ignore[index]
-    assert best["active"]["model_id"] == seeded["second"]  # type: ignore[index]
+    assert best["best"]["model_id"] == seeded["second"]
+    assert best["active"]["model_id"] == seeded["second"]
     metrics = run_json(capsys, "metrics", seeded["second"])
-    assert metrics["metrics"]["composite_score"] == 0.4  # type: ignore[index]
-    assert metrics["by_regime"]["high"]["composite_score"] == -0.1  # type: ignore[index]
+    assert metrics["metrics"]["composite_score"] == 0.4
+    assert metrics["by_regime"]["high"]["composite_score"] == -0.1
     history = run_json(capsys, "history", SYMBOL)
     assert [r["action"] for r in history] == ["activated", "deactivated", "activated"]  # type: ignore[union-attr]
     quality = run_json(capsys, "quality-summary", "--since", "1d")
@@ -72,9 +72,9 @@ def test_query_commands(seeded: dict[str, str], capsys: pytest.CaptureFixture[st
 
 def test_rollback_command(seeded: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     result = run_json(capsys, "rollback", SYMBOL)
-    assert result["model_id"] == seeded["first"]  # type: ignore[index]
+    assert result["model_id"] == seeded["first"]
     result = run_json(capsys, "rollback", SYMBOL, "--to", "2")
-    assert result["model_id"] == seeded["second"]  # type: ignore[index]
+    assert result["model_id"] == seeded["second"]
     assert main(["rollback", SYMBOL, "--to", "7"]) == 2
     assert "no version 7" in capsys.readouterr().err
 
@@ -109,7 +109,7 @@ def test_maintenance_backup_restore(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     moved = run_json(capsys, "maintenance", "--retention-days", "30")
-    assert moved["archived_now"] == {  # type: ignore[index]
+    assert moved["archived_now"] == {
         "model_metrics": 0,
         "feature_importance": 0,
         "data_quality_logs": 0,
@@ -119,10 +119,10 @@ def test_maintenance_backup_restore(
     }
     dump = tmp_path / "brain.dump"
     info = run_json(capsys, "backup", str(dump))
-    assert dump.stat().st_size == info["bytes"] > 0  # type: ignore[index]
+    assert dump.stat().st_size == info["bytes"] > 0
     monkeypatch.setenv("DATABASE_DSN", empty_dsn)
     restored = run_json(capsys, "restore", str(dump))
-    assert restored["row_counts"]["model_registry"] == 2  # type: ignore[index]
+    assert restored["row_counts"]["model_registry"] == 2
     assert main(["restore", str(dump)]) == 2  # the target holds data now: --force decides
     assert "refus" in capsys.readouterr().err.lower()
     with BrainLibrary(empty_dsn) as copy:
@@ -134,8 +134,8 @@ def test_verify_passes_and_fails_fast(
     seeded: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report = run_json(capsys, "verify")
-    assert report["ok"] is True  # type: ignore[index]
-    assert {c["check"] for c in report["checks"]} >= {  # type: ignore[index]
+    assert report["ok"] is True
+    assert {c["check"] for c in report["checks"]} >= {
         "imports",
         "database connection",
         "schema version",

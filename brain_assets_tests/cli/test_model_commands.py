@@ -71,23 +71,23 @@ def test_models_select_promote(
     versions: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     listed = run_json(capsys, "models", SYMBOL)
-    rows = listed["versions"]  # type: ignore[index]
+    rows = listed["versions"]
     assert [r["version"] for r in rows] == [2, 1]  # newest first
     assert [r["is_active"] for r in rows] == [False, True]  # the lower score stays a challenger
-    assert listed["trading_status"]["stand_aside"] is False  # type: ignore[index]
+    assert listed["trading_status"]["stand_aside"] is False
     assert main(["models", SYMBOL]) == 0
     out = capsys.readouterr().out
     assert versions["second"] in out and f"{SYMBOL}: trading: ridge v1 is active" in out
 
     picked = run_json(capsys, "select", SYMBOL, "--regime", "high")
-    assert picked["model_id"] == versions["first"]  # type: ignore[index]
-    assert picked["stand_aside"] is False  # type: ignore[index]
-    assert "fell back to the active model" in picked["reason"]  # type: ignore[index]
+    assert picked["model_id"] == versions["first"]
+    assert picked["stand_aside"] is False
+    assert "fell back to the active model" in picked["reason"]
     assert main(["select", SYMBOL, "--regime", "stormy"]) == 2
     assert "not a regime" in capsys.readouterr().err
 
     promoted = run_json(capsys, "promote", versions["second"], "--reason", "desk override")
-    assert promoted["version"] == 2  # type: ignore[index]
+    assert promoted["version"] == 2
     assert main(["promote", versions["first"]]) == 0
     assert "floor was not applied" in capsys.readouterr().out
     history = run_json(capsys, "history", SYMBOL)
@@ -110,14 +110,14 @@ def test_export_writes_a_loadable_verified_artifact(
     assert row is not None
     result = run_json(capsys, "export", model_id, str(tmp_path))
     target = tmp_path / "ETH-USDT_v1_ridge.skops"
-    assert result["path"] == str(target)  # type: ignore[index]
+    assert result["path"] == str(target)
     data = target.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == row["artifact_sha256"]
+    assert hashlib.sha256(data).hexdigest() == row.artifact_sha256
     assert isinstance(deserialize_model(data, "skops"), Ridge)
     sidecar = json.loads((tmp_path / "ETH-USDT_v1_ridge.skops.json").read_text())
     assert sidecar["model_id"] == model_id and sidecar["symbol"] == SYMBOL
     assert sidecar["feature_names"] == FEATURES and sidecar["horizon"] == 1
-    assert sidecar["artifact_sha256"] == row["artifact_sha256"]
+    assert sidecar["artifact_sha256"] == row.artifact_sha256
     assert sidecar["metrics"]["sharpe_ratio"] == 1.2
     assert sidecar["training_start"].startswith("2024-01-01")
     assert sidecar["data_end"].startswith("2024-02-15")
@@ -133,7 +133,7 @@ def test_export_writes_a_loadable_verified_artifact(
     capsys.readouterr()
     assert main(["export", model_id, str(named), "--force"]) == 0
     capsys.readouterr()
-    assert hashlib.sha256(named.read_bytes()).hexdigest() == row["artifact_sha256"]
+    assert hashlib.sha256(named.read_bytes()).hexdigest() == row.artifact_sha256
 
     # A skops artifact goes to a .skops file; an unknown model is named in one line.
     assert main(["export", model_id, str(tmp_path / "model.keras")]) == 2

@@ -16,7 +16,7 @@ from brain_assets.library import BrainLibrary
 from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets_tests.dagster_helpers import run_assets
-from brain_assets_tests.defs.test_rollback_flow import SYMBOL, register_reversed_model, write
+from brain_assets_tests.reversed_model import SYMBOL, register_reversed_model, write
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_monitor_act_rolls_a_regressed_symbol_back(brain_dsn: str, tmp_path: Pat
         assert day_one.success
     with BrainLibrary(brain_dsn) as brain:
         previous = brain.get_active_model(SYMBOL)
-        assert previous is not None, brain.trading_status(SYMBOL)["reason"]
+        assert previous is not None, brain.trading_status(SYMBOL).reason
         broken = register_reversed_model(brain, frame.head(2000), previous)
         ModelVersioning(brain).promote(broken, reason="test: operator")
     # Two weeks of new bars (the live window), on which the broken version loses.
@@ -73,19 +73,19 @@ def test_monitor_act_rolls_a_regressed_symbol_back(brain_dsn: str, tmp_path: Pat
     assert seen["verdict"] == "regressed" and seen["rollback_pending"] is True, seen
     assert seen["rollback"] is None
     with BrainLibrary(brain_dsn) as store:
-        assert store.get_active_model(SYMBOL)["model_id"] == broken  # type: ignore[index]
+        assert store.get_active_model(SYMBOL).model_id == broken
 
     [acted] = json.loads(brain("monitor", SYMBOL, "--act", "--json").stdout)
     assert acted["verdict"] == "regressed", acted
     assert acted["rollback"]["success"] is True and acted["rollback"]["rolled_back"], acted
     assert acted["rollback_pending"] is False
-    assert acted["active_model_id"] == previous["model_id"], acted["reason"]
+    assert acted["active_model_id"] == previous.model_id, acted["reason"]
     with BrainLibrary(brain_dsn) as store:
         active = store.get_active_model(SYMBOL)
         history = store.get_activation_history(SYMBOL)
-    assert active is not None and active["model_id"] == previous["model_id"]
+    assert active is not None and active.model_id == previous.model_id
     assert history.iloc[-1]["details"]["regressed_model_id"] == broken
 
     # The table form says what happened, in words.
     text = brain("monitor", SYMBOL).stdout
-    assert f"{SYMBOL}: " in text and f"v{active['version']}" in text
+    assert f"{SYMBOL}: " in text and f"v{active.version}" in text

@@ -726,7 +726,7 @@ def test_a_crash_right_after_the_rollback_commits_does_not_lose_its_alert(
 
     # The rollback committed, and its alert with it; nothing reached the webhook.
     active = brain.get_active_model("BTC/USDT")
-    assert active is not None and active["version"] == 1
+    assert active is not None and active.version == 1
     (row,) = brain.get_alerts(pending_only=True)
     assert row["kind"] == "model_rollback" and row["attempts"] == 0
     assert webhook.requests == []
@@ -736,7 +736,7 @@ def test_a_crash_right_after_the_rollback_commits_does_not_lose_its_alert(
     assert deliver_pending(brain, webhook.url).delivered == []
     (request,) = webhook.requests
     assert request["body"]["alert_id"] == row["id"]
-    assert request["body"]["payload"]["rolled_back_to"] == active["model_id"]
+    assert request["body"]["payload"]["rolled_back_to"] == active.model_id
     assert brain.get_alerts(pending_only=True) == []
 
 

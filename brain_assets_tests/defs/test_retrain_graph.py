@@ -59,23 +59,23 @@ def test_store_holds_models_metrics_importance_and_quality(retrained) -> None:  
             best = brain.get_best_model(symbol)
             active = brain.get_active_model(symbol)
             assert best is not None and active is not None
-            assert active["model_id"] == best["model_id"]
+            assert active.model_id == best.model_id
             assert set(brain.list_models(symbol)["model_type"]) == {
                 "ridge",
                 "random_forest",
                 "hist_gradient_boosting",
             }
-            metrics = brain.get_model_metrics(best["model_id"], symbol)
+            metrics = brain.get_model_metrics(best.model_id, symbol)
             assert metrics["periods_per_year"] == 8760.0
             assert {"max_drawdown", "composite_score", "rmse", "hold_total_return"} <= set(metrics)
             assert ("sharpe_ratio" in metrics) == (metrics["exposure"] > 0)
-            assert metrics["composite_score"] == pytest.approx(best["composite_score"])
+            assert metrics["composite_score"] == pytest.approx(best.composite_score)
             for method in ("shap", "permutation", "correlation"):
                 top = brain.get_top_features(symbol, top_n=5, method=method)
                 assert len(top) == 5
                 assert top["rank"].tolist() == [1, 2, 3, 4, 5]
-                assert set(top["model_id"]) == {active["model_id"]}
-            artifact = brain.load_model_artifact(best["model_id"])
+                assert set(top["model_id"]) == {active.model_id}
+            artifact = brain.load_model_artifact(best.model_id)
             assert artifact[:2] == b"PK"  # skops zip archive, not a pickle
         summary = brain.get_data_quality_summary()
         checks = set(zip(summary["symbol"], summary["check_name"], strict=True))
@@ -118,7 +118,7 @@ def test_nightly_analysis_records_the_rank_trend(retrained) -> None:  # type: ig
         trend = brain.get_asset_values("feature_importance_trend", ["BTC/USDT"])["BTC/USDT"]
         active = brain.get_active_model("BTC/USDT")
     assert active is not None
-    assert trend["model_id"] == active["model_id"]
+    assert trend["model_id"] == active.model_id
     shap = trend["trend"]["shap"]
     # The first nightly run compared with the retrain's analysis; the second with the first.
     assert shap["previous_available"] is True

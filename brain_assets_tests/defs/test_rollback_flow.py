@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from brain_assets.definitions import defs
@@ -17,10 +16,8 @@ from brain_assets.defs.resources import DecisionResource, MarketDataResource, Re
 from brain_assets.library import BrainLibrary
 from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.market_data.synthetic import signal_market
-from brain_assets.pipeline.dataset import make_dataset
-from brain_assets.pipeline.settings import RetrainSettings
-from brain_assets.pipeline.training import train_symbol
 from brain_assets_tests.dagster_helpers import check_results, resources, run_assets
+from brain_assets_tests.reversed_model import register_reversed_model, write
 
 SYMBOL = "BTC/USDT"
 POLICY = DecisionResource()  # the default policy: floor, paired promotion, significance
@@ -46,7 +43,7 @@ def test_sensor_requests_one_rollback_for_a_regressed_partition_only() -> None:
             (SYMBOL, None)
         ]
         assert rollback_sensor.job_name == "rollback_job"
-        first_key = result.run_requests[0].run_key  # type: ignore[index]
+        first_key = result.run_requests[0].run_key
         # Evaluated again from its cursor, the sensor sees nothing new and requests nothing.
         again = rollback_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor))
         assert again.run_requests == []  # type: ignore[union-attr]
@@ -71,34 +68,6 @@ def test_sensor_skips_a_symbol_removed_since_its_event() -> None:
         assert result.cursor is not None  # type: ignore[union-attr]
 
 
-def write(folder: Path, frame: pd.DataFrame) -> None:
-    out = frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    out.to_csv(folder / "BTC-USDT.csv", index=False)
-
-
-def register_reversed_model(brain: BrainLibrary, frame: pd.DataFrame, like: dict) -> str:
-    """A version that predicts the opposite of what the market does (fitted on the negated
-    target) but claims the honest-looking test figures of ``like``: it will lose live."""
-    settings = RetrainSettings(model_types=("ridge",))
-    table = make_dataset(frame, settings.horizon)
-    flipped = table.assign(target=-table["target"])
-    artifact = train_symbol(SYMBOL, flipped, settings)[0]
-    return brain.register_model(
-        SYMBOL,
-        "ridge",
-        artifact.artifact,
-        metrics=like["metrics"],
-        feature_names=artifact.feature_names,
-        training_start=artifact.training_start,
-        training_end=artifact.training_end,
-        artifact_format=artifact.artifact_format,
-        horizon=1,
-        data_start=table.index[0],
-        data_end=table.index[-1],
-        credible=True,
-    )
-
-
 @pytest.mark.slow
 def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path: Path) -> None:
     # A market of constant statistics: a model that learnt it keeps working.
@@ -116,7 +85,7 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
         assert day_one.success
         with BrainLibrary(brain_dsn) as brain:
             previous = brain.get_active_model(SYMBOL)
-            assert previous is not None, brain.trading_status(SYMBOL)["reason"]
+            assert previous is not None, brain.trading_status(SYMBOL).reason
             # An operator puts a broken model live (it predicts the wrong sign).
             broken = register_reversed_model(brain, frame.head(2000), previous)
             ModelVersioning(brain).promote(broken, reason="test: operator")
@@ -168,7 +137,7 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
         active = brain.get_active_model(SYMBOL)
         history = brain.get_activation_history(SYMBOL)
         best = brain.get_best_model(SYMBOL)
-    assert active is not None and active["model_id"] == previous["model_id"]
+    assert active is not None and active.model_id == previous.model_id
     last = history.iloc[-2:]
     assert last["action"].tolist() == ["deactivated", "activated"]
     assert set(last["reason"]) == {"rollback"}
@@ -176,4 +145,4 @@ def test_regression_rolls_back_to_the_previous_version(brain_dsn: str, tmp_path:
     assert details["regressed_model_id"] == broken
     assert details["p_value"] < 0.05 and details["trigger"] == "metric_regression"
     # The rolled-back version is out of the running for "best" too.
-    assert best is not None and best["model_id"] != broken
+    assert best is not None and best.model_id != broken

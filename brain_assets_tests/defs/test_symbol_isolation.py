@@ -190,7 +190,7 @@ def test_a_bad_symbol_never_blocks_another(dsn: str) -> None:
         # The same bars again: the versions exist already (idempotent registration).
         assert len(brain.list_models("ETH/USD")) == len(RETRAIN.model_types)
         second = brain.get_active_model("ETH/USD")
-        assert second is not None and second["model_id"] == first["model_id"]
+        assert second is not None and second.model_id == first.model_id
         assert brain.list_models("BROKEN/USD").empty
         eth_logs = brain.get_data_quality_logs("ETH/USD", limit=1000)
     # Each ETH run logged its own bar checks once (no re-validation of other symbols).

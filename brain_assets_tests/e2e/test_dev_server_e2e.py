@@ -79,8 +79,8 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
     # The run registered every model type; whether one trades is the activation floor's call
     # on these synthetic bars, and either answer must be stated.
     assert len(versions) >= 3
-    assert status["reason"]
-    if status["active"] is not None:
-        assert status["active"]["model_id"] in set(versions["model_id"])
+    assert status.reason
+    if status.active is not None:
+        assert status.active.model_id in set(versions["model_id"])
     assert len(top) == 3
     assert {"ohlcv_valid", "features_valid"} <= set(quality["check_name"])

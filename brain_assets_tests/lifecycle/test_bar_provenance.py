@@ -20,6 +20,7 @@ from brain_assets.lifecycle.predictor import StandAside, load_predictor, load_pr
 from brain_assets.lifecycle.selection import ModelSelector
 from brain_assets.lifecycle.versioning import ModelVersioning
 from brain_assets.provenance import BarProvenance, bars_label
+from brain_assets.records import Transition
 from brain_assets_tests.dagster_helpers import run_assets
 
 SYMBOL = "BTC/USDT"
@@ -58,13 +59,13 @@ def test_every_version_records_its_bars_and_the_tables_say_synthetic(
     model_id = register(versioning, "a", SYNTHETIC_1H)
     row = brain.get_model(model_id)
     assert row is not None
-    assert (row["bar_source"], row["bar_timeframe"], row["synthetic_bars"]) == (
+    assert (row.bar_source, row.bar_timeframe, row.synthetic_bars) == (
         "synthetic",
         "1h",
         True,
     )
     # The demo's deployment chose synthetic bars: there the version may trade.
-    assert brain.get_active_model(SYMBOL)["model_id"] == model_id  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == model_id
     assert bars_label(row) == "synthetic 1h (SYNTHETIC)"
     assert bars_label({"bar_source": None}) == "unknown"
     listed = brain.list_models(SYMBOL)
@@ -83,17 +84,17 @@ def test_a_synthetic_version_never_trades_where_the_bars_are_real(
     monkeypatch.setenv("DATABASE_DSN", brain_dsn)
     versioning = ModelVersioning(brain, policy=SEED)
     real = register(versioning, "real", REAL_1H)
-    assert brain.get_active_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == real
     made_up = versioning.register_version(
         SYMBOL, "ridge", b"made-up", metrics={"sharpe_ratio": 9.0}, horizon=1, bars=SYNTHETIC_1H
     )
     # A far better score, and still kept inactive, with the reason recorded.
-    assert brain.get_active_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == real
     last = brain.get_activation_history(SYMBOL).iloc[-1]
     assert last["model_id"] == made_up and last["action"] == "kept_inactive"
     assert last["reason"] == "synthetic_bars" and "synthetic bars" in last["details"]["rule"]
     # Not the best tradable version, not the selector's pick.
-    assert brain.get_best_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_best_model(SYMBOL).model_id == real
     assert made_up not in brain.tradable_model_ids(SYMBOL)
     assert ModelSelector(brain).select_model_for_symbol(SYMBOL, "normal")["model_id"] == real
     # Every way of activating it is refused, and nothing changes.
@@ -101,19 +102,21 @@ def test_a_synthetic_version_never_trades_where_the_bars_are_real(
     with pytest.raises(SyntheticBarsRefusedError, match="version 2 was trained on synthetic"):
         versioning.promote(made_up)
     with pytest.raises(SyntheticBarsRefusedError):
-        brain.activate_version(SYMBOL, made_up, reason="manual", details={})
+        brain.apply_transition(
+            Transition("activate", SYMBOL, made_up, "manual", check_active=False)
+        )
     assert main(["rollback", SYMBOL, "--to", "2"]) == 2
     assert "trained on synthetic bars" in capsys.readouterr().err
-    assert brain.get_active_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == real
     assert len(brain.get_activation_history(SYMBOL)) == before
     # Once active in a deployment that chose synthetic bars, ...
     ModelVersioning(brain, policy=SEED, synthetic_allowed=True).promote(made_up)
-    assert brain.get_active_model(SYMBOL)["model_id"] == made_up  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == made_up
     versioning.promote(real)
     # ... a real deployment's rollback never returns to it.
     with pytest.raises(ValueError, match="no earlier version to roll back to"):
         versioning.rollback(SYMBOL)
-    assert brain.get_active_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == real
 
 
 def test_a_demo_version_active_on_the_brain_stands_aside_where_the_bars_are_real(
@@ -121,12 +124,12 @@ def test_a_demo_version_active_on_the_brain_stands_aside_where_the_bars_are_real
 ) -> None:
     monkeypatch.setenv("BRAIN_MARKET_SOURCE", "synthetic")
     demo = register(ModelVersioning(brain, policy=SEED), "demo", SYNTHETIC_1H)
-    assert brain.get_active_model(SYMBOL)["model_id"] == demo  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == demo
     # The same Brain, now a deployment whose bars are real.
     monkeypatch.delenv("BRAIN_MARKET_SOURCE")
     versioning = ModelVersioning(brain, policy=SEED)
     status = brain.trading_status(SYMBOL)
-    assert status["stand_aside"] and "trained on synthetic bars" in status["reason"]
+    assert status.stand_aside and "trained on synthetic bars" in status.reason
     with pytest.raises(StandAside, match="trained on synthetic bars"):
         load_predictor(brain, SYMBOL, cache_dir=tmp_path)
     pick = ModelSelector(brain).select_model_for_symbol(SYMBOL, "normal")
@@ -141,7 +144,7 @@ def test_a_demo_version_active_on_the_brain_stands_aside_where_the_bars_are_real
     real = versioning.register_version(
         SYMBOL, "ridge", b"real", metrics={"sharpe_ratio": 0.5}, horizon=1, bars=REAL_1H
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == real  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == real
     history = brain.get_activation_history(SYMBOL)
     taken_out = history[(history["model_id"] == demo) & (history["action"] == "deactivated")]
     assert list(taken_out["reason"]) == ["synthetic_bars"]

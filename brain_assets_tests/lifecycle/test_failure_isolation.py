@@ -302,7 +302,7 @@ def test_predictor_falls_back_to_the_previous_good_version(
     predictor = load_predictor(brain, SYMBOL, policy=NO_FLOOR)
     assert (predictor.model_id, predictor.model_type) == (good, "ridge")
     active = brain.get_active_model(SYMBOL)
-    assert active is not None and active["model_id"] == good
+    assert active is not None and active.model_id == good
 
     out, back = last_rows(brain, 2)
     assert (out["model_id"], out["action"], out["reason"]) == (broken, "deactivated", "rollback")
@@ -343,7 +343,7 @@ def test_nothing_loads_so_the_symbol_stands_aside(brain: BrainLibrary, trained: 
         load_predictor(brain, SYMBOL, policy=NO_FLOOR)
     assert UNLOADABLE_TRIGGER in caught.value.reason
     assert brain.get_active_model(SYMBOL) is None
-    assert brain.trading_status(SYMBOL)["stand_aside"]
+    assert brain.trading_status(SYMBOL).stand_aside
 
     [alert] = alerts_of(brain, "model_stand_aside")
     payload = alert["payload"]
@@ -380,7 +380,7 @@ def test_an_unloadable_regime_pick_is_marked_and_the_active_version_serves(
     # The marked version no longer competes in the regime.
     assert "of the 1 model(s) evaluated" in predictor.reason
     active = brain.get_active_model(SYMBOL)
-    assert active is not None and active["model_id"] == ids["ridge"]
+    assert active is not None and active.model_id == ids["ridge"]
     [alert] = alerts_of(brain, "model_artifact_unloadable")
     assert alert["payload"]["unloadable_model_id"] == ids["random_forest"]
     assert alert["payload"]["was_active"] is False
@@ -405,7 +405,7 @@ def test_monitoring_falls_back_and_evaluates_the_version_that_trades(
     assert live.to_json()["fell_back_from"] == live.fell_back_from
     assert live.n_bars == 200
     active = brain.get_active_model(SYMBOL)
-    assert active is not None and active["model_id"] == ids["ridge"]
+    assert active is not None and active.model_id == ids["ridge"]
     [alert] = alerts_of(brain, "model_rollback")
     assert alert["payload"]["unloadable_model_id"] == ids["random_forest"]
     # The live metrics stored are the restored version's.
@@ -526,7 +526,7 @@ def break_the_reader(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
 def registry_state(brain: BrainLibrary) -> tuple[Any, ...]:
     active = brain.get_active_model(SYMBOL)
     return (
-        None if active is None else active["model_id"],
+        None if active is None else active.model_id,
         len(brain.get_activation_history(SYMBOL)),
         len(brain.get_alerts()),
         tuple(brain.tradable_model_ids(SYMBOL)),

@@ -25,6 +25,7 @@ from brain_assets.pipeline.monitoring import evaluate_active_model
 from brain_assets.pipeline.registration import register_evaluation
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import train_symbol
+from brain_assets.records import Transition
 
 SYMBOL = "BTC/USDT"
 SETTINGS = RetrainSettings(model_types=("ridge",))
@@ -55,7 +56,7 @@ def trade_on(brain: BrainLibrary, bars: pd.DataFrame) -> dict:
         brain, SYMBOL, table, artifacts, evaluation.to_json(), SETTINGS, policy=DecisionPolicy()
     )
     active = brain.get_active_model(SYMBOL)
-    assert active is not None, brain.trading_status(SYMBOL)["reason"]
+    assert active is not None, brain.trading_status(SYMBOL).reason
     return active
 
 
@@ -70,7 +71,7 @@ def test_a_losing_record_takes_the_version_out_and_the_symbol_stands_aside(
     brain: BrainLibrary, flipped: pd.DataFrame
 ) -> None:
     active = trade_on(brain, flipped.iloc[:3000])
-    evaluation = brain.get_model_metrics(active["model_id"], SYMBOL)
+    evaluation = brain.get_model_metrics(active.model_id, SYMBOL)
     live = evaluate_active_model(brain, SYMBOL, flipped, SETTINGS, policy=CUMULATIVE_ONLY)
     assert live is not None
     cumulative = live.assessment["cumulative"]
@@ -86,12 +87,12 @@ def test_a_losing_record_takes_the_version_out_and_the_symbol_stands_aside(
     last = brain.get_activation_history(SYMBOL).iloc[-1]
     assert last["action"] == "deactivated" and last["details"]["trigger"] == "cumulative_loss"
     assert last["details"]["stand_aside"] is True
-    assert "cumulative_loss" in brain.trading_status(SYMBOL)["reason"]
+    assert "cumulative_loss" in brain.trading_status(SYMBOL).reason
     # Live numbers are stored apart: the evaluation's are unchanged, the live ones are there.
-    assert brain.get_model_metrics(active["model_id"], SYMBOL) == evaluation
-    stored = brain.get_live_metrics(active["model_id"], SYMBOL)
+    assert brain.get_model_metrics(active.model_id, SYMBOL) == evaluation
+    stored = brain.get_live_metrics(active.model_id, SYMBOL)
     assert stored[RECORD_BARS] == cumulative["bars"]
-    history = brain.get_metric_history(active["model_id"], SYMBOL, metric=RECORD_BARS)
+    history = brain.get_metric_history(active.model_id, SYMBOL, metric=RECORD_BARS)
     assert list(history["segment"]) == ["live"] and history["window_end"].notna().all()
 
 
@@ -103,9 +104,10 @@ def test_the_record_runs_from_the_activation(brain: BrainLibrary, flipped: pd.Da
     # The same version activated again later (say by an operator at that bar): its record
     # restarts there, while the window still covers every bar it never saw.
     later = make_dataset(bars, 1).index[-200]
-    brain.stand_aside(SYMBOL, reason="manual", details={})
-    brain.activate_version(
-        SYMBOL, active["model_id"], reason="manual", details={"as_of": later.isoformat()}
+    model_id = active.model_id
+    brain.apply_transition(Transition("stand_aside", SYMBOL, None, "manual", {}, model_id))
+    brain.apply_transition(
+        Transition("activate", SYMBOL, model_id, "manual", {"as_of": later.isoformat()})
     )
     again = evaluate_active_model(brain, SYMBOL, bars, SETTINGS, policy=CUMULATIVE_ONLY)
     assert again is not None
@@ -158,7 +160,7 @@ def test_drifted_inputs_are_recorded_and_can_stand_the_version_aside(brain: Brai
     wild = signal_market(600, momentum=0.2, volatility=0.05, seed=6)
     bars = continued(calm, wild)
     active = trade_on(brain, calm)
-    assert active["feature_profile"]["features"].keys() == set(
+    assert active.feature_profile["features"].keys() == set(
         split_columns(make_dataset(calm, 1))[0].columns
     )
     policy = DecisionPolicy(drift_action="stand_aside", rollback_confidence=1 - 1e-12)

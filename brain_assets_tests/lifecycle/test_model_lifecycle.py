@@ -87,19 +87,19 @@ def test_a_losing_first_version_never_trades_and_everyone_says_stand_aside(
     versioning = ModelVersioning(brain)
     loser = register(versioning, "a", metrics(sharpe=-0.4, composite=-0.37))
     assert brain.get_active_model(SYMBOL) is None
-    assert brain.get_model(loser)["credible"] is False  # type: ignore[index]
+    assert brain.get_model(loser).credible is False
     decision = last_decision(brain, loser)
     assert decision["action"] == "kept_inactive" and decision["reason"] == "below_floor"
     assert brain.get_best_model(SYMBOL) is None
     status = brain.trading_status(SYMBOL)
-    assert status["stand_aside"] and "activation floor" in status["reason"]
+    assert status.stand_aside and "activation floor" in status.reason
     choice = ModelSelector(brain).select_model_for_symbol(SYMBOL, "normal")
     assert choice is not None and choice["stand_aside"] and choice["model_id"] is None
     # A credible version then trades at once: nothing is active to compare it with.
     good = register(versioning, "b", metrics(sharpe=9.0))
-    assert brain.get_active_model(SYMBOL)["model_id"] == good  # type: ignore[index]
-    assert brain.get_best_model(SYMBOL)["model_id"] == good  # type: ignore[index]
-    assert not brain.trading_status(SYMBOL)["stand_aside"]
+    assert brain.get_active_model(SYMBOL).model_id == good
+    assert brain.get_best_model(SYMBOL).model_id == good
+    assert not brain.trading_status(SYMBOL).stand_aside
 
 
 def test_a_challenger_replaces_the_champion_only_on_significant_evidence(
@@ -117,7 +117,7 @@ def test_a_challenger_replaces_the_champion_only_on_significant_evidence(
         returns=champion_returns + noise(1) * 0.1,
         champion=champion_returns,
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == champion  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == champion
     kept = last_decision(brain, lucky)
     assert kept["action"] == "kept_inactive" and kept["reason"] == "challenger"
     assert kept["details"]["p_value"] >= 0.05 and kept["details"]["common_bars"] == 400
@@ -129,7 +129,7 @@ def test_a_challenger_replaces_the_champion_only_on_significant_evidence(
         returns=champion_returns + 0.002,
         champion=champion_returns,
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == better  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == better
     promoted = last_decision(brain, better)
     assert promoted["reason"] == "promotion" and promoted["details"]["p_value"] < 0.05
     # Without per-bar returns there is no fair comparison: the challenger waits.
@@ -148,10 +148,10 @@ def test_versions_of_another_horizon_never_compete(brain: BrainLibrary) -> None:
         returns=noise(0) + 0.01,
         champion=noise(0),
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == hourly  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == hourly
     assert "horizon" in last_decision(brain, other)["details"]["rule"]
-    assert brain.get_best_model(SYMBOL)["model_id"] == hourly  # type: ignore[index]
-    assert brain.get_best_model(SYMBOL, horizon=4)["model_id"] == other  # type: ignore[index]
+    assert brain.get_best_model(SYMBOL).model_id == hourly
+    assert brain.get_best_model(SYMBOL, horizon=4).model_id == other
 
 
 LIVE_CRASH = {
@@ -198,9 +198,9 @@ def test_rollback_ignores_noise_and_acts_on_a_significant_regression(brain: Brai
     assert versioning.check_and_rollback(
         second, SYMBOL, LIVE_CRASH, as_of=week_later, candidates={first: LIVE_GOOD}
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     # The regressed version is no longer "best", whatever its score.
-    assert brain.get_best_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_best_model(SYMBOL).model_id == first
 
 
 def test_cooldown_defers_a_rollback_right_after_a_change(brain: BrainLibrary) -> None:
@@ -210,7 +210,7 @@ def test_cooldown_defers_a_rollback_right_after_a_change(brain: BrainLibrary) ->
     assert not versioning.check_and_rollback(
         second, SYMBOL, LIVE_CRASH, as_of="2024-03-20T00:00:00Z"
     )
-    assert brain.get_active_model(SYMBOL)["model_id"] == second  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == second
     deferred = last_decision(brain, second)
     assert deferred["reason"] == "rollback_deferred" and "72 bars" in deferred["details"]["message"]
     assert versioning.check_and_rollback(second, SYMBOL, LIVE_CRASH, as_of="2024-03-25T00:00:00Z")
@@ -232,12 +232,12 @@ def test_no_fit_version_to_return_to_means_standing_aside(brain: BrainLibrary) -
     assert stood["action"] == "deactivated" and stood["details"]["stand_aside"]
     assert stood["details"]["skipped"][0]["model_id"] == first
     status = brain.trading_status(SYMBOL)
-    assert status["stand_aside"] and "stand aside" in status["reason"]
+    assert status.stand_aside and "stand aside" in status.reason
     # The seed's rules keep a regressed model trading when there is nowhere to go.
     seed = ModelVersioning(brain, policy=DecisionPolicy.seed())
     only = seed.register_version("ETH/USDT", "ridge", b"e", metrics={"sharpe_ratio": 2.0})
     assert not seed.check_and_rollback(only, "ETH/USDT", {"sharpe_ratio": -1.0})
-    assert brain.get_active_model("ETH/USDT")["model_id"] == only  # type: ignore[index]
+    assert brain.get_active_model("ETH/USDT").model_id == only
 
 
 def test_never_back_onto_a_version_rolled_back_for_a_regression(brain: BrainLibrary) -> None:
@@ -281,7 +281,7 @@ def test_the_retrain_assets_apply_the_floor_and_the_paired_test(
         assert model["credible"] == floor_verdict(model["metrics"], DecisionPolicy()).passed
         tries = 2.0 if model["version"] <= 2 else 4.0
         assert SHARPE_SE in model["metrics"] and model["metrics"][SELECTION_TRIALS] == tries
-    assert active is not None and active["credible"] is True
+    assert active is not None and active.credible is True
     # Day two's versions were compared with the champion on the bars it never trained on.
     day_two = history[history["version"] > 2]
     assert len(day_two) >= 2

@@ -173,7 +173,7 @@ def test_stand_aside_and_unknown_symbol(brain: BrainLibrary, trained: Trained) -
     # No version can pass a floor of 1.0 on the composite score: the symbol stands aside.
     register(brain, trained, DecisionPolicy(floor_min_composite=1.0, floor_confidence=None))
     assert brain.get_active_model(SYMBOL) is None
-    reason = brain.trading_status(SYMBOL)["reason"]
+    reason = brain.trading_status(SYMBOL).reason
     with pytest.raises(StandAside) as caught:
         load_predictor(brain, SYMBOL)
     assert caught.value.reason == reason
@@ -221,15 +221,15 @@ def test_tampered_artifact_is_refused(brain: BrainLibrary, trained: Trained) -> 
     with brain.transaction() as conn:
         conn.execute(
             "UPDATE model_registry SET artifact = artifact || '\\x00'::bytea WHERE model_id = %s",
-            (active["model_id"],),
+            (active.model_id,),
         )
-    assert active["model_id"] in ids.values()
+    assert active.model_id in ids.values()
     with pytest.raises(StandAside, match="artifact_unloadable"):
         load_predictor(brain, SYMBOL)
     assert brain.get_active_model(SYMBOL) is None
     [alert] = brain.get_alerts()
     assert alert["kind"] == "model_stand_aside"
-    assert alert["payload"]["unloadable_model_id"] == active["model_id"]
+    assert alert["payload"]["unloadable_model_id"] == active.model_id
     assert alert["payload"]["error"].startswith("ArtifactIntegrityError")
 
 
@@ -289,7 +289,7 @@ def test_predict_command(
     assert run_cli("predict", SYMBOL, "--file", str(csv), "--json") == 3
     aside = json.loads(capsys.readouterr().out)
     assert aside["stand_aside"] is True
-    assert aside["reason"] == brain.trading_status(SYMBOL)["reason"]
+    assert aside["reason"] == brain.trading_status(SYMBOL).reason
     assert run_cli("predict", SYMBOL, "--file", str(csv)) == 3
     assert "stand aside" in capsys.readouterr().out
 

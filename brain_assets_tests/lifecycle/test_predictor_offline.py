@@ -256,7 +256,7 @@ def test_a_cached_stand_aside_is_honoured_and_follows_the_brain(
     assert cache.prune() == []
     [pruned] = cache.prune(now=time.time() + PRUNE_AFTER_S + 1)
     forest = brain.get_model(ids["random_forest"])
-    assert forest is not None and pruned.name.startswith(forest["artifact_sha256"])
+    assert forest is not None and pruned.name.startswith(forest.artifact_sha256)
     assert load_predictor(None, SYMBOL, cache_dir=cache_dir).model_id == ids["ridge"]
 
 

@@ -173,7 +173,7 @@ def test_none_uses_the_stored_current_regime(
     classified = bars[["realized_vol", "vol_percentile", "regime"]]
     last_high = classified.index[classified["regime"] == "high"][-1]
     brain.store_regimes(SYMBOL, classified.loc[:last_high])
-    assert brain.get_current_regime(SYMBOL)["regime"] == "high"  # type: ignore[index]
+    assert brain.get_current_regime(SYMBOL)["regime"] == "high"
     now = selector.select_model_for_symbol(SYMBOL)
     assert now is not None
     assert (now["model_id"], now["regime"], now["fallback"]) == (models["A"], "high", False)

@@ -72,11 +72,11 @@ def register(versioning: ModelVersioning, score: float, sharpe: float = 1.0) -> 
 def test_champion_challenger(brain: BrainLibrary) -> None:
     versioning = ModelVersioning(brain, policy=DecisionPolicy.seed(tolerance=0.1))
     first = register(versioning, 0.50)
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     weaker = register(versioning, 0.30)  # worse beyond the tolerance: a challenger
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     close = register(versioning, 0.46)  # worse, but within 10% of 0.50: promoted
-    assert brain.get_active_model(SYMBOL)["model_id"] == close  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == close
     history = versioning.history(SYMBOL)
     kept = history[history["action"] == "kept_inactive"]
     assert kept["model_id"].tolist() == [weaker]
@@ -93,7 +93,7 @@ def test_check_and_rollback(brain: BrainLibrary) -> None:
     second = register(versioning, 0.50, sharpe=2.0)
     assert not versioning.check_and_rollback(second, SYMBOL, {"sharpe_ratio": 1.95})
     assert versioning.check_and_rollback(second, SYMBOL, {"sharpe_ratio": 1.0}, 0.05)
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     # The same (stale) check again changes nothing: the regressed model is no longer active.
     assert not versioning.check_and_rollback(second, SYMBOL, {"sharpe_ratio": 1.0})
     history = versioning.history(SYMBOL)
@@ -112,7 +112,7 @@ def test_rollback_without_an_earlier_version_writes_a_warning(brain: BrainLibrar
     versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     only = register(versioning, 0.5, sharpe=2.0)
     assert not versioning.check_and_rollback(only, SYMBOL, {"sharpe_ratio": -1.0})
-    assert brain.get_active_model(SYMBOL)["model_id"] == only  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == only
     warning = versioning.history(SYMBOL).iloc[-1]
     assert (warning["action"], warning["reason"]) == ("warning", "rollback_unavailable")
 
@@ -122,11 +122,11 @@ def test_operator_promote_and_rollback(brain: BrainLibrary) -> None:
     v1 = register(versioning, 0.5)
     v2 = register(versioning, 0.1)  # challenger
     versioning.promote(v2)
-    assert brain.get_active_model(SYMBOL)["model_id"] == v2  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == v2
     versioning.rollback(SYMBOL)
-    assert brain.get_active_model(SYMBOL)["model_id"] == v1  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == v1
     versioning.rollback(SYMBOL, to_version=2)
-    assert brain.get_active_model(SYMBOL)["version"] == 2  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).version == 2
     with pytest.raises(ValueError, match="no version 9"):
         versioning.rollback(SYMBOL, to_version=9)
     with pytest.raises(ValueError, match="no earlier version"):
@@ -186,7 +186,7 @@ for i in range(12):
         elif op == "check":
             active = brain.get_active_model("RACE/USDT")
             if active:
-                v.check_and_rollback(active["model_id"], "RACE/USDT", {"sharpe_ratio": -5.0})
+                v.check_and_rollback(active.model_id, "RACE/USDT", {"sharpe_ratio": -5.0})
         else:
             models = brain.list_models("RACE/USDT")
             if len(models):
@@ -233,10 +233,10 @@ def test_operator_rollbacks_do_not_blacklist_a_model(brain: BrainLibrary) -> Non
     # A regression of v2 now rolls back to v1; then v1 regresses: v2 is a fair target again,
     # because it was only ever rolled back by an operator, not for a regression.
     assert versioning.check_and_rollback(v2, SYMBOL, {"sharpe_ratio": 0.1})
-    assert brain.get_active_model(SYMBOL)["model_id"] == v1  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == v1
     assert not versioning.check_and_rollback(v1, SYMBOL, {"sharpe_ratio": 0.1})
     # v2 was rolled back for a regression after its last activation: it is no target.
     assert versioning.history(SYMBOL).iloc[-1]["reason"] == "rollback_unavailable"
     versioning.promote(v2)  # an operator's promotion clears the mark
     assert versioning.check_and_rollback(v2, SYMBOL, {"sharpe_ratio": 0.1})
-    assert brain.get_active_model(SYMBOL)["model_id"] == v1  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == v1

@@ -314,9 +314,9 @@ def test_daily_retrain_registers_an_lstm_version(brain_dsn: str) -> None:
         lstm_id = str(versions.loc[versions["model_type"] == "lstm", "model_id"].iloc[0])
         record = brain.get_model(lstm_id)
         assert record is not None
-        assert record["artifact_format"] == "keras"
-        assert record["hyperparameters"]["best_epoch"] >= 1
-        assert record["hyperparameters"]["lstm_units"] == 4
+        assert record.artifact_format == "keras"
+        assert record.hyperparameters["best_epoch"] >= 1
+        assert record.hyperparameters["lstm_units"] == 4
         metrics = brain.get_model_metrics(lstm_id, SYMBOL)
         assert {"composite_score", "rmse", "exposure", "annual_cost"} <= set(metrics)
         # A Sharpe ratio exists once the band let the model into the market at all.
@@ -330,7 +330,7 @@ def test_daily_retrain_registers_an_lstm_version(brain_dsn: str) -> None:
     trained = next(
         TrainedArtifact.from_json(doc) for doc in stored["models"] if doc["model_type"] == "lstm"
     )
-    assert record["artifact_sha256"] == trained.sha256
+    assert record.artifact_sha256 == trained.sha256
     original = deserialize_model(trained.artifact, trained.artifact_format)
     X = split_columns(features)[0].to_numpy()
     np.testing.assert_array_equal(loaded.predict(X), original.predict(X))

@@ -37,7 +37,7 @@ def record_sessions(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         dsn: str, timeouts: connection.SessionTimeouts | None = None, *, autocommit: bool = True
     ) -> psycopg.Connection:
         conn = real_connect(dsn, timeouts, autocommit=autocommit)
-        shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in LIMITS}  # type: ignore[index]
+        shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in LIMITS}
         if not autocommit:
             conn.rollback()  # the caller sets its transaction's characteristics itself
         sessions.append({"database": conn.info.dbname, "autocommit": autocommit, **shown})

@@ -10,12 +10,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import psycopg.conninfo
 import pytest
-from psycopg import sql
 
 from brain_assets.errors import BrainConnectionError
 from brain_assets.library import BrainLibrary
@@ -31,8 +29,13 @@ from brain_assets.store.backup import (
 from brain_assets.store.embedded import EmbeddedServer
 from brain_assets.store.maintenance import archive_old_rows
 from brain_assets_tests.conftest import TEMPLATE, count_rows
+from brain_assets_tests.database_compare import (
+    SECRET,
+    assert_same_database,
+    tables_of,
+    with_password,
+)
 
-SECRET = "S3cret-Pa55word"
 NOW = datetime.now(UTC)
 
 
@@ -79,47 +82,6 @@ def populate(brain: BrainLibrary) -> dict[str, bytes]:
     return artifacts
 
 
-def tables(dsn: str) -> dict[str, list[str]]:
-    """Every table of the public schema, with its primary-key columns."""
-    with psycopg.connect(dsn) as conn:
-        found = conn.execute(
-            """SELECT c.relname, array_agg(a.attname ORDER BY k.ord)
-               FROM pg_class AS c
-               JOIN pg_namespace AS n ON n.oid = c.relnamespace AND n.nspname = 'public'
-               JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisprimary
-               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.attnum
-               WHERE c.relkind = 'r'
-               GROUP BY c.relname ORDER BY c.relname"""
-        ).fetchall()
-        every = conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchone()
-    assert every is not None and every[0] == len(found), "every Brain table has a primary key"
-    return {name: list(key) for name, key in found}
-
-
-def dump_rows(dsn: str, table: str, key: list[str]) -> list[tuple[Any, ...]]:
-    query = sql.SQL("SELECT * FROM {} ORDER BY {}").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in key)
-    )
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(query).fetchall()
-
-
-def assert_same_database(source: str, copy: str) -> None:
-    layout = tables(source)
-    assert tables(copy) == layout
-    for table, key in layout.items():
-        assert dump_rows(copy, table, key) == dump_rows(source, table, key), table
-
-
-def with_password(dsn: str, **changes: str) -> str:
-    params = psycopg.conninfo.conninfo_to_dict(dsn)
-    params.update(password=SECRET, **changes)
-    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def migrated_empty_dsn(pg_server: EmbeddedServer) -> Iterator[str]:
     """A database with the Brain schema and no rows, as a first BrainLibrary() leaves it."""
@@ -154,7 +116,7 @@ def test_round_trip_restores_every_row_and_artifact_byte(
             assert loaded == data
             model = copy.get_model(model_id)
             assert model is not None
-            assert model["artifact_sha256"] == hashlib.sha256(data).hexdigest()
+            assert model.artifact_sha256 == hashlib.sha256(data).hexdigest()
         assert copy.get_active_model("ETH/USDT") == brain.get_active_model("ETH/USDT")
         # Identity sequences come back too: new rows do not collide with restored ids.
         model_id = next(iter(artifacts))
@@ -236,14 +198,6 @@ def test_failed_restore_leaves_the_target_as_it_was(
             "AND attnum > 0"
         ).fetchall()
     assert columns == [("clash",)]
-
-
-def tables_of(dsn: str) -> list[str]:
-    with psycopg.connect(dsn) as conn:
-        found = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-        ).fetchall()
-    return [row[0] for row in found]
 
 
 def test_failed_backup_keeps_the_previous_file(

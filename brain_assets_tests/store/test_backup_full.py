@@ -47,7 +47,7 @@ from brain_assets.store.backup import (
 from brain_assets.store.embedded import EmbeddedServer, start_embedded
 from brain_assets.store.migrations import SQL_DIR, apply_migrations, latest_version
 from brain_assets_tests.conftest import TEMPLATE, count_rows
-from brain_assets_tests.store.test_backup import (
+from brain_assets_tests.database_compare import (
     SECRET,
     assert_same_database,
     tables_of,

@@ -177,7 +177,7 @@ def test_defaults_and_environment_reach_every_pooled_session(
         "idle_in_transaction_session_timeout": "2min",
     }
     with BrainLibrary(brain_dsn, max_connections=2) as brain, brain.transaction() as conn:
-        shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in expected_defaults}  # type: ignore[index]
+        shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in expected_defaults}
         # The embedded server listens on a Unix socket: libpq accepts the keepalive parameters
         # and ignores them, and the server reads its TCP keepalive settings as 0 there.
         assert conn.info.host.startswith("/")
@@ -193,10 +193,7 @@ def test_defaults_and_environment_reach_every_pooled_session(
         brain._pool.connection() as second,
     ):
         for conn in (first, second):
-            values = [
-                conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
-                for name in expected_defaults
-            ]
+            values = [conn.execute(f"SHOW {name}").fetchone()[0] for name in expected_defaults]
             assert values == ["45s", "7500ms", "0"]
 
 
@@ -228,7 +225,7 @@ def test_a_frozen_lock_holder_delays_a_rollback_by_the_idle_timeout_only(
     versioning = ModelVersioning(brain, policy=DecisionPolicy.seed())
     first = register(versioning, 0.40, sharpe=1.5)
     second = register(versioning, 0.50, sharpe=2.0)
-    assert brain.get_active_model(SYMBOL)["model_id"] == second  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == second
     idle_s, lock_s = 3.0, 20.0
     # The child inherits these: its own session is the one the server ends when it freezes.
     set_timeouts(monkeypatch, lock=str(lock_s), idle=str(idle_s))
@@ -254,7 +251,7 @@ def test_a_frozen_lock_holder_delays_a_rollback_by_the_idle_timeout_only(
         assert "idle-in-transaction timeout" in outcome
     models = brain.list_models(SYMBOL)
     assert models["is_active"].sum() == 1
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     history = versioning.history(SYMBOL)
     rollbacks = history[(history["reason"] == "rollback") & (history["action"] == "activated")]
     assert rollbacks["model_id"].tolist() == [first]
@@ -294,7 +291,7 @@ def test_a_lock_wait_past_the_lock_timeout_names_the_symbol_and_changes_nothing(
     assert {table: count_rows(brain_dsn, table) for table in tables} == before
     after = brain.list_models(SYMBOL)
     assert after[["model_id", "is_active"]].equals(models_before[["model_id", "is_active"]])
-    assert brain.get_active_model(SYMBOL)["model_id"] == second  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == second
 
 
 def test_the_lock_timeout_errors_share_one_base_in_the_errors_module() -> None:

@@ -30,7 +30,7 @@ print(mid, flush=True)
 READ = """
 from brain_assets import BrainLibrary
 m = BrainLibrary().get_active_model("BTC/USDT")
-print(m["model_id"] if m else None)
+print(m.model_id if m else None)
 """
 WRITE_AND_WAIT = WRITE + "import time\nprint('ready', flush=True)\ntime.sleep(120)\n"
 READ_WITH_SERVER_PID = """
@@ -39,7 +39,7 @@ from pathlib import Path
 from brain_assets import BrainLibrary
 m = BrainLibrary().get_active_model("BTC/USDT")
 pid_file = Path(os.environ["BRAIN_HOME"], "pgdata", "postmaster.pid")
-print(m["model_id"], pid_file.read_text().split()[0])
+print(m.model_id, pid_file.read_text().split()[0])
 """
 
 

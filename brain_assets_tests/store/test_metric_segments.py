@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from brain_assets.library import BrainLibrary
+from brain_assets.records import Transition
 from brain_assets.store.migrations import SQL_DIR, apply_migrations
 
 SYMBOL = "ETH/USDT"
@@ -38,7 +39,7 @@ def test_live_and_fold_metrics_never_stand_in_for_the_evaluation(brain: BrainLib
     folds = brain.get_fold_metrics(model_id, SYMBOL)
     assert folds[["fold", "sharpe_ratio"]].to_dict("records") == [{"fold": 2, "sharpe_ratio": 9.0}]
     # The activation's baseline is the evaluation, not the last live window.
-    brain.activate_version(SYMBOL, model_id, reason="manual", details={})
+    brain.apply_transition(Transition("activate", SYMBOL, model_id, "manual"))
     assert brain.activation_baseline(model_id) == {"sharpe_ratio": 2.0, "composite_score": 0.2}
     with pytest.raises(ValueError, match="segment"):
         brain.store_model_metrics(model_id, SYMBOL, {"x": 1.0}, segment="backtest")

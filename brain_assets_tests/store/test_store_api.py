@@ -30,15 +30,15 @@ def test_register_model_versions_increment_per_symbol(brain: BrainLibrary) -> No
     first = register(brain)
     second = register(brain, score=0.5)
     other = register(brain, symbol="ETH/USDT")
-    assert brain.get_model(first)["version"] == 1  # type: ignore[index]
-    assert brain.get_model(second)["version"] == 2  # type: ignore[index]
-    assert brain.get_model(other)["version"] == 1  # type: ignore[index]
+    assert brain.get_model(first).version == 1
+    assert brain.get_model(second).version == 2
+    assert brain.get_model(other).version == 1
     stored = brain.get_model(second)
     assert stored is not None
-    assert stored["hyperparameters"] == {"alpha": 0.5, "layers": [1, 2]}
-    assert stored["feature_names"] == ["ret_1", "rsi_14"]
-    assert stored["metrics"]["composite_score"] == 0.5
-    assert stored["artifact_sha256"] == hashlib.sha256(b"weights-0.5").hexdigest()
+    assert stored.hyperparameters == {"alpha": 0.5, "layers": [1, 2]}
+    assert stored.feature_names == ["ret_1", "rsi_14"]
+    assert stored.metrics["composite_score"] == 0.5
+    assert stored.artifact_sha256 == hashlib.sha256(b"weights-0.5").hexdigest()
     assert list(brain.list_models(SYMBOL)["version"]) == [1, 2]
     assert brain.list_symbols() == ["BTC/USDT", "ETH/USDT"]
 
@@ -60,9 +60,11 @@ def test_best_model_ranks_by_composite_score(brain: BrainLibrary) -> None:
     register(brain, score=0.3)
     result = brain.get_best_model(SYMBOL)
     assert result is not None
-    assert result["model_id"] == best
-    assert result["composite_score"] == 0.7
-    assert {"model_id", "version", "model_type", "composite_score", "is_active"} <= set(result)
+    assert result.model_id == best
+    assert result.composite_score == 0.7
+    assert {"model_id", "version", "model_type", "composite_score", "is_active"} <= set(
+        result.to_dict()
+    )
 
 
 def test_best_model_of_unknown_symbol_is_none(brain: BrainLibrary) -> None:
@@ -76,12 +78,12 @@ def test_best_model_of_unknown_symbol_is_none(brain: BrainLibrary) -> None:
 def test_activation_keeps_one_active_and_records_history(brain: BrainLibrary) -> None:
     first = register(brain, activate=True)
     second = register(brain, score=0.9)
-    assert brain.get_active_model(SYMBOL)["model_id"] == first  # type: ignore[index]
+    assert brain.get_active_model(SYMBOL).model_id == first
     brain.activate_model(second, reason="promotion", details={"score": 0.9})
     active = brain.get_active_model(SYMBOL)
     assert active is not None
-    assert active["model_id"] == second
-    assert brain.get_model(first)["is_active"] is False  # type: ignore[index]
+    assert active.model_id == second
+    assert brain.get_model(first).is_active is False
     history = brain.get_activation_history(SYMBOL)
     assert list(zip(history["model_id"], history["action"], strict=True)) == [
         (first, "activated"),
@@ -89,7 +91,11 @@ def test_activation_keeps_one_active_and_records_history(brain: BrainLibrary) ->
         (second, "activated"),
     ]
     assert history["reason"].tolist() == ["manual", "promotion", "promotion"]
-    assert history["details"].iloc[-1] == {"score": 0.9}
+    # An operator's activation records the baseline a later rollback check compares with.
+    assert history["details"].iloc[-1] == {
+        "score": 0.9,
+        "baseline": {"composite_score": 0.9, "rmse": 0.01, "sharpe_ratio": 1.0},
+    }
 
 
 def test_store_and_read_metrics_latest_and_per_regime(brain: BrainLibrary) -> None:

@@ -169,8 +169,8 @@ def test_hostile_symbols_are_stored_verbatim(brain: BrainLibrary, symbol: str) -
     model_id = brain.register_model(symbol, "ridge", b"x", metrics={"rmse": 0.1}, activate=True)
     brain.store_feature_importance(symbol, model_id, "shap", {"f'; DELETE FROM x;--": 1.0})
     brain.log_data_quality(symbol, "c", "WARN", False, 1)
-    assert brain.get_best_model(symbol)["symbol"] == symbol  # type: ignore[index]
-    assert brain.get_active_model(symbol)["model_id"] == model_id  # type: ignore[index]
+    assert brain.get_best_model(symbol).symbol == symbol
+    assert brain.get_active_model(symbol).model_id == model_id
     assert brain.get_top_features(symbol)["feature"].tolist() == ["f'; DELETE FROM x;--"]
     assert brain.get_data_quality_summary(symbol=symbol)["symbol"].tolist() == [symbol]
     assert brain.list_symbols() == [symbol]

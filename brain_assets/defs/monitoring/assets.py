@@ -84,7 +84,7 @@ def live_model_metrics(
         if live is None:
             # Either nothing was ever active, or the active artifact could not be loaded and no
             # earlier version could: the Brain's reason says which.
-            reason = str(brain.library.trading_status(symbol)["reason"])
+            reason = brain.library.trading_status(symbol).reason
             context.log.warning(f"{symbol}: no active model to monitor: {reason}")
             result[symbol] = _no_verdict(context, symbol, "stand_aside", reason)
             continue
@@ -228,12 +228,12 @@ def model_registry_state(
         active = brain.library.get_active_model(symbol)
         result[symbol] = {
             "rolled_back": rolled_back,
-            "active_model_id": None if active is None else active["model_id"],
+            "active_model_id": None if active is None else active.model_id,
         }
         context.add_asset_metadata(
             {
                 "rolled_back": rolled_back,
-                "active_version": None if active is None else active["version"],
+                "active_version": None if active is None else active.version,
                 "registry": dg.MetadataValue.md(registry_markdown(brain.library, symbol)),
             },
             partition_key=symbol,

@@ -466,25 +466,25 @@ def registry_entries(
             "active_model_id": registration.active_model_id,
             "promoted": registration.promoted,
             "active_data_end": None
-            if active is None or active["data_end"] is None
-            else pd.Timestamp(active["data_end"]).isoformat(),
+            if active is None or active.data_end is None
+            else pd.Timestamp(active.data_end).isoformat(),
             "latest_bar": table.index[-1].isoformat(),
         }
         sections.append(registry_markdown(brain.library, symbol))
-        metrics = {} if active is None else (active["metrics"] or {})
+        metrics = {} if active is None else (active.metrics or {})
         context.add_asset_metadata(
             partition_numbers(
                 {
                     "stand_aside": active is None,
-                    "active_version": None if active is None else int(active["version"]),
-                    "active_model_type": None if active is None else active["model_type"],
+                    "active_version": None if active is None else int(active.version),
+                    "active_model_type": None if active is None else active.model_type,
                     "active_composite_score": metrics.get("composite_score"),
                     "active_sharpe_ratio": metrics.get("sharpe_ratio"),
                     "active_information_coefficient": metrics.get("information_coefficient"),
                     "new_versions": len(registration.new_model_ids),
                     "training_rows": len(table),
-                    "training_start": None if active is None else str(active["training_start"]),
-                    "training_end": None if active is None else str(active["training_end"]),
+                    "training_start": None if active is None else str(active.training_start),
+                    "training_end": None if active is None else str(active.training_end),
                 }
             ),
             partition_key=symbol,
