@@ -380,9 +380,9 @@ def _monitor(
         "bars": live.n_bars,
         "sharpe_ratio": live.metrics.get("sharpe_ratio"),
         "composite_score": live.metrics.get("composite_score"),
-        "baseline_sharpe": assessment.get("baseline_sharpe"),
-        "p_value": assessment.get("p_value"),
-        "regressed": bool(assessment["regressed"]),
+        "baseline_sharpe": assessment.window.get("baseline_sharpe"),
+        "p_value": assessment.p_value,
+        "regressed": bool(assessment.regressed),
         "rolled_back": rolled_back,
     }
 

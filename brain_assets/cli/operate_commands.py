@@ -171,7 +171,7 @@ def _verify_versioning(brain: BrainLibrary | None) -> str:
 
     ModelVersioning(_needs_brain(brain))
     verdict = assess_regression({"sharpe_ratio": 2.0}, {"sharpe_ratio": 1.0})
-    if not verdict["regressed"]:
+    if not verdict.regressed:
         raise RuntimeError("a halved Sharpe ratio was not flagged")
     return "rollback rule flags a regression"
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -224,6 +224,41 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "rule": self.rule, **self.details}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether a live version regressed, and the numbers behind it (rollback_assessment)."""
+
+    regressed: bool
+    threshold: float
+    comparisons: list[dict[str, Any]]
+    """Each monitored metric: ``metric``, ``baseline``, ``new``, ``relative_degradation``."""
+    worst: dict[str, Any] | None = None
+    trigger: str | None = None
+    """One of :data:`TRIGGERS` when it regressed (None when it did not)."""
+    rule: str | None = None
+    p_value: float | None = None
+    window: dict[str, Any] = field(default_factory=dict)
+    """The window test's figures: ``baseline_sharpe``, ``live_sharpe``, their errors,
+    ``material``, ``significant``, ``z_stat``, ``confidence``."""
+    cumulative: dict[str, Any] | None = None
+    """The record since activation under the time-uniform test (None without a record)."""
+    drift: dict[str, Any] | None = None
+    """The inputs' drift (None when monitoring did not measure it)."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Assessment:
+        named = {f.name for f in fields(cls)} - {"window"}
+        return cls(
+            **{k: v for k, v in values.items() if k in named},
+            window={k: v for k, v in values.items() if k not in named},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """One flat document, as activation rows and asset metadata record it."""
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "window"}
+        return {**flat, **self.window}
 
 
 # --- the Sharpe ratio's error and the selection haircut -----------------------------------------
@@ -485,8 +520,20 @@ def assess_regression(
     *,
     threshold: float = ROLLBACK_THRESHOLD,
     monitored: Sequence[str] = DEFAULT_MONITORED,
-) -> dict[str, Any]:
+) -> Assessment:
     """The seed's rule: ``regressed`` when any monitored metric degrades by more than threshold."""
+    return Assessment.from_dict(
+        _seed_comparison(baseline, new_metrics, threshold=threshold, monitored=monitored)
+    )
+
+
+def _seed_comparison(
+    baseline: Mapping[str, float],
+    new_metrics: Mapping[str, float],
+    *,
+    threshold: float,
+    monitored: Sequence[str],
+) -> dict[str, Any]:
     threshold = rollback_threshold(threshold)
     comparisons: list[dict[str, Any]] = []
     for metric in monitored:
@@ -517,7 +564,7 @@ def rollback_assessment(
     *,
     threshold: float = ROLLBACK_THRESHOLD,
     monitored: Sequence[str] = DEFAULT_MONITORED,
-) -> dict[str, Any]:
+) -> Assessment:
     """Has the live model regressed, and why (``trigger``, one of :data:`TRIGGERS`)?
 
     ``registration`` holds the version's out-of-sample figures from its retrain (with the
@@ -533,14 +580,14 @@ def rollback_assessment(
     ``drift_action`` is ``stand_aside``; the cumulative verdict is reported first.
     """
     if policy.rollback_confidence is None:
-        seed = assess_regression(
-            activation_baseline, live, threshold=threshold, monitored=monitored
+        seed = _seed_comparison(activation_baseline, live, threshold=threshold, monitored=monitored)
+        return Assessment.from_dict(
+            {
+                **seed,
+                "trigger": "metric_regression",
+                "rule": "seed: any monitored metric worse than its baseline by > threshold",
+            }
         )
-        return {
-            **seed,
-            "trigger": "metric_regression",
-            "rule": "seed: any monitored metric worse than its baseline by > threshold",
-        }
     result = _window_assessment(
         registration, activation_baseline, live, policy, threshold=threshold, monitored=monitored
     )
@@ -555,7 +602,7 @@ def rollback_assessment(
         result["drift"] = drift
         if drift["flagged"] and policy.drift_action == "stand_aside" and not result["regressed"]:
             result.update(regressed=True, trigger="input_drift", rule=drift["rule"])
-    return result
+    return Assessment.from_dict(result)
 
 
 def _window_assessment(
@@ -575,7 +622,7 @@ def _window_assessment(
     display = dict(registration)
     if baseline is not None:
         display["sharpe_ratio"] = baseline
-    seed_view = assess_regression(display, live, threshold=threshold, monitored=monitored)
+    seed_view = _seed_comparison(display, live, threshold=threshold, monitored=monitored)
     result: dict[str, Any] = {
         **seed_view,
         "regressed": False,
@@ -588,9 +635,7 @@ def _window_assessment(
     if baseline is None or base_se is None:
         # A version registered before standard errors were recorded keeps the seed's
         # protection rather than none.
-        seed = assess_regression(
-            activation_baseline, live, threshold=threshold, monitored=monitored
-        )
+        seed = _seed_comparison(activation_baseline, live, threshold=threshold, monitored=monitored)
         return {
             **seed,
             "rule": "no Sharpe ratio with a standard error at registration: the seed's rule "

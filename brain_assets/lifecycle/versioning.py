@@ -30,6 +30,7 @@ from brain_assets.decisions.policy import (
     FLOORS,
     HIGHER_IS_BETTER,
     LOWER_IS_BETTER,
+    Assessment,
     DecisionPolicy,
     Verdict,
     assess_regression,
@@ -77,28 +78,28 @@ MAX_ROLLBACK_CANDIDATES = 5
 
 def _regression_details(
     model_id: str,
-    assessment: Mapping[str, Any],
+    assessment: Assessment,
     threshold: float,
     values: Mapping[str, float],
     stamp: str | None,
 ) -> dict[str, Any]:
     """What a regression's activation or warning row records."""
-    worst = assessment.get("worst") or {}
+    worst = assessment.worst or {}
     # "baseline" on an activation row is the activated model's own baseline, so the
     # regressed model's numbers go under their own names.
     return {
-        "trigger": str(assessment.get("trigger") or "metric_regression"),
+        "trigger": str(assessment.trigger or "metric_regression"),
         "regressed_model_id": model_id,
         "metric": worst.get("metric"),
         "metric_baseline": worst.get("baseline"),
         "new_value": worst.get("new"),
         "relative_degradation": worst.get("relative_degradation"),
         "threshold": threshold,
-        "rule": assessment.get("rule"),
-        "p_value": assessment.get("p_value"),
-        "comparisons": assessment["comparisons"],
-        "cumulative": assessment.get("cumulative"),
-        "drift": assessment.get("drift"),
+        "rule": assessment.rule,
+        "p_value": assessment.p_value,
+        "comparisons": assessment.comparisons,
+        "cumulative": assessment.cumulative,
+        "drift": assessment.drift,
         # The live window against standing aside and holding over the same bars.
         "benchmarks": benchmarks(values),
         "as_of": stamp,
@@ -108,11 +109,11 @@ def _regression_details(
 def _regression_alert(
     symbol: str,
     model_id: str,
-    assessment: Mapping[str, Any],
+    assessment: Assessment,
     details: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The alert payload of a regression's rollback, stand-aside or warning."""
-    worst = assessment.get("worst") or {}
+    worst = assessment.worst or {}
     return {
         "symbol": symbol,
         "regressed_model_id": model_id,
@@ -124,9 +125,9 @@ def _regression_alert(
         if worst.get("relative_degradation") is None
         else round(worst["relative_degradation"], 4),
         "threshold": details["threshold"],
-        "p_value": assessment.get("p_value"),
+        "p_value": assessment.p_value,
         "trigger": details["trigger"],
-        "rule": assessment.get("rule"),
+        "rule": assessment.rule,
     }
 
 
@@ -380,7 +381,7 @@ class ModelVersioning:
         rollback_threshold: float = ROLLBACK_THRESHOLD,
         *,
         monitored: Sequence[str] = DEFAULT_MONITORED,
-    ) -> dict[str, Any]:
+    ) -> Assessment:
         """The rollback assessment of ``model_id``'s live metrics under this policy (no writes)."""
         threshold = _threshold(rollback_threshold)
         with self.brain.transaction():
@@ -393,7 +394,7 @@ class ModelVersioning:
         live: Mapping[str, float],
         threshold: float,
         monitored: Sequence[str],
-    ) -> dict[str, Any]:
+    ) -> Assessment:
         registration = {
             k: float(v) for k, v in (model.metrics or {}).items() if isinstance(v, int | float)
         }
@@ -453,7 +454,7 @@ class ModelVersioning:
             if active is None or active.model_id != model_id:
                 return False
             assessment = self._assess(model, values, threshold, monitored)
-            if not assessment["regressed"]:
+            if not assessment.regressed:
                 return False
             details = _regression_details(model_id, assessment, threshold, values, stamp)
             if self._deferred_by_cooldown(symbol, model, details, values, stamp):
@@ -786,6 +787,6 @@ class ModelVersioning:
                 f"{shown})"
             )
         assessment = self._assess(candidate, values, threshold, DEFAULT_MONITORED)
-        if assessment["regressed"]:
-            return f"regressed on the same recent bars too ({assessment.get('rule')})"
+        if assessment.regressed:
+            return f"regressed on the same recent bars too ({assessment.rule})"
         return None

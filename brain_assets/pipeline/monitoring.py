@@ -17,6 +17,7 @@ from brain_assets.decisions.policy import (
     RECORD_BARS,
     RECORD_STD,
     RECORD_SUM,
+    Assessment,
     DecisionPolicy,
 )
 from brain_assets.defaults import ROLLBACK_THRESHOLD
@@ -54,7 +55,7 @@ class LiveEvaluation:
     as_of: str = ""
     """The last bar of the live window: the market time the verdict is taken at."""
     metrics: dict[str, float]
-    assessment: dict[str, Any]
+    assessment: Assessment
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     """Rollback candidates' metrics on the same recent bars, by model_id."""
     fell_back_from: dict[str, Any] | None = None
@@ -68,7 +69,7 @@ class LiveEvaluation:
             "n_bars": self.n_bars,
             "window": list(self.window),
             "metrics": self.metrics,
-            "assessment": self.assessment,
+            "assessment": self.assessment.to_json(),
             "as_of": self.as_of,
             "candidates": self.candidates,
             "fell_back_from": self.fell_back_from,

@@ -122,7 +122,7 @@ def test_seed_rollback_is_the_bare_threshold_rule() -> None:
     registration = {"sharpe_ratio": 2.0, "composite_score": 0.5}
     live = {"sharpe_ratio": 1.8, "composite_score": 0.5}
     seed = rollback_assessment(registration, registration, live, DecisionPolicy.seed())
-    assert seed["regressed"] == assess_regression(registration, live)["regressed"] is True
+    assert seed.regressed == assess_regression(registration, live).regressed is True
 
 
 def test_rollback_needs_a_material_and_significant_drop_below_the_honest_baseline() -> None:
@@ -137,21 +137,21 @@ def test_rollback_needs_a_material_and_significant_drop_below_the_honest_baselin
     # A live Sharpe 10% below the deflated baseline: material, but well inside the noise.
     mild = {"sharpe_ratio": 0.9 * baseline, SHARPE_SE: 7.0, "composite_score": 0.5}
     result = rollback_assessment(registration, registration, mild, policy)
-    assert result["material"] and not result["significant"] and not result["regressed"]
-    assert result["baseline_sharpe"] == pytest.approx(baseline)
+    assert result.window["material"] and not result.window["significant"] and not result.regressed
+    assert result.window["baseline_sharpe"] == pytest.approx(baseline)
     # The same drop under the seed's rule rolls back.
-    assert rollback_assessment(registration, registration, mild, DecisionPolicy.seed())["regressed"]
+    assert rollback_assessment(registration, registration, mild, DecisionPolicy.seed()).regressed
     # A live Sharpe of -12 over a week: both.
     crash = {"sharpe_ratio": -12.0, SHARPE_SE: 7.0, "composite_score": -0.4}
     result = rollback_assessment(registration, registration, crash, policy)
     z = (baseline + 12.0) / math.hypot(3.5, 7.0)
-    assert result["regressed"] and result["z_stat"] == pytest.approx(z)
-    assert result["p_value"] == pytest.approx(stats.norm.sf(z))
+    assert result.regressed and result.window["z_stat"] == pytest.approx(z)
+    assert result.p_value == pytest.approx(stats.norm.sf(z))
     # Without standard errors (a version registered before they were recorded) there is no
     # test: the seed's rule still protects, and the verdict says which rule decided.
     legacy = {"sharpe_ratio": 8.0}
     blind = rollback_assessment(legacy, legacy, {"sharpe_ratio": -12.0}, policy)
-    assert blind["regressed"] and "standard error" in blind["rule"]
-    assert not rollback_assessment(legacy, legacy, {"sharpe_ratio": 7.9}, policy)["regressed"]
+    assert blind.regressed and "standard error" in blind.rule
+    assert not rollback_assessment(legacy, legacy, {"sharpe_ratio": 7.9}, policy).regressed
     with pytest.raises(ValueError, match="rollback_threshold"):
         rollback_assessment(registration, registration, crash, policy, threshold=0.0)

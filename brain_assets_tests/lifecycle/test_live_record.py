@@ -74,11 +74,11 @@ def test_a_losing_record_takes_the_version_out_and_the_symbol_stands_aside(
     evaluation = brain.get_model_metrics(active.model_id, SYMBOL)
     live = evaluate_active_model(brain, SYMBOL, flipped, SETTINGS, policy=CUMULATIVE_ONLY)
     assert live is not None
-    cumulative = live.assessment["cumulative"]
-    assert cumulative["alarm"] and live.assessment["trigger"] == "cumulative_loss"
+    cumulative = live.assessment.cumulative
+    assert cumulative["alarm"] and live.assessment.trigger == "cumulative_loss"
     assert cumulative["upper_bound_bps"] < 0 < cumulative["bars"]
     # The window test alone would have kept it: the record is what found it.
-    assert not live.assessment["significant"]
+    assert not live.assessment.window["significant"]
     versioning = ModelVersioning(brain, policy=CUMULATIVE_ONLY)
     assert versioning.check_and_rollback(
         live.model_id, SYMBOL, live.metrics, as_of=live.as_of, candidates=live.candidates
@@ -166,13 +166,13 @@ def test_drifted_inputs_are_recorded_and_can_stand_the_version_aside(brain: Brai
     policy = DecisionPolicy(drift_action="stand_aside", rollback_confidence=1 - 1e-12)
     live = evaluate_active_model(brain, SYMBOL, bars, SETTINGS, policy=policy)
     assert live is not None
-    drift = live.assessment["drift"]
+    drift = live.assessment.drift
     assert drift["flagged"] and drift["max_psi"] > 1.0
     recorded = brain.get_input_drift(SYMBOL)
     assert len(recorded) == 1 and bool(recorded["flagged"].iloc[0])
     assert recorded["psi"].iloc[0]["vol_24"] > 0.25
     # The momentum still pays in the wild market, so drift alone is what takes it out.
-    assert live.assessment["trigger"] == "input_drift" and live.assessment["regressed"]
+    assert live.assessment.trigger == "input_drift" and live.assessment.regressed
     assert ModelVersioning(brain, policy=policy).check_and_rollback(
         live.model_id, SYMBOL, live.metrics, as_of=live.as_of
     )
@@ -189,5 +189,5 @@ def test_drift_is_only_flagged_under_the_default_action(brain: BrainLibrary) -> 
         brain, SYMBOL, bars, SETTINGS, policy=DecisionPolicy(rollback_confidence=1 - 1e-12)
     )
     assert live is not None
-    assert live.assessment["drift"]["flagged"] and live.assessment["drift"]["action"] == "flag"
-    assert not live.assessment["regressed"]
+    assert live.assessment.drift["flagged"] and live.assessment.drift["action"] == "flag"
+    assert not live.assessment.regressed

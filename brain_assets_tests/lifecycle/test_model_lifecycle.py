@@ -190,9 +190,8 @@ def test_rollback_ignores_noise_and_acts_on_a_significant_regression(brain: Brai
     week_later = "2024-03-24T00:00:00Z"
     # Live Sharpe 7 against a baseline of 10: 30% lower, far inside a week's noise.
     assert not versioning.check_and_rollback(second, SYMBOL, LIVE_DIP, as_of=week_later)
-    assert ModelVersioning(brain, policy=DecisionPolicy.seed()).assess(second, LIVE_DIP)[
-        "regressed"
-    ]  # the seed's rule would have rolled back on this dip
+    seed = ModelVersioning(brain, policy=DecisionPolicy.seed())
+    assert seed.assess(second, LIVE_DIP).regressed  # the seed's rule would roll back on this dip
     # It goes back to the earlier version only because that one is credibly good on the same
     # recent bars; without that evidence the symbol would stand aside.
     assert versioning.check_and_rollback(

@@ -49,12 +49,12 @@ def test_unknown_direction_is_refused() -> None:
 def test_assess_regression_uses_the_worst_metric_and_threshold() -> None:
     baseline = {"sharpe_ratio": 2.0, "composite_score": 0.5, "rmse": 0.01}
     mild = assess_regression(baseline, {"sharpe_ratio": 1.95, "composite_score": 0.49})
-    assert mild["regressed"] is False
+    assert mild.regressed is False
     bad = assess_regression(baseline, {"sharpe_ratio": 1.0, "composite_score": 0.49})
-    assert bad["regressed"] is True
-    assert bad["worst"]["metric"] == "sharpe_ratio"
-    assert bad["worst"]["relative_degradation"] == pytest.approx(0.5)
-    assert assess_regression(baseline, {"sharpe_ratio": 1.0}, threshold=0.6)["regressed"] is False
+    assert bad.regressed is True
+    assert bad.worst["metric"] == "sharpe_ratio"
+    assert bad.worst["relative_degradation"] == pytest.approx(0.5)
+    assert assess_regression(baseline, {"sharpe_ratio": 1.0}, threshold=0.6).regressed is False
     for threshold in (0, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="rollback_threshold"):
             assess_regression(baseline, {"sharpe_ratio": 1.0}, threshold=threshold)

@@ -89,7 +89,7 @@ def live_model_metrics(
             result[symbol] = _no_verdict(context, symbol, "stand_aside", reason)
             continue
         result[symbol] = live.to_json()
-        drift = live.assessment.get("drift") or {}
+        drift = live.assessment.drift or {}
         if drift.get("flagged"):
             _alert_drift(brain, symbol, live, drift)
         context.add_asset_metadata(_live_metadata(live, drift), partition_key=symbol)
@@ -145,8 +145,8 @@ def _alert_drift(
 
 def _live_metadata(live: LiveEvaluation, drift: dict[str, Any]) -> dict[str, Any]:
     """The partition's materialisation metadata: the verdict and what it rests on."""
-    worst = live.assessment.get("worst") or {}
-    cumulative = live.assessment.get("cumulative") or {}
+    worst = live.assessment.worst or {}
+    cumulative = live.assessment.cumulative or {}
     fallback = (
         {"fell_back_from": dg.MetadataValue.json(live.fell_back_from)}
         if live.fell_back_from
@@ -154,23 +154,21 @@ def _live_metadata(live: LiveEvaluation, drift: dict[str, Any]) -> dict[str, Any
     )
     return {
         **fallback,
-        "regressed": live.assessment["regressed"],
+        "regressed": live.assessment.regressed,
         "model_id": live.model_id,
         "version": live.version,
         "bars": live.n_bars,
         "window": f"{live.window[0]} .. {live.window[1]}",
         "worst_metric": str(worst.get("metric")),
         "relative_degradation": float(worst.get("relative_degradation", 0.0)),
-        "threshold": live.assessment["threshold"],
-        "p_value": float(
-            1.0 if live.assessment.get("p_value") is None else live.assessment["p_value"]
-        ),
-        "rule": str(live.assessment.get("rule", "")),
-        "trigger": str(live.assessment.get("trigger") or "none"),
+        "threshold": live.assessment.threshold,
+        "p_value": float(1.0 if live.assessment.p_value is None else live.assessment.p_value),
+        "rule": live.assessment.rule or "",
+        "trigger": str(live.assessment.trigger or "none"),
         **_record_and_drift_metadata(cumulative, drift),
         "comparison": dg.MetadataValue.md(
             markdown_table(
-                live.assessment["comparisons"],
+                live.assessment.comparisons,
                 ["metric", "baseline", "new", "relative_degradation"],
             )
         ),
