@@ -92,3 +92,26 @@ def test_documented_imports_and_paths_exist() -> None:
                 assert hasattr(importlib.import_module(module), attribute), dotted
             checked += 1
     assert checked >= 10
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``path:line name (n lines)`` for every function under ``root`` longer than ``limit``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length})")
+    return found
+
+
+def test_every_function_fits_on_a_screen(tmp_path: Path) -> None:
+    assert long_functions(PACKAGE) == []
+    # The check finds a long one.
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def step():\n{body}")
+    assert long_functions(tmp_path) == [f"long.py:1 step ({MAX_FUNCTION_LINES + 1})"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from brain_assets.market_data.base import OHLCV_COLUMNS
+from brain_assets.market_data.base import require_ohlcv
 
 FEATURES: dict[str, str] = {
     "ret_1": "log return over the last bar",
@@ -82,10 +82,18 @@ def _safe_ratio(numerator: pd.Series, denominator: pd.Series, fill: float) -> pd
 
     NaN (warm-up) stays NaN so that the warm-up rows remain recognisable.
     """
-    tiny = denominator.abs() <= _TINY
-    ratio = numerator / denominator.where(~tiny)
-    ratio = ratio.mask(tiny & numerator.notna(), fill)
-    return ratio
+    ratio = _safe_ratio_values(
+        numerator.to_numpy(dtype=np.float64), denominator.to_numpy(dtype=np.float64), fill
+    )
+    return pd.Series(ratio, index=numerator.index)
+
+
+def _safe_ratio_values(numerator: np.ndarray, denominator: np.ndarray, fill: float) -> np.ndarray:
+    """:func:`_safe_ratio` on arrays, shared with ``features.latest`` so both apply one rule."""
+    tiny = np.abs(denominator) <= _TINY
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = numerator / np.where(tiny, np.nan, denominator)
+    return np.where(tiny & ~np.isnan(numerator), fill, ratio)
 
 
 def _window_moment(
@@ -102,12 +110,19 @@ def _window_moment(
         windows = np.lib.stride_tricks.sliding_window_view(data, window)
         for start in range(0, len(windows), _MOMENT_CHUNK_ROWS):
             block = windows[start : start + _MOMENT_CHUNK_ROWS]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                result = statistic(block)
-            complete = ~np.isnan(block).any(axis=1)
             first = window - 1 + start
-            out[first : first + len(block)] = np.where(complete, result, np.nan)
+            out[first : first + len(block)] = _moment_of_windows(block, statistic)
     return pd.Series(out, index=values.index)
+
+
+def _moment_of_windows(
+    windows: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``statistic`` of each row of ``windows`` (one window a row), NaN for an incomplete one."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = statistic(windows)
+    complete = ~np.isnan(windows).any(axis=1)
+    return np.where(complete, result, np.nan)
 
 
 def _skew(windows: np.ndarray) -> np.ndarray:
@@ -140,9 +155,7 @@ def _wilder(values: pd.Series, period: int) -> pd.Series:
 
 def _require_ohlcv(ohlcv: pd.DataFrame) -> None:
     """A ValueError listing the OHLCV columns that ``ohlcv`` lacks."""
-    missing = [name for name in OHLCV_COLUMNS if name not in ohlcv.columns]
-    if missing:
-        raise ValueError(f"ohlcv: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}")
+    require_ohlcv(ohlcv, "ohlcv")
 
 
 def _timestamp_index(ohlcv: pd.DataFrame) -> pd.DatetimeIndex:
@@ -218,15 +231,21 @@ def _oscillator_features(h: pd.Series, lo: pd.Series, c: pd.Series) -> dict[str,
     change = c.diff()
     gain = _wilder(change.clip(lower=0.0), 14)
     loss = _wilder((-change).clip(lower=0.0), 14)
-    # No losses: RSI is 100 (50 when the price did not move at all).
-    rs_fill = pd.Series(np.where(gain > _TINY, 100.0, 50.0), index=c.index)
-    rsi = 100.0 - 100.0 / (1.0 + gain / loss.where(loss > _TINY))
-    f["rsi_14"] = rsi.mask((loss <= _TINY) & gain.notna(), rs_fill)
+    f["rsi_14"] = pd.Series(_rsi_values(gain.to_numpy(), loss.to_numpy()), index=c.index)
 
     low_14 = lo.rolling(14).min()
     high_14 = h.rolling(14).max()
     f["stoch_k_14"] = _safe_ratio(c - low_14, high_14 - low_14, 0.5)
     return f
+
+
+def _rsi_values(gain: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """RSI from Wilder-smoothed gains and losses (shared with ``features.latest``)."""
+    # No losses: RSI is 100 (50 when the price did not move at all).
+    rs_fill = np.where(gain > _TINY, 100.0, 50.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rsi = 100.0 - 100.0 / (1.0 + gain / np.where(loss > _TINY, loss, np.nan))
+    return np.where((loss <= _TINY) & ~np.isnan(gain), rs_fill, rsi)
 
 
 def _trend_features(h: pd.Series, lo: pd.Series, c: pd.Series) -> dict[str, pd.Series]:
@@ -277,14 +296,21 @@ def _volume_features(v: pd.Series) -> dict[str, pd.Series]:
     f: dict[str, pd.Series] = {}
     vol_mean = v.rolling(24).mean()
     vol_std = v.rolling(24).std()
-    # Scale the zero test to the volume level: tiny lots and huge lots are both legitimate.
-    flat_volume = vol_std <= 1e-9 * vol_mean.abs() + _TINY
-    z = (v - vol_mean) / vol_std.where(~flat_volume)
-    f["volume_z_24"] = z.mask(flat_volume & vol_std.notna(), 0.0)
+    z = _volume_z_values(v.to_numpy(), vol_mean.to_numpy(), vol_std.to_numpy())
+    f["volume_z_24"] = pd.Series(z, index=v.index)
     f["volume_ratio_24"] = _safe_ratio(v, vol_mean, 1.0)
     log_volume = pd.Series(np.log1p(v.to_numpy()), index=v.index)
     f["volume_change"] = log_volume - log_volume.shift(1)
     return f
+
+
+def _volume_z_values(volume: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The volume's z-score, 0 for a flat window (shared with ``features.latest``)."""
+    # Scale the zero test to the volume level: tiny lots and huge lots are both legitimate.
+    flat_volume = std <= 1e-9 * np.abs(mean) + _TINY
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (volume - mean) / np.where(flat_volume, np.nan, std)
+    return np.where(flat_volume & ~np.isnan(std), 0.0, z)
 
 
 def _check_horizon(horizon: int) -> int:

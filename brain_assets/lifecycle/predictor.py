@@ -3,9 +3,10 @@
 ``load_predictor(brain, "BTC/USDT")`` picks the symbol's active version (or, given a volatility
 regime, ``ModelSelector``'s pick), loads its artifact (sha256 verified) and returns a
 :class:`Predictor`. ``predictor.predict(bars)`` takes recent raw OHLCV bars, computes the features
-with the very function the retrain uses (:func:`brain_assets.features.technical.compute_features`)
-and predicts the forward return of the latest bar, which is the last row of ``bars``: the engine
-passes closed bars only.
+of the rows the model reads (:func:`brain_assets.features.latest.latest_features`: the numbers the
+retrain's :func:`brain_assets.features.technical.compute_features` gives for those rows, in a
+fraction of its time) and predicts the forward return of the latest bar, which is the last row of
+``bars``: the engine passes closed bars only.
 
 A symbol without an active version raises :class:`StandAside` with the Brain's reason: the engine
 should hold no position. An active version whose artifact cannot be loaded is taken out with an
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from brain_assets.calendar import SECONDS_PER_YEAR, bar_seconds, frequency_label
+from brain_assets.calendar import SECONDS_PER_YEAR, frequency_label
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.errors import (
     BrainConnectionError,
@@ -49,9 +50,10 @@ from brain_assets.errors import (
 )
 from brain_assets.evaluation.positions import PositionRule
 from brain_assets.events import log_event
-from brain_assets.features.technical import FEATURES, WARMUP_BARS, compute_features
+from brain_assets.features.latest import latest_features
+from brain_assets.features.technical import FEATURES, WARMUP_BARS
 from brain_assets.lifecycle.predictor_cache import PredictorCache, PredictorCacheError, read_bundle
-from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
+from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS, require_ohlcv
 from brain_assets.provenance import refused_here, refused_synthetic, synthetic_bars_allowed
 from brain_assets.records import ModelVersion
 from brain_assets.regimes.classify import REGIMES
@@ -75,6 +77,14 @@ PredictorSource = Literal["brain", "cache", "bundle"]
 # Relative difference between the bars' median spacing and the model's that still counts as the
 # same frequency (periods_per_year goes through a float division on its way to the registry).
 _FREQUENCY_RTOL = 1e-6
+
+# The features' names, as the models were fitted on them. The Index is built once: building one
+# for each prediction's one-row frame costs more than the rest of the frame.
+_FEATURE_NAMES = tuple(FEATURES)
+_FEATURE_COLUMNS = pd.Index(_FEATURE_NAMES)
+
+# What a missing timestamp (NaT) reads as in int64 nanoseconds.
+_NAT = np.iinfo(np.int64).min
 
 
 class StandAside(BrainError):  # noqa: N818 (the engine's verb, not an error in the Brain)
@@ -179,19 +189,20 @@ class Predictor:
         """
         if isinstance(position, bool) or position not in (-1, 0, 1):
             raise ValueError(f"position: -1 (short), 0 (flat) or 1 (long), got {position!r}")
-        self._check_bars(bars)
-        features = compute_features(bars)
-        names = list(features.columns)
-        if names != list(self.feature_names):
+        stamps, columns = self._check_bars(bars)
+        if tuple(self.feature_names) != _FEATURE_NAMES:
             raise ValueError(
                 f"{self._label()} was trained on features {list(self.feature_names)}, but the "
-                f"feature code computes {names}"
+                f"feature code computes {list(_FEATURE_NAMES)}"
             )
-        rows = features.iloc[len(features) - self.context_rows - 1 :]
-        if not np.isfinite(rows.to_numpy(dtype=np.float64)).all():
-            bad = [str(c) for c in rows.columns if not np.isfinite(rows[c].to_numpy()).all()]
+        # Only the rows the model reads: the same numbers as compute_features' last rows, in a
+        # fraction of its time (this is the engine's hot call).
+        rows = latest_features(*columns, rows=self.context_rows + 1)
+        finite = np.isfinite(rows).all(axis=0)
+        if not finite.all():
+            bad = [name for name, ok in zip(_FEATURE_NAMES, finite, strict=True) if not ok]
             raise ValueError(f"features {bad} of the latest bars are not finite")
-        value = self._predict_last(rows)
+        value = self._predict_last(rows, stamps)
         if not math.isfinite(value):
             raise ValueError(f"{self._label()} gave a non-finite prediction ({value})")
         return Prediction(
@@ -200,7 +211,7 @@ class Predictor:
             version=self.version,
             model_type=self.model_type,
             horizon=self.horizon,
-            bar_time=pd.Timestamp(rows.index[-1]),
+            bar_time=_stamp(stamps[-1]),
             value=value,
             position=self.rule.next_position(value, position),
         )
@@ -208,24 +219,24 @@ class Predictor:
     def _label(self) -> str:
         return f"{self.symbol} {self.model_type} v{self.version}"
 
-    def _predict_last(self, rows: pd.DataFrame) -> float:
-        """The prediction for the last of ``rows``; the rows before it are the context."""
+    def _predict_last(self, rows: np.ndarray, stamps: np.ndarray) -> float:
+        """The prediction for the last of the feature ``rows``; the rows before it are the
+        context. ``stamps`` are the bars' timestamps (int64 ns), the last ones those of ``rows``."""
+        # Named columns, as in training: scikit-learn warns about an array without them.
+        frame = pd.DataFrame(rows, columns=_FEATURE_COLUMNS)
         if self.context_rows == 0:
-            return float(np.asarray(self.estimator.predict(rows), dtype=np.float64)[-1])
+            return float(np.asarray(self.estimator.predict(frame), dtype=np.float64)[-1])
         from brain_assets.lstm.context import with_context
 
-        model = with_context(self.estimator, rows.iloc[:-1])
-        return float(np.asarray(model.predict(rows.iloc[-1:]), dtype=np.float64)[-1])
+        index = pd.to_datetime(stamps[len(stamps) - len(rows) :], unit="ns", utc=True)
+        frame.index = pd.DatetimeIndex(index, name="timestamp")
+        model = with_context(self.estimator, frame.iloc[:-1])
+        return float(np.asarray(model.predict(frame.iloc[-1:]), dtype=np.float64)[-1])
 
-    def _check_bars(self, bars: pd.DataFrame) -> None:
-        if not isinstance(bars, pd.DataFrame):
-            raise ValueError(f"bars: expected a pandas DataFrame, got {type(bars).__name__}")
-        missing = [name for name in OHLCV_COLUMNS if name not in bars.columns]
-        if missing:
-            raise ValueError(
-                f"bars: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
-                f"found {[str(name) for name in bars.columns]}"
-            )
+    def _check_bars(self, bars: pd.DataFrame) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The bars' timestamps (int64 ns, UTC) and their open, high, low, close and volume
+        (float64), once checked; a ValueError naming the first problem otherwise."""
+        require_ohlcv(bars, "bars")
         if len(bars) < self.min_bars:
             raise ValueError(
                 f"bars: {len(bars)} given, {self.min_bars} needed for {self._label()}: "
@@ -233,8 +244,8 @@ class Predictor:
                 "bar to predict (a few hundred make the EMA-based features match training)"
             )
         stamps = _timestamps(bars["timestamp"])
-        _check_values(bars, stamps)
-        spacing = bar_seconds(stamps)
+        columns = _check_values(bars, stamps)
+        spacing = _median_spacing(stamps)
         expected = self.bar_seconds
         if expected is not None and not math.isclose(spacing, expected, rel_tol=_FREQUENCY_RTOL):
             raise ValueError(
@@ -243,50 +254,72 @@ class Predictor:
                 f"({expected:g} s)"
             )
         self._check_gaps(stamps, spacing)
+        return stamps, columns
 
-    def _check_gaps(self, stamps: pd.DatetimeIndex, spacing: float) -> None:
+    def _check_gaps(self, stamps: np.ndarray, spacing: float) -> None:
         """No gap among the bars whose look-back the predicted and context rows read.
 
         The retrain leaves out every row whose 48-bar look-back spans a gap, so the model never
         saw such a row; predicting one would be a guess."""
         reads = self.min_bars
         recent = stamps[-reads:]
-        steps = np.diff(recent.asi8) / 1e9 / spacing
+        steps = np.diff(recent) / 1e9 / spacing
         over = np.flatnonzero(steps > self.max_gap_bars)
         if over.size:
             last = int(over[-1])
+            before, after = _stamp(recent[last]).isoformat(), _stamp(recent[last + 1]).isoformat()
             raise ValueError(
-                f"bars: a gap of {steps[last]:.1f} bars between {recent[last].isoformat()} and "
-                f"{recent[last + 1].isoformat()} lies within the last {reads} bars, which the "
-                f"prediction reads; the retrain leaves rows spanning a gap (over "
-                f"{self.max_gap_bars:g} bars) out, so the model never saw one"
+                f"bars: a gap of {steps[last]:.1f} bars between {before} and {after} lies within "
+                f"the last {reads} bars, which the prediction reads; the retrain leaves rows "
+                f"spanning a gap (over {self.max_gap_bars:g} bars) out, so the model never saw one"
             )
 
 
-def _timestamps(raw: pd.Series) -> pd.DatetimeIndex:
-    """The bars' timestamps as a UTC index; a ValueError unless present, sorted and unique."""
+def _timestamps(raw: pd.Series) -> np.ndarray:
+    """The bars' timestamps as int64 nanoseconds since the epoch, UTC (naive ones read as UTC);
+    a ValueError unless present, sorted and unique."""
     try:
-        stamps = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))
+        # pd.to_datetime costs a quarter of a millisecond even on a datetime column: only text
+        # and numbers go through it. A datetime's int64 is already UTC, whatever its zone.
+        if not pd.api.types.is_datetime64_any_dtype(raw.dtype):
+            raw = pd.to_datetime(raw, utc=True)
+        stamps = raw.to_numpy(dtype="datetime64[ns]").view(np.int64)
     except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"bars: column 'timestamp' cannot be read as timestamps: {exc}") from exc
-    if stamps.hasnans:
-        where = int(np.flatnonzero(stamps.isna())[0])
+    missing = stamps == _NAT
+    if missing.any():
+        where = int(np.flatnonzero(missing)[0])
         raise ValueError(f"bars: missing timestamp in row {where}")
-    steps = np.diff(stamps.asi8)
+    steps = np.diff(stamps)
     if (steps < 0).any():
         where = int(np.flatnonzero(steps < 0)[0]) + 1
         raise ValueError(
-            f"bars: not sorted by time: row {where} ({stamps[where].isoformat()}) comes after "
-            f"{stamps[where - 1].isoformat()}; pass the bars oldest first"
+            f"bars: not sorted by time: row {where} ({_stamp(stamps[where]).isoformat()}) comes "
+            f"after {_stamp(stamps[where - 1]).isoformat()}; pass the bars oldest first"
         )
     if (steps == 0).any():
         where = int(np.flatnonzero(steps == 0)[0]) + 1
-        raise ValueError(f"bars: duplicated timestamp {stamps[where].isoformat()} (row {where})")
+        raise ValueError(
+            f"bars: duplicated timestamp {_stamp(stamps[where]).isoformat()} (row {where})"
+        )
     return stamps
 
 
-def _check_values(bars: pd.DataFrame, stamps: pd.DatetimeIndex) -> None:
-    """Finite prices > 0 and finite volumes >= 0: the features' logarithms need them."""
+def _stamp(nanoseconds: np.integer | int) -> pd.Timestamp:
+    """One of :func:`_timestamps`' values as a UTC Timestamp."""
+    return pd.Timestamp(int(nanoseconds), unit="ns", tz="UTC")
+
+
+def _median_spacing(stamps: np.ndarray) -> float:
+    """``calendar.bar_seconds`` of timestamps already checked sorted and unique (int64 ns),
+    without its second parse of them (a quarter of a millisecond)."""
+    return float(np.median(np.diff(stamps) / 1e9))
+
+
+def _check_values(bars: pd.DataFrame, stamps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The open, high, low, close and volume columns as float64, checked: finite prices > 0 and
+    finite volumes >= 0, as the features' logarithms need them."""
+    columns = []
     for name in OHLCV_COLUMNS[1:]:
         try:
             values = bars[name].to_numpy(dtype=np.float64)
@@ -301,8 +334,11 @@ def _check_values(bars: pd.DataFrame, stamps: pd.DatetimeIndex) -> None:
             where = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"bars: {int(bad.sum())} {what} value(s) in column {name!r}, the first at "
-                f"{stamps[where].isoformat()}; clean the bars first (the retrain drops such bars)"
+                f"{_stamp(stamps[where]).isoformat()}; clean the bars first (the retrain drops "
+                "such bars)"
             )
+        columns.append(values)
+    return tuple(columns)
 
 
 def _model_bar_seconds(metrics: object) -> float | None:
@@ -646,6 +682,10 @@ def _build(
     source: PredictorSource,
     cached_at: datetime | None,
 ) -> Predictor:
+    # The features' EMAs run on scipy.signal: imported with the model, so that the engine's
+    # first predict costs what the others do.
+    import scipy.signal  # noqa: F401
+
     from brain_assets.lstm.context import context_rows
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
 

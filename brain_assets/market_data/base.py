@@ -56,6 +56,20 @@ class MarketDataSource(Protocol):
         ...
 
 
+def require_ohlcv(frame: object, where: str) -> pd.DataFrame:
+    """``frame`` itself when it is a DataFrame with every OHLCV column; otherwise a ValueError
+    that names ``where``, the missing columns and the ones found."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{where}: expected a pandas DataFrame, got {type(frame).__name__}")
+    missing = [name for name in OHLCV_COLUMNS if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{where}: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
+            f"found {[str(name) for name in frame.columns]}"
+        )
+    return frame
+
+
 def empty_ohlcv() -> pd.DataFrame:
     """A zero-row OHLCV frame with the conventional dtypes."""
     frame = pd.DataFrame(

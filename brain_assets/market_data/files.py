@@ -39,6 +39,7 @@ from brain_assets.market_data.base import (
     MarketData,
     check_symbol,
     empty_ohlcv,
+    require_ohlcv,
 )
 
 EXTENSIONS: tuple[str, ...] = (".csv", ".parquet")
@@ -57,12 +58,7 @@ def symbol_file_stem(symbol: str) -> str:
 def _to_ohlcv(raw: pd.DataFrame, *, where: str) -> tuple[pd.DataFrame, list[str]]:
     """The conventional OHLCV frame from a freshly read table, and the ignored column names."""
     raw = raw.rename(columns=lambda name: str(name).strip().lower())
-    missing = [name for name in OHLCV_COLUMNS if name not in raw.columns]
-    if missing:
-        raise ValueError(
-            f"{where}: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
-            f"found {[str(name) for name in raw.columns]}"
-        )
+    require_ohlcv(raw, where)
     ignored = [str(name) for name in raw.columns if name not in OHLCV_COLUMNS]
     if raw.empty:
         return empty_ohlcv(), ignored

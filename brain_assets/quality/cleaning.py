@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS
+from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS, require_ohlcv
 
 CLEANING_RULES: tuple[str, ...] = (
     "missing_value",
@@ -219,12 +219,7 @@ def _summary_part(
 
 def _conform(frame: pd.DataFrame) -> pd.DataFrame:
     """A fresh frame with exactly the conventional columns and dtypes, and a RangeIndex."""
-    missing = [name for name in OHLCV_COLUMNS if name not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"clean_bars: missing column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
-            f"found {[str(name) for name in frame.columns]}"
-        )
+    require_ohlcv(frame, "clean_bars")
     stamps = frame["timestamp"]
     if isinstance(stamps.dtype, pd.DatetimeTZDtype):
         stamps = stamps.dt.tz_convert("UTC")

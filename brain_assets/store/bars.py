@@ -35,7 +35,7 @@ import psycopg
 
 from brain_assets.calendar import parse_timestamps
 from brain_assets.errors import BarsLockTimeoutError
-from brain_assets.market_data.base import OHLCV_COLUMNS
+from brain_assets.market_data.base import OHLCV_COLUMNS, require_ohlcv
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
@@ -137,14 +137,7 @@ def _validated_frame(
     frame: object, tf: str, *, where: str
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Epoch nanoseconds and float64 values of ``frame``'s bars, after every check."""
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"{where}: frame must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [name for name in OHLCV_COLUMNS if name not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{where}: frame lacks column(s) {missing}; expected {list(OHLCV_COLUMNS)}, "
-            f"found {[str(name) for name in frame.columns]}"
-        )
+    frame = require_ohlcv(frame, where)
     stamps = parse_timestamps(frame["timestamp"], where=where)
     missing_time = np.flatnonzero(stamps.isna().to_numpy())
     if missing_time.size:

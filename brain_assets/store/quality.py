@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,27 +36,31 @@ LOG_COLUMNS = (
 )
 
 
-def _record(
-    symbol: str,
-    check_name: str,
-    severity: str,
-    passed: bool,
-    failure_count: int = 0,
-    details: Mapping[str, Any] | None = None,
-    timestamp: datetime | None = None,
-) -> tuple[Any, ...]:
-    """The row of one check result (log_data_quality's arguments), validated."""
-    if not isinstance(passed, bool | np.bool_):
-        raise ValueError(f"passed must be a bool, got {type(passed).__name__}")
-    return (
-        check.symbol(symbol),
-        check.text(check_name, "check_name"),
-        check.severity(severity),
-        bool(passed),
-        check.failure_count(failure_count),
-        check.json_document(details, "details"),
-        check.optional_timestamp(timestamp, "timestamp") or datetime.now(UTC),
-    )
+@dataclass(frozen=True)
+class QualityResult:
+    """One check result as log_data_quality takes it."""
+
+    symbol: str
+    check_name: str
+    severity: str
+    passed: bool
+    failure_count: int = 0
+    details: Mapping[str, Any] | None = None
+    timestamp: datetime | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        """The validated row of data_quality_logs (ValueError naming the field otherwise)."""
+        if not isinstance(self.passed, bool | np.bool_):
+            raise ValueError(f"passed must be a bool, got {type(self.passed).__name__}")
+        return (
+            check.symbol(self.symbol),
+            check.text(self.check_name, "check_name"),
+            check.severity(self.severity),
+            bool(self.passed),
+            check.failure_count(self.failure_count),
+            check.json_document(self.details, "details"),
+            check.optional_timestamp(self.timestamp, "timestamp") or datetime.now(UTC),
+        )
 
 
 class QualityMixin(StoreBase):
@@ -70,7 +75,9 @@ class QualityMixin(StoreBase):
         timestamp: datetime | None = None,
     ) -> int:
         """Record one check result; returns its id."""
-        record = _record(symbol, check_name, severity, passed, failure_count, details, timestamp)
+        record = QualityResult(
+            symbol, check_name, severity, passed, failure_count, details, timestamp
+        ).row()
         with self.transaction() as conn:
             row = conn.execute(
                 """INSERT INTO data_quality_logs
@@ -84,7 +91,7 @@ class QualityMixin(StoreBase):
     def log_data_quality_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Record several check results in one transaction (each a mapping of
         log_data_quality's arguments); all are validated before any is written."""
-        rows = [_record(**dict(item)) for item in records]
+        rows = [QualityResult(**dict(item)).row() for item in records]
         with self.transaction() as conn, conn.cursor() as cur:
             cur.executemany(
                 """INSERT INTO data_quality_logs

@@ -208,7 +208,7 @@ def _no_time(frame: pd.DataFrame) -> pd.DataFrame:
         ("1h", _no_time, r"timestamp is missing at row 2"),
         ("7m", lambda frame: frame, r"timeframe must be one of 1m, 3m, .* got '7m'"),
         ("1d", lambda frame: frame, r"not aligned to the 1d timeframe .*00:00 UTC"),
-        ("1h", lambda frame: frame.drop(columns="volume"), r"lacks column\(s\) \['volume'\]"),
+        ("1h", lambda frame: frame.drop(columns="volume"), r"missing column\(s\) \['volume'\]"),
     ],
 )
 def test_bad_frames_are_refused_before_any_write(
