@@ -737,7 +737,7 @@ def one_in_process(n_symbols: int, bars: int) -> dict[str, Any]:
                     resources={
                         "brain": brain,
                         "brain_io_manager": BrainIOManager(brain=brain),
-                        "market": MarketDataResource(n_bars=bars),
+                        "market": MarketDataResource(source="synthetic", n_bars=bars),
                         "retrain": RetrainResource(
                             include_lstm=False, importance_sample=250, model_types=MODEL_TYPES
                         ),

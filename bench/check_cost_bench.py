@@ -65,7 +65,7 @@ def stored_symbols(s: int) -> list[str]:
 
 def store_market_data(dsn: str, symbols: list[str], bars: int) -> None:
     """Setup: the values market_data would have stored for ``symbols`` (cleaned bars)."""
-    market = MarketDataResource(n_bars=bars)
+    market = MarketDataResource(source="synthetic", n_bars=bars)
     settings = RETRAIN.settings()
     with BrainLibrary(dsn) as brain:
         # Chunks keep each transaction small; the table ends up the same either way.
@@ -120,7 +120,7 @@ def one_run(
         resources={
             "brain": brain,
             "brain_io_manager": BrainIOManager(brain=brain),
-            "market": MarketDataResource(n_bars=bars),
+            "market": MarketDataResource(source="synthetic", n_bars=bars),
             "retrain": RETRAIN,
             "monitoring": MonitoringResource(),
             "decisions": DecisionResource(),

@@ -69,7 +69,7 @@ def one_run(server: Any, n_symbols: int, bars: int, retrain: RetrainResource) ->
         resources={
             "brain": brain,
             "brain_io_manager": BrainIOManager(brain=brain),
-            "market": MarketDataResource(n_bars=bars),
+            "market": MarketDataResource(source="synthetic", n_bars=bars),
             "retrain": retrain,
             "monitoring": MonitoringResource(),
             "decisions": DecisionResource(),
