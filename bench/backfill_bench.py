@@ -141,7 +141,7 @@ SETTINGS = {"name": "fast"}
 def fast_run_config(bars: int) -> dict[str, Any]:
     """The run config of ``SETTINGS`` (field names of defs/resources.py)."""
     if SETTINGS["name"] == "demo":
-        return {"resources": {"market": {"config": {"n_bars": bars}}}}
+        return {"resources": {"market": {"config": {"n_bars": bars, "source": "synthetic"}}}}
     return {
         "resources": {
             "retrain": {
@@ -151,7 +151,7 @@ def fast_run_config(bars: int) -> dict[str, Any]:
                     "model_types": MODEL_TYPES,
                 }
             },
-            "market": {"config": {"n_bars": bars}},
+            "market": {"config": {"n_bars": bars, "source": "synthetic"}},
         }
     }
 

@@ -1,4 +1,13 @@
-"""Dagster's default launcher, plus a health check that lets run monitoring free a dead worker.
+"""Run workers forked from a warm process, plus a health check that lets run monitoring free a
+dead worker.
+
+Dagster's default launcher asks the code server to spawn each run worker: a fresh interpreter
+that imports Dagster, the code location, scikit-learn and, for the LSTM, TensorFlow (5 to 8 s of
+one core per run, as long as a symbol's models take to train). This launcher keeps one
+forkserver per launching process (the daemon, or the webserver), started once with those modules
+imported, and forks each run worker from it: the worker is still a process of its own (a crash
+takes one run down), but starts in milliseconds. ``BRAIN_RUN_WORKER=spawn`` goes back to
+Dagster's way.
 
 The default launcher starts each run worker as a local process but cannot tell the run-monitoring
 daemon whether that process still lives, so a worker killed by the OOM killer or ``kill -9``
@@ -10,11 +19,24 @@ does), so a pid check answers the question within one monitoring poll.
 
 from __future__ import annotations
 
+import importlib.util
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.process
+import os
+import signal
+import threading
 from typing import TYPE_CHECKING
 
 import psutil
+from dagster._core.errors import DagsterLaunchFailedError
 from dagster._core.events import DagsterEventType
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.launcher import (
+    CheckRunHealthResult,
+    DefaultRunLauncher,
+    LaunchRunContext,
+    WorkerStatus,
+)
 from dagster._core.storage.dagster_run import DagsterRun
 
 if TYPE_CHECKING:
@@ -26,8 +48,122 @@ WORKER_STARTED = "Started process for run"
 PID_REUSE_SLACK_S = 5.0
 
 
+FORKED = "Run worker forked from the warm forkserver"
+RUN_WORKER_ENV = "BRAIN_RUN_WORKER"
+RUN_WORKER_MODES = ("fork", "spawn")
+PRELOAD = (
+    "brain_assets.definitions",
+    "brain_assets.pipeline.training",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "skops.io",
+)
+"""Imported once in the forkserver; TensorFlow joins them where it is installed."""
+OPTIONAL_PRELOAD = ("tensorflow",)
+
+
+def run_worker_mode() -> str:
+    """``fork`` (default) or ``spawn``, from BRAIN_RUN_WORKER; a ValueError naming it else."""
+    mode = os.environ.get(RUN_WORKER_ENV, "fork").strip().lower() or "fork"
+    if mode not in RUN_WORKER_MODES:
+        raise ValueError(f"{RUN_WORKER_ENV}: expected one of {RUN_WORKER_MODES}, got {mode!r}")
+    return mode
+
+
+_FORKSERVER: multiprocessing.context.ForkServerContext | None = None
+_FORKSERVER_LOCK = threading.Lock()
+
+
+def _forkserver() -> multiprocessing.context.ForkServerContext:
+    """This process's forkserver context, its preload set on first use."""
+    global _FORKSERVER
+    with _FORKSERVER_LOCK:
+        if _FORKSERVER is None:
+            context = multiprocessing.get_context("forkserver")
+            optional = [name for name in OPTIONAL_PRELOAD if importlib.util.find_spec(name)]
+            context.set_forkserver_preload([*PRELOAD, *optional])
+            _FORKSERVER = context
+        return _FORKSERVER
+
+
+def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: str) -> None:
+    """The run worker's body (in the forked process), as ``dagster api execute_run`` runs it.
+
+    The forkserver's environment is the one it started with; a worker gets the launching
+    process's environment and folder of now, as a spawned one would."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._core.instance import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._utils.interrupts import capture_interrupts
+    from dagster_shared.serdes import deserialize_value
+
+    # As the CLI's worker does: a SIGINT (terminate) is held until the run reaches a point
+    # where it can stop cleanly and record that it was canceled.
+    with (
+        capture_interrupts(),
+        DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
+    ):
+        _execute_run_command_body(run_id, instance, lambda _event: None, False)
+
+
 class WatchedRunLauncher(DefaultRunLauncher):
-    """``DefaultRunLauncher`` whose run workers run monitoring can check by pid."""
+    """Run workers forked from a warm forkserver (see the module), which run monitoring can
+    check by pid."""
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        if run_worker_mode() == "spawn":
+            super().launch_run(context)
+            return
+        from dagster_shared.serdes import serialize_value
+
+        run = context.dagster_run
+        if run.job_code_origin is None:
+            raise DagsterLaunchFailedError(f"run {run.run_id} has no code origin to execute")
+        worker = _forkserver().Process(
+            target=execute_run,
+            args=(
+                run.run_id,
+                serialize_value(self._instance.get_ref()),
+                dict(os.environ),
+                os.getcwd(),
+            ),
+            name=f"dagster-run-{run.run_id[:8]}",
+        )
+        worker.start()
+        self._instance.report_engine_event(
+            f"{FORKED} (pid: {worker.pid}).", run, cls=self.__class__
+        )
+        self._forked[run.run_id] = worker
+        self._run_ids.add(run.run_id)
+
+    def terminate(self, run_id: str) -> bool:
+        worker = self._forked.get(run_id)
+        if worker is None:
+            return bool(super().terminate(run_id))
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished or not worker.is_alive():
+            return False
+        self._instance.report_run_canceling(run)
+        # Dagster's worker turns SIGINT into an interrupt of the run, which it records as
+        # canceled once a cancel was requested.
+        os.kill(int(worker.pid or 0), signal.SIGINT)
+        return True
+
+    @property
+    def _forked(self) -> dict[str, multiprocessing.process.BaseProcess]:
+        workers: dict[str, multiprocessing.process.BaseProcess] | None = getattr(
+            self, "_forked_workers", None
+        )
+        if workers is None:
+            workers = {}
+            self._forked_workers = workers
+        # Forget the workers that ended, so that a long-lived daemon does not keep them all.
+        for run_id in [key for key, worker in workers.items() if not worker.is_alive()]:
+            workers.pop(run_id).join(timeout=0)
+        return workers
 
     @property
     def supports_check_run_worker_health(self) -> bool:

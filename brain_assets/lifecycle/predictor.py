@@ -163,6 +163,10 @@ class Predictor:
     cached_at: datetime | None = None
     """When the Brain last gave this decision (``cache``) or when it was exported (``bundle``,
     None for an export that did not record it); None for ``brain``."""
+    one_row: Callable[[np.ndarray], float] | None = field(default=None, repr=False, compare=False)
+    """The estimator's prediction for one feature row without scikit-learn's per-call overhead
+    (:func:`brain_assets.training.fast_predict.compile_one_row`, the same numbers); None: the
+    estimator's own ``predict``."""
 
     @property
     def min_bars(self) -> int:
@@ -222,6 +226,9 @@ class Predictor:
     def _predict_last(self, rows: np.ndarray, stamps: np.ndarray) -> float:
         """The prediction for the last of the feature ``rows``; the rows before it are the
         context. ``stamps`` are the bars' timestamps (int64 ns), the last ones those of ``rows``."""
+        if self.one_row is not None:
+            # scikit-learn's validation of a one-row frame costs more than its arithmetic.
+            return self.one_row(rows[-1])
         # Named columns, as in training: scikit-learn warns about an array without them.
         frame = pd.DataFrame(rows, columns=_FEATURE_COLUMNS)
         if self.context_rows == 0:
@@ -688,6 +695,7 @@ def _build(
 
     from brain_assets.lstm.context import context_rows
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
+    from brain_assets.training.fast_predict import compile_one_row
 
     label = f"{model.symbol} {model.label}"
     names = [str(name) for name in model.feature_names]
@@ -698,6 +706,9 @@ def _build(
             f"{label} was trained on features {names or '(not recorded)'}, not the "
             f"{len(FEATURES)} features this version of brain_assets computes; retrain it"
         )
+    context = context_rows(estimator)
+    # A sequence model reads context rows: only a row-wise model predicts from one row.
+    one_row = compile_one_row(estimator, feature_names=names) if context == 0 else None
     return Predictor(
         symbol=model.symbol,
         model_id=model.model_id,
@@ -706,7 +717,7 @@ def _build(
         horizon=None if model.horizon is None else int(model.horizon),
         feature_names=tuple(names),
         bar_seconds=_model_bar_seconds(model.metrics),
-        context_rows=context_rows(estimator),
+        context_rows=context,
         reason=reason,
         regime=regime,
         max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
@@ -714,4 +725,5 @@ def _build(
         estimator=estimator,
         source=source,
         cached_at=cached_at,
+        one_row=one_row,
     )

@@ -21,7 +21,12 @@ from dagster._core.launcher import WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus, RunsFilter
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from brain_assets.defs.run_launcher import WatchedRunLauncher, worker_status
+from brain_assets.defs.run_launcher import (
+    RUN_WORKER_ENV,
+    WatchedRunLauncher,
+    run_worker_mode,
+    worker_status,
+)
 from brain_assets_tests.paths import REPO
 
 ROOT_CONFIG = REPO / "dagster.yaml"
@@ -102,3 +107,15 @@ def test_a_reused_pid_is_not_taken_for_the_worker() -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_the_run_worker_mode_is_fork_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(RUN_WORKER_ENV, raising=False)
+    assert run_worker_mode() == "fork"
+    monkeypatch.setenv(RUN_WORKER_ENV, " Spawn ")
+    assert run_worker_mode() == "spawn"
+    monkeypatch.setenv(RUN_WORKER_ENV, "thread")
+    with pytest.raises(ValueError, match="BRAIN_RUN_WORKER: expected one of"):
+        run_worker_mode()

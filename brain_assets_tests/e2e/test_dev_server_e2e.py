@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from brain_assets.defs.run_launcher import FORKED
 from brain_assets.library import BrainLibrary
 from brain_assets_tests.dev_server import graphql, running_brain_dev, wait_for
 
@@ -35,6 +36,8 @@ mutation Launch($params: ExecutionParams!) {
 }"""
 RUN_STATUS = """query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"""
+RUN_LOGS = """query Logs($id: ID!) { logsForRun(runId: $id) {
+  ... on EventConnection { events { ... on MessageEvent { message } } } } }"""
 
 
 def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> None:
@@ -64,6 +67,9 @@ def test_brain_dev_materialises_one_partition_from_the_api(tmp_path: Path) -> No
             return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
         assert wait_for(finished, 300, "the run") == "SUCCESS"
+        # The worker was forked from the warm forkserver, not spawned by the code server.
+        events = graphql(port, RUN_LOGS, {"id": run_id})["logsForRun"]["events"]
+        assert any(FORKED in (event.get("message") or "") for event in events), events
 
     env_home = tmp_path / "home"
     os.environ["BRAIN_HOME"], saved = str(env_home), os.environ.get("BRAIN_HOME")
