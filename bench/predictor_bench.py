@@ -126,7 +126,7 @@ def report() -> None:
     print(
         f"Measured {document['date']} on {document['machine']}; {document['runs']} warm runs, "
         f"{document['cold_runs']} fresh processes; load average at the end "
-        f"{document['load_average_at_end']}"
+        f"{document['load_average_at_end']}\n"
     )
     print(
         "| model | first load in a new process | first predict there | load again | "
