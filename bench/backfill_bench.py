@@ -799,8 +799,12 @@ def print_report(data: dict[str, Any]) -> None:
     omp = data.get("omp_num_threads")
     print(
         f"\ndaily_retrain over {data['symbols']} symbols, {data['when']}, {data['bars']} bars, "
-        f"models {'+'.join(MODEL_TYPES)}, no LSTM, importance sample 250, "
-        f"{len(backfills)} repetition(s), medians; {data['machine']}"
+        + (
+            "the code location's models (LSTM included) and importance, "
+            if data.get("settings") == "demo"
+            else f"models {'+'.join(MODEL_TYPES)}, no LSTM, importance sample 250, "
+        )
+        + f"{len(backfills)} repetition(s), medians; {data['machine']}"
         + (f"; brain dev with OMP_NUM_THREADS={omp}" if omp else "")
     )
     code = data.get("code")

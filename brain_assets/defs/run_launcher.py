@@ -26,6 +26,7 @@ import multiprocessing.process
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -71,19 +72,32 @@ def run_worker_mode() -> str:
 
 
 _FORKSERVER: multiprocessing.context.ForkServerContext | None = None
+_FORKSERVER_CODE: int | None = None
 _FORKSERVER_LOCK = threading.Lock()
+SPAWNED_AFTER_EDIT = (
+    "brain_assets changed since the warm forkserver imported it: this run's worker was spawned "
+    "so that it runs the code as it is now (restart brain dev to fork workers again)"
+)
 
 
-def _forkserver() -> multiprocessing.context.ForkServerContext:
-    """This process's forkserver context, its preload set on first use."""
-    global _FORKSERVER
+def code_fingerprint() -> int:
+    """The newest modification time (ns) of brain_assets' modules: a worker forked from a
+    forkserver that imported older code would run that code."""
+    package = Path(__file__).resolve().parents[1]
+    return max(path.stat().st_mtime_ns for path in package.rglob("*.py"))
+
+
+def _forkserver() -> tuple[multiprocessing.context.ForkServerContext, int]:
+    """This process's forkserver context, its preload set on first use, and the code
+    fingerprint of when it was set."""
+    global _FORKSERVER, _FORKSERVER_CODE
     with _FORKSERVER_LOCK:
-        if _FORKSERVER is None:
+        if _FORKSERVER is None or _FORKSERVER_CODE is None:
             context = multiprocessing.get_context("forkserver")
             optional = [name for name in OPTIONAL_PRELOAD if importlib.util.find_spec(name)]
             context.set_forkserver_preload([*PRELOAD, *optional])
-            _FORKSERVER = context
-        return _FORKSERVER
+            _FORKSERVER, _FORKSERVER_CODE = context, code_fingerprint()
+        return _FORKSERVER, _FORKSERVER_CODE
 
 
 def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: str) -> None:
@@ -122,7 +136,12 @@ class WatchedRunLauncher(DefaultRunLauncher):
         run = context.dagster_run
         if run.job_code_origin is None:
             raise DagsterLaunchFailedError(f"run {run.run_id} has no code origin to execute")
-        worker = _forkserver().Process(
+        forkserver, code = _forkserver()
+        if code_fingerprint() != code:
+            self._instance.report_engine_event(SPAWNED_AFTER_EDIT, run, cls=self.__class__)
+            super().launch_run(context)
+            return
+        worker = forkserver.Process(
             target=execute_run,
             args=(
                 run.run_id,

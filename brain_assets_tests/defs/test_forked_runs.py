@@ -1,5 +1,6 @@
 """Run workers forked from the launcher's warm forkserver: a run succeeds in its own process, sees
-the launching process's environment of now, and a terminate cancels it."""
+the launching process's environment of now, a terminate cancels it, and a run after the code
+changed is spawned so that it runs the code as it is."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.launcher import LaunchRunContext
+from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from brain_assets.defs.run_launcher import FORKED, RUN_WORKER_ENV, WatchedRunLauncher
+from brain_assets.defs import run_launcher
+from brain_assets.defs.run_launcher import (
+    FORKED,
+    RUN_WORKER_ENV,
+    SPAWNED_AFTER_EDIT,
+    WatchedRunLauncher,
+)
 
 MARK_ENV = "BRAIN_FORK_TEST_MARK"
 
@@ -92,3 +99,21 @@ def test_terminate_cancels_a_forked_run(instance: dg.DagsterInstance) -> None:
     status = wait_for_status(instance, run.run_id, {DagsterRunStatus.CANCELED,
                                                     DagsterRunStatus.FAILURE}, 60)  # fmt: skip
     assert status == DagsterRunStatus.CANCELED
+
+
+def test_a_run_after_the_code_changed_is_spawned_with_todays_code(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[str] = []
+
+    def spawn(launcher: DefaultRunLauncher, context: LaunchRunContext) -> None:
+        spawned.append(context.dagster_run.run_id)
+
+    monkeypatch.setattr(DefaultRunLauncher, "launch_run", spawn)
+    run_launcher._forkserver()  # the warm process has imported the code as it was
+    monkeypatch.setattr(run_launcher, "code_fingerprint", lambda: -1)  # edited since
+    run = launch(instance, mark_job)
+    assert spawned == [run.run_id]
+    messages = [record.message for record in instance.all_logs(run.run_id)]
+    assert any(SPAWNED_AFTER_EDIT in m for m in messages)
+    assert not any(FORKED in m for m in messages)
