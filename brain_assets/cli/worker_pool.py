@@ -40,6 +40,10 @@ TRY_TAG = "brain/try"
 RETRY_OF_TAG = "brain/retry_of"
 
 
+STOP_GRACE_S = 10.0
+"""Seconds a stopped worker gets to exit on SIGTERM before it is killed."""
+
+
 class WorkerStartError(BrainError):
     """Run workers keep dying before they can take a run (their initialiser fails)."""
 
@@ -60,6 +64,9 @@ def _serve(
     task: Task,
 ) -> None:
     """A worker: start as the pool's workers do, then run what the parent sends until None."""
+    # A command started under nohup, or in the background of a script, ignores SIGTERM, and a
+    # spawned worker inherits that: the pool's terminate would then never end it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     initializer(*initargs)
     conn.send(("ready", None))
     while True:
@@ -268,7 +275,10 @@ class _Pool:
         for worker in self.live:
             if worker.process.is_alive():
                 worker.process.terminate()
-            worker.process.join()
+            worker.process.join(timeout=STOP_GRACE_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
             worker.conn.close()
             if worker.running is not None:
                 # Stopped mid-run (another run raised, or Ctrl-C): its Dagster run would stay

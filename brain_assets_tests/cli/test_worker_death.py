@@ -266,3 +266,29 @@ def test_runs_still_in_flight_when_the_command_stops_are_marked_failed(
     # The other symbol's run was stopped with the command: left STARTED, it would hold its
     # partition slot in the daemon's queue.
     assert len(failed) == 1 and "ETH/USDT's run was running" in failed[0][1]
+
+
+def test_workers_of_a_command_that_ignores_sigterm_still_stop() -> None:
+    # Under nohup, or in a script's background, the command ignores SIGTERM and so would the
+    # spawned workers it stops with one.
+    import multiprocessing
+
+    from brain_assets.cli.worker_pool import run_per_symbol
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ValueError, match="no bars for BTC/USDT"):
+            run_per_symbol(
+                ["BTC/USDT"],
+                _refuse,
+                workers=1,
+                initializer=_quiet_start,
+                initargs=(),
+                command="retrain",
+                max_tries=3,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert multiprocessing.active_children() == []
+    assert time.monotonic() - started < 8.0  # ended by SIGTERM, not by the kill after the grace
