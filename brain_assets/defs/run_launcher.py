@@ -39,6 +39,7 @@ from dagster._core.launcher import (
     WorkerStatus,
 )
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._serdes.config_class import ConfigurableClassData
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -127,6 +128,10 @@ class WatchedRunLauncher(DefaultRunLauncher):
     """Run workers forked from a warm forkserver (see the module), which run monitoring can
     check by pid."""
 
+    def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(inst_data=inst_data)
+        self._forked: dict[str, multiprocessing.process.BaseProcess] = {}
+
     def launch_run(self, context: LaunchRunContext) -> None:
         if run_worker_mode() == "spawn":
             super().launch_run(context)
@@ -155,6 +160,7 @@ class WatchedRunLauncher(DefaultRunLauncher):
         self._instance.report_engine_event(
             f"{FORKED} (pid: {worker.pid}).", run, cls=self.__class__
         )
+        self._reap()
         self._forked[run.run_id] = worker
         self._run_ids.add(run.run_id)
 
@@ -171,18 +177,10 @@ class WatchedRunLauncher(DefaultRunLauncher):
         os.kill(int(worker.pid or 0), signal.SIGINT)
         return True
 
-    @property
-    def _forked(self) -> dict[str, multiprocessing.process.BaseProcess]:
-        workers: dict[str, multiprocessing.process.BaseProcess] | None = getattr(
-            self, "_forked_workers", None
-        )
-        if workers is None:
-            workers = {}
-            self._forked_workers = workers
-        # Forget the workers that ended, so that a long-lived daemon does not keep them all.
-        for run_id in [key for key, worker in workers.items() if not worker.is_alive()]:
-            workers.pop(run_id).join(timeout=0)
-        return workers
+    def _reap(self) -> None:
+        """Forget the workers that ended, so that a long-lived daemon does not keep them all."""
+        for run_id in [key for key, worker in self._forked.items() if not worker.is_alive()]:
+            self._forked.pop(run_id).join(timeout=0)
 
     @property
     def supports_check_run_worker_health(self) -> bool:

@@ -153,11 +153,6 @@ def _wilder(values: pd.Series, period: int) -> pd.Series:
     return values.ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean()
 
 
-def _require_ohlcv(ohlcv: pd.DataFrame) -> None:
-    """A ValueError listing the OHLCV columns that ``ohlcv`` lacks."""
-    require_ohlcv(ohlcv, "ohlcv")
-
-
 def _timestamp_index(ohlcv: pd.DataFrame) -> pd.DatetimeIndex:
     """The bars' timestamps as a UTC index named ``timestamp``."""
     index = pd.DatetimeIndex(pd.to_datetime(ohlcv["timestamp"], utc=True), name="timestamp")
@@ -170,7 +165,7 @@ def compute_features(ohlcv: pd.DataFrame) -> pd.DataFrame:
     The first :data:`WARMUP_BARS` rows hold NaN where a window is not yet full; later rows are
     finite for valid OHLCV input (positive prices, non-negative volume).
     """
-    _require_ohlcv(ohlcv)
+    require_ohlcv(ohlcv, "ohlcv")
     index = _timestamp_index(ohlcv)
     o, h, lo, c, v = (
         pd.Series(ohlcv[name].to_numpy(dtype=float), index=index)
@@ -326,7 +321,7 @@ def make_target(ohlcv: pd.DataFrame, horizon: int = 1) -> pd.Series:
     This is the only place that looks ahead, by design; the last ``horizon`` rows are NaN.
     """
     horizon = _check_horizon(horizon)
-    _require_ohlcv(ohlcv)
+    require_ohlcv(ohlcv, "ohlcv")
     close = pd.Series(ohlcv["close"].to_numpy(dtype=float), index=_timestamp_index(ohlcv))
     target = close.shift(-horizon) / close - 1.0
     target.name = "target"

@@ -42,12 +42,15 @@ def _choice(
     fallback: bool,
 ) -> dict[str, Any]:
     """What select_model_for_symbol answers; no ``model`` means: stand aside."""
+    identity: tuple[Any, Any, Any] = (None, None, None)
     if isinstance(model, ModelVersion):
-        model = pd.Series(model.to_dict())
+        identity = (model.model_id, model.version, model.model_type)
+    elif model is not None:
+        identity = (str(model["model_id"]), int(model["version"]), str(model["model_type"]))
     return {
-        "model_id": None if model is None else str(model["model_id"]),
-        "version": None if model is None else int(model["version"]),
-        "model_type": None if model is None else str(model["model_type"]),
+        "model_id": identity[0],
+        "version": identity[1],
+        "model_type": identity[2],
         "regime": regime,
         "score": score,
         "n_bars": n_bars,

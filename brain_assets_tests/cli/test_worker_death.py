@@ -206,6 +206,12 @@ def _refuse(symbol: str, run_id: str, tags: dict[str, str]) -> dict[str, Any]:
 def test_an_error_the_run_raises_reaches_the_command_and_no_worker_is_left() -> None:
     import multiprocessing
 
+    run_a_refused_symbol()
+    assert multiprocessing.active_children() == []
+
+
+def run_a_refused_symbol() -> None:
+    """One run whose task raises: the error reaches the command and the pool stops."""
     from brain_assets.cli.worker_pool import run_per_symbol
 
     with pytest.raises(ValueError, match="no bars for BTC/USDT"):
@@ -218,7 +224,6 @@ def test_an_error_the_run_raises_reaches_the_command_and_no_worker_is_left() -> 
             command="retrain",
             max_tries=3,
         )
-    assert multiprocessing.active_children() == []
 
 
 def test_workers_that_die_while_starting_end_the_command_with_a_clear_error() -> None:
@@ -273,21 +278,10 @@ def test_workers_of_a_command_that_ignores_sigterm_still_stop() -> None:
     # spawned workers it stops with one.
     import multiprocessing
 
-    from brain_assets.cli.worker_pool import run_per_symbol
-
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     started = time.monotonic()
     try:
-        with pytest.raises(ValueError, match="no bars for BTC/USDT"):
-            run_per_symbol(
-                ["BTC/USDT"],
-                _refuse,
-                workers=1,
-                initializer=_quiet_start,
-                initargs=(),
-                command="retrain",
-                max_tries=3,
-            )
+        run_a_refused_symbol()
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert multiprocessing.active_children() == []
