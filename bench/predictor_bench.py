@@ -5,8 +5,8 @@ Ridge, random forest and histogram gradient boosting are trained on 3000 hourly 
 measured as the active version:
 
 * cold load: the first ``load_predictor`` in a fresh process (a subprocess per run, the Brain
-  already connected; the first call imports scikit-learn and skops and deserialises the model),
-  and that process's first ``predict``;
+  already connected; the version's stored one-row model is read, and scikit-learn is not
+  imported unless the version has none), and that process's first ``predict``;
 * warm load: ``load_predictor`` again in one process (registry row, artifact, sha256, skops);
 * predict: ``Predictor.predict`` on the latest bar of 500 recent bars, and two of its parts:
   the features of that bar (``latest_features``, what predict computes) and the estimator's own
@@ -70,10 +70,11 @@ with BrainLibrary(sys.argv[1]) as brain:
     started = time.perf_counter()
     predictor = load_predictor(brain, "BTC/USDT")
     loaded = time.perf_counter()
+    imported = "sklearn" in sys.modules
     predictor.predict(bars)
     predicted = time.perf_counter()
 print(json.dumps({"load_s": loaded - started, "predict_s": predicted - loaded,
-                  "model_type": predictor.model_type}))
+                  "model_type": predictor.model_type, "sklearn_imported": imported}))
 """
 
 
@@ -97,7 +98,7 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 
 def cold_runs(dsn: str, csv: Path, runs: int) -> dict[str, Any]:
-    loads, predicts, totals = [], [], []
+    loads, predicts, totals, sklearn = [], [], [], []
     for _ in range(runs):
         started = time.perf_counter()
         done = subprocess.run(
@@ -110,7 +111,9 @@ def cold_runs(dsn: str, csv: Path, runs: int) -> dict[str, Any]:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         loads.append(result["load_s"])
         predicts.append(result["predict_s"])
+        sklearn.append(result["sklearn_imported"])
     return {
+        "sklearn_imported": any(sklearn),
         "first_load": summary_ms(loads),
         "first_predict": summary_ms(predicts),
         "process_wall": summary_ms(totals),
@@ -129,10 +132,11 @@ def report() -> None:
         f"{document['load_average_at_end']}\n"
     )
     print(
-        "| model | first load in a new process | first predict there | load again | "
-        "`predict` (latest bar) | of which features | scikit-learn's own predict, one row |"
+        "| model | first load in a new process | scikit-learn imported by it | first predict "
+        "there | load again | `predict` (latest bar) | of which features | scikit-learn's own "
+        "predict, one row |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for model_type, entry in document["results"].items():
         cells = [
             entry["cold"]["first_load"]["median_ms"],
@@ -142,8 +146,10 @@ def report() -> None:
             entry["of_which_features"]["median_ms"],
             entry["of_which_model_predict"]["median_ms"],
         ]
-        shown = " | ".join(f"{value:,.2f} ms" for value in cells)
-        print(f"| {LABELS.get(model_type, model_type)} | {shown} |")
+        shown = [f"{value:,.2f} ms" for value in cells]
+        imported = {True: "yes", False: "no"}.get(entry["cold"].get("sklearn_imported"), "?")
+        shown.insert(1, imported)
+        print(f"| {LABELS.get(model_type, model_type)} | {' | '.join(shown)} |")
 
 
 def main() -> None:

@@ -1,6 +1,19 @@
-"""Alerts: always a log event, and a JSON POST to a webhook when one is configured.
+"""Alerts: always a log event, and a delivery to the alert target when one is configured.
 
-The webhook is ``url=...`` or ``$BRAIN_ALERT_WEBHOOK_URL``. Its body is::
+The target is ``url=...`` or ``$BRAIN_ALERT_WEBHOOK_URL``, of one of two kinds, by its scheme:
+
+- an ``http(s)://`` URL: a webhook, which gets a JSON POST (below);
+- any other scheme: an `apprise <https://github.com/caronc/apprise>`_ URL (``tgram://``,
+  ``discord://``, ``mailto://``, ``pagerduty://``, ``json://`` ...), delivered through apprise,
+  the optional ``alerts`` extra (``pip install 'brain-assets[alerts]'``), imported on first use.
+  The message is the one-line ``text`` below (with the ``alert_id`` of an outbox alert), under
+  the title ``Brain alert: <event>``. An alert counts as delivered only when apprise reports
+  success; apprise reports a failure by returning False, not by raising, and it is then a failed
+  attempt like a webhook's 5xx. Without apprise installed such a target is a configuration error
+  naming the extra: nothing is attempted and outbox alerts wait, as for an unusable URL.
+
+Everything below (the outbox, its retries and backoff, the maximum age) is the same for both.
+A webhook's body is::
 
     {"text": "<one-line summary>", "event": ..., "payload": {...}, "sent_at": "<ISO 8601 UTC>"}
 
@@ -56,6 +69,11 @@ if TYPE_CHECKING:
     from brain_assets.store.library import BrainStore
 
 ALERT_WEBHOOK_ENV = "BRAIN_ALERT_WEBHOOK_URL"
+"""The alert target: an http(s) webhook or an apprise URL (see the module's docstring)."""
+WEBHOOK = "webhook"
+APPRISE = "apprise"
+WEBHOOK_SCHEMES = ("http", "https")
+ALERTS_EXTRA_INSTALL = "pip install 'brain-assets[alerts]'"
 DELIVERY_FAILED = "alert_delivery_failed"
 DELIVERED = "alert_delivered"
 ABANDONED = "alert_abandoned"
@@ -117,9 +135,24 @@ def _target(url: str | None) -> str | None:
     return url.strip() if url and url.strip() else configured_webhook_url()
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+
+
+def channel_kind(url: str) -> str:
+    """``webhook`` for an http(s) URL, ``apprise`` for any other."""
+    return WEBHOOK if _scheme(url) in WEBHOOK_SCHEMES else APPRISE
+
+
 def _safe_target(url: str) -> str:
     # Webhook URLs often carry their secret in the path or query (Slack, Teams): logs name only
-    # the scheme, host and port.
+    # the scheme, host and port. An apprise URL may carry it anywhere, its host included (a
+    # Telegram bot token, a Discord webhook id): logs name only its scheme.
+    if channel_kind(url) == APPRISE:
+        return f"{_scheme(url) or '?'}:// (apprise)"
     try:
         parts = urllib.parse.urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
@@ -128,13 +161,36 @@ def _safe_target(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
-def _scheme_error(url: str) -> str | None:
+def _import_apprise() -> Any:
+    """``apprise``, or an ImportError naming the ``alerts`` extra."""
     try:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    # urllib would also open file:// and ftp:// URLs; an alert must only ever go to HTTP.
-    return None if scheme in ("http", "https") else f"unsupported URL scheme {scheme!r}"
+        import apprise
+    except ImportError as exc:
+        raise ImportError(
+            f"apprise alert targets need the `alerts` extra: {ALERTS_EXTRA_INSTALL}"
+        ) from exc
+    return apprise
+
+
+def _scheme_error(url: str) -> str | None:
+    """Why ``url`` cannot be an alert target; None when it can."""
+    scheme = _scheme(url)
+    # urllib would also open file:// and ftp:// URLs: it only ever gets http(s) ones.
+    if scheme in WEBHOOK_SCHEMES:
+        return None
+    try:
+        apprise = _import_apprise()
+    except ImportError:
+        return (
+            f"unsupported URL scheme {scheme!r}: http(s) URLs get a JSON POST and other schemes "
+            f"go through apprise, but the `alerts` extra is not installed ({ALERTS_EXTRA_INSTALL})"
+        )
+    if not apprise.Apprise().add(url):
+        return (
+            f"unsupported URL scheme {scheme!r}: not http(s), and apprise does not accept the "
+            "URL (a scheme it does not know, or a malformed URL)"
+        )
+    return None
 
 
 def _scrub(error: str, target: str) -> str:
@@ -240,18 +296,54 @@ def _post(url: str, body: bytes, timeout_s: float) -> Attempt:
     return Attempt(status) if 200 <= status < 300 else Attempt(status, f"HTTP {status}")
 
 
-def _post_within(url: str, body: bytes, timeout_s: float) -> Attempt:
-    """One POST that returns within ``timeout_s`` whatever the server does.
+def _notify(url: str, document: Mapping[str, Any]) -> Attempt:
+    """One delivery through apprise: its ``text`` (and ``alert_id``) under a title naming the
+    event. Apprise says False, not an exception, when the service refused or did not answer;
+    its own log lines of that attempt become the error."""
+    try:
+        apprise = _import_apprise()
+        notifier = apprise.Apprise()
+        if not notifier.add(url):
+            return Attempt(None, "apprise does not accept the URL")
+        alert_id = document.get("alert_id")
+        body = str(document["text"]) + (f" (alert_id {alert_id})" if alert_id is not None else "")
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as said:
+            delivered = bool(
+                notifier.notify(
+                    body=body,
+                    title=f"Brain alert: {document['event']}",
+                    notify_type=apprise.NotifyType.WARNING,
+                )
+            )
+            told = " ".join(line.strip() for line in said.getvalue().splitlines()[-2:])
+    except Exception as exc:  # an alert never raises: a plugin's error is a failed attempt
+        return Attempt(None, f"apprise: {type(exc).__name__}: {exc}")
+    if delivered:
+        return Attempt(200)
+    return Attempt(None, "apprise: not delivered" + (f" ({told})" if told else ""))
+
+
+def _deliver(url: str, document: Mapping[str, Any], timeout_s: float) -> Attempt:
+    """One delivery of ``document`` (an ``alert_body``) to ``url``, by its kind."""
+    if channel_kind(url) == APPRISE:
+        return _notify(url, document)
+    return _post(url, json.dumps(document, default=str).encode("utf-8"), timeout_s)
+
+
+def _post_within(url: str, document: Mapping[str, Any], timeout_s: float) -> Attempt:
+    """One delivery (a POST, or an apprise notification) that returns within ``timeout_s``
+    whatever the receiver does.
 
     The socket timeout alone bounds each connect and each read, not their sum: a server that
-    trickles its answer a byte at a time could hold a caller for minutes. The POST runs in a
-    daemon thread instead, and is abandoned (reported as timed out) when the time is up.
+    trickles its answer a byte at a time could hold a caller for minutes, and apprise's own
+    timeouts are per service. The delivery runs in a daemon thread instead, and is abandoned
+    (reported as timed out) when the time is up.
     """
     if (refused := _scheme_error(url)) is not None:
         return Attempt(None, refused)
     outcome: list[Attempt] = []
     worker = threading.Thread(
-        target=lambda: outcome.append(_post(url, body, timeout_s)),
+        target=lambda: outcome.append(_deliver(url, document, timeout_s)),
         name="brain-alert-post",
         daemon=True,
     )
@@ -284,7 +376,8 @@ def send_alert(
     timeout_s: float = REQUEST_TIMEOUT_S,
     deadline_s: float = DELIVERY_DEADLINE_S,
 ) -> bool:
-    """Log ``event`` at WARNING and POST it to the webhook; True when the webhook answered 2xx.
+    """Log ``event`` at WARNING and deliver it to the alert target; True when the webhook
+    answered 2xx (or apprise reported success, for an apprise target).
 
     A POST that gets no answer, a 5xx, 408 or 429 is tried again (``SEND_ATTEMPTS`` in all, with
     a pause doubling from ``FIRST_PAUSE_S``) while ``deadline_s`` allows; each POST waits at most
@@ -300,11 +393,11 @@ def send_alert(
     if (refused := _scheme_error(target)) is not None:
         _delivery_failed(event, target, Attempt(None, refused), attempts=0)
         return False
-    body = json.dumps(alert_body(event, safe), default=str).encode("utf-8")
+    document = alert_body(event, safe)
     end = time.monotonic() + deadline_s
     pause = FIRST_PAUSE_S
     for number in range(1, SEND_ATTEMPTS + 1):
-        attempt = _post_within(target, body, max(min(timeout_s, end - time.monotonic()), 0.0))
+        attempt = _post_within(target, document, max(min(timeout_s, end - time.monotonic()), 0.0))
         if attempt.ok:
             return True
         # A pause that would leave too little time for the next POST is not worth taking.
@@ -319,6 +412,42 @@ def send_alert(
         time.sleep(pause)
         pause *= 2
     raise AssertionError("unreachable: the last attempt returns")
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """Where alerts go (``target``: scheme, host and port only), by which ``kind`` of channel,
+    and what one test alert sent there came to (``attempt``; None when nothing was sent)."""
+
+    target: str | None
+    kind: str | None
+    problem: str | None = None
+    attempt: Attempt | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.attempt is not None and self.attempt.ok
+
+
+TEST_EVENT = "alert_test"
+
+
+def send_test_alert(url: str | None = None, *, timeout_s: float = REQUEST_TIMEOUT_S) -> TargetCheck:
+    """One ``alert_test`` alert to ``url`` or ``$BRAIN_ALERT_WEBHOOK_URL`` now, within
+    ``timeout_s``, kept nowhere: does an alert reach the target as configured? ``problem`` says
+    why nothing was sent (no target, an unusable one, apprise's extra missing)."""
+    target = _target(url)
+    if target is None:
+        return TargetCheck(None, None, f"no alert target: set {ALERT_WEBHOOK_ENV}")
+    safe, kind = _safe_target(target), channel_kind(target)
+    if (refused := _scheme_error(target)) is not None:
+        return TargetCheck(safe, kind, refused)
+    payload = {"note": "a test alert sent by `brain alerts test`; nothing is wrong"}
+    log_event(TEST_EVENT, target=safe, kind=kind)
+    attempt = _post_within(target, alert_body(TEST_EVENT, payload), timeout_s)
+    if attempt.error is not None:
+        attempt = Attempt(attempt.status, _scrub(attempt.error, target))
+    return TargetCheck(safe, kind, attempt=attempt)
 
 
 # -- the outbox -----------------------------------------------------------------------------------
@@ -491,8 +620,9 @@ def deliver_pending(
     is spent: a pass is bounded whatever the webhook does. A delivered alert is marked so; a
     failed one is due again after ``backoff_s(attempts)``, however many attempts it took. With
     ``expire``, alerts older than ``max_age_s`` (default: ``configured_max_age_s()``) are given
-    up first, and that is the only way an alert is given up. Without a webhook (or with one
-    that is not http(s)) nothing is attempted and the alerts stay pending.
+    up first, and that is the only way an alert is given up. Without a target (or with one that
+    cannot be used: a scheme neither http(s) nor apprise's, an apprise URL without the ``alerts``
+    extra) nothing is attempted and the alerts stay pending.
     """
     end = time.monotonic() + deadline_s
     report = DeliveryReport()
@@ -526,7 +656,7 @@ def deliver_pending(
         body = alert_body(
             row["kind"], payload, alert_id=alert_id, created_at=row["created_at"].isoformat()
         )
-        attempt = _post_within(target, json.dumps(body, default=str).encode("utf-8"), post_timeout)
+        attempt = _post_within(target, body, post_timeout)
         if attempt.ok:
             brain.mark_alert_delivered(alert_id)
             report.delivered.append(alert_id)
@@ -578,8 +708,9 @@ def retry_alerts(
 ) -> RetryReport:
     """Make alerts due now (``ids``, or every given-up alert and, unless ``given_up_only``, every
     pending one: see ``requeue_alerts``), with their age restarted, then run one bounded delivery
-    pass over them. Refused, with nothing changed, when there is no usable webhook (``url`` or
-    ``$BRAIN_ALERT_WEBHOOK_URL``): the alerts would only wait again."""
+    pass over them. Refused, with nothing changed, when there is no usable target (``url`` or
+    ``$BRAIN_ALERT_WEBHOOK_URL``; an apprise URL without the ``alerts`` extra is not usable):
+    the alerts would only wait again."""
     target = _target(url)
     if target is None:
         raise BrainError(

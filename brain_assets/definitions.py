@@ -8,6 +8,7 @@ import dagster as dg
 
 from brain_assets.defs.alerts.sensors import alert_sensors
 from brain_assets.defs.analysis.assets import feature_importance_trend
+from brain_assets.defs.automation import automate_retrain, automation_sensor
 from brain_assets.defs.executor import executor_from_env
 from brain_assets.defs.io_manager import BrainIOManager
 from brain_assets.defs.jobs import (
@@ -19,8 +20,9 @@ from brain_assets.defs.jobs import (
 from brain_assets.defs.maintenance.jobs import maintenance_job, maintenance_schedule
 from brain_assets.defs.maintenance.publish import publish_run_values
 from brain_assets.defs.market.assets import exchange_bars
+from brain_assets.defs.market.freshness import bars_fresh, bars_freshness_sensor
 from brain_assets.defs.market.jobs import fetch_bars, fetch_bars_schedule
-from brain_assets.defs.market.resources import exchange_resource
+from brain_assets.defs.market.resources import exchange_configured, exchange_resource
 from brain_assets.defs.monitoring.assets import live_model_metrics, model_registry_state
 from brain_assets.defs.monitoring.jobs import monitoring_job, monitoring_schedule, rollback_job
 from brain_assets.defs.monitoring.resources import MonitoringResource
@@ -59,11 +61,13 @@ def build_resources() -> dict[str, object]:
 defs = dg.Definitions(
     assets=[
         exchange_bars,
-        *DAILY_RETRAIN_ASSETS,
+        # Started by new bars where the deployment fetches them, else by the 01:00 UTC tick.
+        *automate_retrain(DAILY_RETRAIN_ASSETS, fetch=exchange_configured()),
         feature_importance_trend,
         live_model_metrics,
         model_registry_state,
     ],
+    asset_checks=[bars_fresh],
     jobs=[
         fetch_bars,
         daily_retrain,
@@ -79,7 +83,13 @@ defs = dg.Definitions(
         monitoring_schedule,
         maintenance_schedule,
     ],
-    sensors=[rollback_sensor, publish_run_values, *alert_sensors],
+    sensors=[
+        automation_sensor,
+        bars_freshness_sensor,
+        rollback_sensor,
+        publish_run_values,
+        *alert_sensors,
+    ],
     resources=build_resources(),
     executor=executor_from_env(),
 )

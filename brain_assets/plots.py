@@ -1,13 +1,28 @@
-"""PNG charts for people reading the Dagster UI (matplotlib, imported on first use)."""
+"""PNG charts for people reading the Dagster UI (matplotlib, imported on first use), and the
+folder of chart files they are kept in.
+
+Charts are files, not metadata: ``save_chart`` writes each once under
+``$BRAIN_HOME/charts/<symbol>/<asset>/<chart>-<sha256>.png`` and the assets' metadata names the
+file, so Dagster's event log holds no image bytes; ``prune_charts`` (the ``maintenance`` job)
+deletes the files past their retention."""
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import io
-from collections.abc import Mapping
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
+
+from brain_assets.environment import brain_home
+from brain_assets.events import log_event
 
 
 def _pyplot() -> Any:
@@ -134,11 +149,6 @@ def data_health_png(history: pd.DataFrame, title: str) -> bytes:
     return _png(figure)
 
 
-def markdown_image(png: bytes, alt: str) -> str:
-    """Markdown embedding a PNG as a data URI (Dagster renders it in the asset's metadata)."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
 def replay_png(
     timeline: pd.DataFrame,
     title: str,
@@ -216,3 +226,119 @@ def replay_png(
     bottom.set_ylabel("active version\n(0: stand aside)", fontsize=8)
     bottom.set_xlabel("step")
     return _png(figure)
+
+
+CHARTS_FOLDER = "charts"
+DEFAULT_CHART_RETENTION_DAYS = 30
+"""Days a chart file is kept after the last run that drew it (``prune_charts``)."""
+_SUFFIXES = (".png", ".tmp")  # the only files prune_charts deletes: the ones save_chart writes
+_MAX_FOLDER_NAME = 120
+
+
+def chart_root() -> Path:
+    """``$BRAIN_HOME/charts`` (see ``environment.brain_home``)."""
+    return brain_home() / CHARTS_FOLDER
+
+
+def symbol_folder(symbol: str) -> str:
+    """A folder name for ``symbol``: percent-encoded (``BTC/USDT`` -> ``BTC%2FUSDT``), so that no
+    two symbols share one and none leaves the charts folder; a long name keeps a readable head
+    and a hash of the whole."""
+    name = quote(symbol, safe="")
+    if name.startswith("."):
+        name = "%2E" + name[1:]  # never "." or "..", nor a hidden folder
+    if len(name) > _MAX_FOLDER_NAME:
+        digest = hashlib.sha256(symbol.encode()).hexdigest()[:16]
+        name = f"{name[: _MAX_FOLDER_NAME - 17]}~{digest}"
+    return name
+
+
+def save_chart(
+    png: bytes, symbol: str, asset: str, chart: str, *, root: Path | None = None
+) -> Path:
+    """``png`` as ``<root>/<symbol>/<asset>/<chart>-<sha256 prefix>.png`` (``root``: default
+    :func:`chart_root`); returns its path. Named by content, so a chart drawn again is not
+    written twice: the existing file's time is refreshed instead (retention counts from the
+    last run that drew it). Written to a temporary file and renamed, so a reader never sees a
+    half-written PNG."""
+    digest = hashlib.sha256(png).hexdigest()[:16]
+    folder = (root if root is not None else chart_root()) / symbol_folder(symbol) / asset
+    path = folder / f"{chart}-{digest}.png"
+    if path.is_file():
+        os.utime(path)
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{chart}-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(png)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_chart(png: bytes, symbol: str, asset: str, chart: str) -> Path | None:
+    """:func:`save_chart` under :func:`chart_root`, or None with a ``chart_not_written`` warning
+    when the folder cannot be written: a chart is for reading, it must not stop a retrain."""
+    try:
+        return save_chart(png, symbol, asset, chart)
+    except OSError as exc:
+        log_event(
+            "chart_not_written",
+            logging.WARNING,
+            symbol=symbol,
+            asset=asset,
+            chart=chart,
+            error=str(exc),
+        )
+        return None
+
+
+def prune_charts(
+    root: Path | None = None,
+    *,
+    retention_days: int = DEFAULT_CHART_RETENTION_DAYS,
+    symbols: Iterable[str] | None = None,
+    now: float | None = None,
+) -> dict[str, int]:
+    """Delete chart files (``*.png``, and temporary files a killed write left) not drawn for
+    ``retention_days`` (by modification time, against ``now``: default the current time) and
+    every chart file of a symbol not in ``symbols``; then the folders left empty. An empty or
+    missing ``symbols`` removes no symbol's folder for that reason alone (the age rule still
+    applies). Other files are left alone. Returns counts: files deleted, files kept, symbol
+    folders removed."""
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int):
+        raise ValueError(f"retention_days must be an integer, got {type(retention_days).__name__}")
+    if retention_days < 1:
+        raise ValueError(f"retention_days must be at least 1, got {retention_days}")
+    root = root if root is not None else chart_root()
+    cutoff = (time.time() if now is None else now) - retention_days * 86400
+    present = {symbol_folder(s) for s in symbols or ()}
+    counts = {"chart_files_deleted": 0, "chart_files_kept": 0, "chart_symbol_folders_removed": 0}
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for folder in folders:
+        orphan = bool(present) and folder.name not in present
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or path.is_symlink() or path.suffix not in _SUFFIXES:
+                continue
+            if orphan or path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                counts["chart_files_deleted"] += 1
+            else:
+                counts["chart_files_kept"] += 1
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+            _remove_if_empty(sub)
+        if _remove_if_empty(folder):
+            counts["chart_symbol_folders_removed"] += 1
+    log_event("charts_pruned", folder=str(root), retention_days=retention_days, **counts)
+    return counts
+
+
+def _remove_if_empty(folder: Path) -> bool:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (or already gone)
+        return False
+    return True

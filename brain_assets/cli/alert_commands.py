@@ -1,5 +1,6 @@
 """``brain alerts``: the alert outbox. ``list`` shows what waits (or, with ``--all``, what was
-delivered and given up too); ``retry`` makes alerts due now and runs one bounded delivery pass."""
+delivered and given up too); ``retry`` makes alerts due now and runs one bounded delivery pass;
+``test`` sends one test alert to the configured target (a webhook or an apprise URL) now."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table
 
 PENDING = "pending"
@@ -31,12 +33,25 @@ MAX_SHOWN_ERROR = 60
 
 def register(commands: Any) -> None:
     alerts = commands.add_parser(
-        "alerts", help="the alert outbox: list what waits or was given up, send alerts again"
+        "alerts",
+        help="the alert outbox: list what waits or was given up, send alerts again",
+        **described(
+            "The alert outbox: list the alerts that wait or were given up, and send them again.",
+            "brain alerts list",
+            "brain alerts retry --all-given-up",
+        ),
     )
     actions = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
 
     listing = actions.add_parser(
-        "list", help="pending alerts, newest first (--all: delivered and given up too)"
+        "list",
+        help="pending alerts, newest first (--all: delivered and given up too)",
+        **described(
+            "Pending alerts, newest first, with their attempts, last error, next attempt and "
+            "when they will be given up; --all adds delivered and given-up ones.",
+            "brain alerts list",
+            "brain alerts list --all --limit 20 --json",
+        ),
     )
     listing.add_argument(
         "--all", action="store_true", help="every alert, delivered and given up ones too"
@@ -47,6 +62,12 @@ def register(commands: Any) -> None:
     retry = actions.add_parser(
         "retry",
         help="make alerts due now (their age restarts) and try to deliver them once",
+        **described(
+            "Makes alerts due now, restarting their age, and tries each once; exit status 1 "
+            "if one is not delivered, 2 for an unknown or delivered id.",
+            "brain alerts retry 12 15",
+            "brain alerts retry --all-given-up",
+        ),
     )
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox ids (see list)")
     which = retry.add_mutually_exclusive_group()
@@ -56,7 +77,25 @@ def register(commands: Any) -> None:
     )
     retry.set_defaults(handler=retry_alerts)
 
-    for parser in (listing, retry):
+    test = actions.add_parser(
+        "test",
+        help="send one test alert to the target now (BRAIN_ALERT_WEBHOOK_URL: an http(s) "
+        "webhook, or an apprise URL such as tgram://, discord://, mailto://)",
+        **described(
+            "Sends one test alert to the alert target now, outside the outbox, and says whether "
+            "it was delivered; exit status 1 when it was not.",
+            "brain alerts test",
+            "brain alerts test --url https://hooks.example.com/brain --json",
+        ),
+    )
+    test.add_argument(
+        "--url",
+        default=None,
+        help="this target instead of BRAIN_ALERT_WEBHOOK_URL (it lands in your shell history)",
+    )
+    test.set_defaults(handler=run_alert_test)
+
+    for parser in (listing, retry, test):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -190,3 +229,27 @@ def retry_alerts(args: argparse.Namespace) -> int:
     )
     # Not everything arrived: scripts (and cron) see it in the status, like a failed command.
     return 0 if len(delivered) == len(result.requeued) else 1
+
+
+def run_alert_test(args: argparse.Namespace) -> int:
+    """``brain alerts test``: 0 when the test alert was delivered, 1 otherwise (with why)."""
+    from brain_assets.alerts import send_test_alert
+
+    check = send_test_alert(args.url)
+    document = {
+        "target": check.target,
+        "kind": check.kind,
+        "delivered": check.delivered,
+        "error": check.problem or (check.attempt.error if check.attempt else None),
+    }
+    # An apprise target reads "tgram:// (apprise)" already; a webhook's says its kind here.
+    where = check.target or "no target"
+    where += " (webhook)" if check.kind == "webhook" else ""
+    if check.delivered:
+        text = f"test alert delivered to {where}"
+    elif check.target is None:
+        text = f"no test alert sent: {document['error']}"
+    else:
+        text = f"test alert NOT delivered to {where}: {document['error']}"
+    emit(args, document, text)
+    return 0 if check.delivered else 1

@@ -6,11 +6,13 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, to_json
 from brain_assets.cli.run_options import files_folder
 from brain_assets.environment import MARKET_SOURCES
 
 if TYPE_CHECKING:
+    from brain_assets.cli.progress import Bar
     from brain_assets.importance.nightly import NightlyAnalysis
 
 TOP_SHOWN = 3
@@ -20,11 +22,15 @@ def register(commands: Any) -> None:
     analyze = commands.add_parser(
         "analyze",
         help="re-analyse each symbol's current model's feature importance on its latest bars",
-        description="What the nightly_feature_analysis job does, without Dagster: for each "
-        "symbol, its active model (or, for a symbol standing aside, its latest registered "
-        "version) is analysed by SHAP, permutation and correlation on its most recent bars; "
-        "the analysis is stored and compared with the model's previous one. Exit status 1 "
-        "when any symbol failed.",
+        **described(
+            "What the nightly_feature_analysis job does, without Dagster: for each symbol, its "
+            "active model (or, for a symbol standing aside, its latest registered version) is "
+            "analysed by SHAP, permutation and correlation on its most recent bars; the "
+            "analysis is stored and compared with the model's previous one. Exit status 1 when "
+            "any symbol failed.",
+            "brain analyze",
+            "brain analyze BTC/USDT ETH/USDT --source store --json",
+        ),
     )
     analyze.add_argument(
         "symbols",
@@ -88,12 +94,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     market = DeploymentMarket.from_environment(**_market_options(args))
     settings = RetrainSettings()
     started = time.monotonic()
+    bar: Bar | None = None
 
     def progress(result: NightlyAnalysis, done: int, total: int) -> None:
+        if bar is not None:
+            bar.advance(f"{result.symbol} {result.status}")
         if not args.json:
             elapsed = time.monotonic() - started
             print(f"[{done}/{total}] [{elapsed:6.1f}s] {describe(result)}", flush=True)
 
+    from brain_assets.cli.progress import progress_bar
     from brain_assets.library import BrainLibrary
 
     with BrainLibrary() as brain:
@@ -107,9 +117,10 @@ def run_analyze(args: argparse.Namespace) -> int:
                 "seconds to minutes",
                 flush=True,
             )
-        results = run_nightly_feature_analysis(
-            settings, symbols, brain=brain, market=market, on_symbol=progress
-        )
+        with progress_bar("brain analyze", len(symbols)) as bar:
+            results = run_nightly_feature_analysis(
+                settings, symbols, brain=brain, market=market, on_symbol=progress
+            )
     failed = [result.symbol for result in results if result.failed]
     if args.json:
         print(to_json([result.to_json() for result in results]))

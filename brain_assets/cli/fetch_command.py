@@ -14,10 +14,12 @@ def register(data_commands: Any) -> None:
     fetch = data_commands.add_parser(
         "fetch",
         help="fetch closed OHLCV bars from an exchange (ccxt) into the bar store",
-        description="Pages through the exchange's OHLCV history for each symbol, from the bar "
-        "after the last one stored (or --since for a symbol fetched for the first time), "
-        "drops the still-open candle, honours the exchange's rate limit, retries network "
+        description="Pages through the exchange's OHLCV history for each symbol, from the bar\n"
+        "after the last one stored (or --since for a symbol fetched for the first time),\n"
+        "drops the still-open candle, honours the exchange's rate limit, retries network\n"
         "errors and writes each page in one transaction.",
+        epilog="example:\n  brain data fetch BTC/USDT ETH/USDT --exchange binance --timeframe 1h",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fetch.add_argument("symbols", nargs="+", metavar="SYMBOL")
     fetch.add_argument("--exchange", required=True, help="a ccxt exchange id, e.g. binance")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import brain_assets.cli.alert_commands as alert_commands
 import brain_assets.cli.analyze_command as analyze_command
+import brain_assets.cli.completion as completion
 import brain_assets.cli.data_commands as data_commands
 import brain_assets.cli.model_commands as model_commands
 import brain_assets.cli.operate_commands as operate_commands
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The Brain Library: models, metrics and feature importance per symbol.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    parser.add_argument("--version", action="version", version=f"brain {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     retrain_commands.register(commands)
     query_commands.register(commands)
@@ -40,7 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     run_commands.register(commands)
     alert_commands.register(commands)
     analyze_command.register(commands)
+    completion.register(commands, parser)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's own (a checkout on sys.path)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("brain-assets")
+    except PackageNotFoundError:
+        import brain_assets
+
+        return brain_assets.__version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table, to_json
 from brain_assets.lifecycle.predictor_cache import (
     BUNDLE_FIELDS,
@@ -42,11 +43,27 @@ SIDECAR_FIELDS = BUNDLE_FIELDS
 
 
 def register(commands: Any) -> None:
-    models = commands.add_parser("models", help="a symbol's versions, newest first")
+    models = commands.add_parser(
+        "models",
+        help="a symbol's versions, newest first",
+        **described(
+            "SYMBOL's registered versions, newest first, and whether it trades or stands aside.",
+            "brain models BTC/USDT",
+        ),
+    )
     models.add_argument("symbol")
     models.set_defaults(handler=run_models)
 
-    select = commands.add_parser("select", help="the model ModelSelector picks for a regime")
+    select = commands.add_parser(
+        "select",
+        help="the model ModelSelector picks for a regime",
+        **described(
+            "The version ModelSelector picks for SYMBOL in a volatility regime (default: the "
+            "symbol's stored current regime).",
+            "brain select BTC/USDT",
+            "brain select BTC/USDT --regime high",
+        ),
+    )
     select.add_argument("symbol")
     select.add_argument(
         "--regime",
@@ -56,7 +73,13 @@ def register(commands: Any) -> None:
     select.set_defaults(handler=run_select)
 
     promote = commands.add_parser(
-        "promote", help="make a version active now (an operator's decision: skips the floor)"
+        "promote",
+        help="make a version active now (an operator's decision: skips the floor)",
+        **described(
+            "Makes a version active now: an operator's decision, so the activation floor is "
+            "not applied. A synthetic version is refused outside a synthetic deployment.",
+            "brain promote 3f2c9a1e-0d4b-4c1e-9a57-2b8e6f1d0c42 --reason 'reviewed by hand'",
+        ),
     )
     promote.add_argument("model_id")
     promote.add_argument("--reason", default="manual", help="recorded with the activation")
@@ -66,6 +89,12 @@ def register(commands: Any) -> None:
         "export",
         help="write a version's verified artifact and a PATH.json metadata sidecar, a bundle "
         "that load_predictor_from_bundle predicts with",
+        **described(
+            "Writes a version's verified .skops/.keras artifact and a PATH.json metadata "
+            "sidecar, atomically: a bundle that load_predictor_from_bundle predicts with.",
+            "brain export 3f2c9a1e-0d4b-4c1e-9a57-2b8e6f1d0c42 ./bundles/",
+            "brain export 3f2c9a1e-0d4b-4c1e-9a57-2b8e6f1d0c42 ./btc.skops --force",
+        ),
     )
     export.add_argument("model_id")
     export.add_argument("path", help="a .skops/.keras file, or a folder to write it into")

@@ -9,36 +9,53 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table
+from brain_assets.lstm.network import LSTMExtraMissingError, lstm_extra_missing
 
 if TYPE_CHECKING:
     from brain_assets.library import BrainLibrary
 
 
 def register(commands: Any) -> None:
-    verify = commands.add_parser("verify", help="check imports, database, schema and services")
+    verify = commands.add_parser(
+        "verify",
+        help="check imports, database, schema and services",
+        **described(
+            "One line per check (imports, database, schema, services); exit status 0 only "
+            "when every check passes.",
+            "brain verify",
+            "brain verify --json",
+        ),
+    )
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=run_verify)
 
-    symbols = commands.add_parser("symbols", help="the symbols (partitions) the platform trains")
-    actions = symbols.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="add symbols, e.g. BTC/USDT ETH/USDT")
-    add.add_argument("names", nargs="+")
-    listing = actions.add_parser("list", help="list the symbols")
-    remove = actions.add_parser("remove", help="remove symbols (their stored models stay)")
-    remove.add_argument("names", nargs="+")
-    for parser in (add, listing, remove):
-        parser.add_argument("--json", action="store_true")
-    symbols.set_defaults(handler=run_symbols)
+    _register_symbols(commands)
 
-    rollback = commands.add_parser("rollback", help="reactivate a symbol's previous version")
+    rollback = commands.add_parser(
+        "rollback",
+        help="reactivate a symbol's previous version",
+        **described(
+            "Reactivates SYMBOL's previous version, or VERSION with --to.",
+            "brain rollback BTC/USDT",
+            "brain rollback BTC/USDT --to 3",
+        ),
+    )
     rollback.add_argument("symbol")
     rollback.add_argument("--to", type=int, default=None, dest="to_version", metavar="VERSION")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(handler=run_rollback)
 
     maintenance = commands.add_parser(
-        "maintenance", help="archive metrics, importance and quality logs past the retention"
+        "maintenance",
+        help="archive metrics, importance and quality logs past the retention",
+        **described(
+            "Archives metrics, feature importance and quality logs older than the retention, "
+            "and deletes stale run values and old alerts.",
+            "brain maintenance",
+            "brain maintenance --retention-days 180",
+        ),
     )
     maintenance.add_argument("--retention-days", type=int, default=365)
     maintenance.add_argument("--json", action="store_true")
@@ -48,6 +65,12 @@ def register(commands: Any) -> None:
         commands,
         "backup",
         "archive the Brain's and the Dagster instance's databases to PATH, then verify it",
+        described(
+            "Archives the Brain's and the Dagster instance's databases to PATH, then verifies "
+            "the archive; --verify only checks an existing one.",
+            "brain backup ~/brain-backups/2026-12-07.tar",
+            "brain backup ~/brain-backups/2026-12-07.tar --verify",
+        ),
         run_backup,
         {
             "--verify": "only check the existing backup at PATH (sha256s, pg_restore --list, "
@@ -58,6 +81,12 @@ def register(commands: Any) -> None:
         commands,
         "restore",
         "restore a backup made by `brain backup` into the Brain (and Dagster)",
+        described(
+            "Verifies, then restores a backup made by brain backup into the Brain and the "
+            "Dagster instance; --force replaces databases that hold data.",
+            "brain restore ~/brain-backups/2026-12-07.tar",
+            "brain restore ~/brain-backups/2026-12-07.tar --force --no-dagster",
+        ),
         run_restore,
         {
             "--force": "replace the tables of databases that already hold data",
@@ -67,15 +96,54 @@ def register(commands: Any) -> None:
     )
 
 
+def _register_symbols(commands: Any) -> None:
+    """``brain symbols add|list|remove``."""
+    symbols = commands.add_parser(
+        "symbols",
+        help="the symbols (partitions) the platform trains",
+        **described(
+            "Adds, lists or removes the symbols (Dagster partitions) the platform trains.",
+            "brain symbols add BTC/USDT ETH/USDT",
+            "brain symbols list",
+        ),
+    )
+    actions = symbols.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add",
+        help="add symbols, e.g. BTC/USDT ETH/USDT",
+        **described("Adds symbols to train; those present stay.", "brain symbols add SOL/USDT"),
+    )
+    add.add_argument("names", nargs="+")
+    listing = actions.add_parser(
+        "list",
+        help="list the symbols",
+        **described("Lists the symbols the platform trains.", "brain symbols list --json"),
+    )
+    remove = actions.add_parser(
+        "remove",
+        help="remove symbols (their stored models stay)",
+        **described(
+            "Removes symbols from training; their stored models stay in the Brain.",
+            "brain symbols remove SOL/USDT",
+        ),
+    )
+    remove.add_argument("names", nargs="+")
+    for parser in (add, listing, remove):
+        parser.add_argument("--json", action="store_true")
+    symbols.set_defaults(handler=run_symbols)
+
+
 def _file_command(
     commands: Any,
     name: str,
     about: str,
+    text: dict[str, Any],
     handler: Callable[[argparse.Namespace], int],
     flags: dict[str, str],
 ) -> None:
-    """A command on the backup file PATH, with its on/off ``flags`` (name: help) and --json."""
-    parser = commands.add_parser(name, help=about)
+    """A command on the backup file PATH, with its on/off ``flags`` (name: help) and --json;
+    ``text``: its description and examples (help_text.described)."""
+    parser = commands.add_parser(name, help=about, **text)
     parser.add_argument("path")
     for flag, flag_help in flags.items():
         parser.add_argument(flag, action="store_true", help=flag_help)
@@ -110,7 +178,8 @@ def run_verify(args: argparse.Namespace) -> int:
         _check("model versioning service", True, lambda: _verify_versioning(brain)),
         _check("model selector service", True, lambda: _verify_selector(brain)),
         _check("evaluation service", True, _verify_evaluation),
-        _check("LSTM availability", True, _verify_lstm),
+        # Required only where the lstm extra is installed: a core install reports it, and passes.
+        _check("LSTM availability", lstm_extra_missing() is None, _verify_lstm),
     ]
     if brain is not None:
         brain.close()
@@ -202,6 +271,8 @@ def _verify_lstm() -> str:
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's banner quiet
+    if (missing := lstm_extra_missing()) is not None:
+        raise LSTMExtraMissingError(missing)
     keras = importlib.import_module("keras")
     from brain_assets.lstm import StandardizedLSTM
 
@@ -278,19 +349,25 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 def run_maintenance(args: argparse.Namespace) -> int:
     from brain_assets.library import BrainLibrary
+    from brain_assets.plots import DEFAULT_CHART_RETENTION_DAYS, prune_charts
     from brain_assets.store.maintenance import archived_counts, run_retention
 
     with BrainLibrary() as brain:
         moved = run_retention(brain, retention_days=args.retention_days)
         archived = archived_counts(brain)
+    # By age only: the symbols' partitions live in the Dagster instance, which the maintenance
+    # job reads to remove the charts of symbols no longer there.
+    charts = prune_charts(retention_days=DEFAULT_CHART_RETENTION_DAYS)
     rows = [
         {"table": t, "archived_now": n, "in_archive": archived.get(t)} for t, n in moved.items()
     ]
     emit(
         args,
-        {"archived_now": moved, "in_archive": archived},
+        {"archived_now": moved, "in_archive": archived, "charts": charts},
         f"archived rows older than {args.retention_days} days (active models' rows stay); "
-        "deleted unpublished values older than a week and settled alerts past the window\n"
+        "deleted unpublished values older than a week and settled alerts past the window; "
+        f"deleted {charts['chart_files_deleted']} chart file(s) not drawn for "
+        f"{DEFAULT_CHART_RETENTION_DAYS} days\n"
         + table(rows, ["table", "archived_now", "in_archive"]),
     )
     return 0

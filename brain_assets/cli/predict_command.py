@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table
 from brain_assets.lifecycle.predictor import StandAside, load_predictor
 from brain_assets.market_data.files import EXTENSIONS, _read_table, _to_ohlcv
@@ -45,12 +46,13 @@ def register(commands: Any) -> None:
     predict = commands.add_parser(
         "predict",
         help="predict the latest bar's forward return with the model the Brain recommends",
-        description=(
-            "Predict the forward return of the last bar in FILE with SYMBOL's active version\n"
-            "(or the regime selector's pick), computing the features as the retrain does."
+        **described(
+            "Predict the forward return of the last bar in FILE with SYMBOL's active version "
+            "(or the regime selector's pick), computing the features as the retrain does.",
+            "brain predict BTC/USDT --file recent-bars.csv",
+            "brain predict BTC/USDT --file recent-bars.parquet --regime high --json",
+            notes=EPILOG,
         ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("symbol")
     predict.add_argument(

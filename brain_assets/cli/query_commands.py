@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, emit_rows, table
 from brain_assets.library import BrainLibrary
 from brain_assets.provenance import bars_label
@@ -14,23 +15,60 @@ from brain_assets.store.quality import SUMMARY_COLUMNS
 
 
 def register(commands: Any) -> None:
-    top = commands.add_parser("top-features", help="top features of a symbol's latest analysis")
+    top = commands.add_parser(
+        "top-features",
+        help="top features of a symbol's latest analysis",
+        **described(
+            "The top features of SYMBOL's latest feature-importance analysis, by one method.",
+            "brain top-features BTC/USDT",
+            "brain top-features BTC/USDT -n 5 --method permutation",
+        ),
+    )
     top.add_argument("symbol")
     top.add_argument("-n", "--top-n", type=int, default=20)
     top.add_argument("--method", default=None, help="shap, permutation or correlation")
     top.set_defaults(handler=top_features)
-    best = commands.add_parser("best-model", help="a symbol's best and active model")
+    best = commands.add_parser(
+        "best-model",
+        help="a symbol's best and active model",
+        **described(
+            "SYMBOL's best and active version, with where its bars came from, or why the "
+            "symbol stands aside.",
+            "brain best-model BTC/USDT",
+        ),
+    )
     best.add_argument("symbol")
     best.set_defaults(handler=best_model)
     metrics = commands.add_parser(
-        "metrics", help="latest metrics of a model (overall and by regime)"
+        "metrics",
+        help="latest metrics of a model (overall and by regime)",
+        **described(
+            "A version's latest metrics: overall, per walk-forward fold and per regime, and "
+            "its latest live check.",
+            "brain metrics 3f2c9a1e-0d4b-4c1e-9a57-2b8e6f1d0c42",
+        ),
     )
     metrics.add_argument("model_id")
     metrics.set_defaults(handler=model_metrics)
-    history = commands.add_parser("history", help="a symbol's activation history")
+    history = commands.add_parser(
+        "history",
+        help="a symbol's activation history",
+        **described(
+            "Every activation decision of SYMBOL, oldest first, with the numbers it was made on.",
+            "brain history BTC/USDT",
+        ),
+    )
     history.add_argument("symbol")
     history.set_defaults(handler=activation_history)
-    quality = commands.add_parser("quality-summary", help="data-quality passes and failures")
+    quality = commands.add_parser(
+        "quality-summary",
+        help="data-quality passes and failures",
+        **described(
+            "Data-quality passes and failures per check and symbol since a time.",
+            "brain quality-summary",
+            "brain quality-summary --since 24h --symbol BTC/USDT",
+        ),
+    )
     quality.add_argument(
         "--since", default=None, help="ISO time or a duration such as 24h or 7d (default 7d)"
     )

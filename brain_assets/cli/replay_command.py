@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.environment import brain_home, configured_dsn
 
 if TYPE_CHECKING:
+    from brain_assets.cli.progress import Bar
     from brain_assets.pipeline.settings import RetrainSettings
     from brain_assets.replay import ReplayPlan, ReplayResult
 
@@ -26,10 +28,14 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "replay",
         help="replay the daily loop (monitor, rollback, retrain) over history for one symbol",
-        description="Steps SYMBOL through history: at each step the bars up to then are "
-        "published, monitoring judges the active model, the rollback acts, and the retrain "
-        "registers new versions through the promotion rules. Prints a timeline, stores it in "
-        "the Brain and draws it as a PNG.",
+        **described(
+            "Steps SYMBOL through history: at each step the bars up to then are published, "
+            "monitoring judges the active model, the rollback acts, and the retrain registers "
+            "new versions through the promotion rules. Prints a timeline, stores it in the "
+            "Brain and draws it as a PNG.",
+            "brain replay BTC/USDT --steps 26 --flip-step 13",
+            "brain replay BTC/USDT --source files --folder ./bars --compare seed --out ./replays",
+        ),
     )
     parser.add_argument("symbol")
     _add_market_arguments(parser)
@@ -209,10 +215,13 @@ def _plan_and_settings(args: argparse.Namespace) -> tuple[ReplayPlan, RetrainSet
     return plan, settings
 
 
-def _progress_for(args: argparse.Namespace, name: str) -> Any:
-    """The replay's progress callback for policy ``name``: a line a step (none with --json)."""
+def _progress_for(args: argparse.Namespace, name: str, bar: Bar | None, policies: int) -> Any:
+    """The replay's progress callback for policy ``name``: a line a step (none with --json),
+    and a step of ``bar`` (one of ``policies`` replays) on a terminal."""
 
     def progress(step: int, steps: int, row: dict[str, Any]) -> None:
+        if bar is not None:
+            bar.advance(f"{name} step {step}/{steps}", total=(steps + 1) * policies)
         if args.json:
             return
         live = row["live"]
@@ -241,12 +250,14 @@ def _replay_policies(
 ) -> dict[str, ReplayResult]:
     """Replay each policy of ``names`` on the same bars, each in its own scratch database, the
     timelines recorded in the Brain."""
+    from brain_assets.cli.progress import progress_bar
     from brain_assets.decisions.policy import DecisionPolicy
     from brain_assets.library import BrainLibrary
     from brain_assets.replay import replay
 
     results: dict[str, ReplayResult] = {}
-    with BrainLibrary() as home_brain:
+    total = (plan.steps + 1) * len(names)  # steps 0 to plan.steps
+    with BrainLibrary() as home_brain, progress_bar(f"replay {args.symbol}", total) as bar:
         for name in names:
             policy = DecisionPolicy.seed() if name == "seed" else DecisionPolicy()
             if args.cooldown_bars is not None:
@@ -263,7 +274,7 @@ def _replay_policies(
                     settings=settings,
                     policy=policy,
                     record=home_brain,
-                    progress=_progress_for(args, name),
+                    progress=_progress_for(args, name, bar, len(names)),
                     parameters={
                         "source": args.source,
                         "flip_step": args.flip_step,

@@ -3,29 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brain_assets.bundled import bundled_path
+from brain_assets.cli.help_text import described
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, worker_count
 from brain_assets.logs import configure_logging, log_dir_from_env
+from brain_assets.lstm.network import LSTM_EXTRA_INSTALL, lstm_extra_missing
 
 if TYPE_CHECKING:
+    from brain_assets.cli.progress import Bar
     from brain_assets.library import BrainLibrary
     from brain_assets.records import ModelVersion
 
 
 def register(commands: Any) -> None:
     demo = commands.add_parser(
-        "demo", help="run daily_retrain for the demo universe (one run per symbol) and show results"
+        "demo",
+        help="run daily_retrain for the demo universe (one run per symbol) and show results",
+        **described(
+            "Runs daily_retrain for the demo universe, one run per symbol side by side, then "
+            "prints each symbol's active model or why it stands aside. Generated markets unless "
+            "--source says otherwise.",
+            "brain demo",
+            "brain demo --source files --folder ./bars --workers 2",
+        ),
     )
     demo.add_argument(
         "--symbols",
@@ -35,8 +50,23 @@ def register(commands: Any) -> None:
     )
     add_source_arguments(demo, "this demo")
     add_workers_argument(demo)
+    demo.add_argument(
+        "--no-lstm",
+        action="store_true",
+        help="train the scikit-learn models only (no TensorFlow); without the lstm extra the "
+        "LSTM is left out anyway",
+    )
     demo.set_defaults(handler=run_demo)
-    dev = commands.add_parser("dev", help="start the Dagster UI and daemon on the Brain's database")
+    dev = commands.add_parser(
+        "dev",
+        help="start the Dagster UI and daemon on the Brain's database",
+        **described(
+            "Starts the Dagster UI and daemon on the Brain's database; Ctrl-C stops both. "
+            "--source sets the market source of the runs it launches.",
+            "brain dev",
+            "brain dev --port 3001 --source store",
+        ),
+    )
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
     add_source_arguments(dev, "the runs it launches")
@@ -66,29 +96,144 @@ def _demo_worker_start(started: float, native_log: str) -> None:
     # Each worker writes its events to the parent's JSON log (brain.log beside the native log;
     # a spawned worker configures nothing by itself), prints its own progress lines, and keeps
     # TensorFlow's chatter in the native log.
+    _worker_start(native_log, ProgressPrinter(started))
+
+
+def _worker_start(native_log: str, progress: logging.Handler) -> None:
     configure_logging(log_dir=Path(native_log).parent, console=False)
-    progress = ProgressPrinter(started)
     logging.getLogger("brain_assets").addHandler(progress)
     sink = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(sink, 2)
     os.close(sink)
 
 
+class ProgressSender(logging.Handler):
+    """Sends the retrain's progress events to the parent's bar, over ``events``."""
+
+    def __init__(self, events: Any) -> None:
+        super().__init__(logging.INFO)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "retrain_progress":
+            fields: dict[str, Any] = record.fields  # type: ignore[attr-defined]
+            self.events.put(("stage", fields["symbol"], fields["stage"]))
+
+
+_EVENTS: Any = None
+"""In a worker started by _bar_worker_start: the queue to the parent's progress bar."""
+
+
+def _bar_worker_start(native_log: str, events: Any) -> None:
+    # A worker killed while its queue's feeder writes must not hold up the exit of the others.
+    events.cancel_join_thread()
+    global _EVENTS
+    _EVENTS = events
+    _worker_start(native_log, ProgressSender(events))
+
+
+def _reporting(task: Callable[..., dict[str, Any]], *job: Any) -> dict[str, Any]:
+    """``task(*job)`` in a worker, then its end sent to the parent's bar."""
+    result = task(*job)
+    if _EVENTS is not None:
+        _EVENTS.put(("done", result["symbol"], result["success"]))
+    return result
+
+
+def _follow(events: Any, bar: Bar, stop: threading.Event) -> None:
+    """The parent's side of the workers' events: the bar's note, and a unit per run done;
+    once ``stop`` is set, what has arrived is still read."""
+    while True:
+        try:
+            kind, symbol, detail = events.get(timeout=0.2)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        if kind == "stage":
+            bar.note(f"{symbol}: {detail}")
+        else:
+            bar.advance(f"{symbol} {'succeeded' if detail else 'FAILED'}")
+
+
+def warm_workers() -> Path:
+    """Start the run workers' forkserver (it imports Dagster, scikit-learn and TensorFlow for a
+    few seconds) while the command gets the database and the instance ready; returns the
+    native log, where that import writes its messages."""
+    from brain_assets.cli.worker_pool import start_forkserver
+
+    native_log = log_dir_from_env() / "native-stderr.log"
+    native_log.parent.mkdir(parents=True, exist_ok=True)
+    start_forkserver(stderr_to=native_log)
+    return native_log
+
+
+def retrain_each(
+    symbols: Sequence[str],
+    task: Callable[..., dict[str, Any]],
+    *,
+    workers: int,
+    plain_start: Callable[[float, str], None],
+    initargs: tuple[float, str],
+    command: str,
+) -> list[dict[str, Any]]:
+    """run_per_symbol for ``task`` (one daily_retrain run): on a terminal's stderr a progress
+    bar, fed by the workers over a queue; else the workers print their progress lines
+    (``plain_start(*initargs)`` starts each: started, native log)."""
+    from brain_assets.cli.progress import progress_bar
+    from brain_assets.cli.worker_pool import run_per_symbol, start_forkserver
+
+    start_forkserver(stderr_to=initargs[1])
+    pool = functools.partial(run_per_symbol, symbols, workers=workers, command=command)
+    with progress_bar(f"brain {command}", total=len(symbols)) as bar:
+        if bar is None:
+            return pool(task, initializer=plain_start, initargs=initargs)
+        import multiprocessing
+
+        events = multiprocessing.get_context("spawn").Queue()
+        stop = threading.Event()
+        follower = threading.Thread(target=_follow, args=(events, bar, stop), daemon=True)
+        follower.start()
+        try:
+            results = pool(
+                functools.partial(_reporting, task),
+                initializer=_bar_worker_start,
+                initargs=(initargs[1], events),
+            )
+        finally:
+            stop.set()
+            follower.join()
+        bar.finish()
+        return results
+
+
 def _demo_retrain(
-    symbol: str, run_id: str | None = None, tags: dict[str, str] | None = None
+    symbol: str,
+    run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    *,
+    include_lstm: bool | None = None,
 ) -> dict[str, Any]:
     """One daily_retrain run for ``symbol`` in this worker process (picklable summary). The
-    parent names the run (``run_id``) so that it can fail the run itself if this worker dies."""
+    parent names the run (``run_id``) so that it can fail the run itself if this worker dies.
+    ``include_lstm`` overrides the retrain resource's setting (None: the definitions' own)."""
     import dagster as dg
 
     from brain_assets.definitions import defs
 
     job = defs.resolve_job_def("daily_retrain")
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if include_lstm is not None:
+        # Every field of the resource as the definitions set it, this one replaced: a field
+        # missing from run config would fall back to the class default, not to the definitions.
+        resource: Any = (defs.resources or {})["retrain"]
+        retrain = {**resource.model_dump(), "include_lstm": include_lstm}
+        run_config["resources"] = {"retrain": {"config": retrain}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             partition_key=symbol,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=run_config,
             raise_on_error=False,
             run_id=run_id,
             tags=tags,
@@ -138,10 +283,10 @@ def run_demo(args: argparse.Namespace) -> int:
     from brain_assets.cli.instance import prepare_dagster_environment
 
     use_source(args)
+    native_log = warm_workers()
     prepare_dagster_environment()
     import dagster as dg
 
-    from brain_assets.cli.worker_pool import run_per_symbol
     from brain_assets.defs.partitions import DEMO_SYMBOLS, add_symbols
     from brain_assets.library import BrainLibrary
 
@@ -157,14 +302,20 @@ def run_demo(args: argparse.Namespace) -> int:
         f"daily_retrain for {', '.join(symbols)}: {len(symbols)} run(s), {workers} at a time; "
         f"the Brain and Dagster's runs are in PostgreSQL (BRAIN_HOME={os.environ['BRAIN_HOME']})"
     )
-    native_log = log_dir_from_env() / "native-stderr.log"
-    native_log.parent.mkdir(parents=True, exist_ok=True)
     print(f"(TensorFlow's native messages go to {native_log})")
-    results = run_per_symbol(
+    task = _demo_retrain
+    if args.no_lstm or (missing := lstm_extra_missing()) is not None:
+        if not args.no_lstm:
+            print(
+                f"LSTM skipped: the `lstm` extra is not installed ({missing} is missing); "
+                f"{LSTM_EXTRA_INSTALL} to train it"
+            )
+        task = functools.partial(_demo_retrain, include_lstm=False)
+    results = retrain_each(
         symbols,
-        _demo_retrain,
+        task,
         workers=workers,
-        initializer=_demo_worker_start,
+        plain_start=_demo_worker_start,
         initargs=(started, str(native_log)),
         command="demo",
     )

@@ -15,12 +15,15 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from brain_assets.cli.help_text import described
 from brain_assets.cli.output import emit, table
 from brain_assets.cli.retrain_commands import (
     ProgressPrinter,
     _demo_retrain,
     _demo_worker_start,
+    retrain_each,
     tries_note,
+    warm_workers,
 )
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import worker_count
@@ -40,7 +43,15 @@ __all__ = ["ProgressPrinter", "register"]
 
 def register(commands: Any) -> None:
     retrain = commands.add_parser(
-        "retrain", help="run daily_retrain for the given symbols (one run per symbol)"
+        "retrain",
+        help="run daily_retrain for the given symbols (one run per symbol)",
+        **described(
+            "Launches one daily_retrain run per symbol in spawned workers, as brain demo does, "
+            "then prints each run's outcome and the symbol's active model. A run whose worker "
+            "dies is tried again in a fresh worker.",
+            "brain retrain BTC/USDT ETH/USDT",
+            "brain retrain BTC/USDT --source store --timeframe 1h --json",
+        ),
     )
     retrain.add_argument("symbols", nargs="+", metavar="SYMBOL")
     add_source_arguments(retrain, "these runs")
@@ -49,7 +60,14 @@ def register(commands: Any) -> None:
     retrain.set_defaults(handler=run_retrain)
 
     monitor = commands.add_parser(
-        "monitor", help="run monitoring_job for the given symbols and show the live verdicts"
+        "monitor",
+        help="run monitoring_job for the given symbols and show the live verdicts",
+        **described(
+            "Runs monitoring_job for each symbol in this process and prints the live verdict "
+            "of its active model; with --act, runs rollback_job at once where it regressed.",
+            "brain monitor BTC/USDT ETH/USDT",
+            "brain monitor BTC/USDT --act",
+        ),
     )
     monitor.add_argument("symbols", nargs="+", metavar="SYMBOL")
     monitor.add_argument(
@@ -107,26 +125,23 @@ def _active_line(row: dict[str, Any]) -> str:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from brain_assets.cli.worker_pool import run_per_symbol
     from brain_assets.library import BrainLibrary
-    from brain_assets.logs import log_dir_from_env
 
     use_source(args)
+    native_log = warm_workers()
     symbols = _prepare(args.symbols)
     started = time.monotonic()
     workers = min(len(symbols), worker_count(args.workers))
-    native_log = log_dir_from_env() / "native-stderr.log"
-    native_log.parent.mkdir(parents=True, exist_ok=True)
     _say(
         args,
         f"daily_retrain for {', '.join(symbols)}: {len(symbols)} run(s), {workers} at a time "
         f"(TensorFlow's native messages go to {native_log})",
     )
-    results = run_per_symbol(
+    results = retrain_each(
         symbols,
         _demo_retrain,
         workers=workers,
-        initializer=_json_worker_start if args.json else _demo_worker_start,
+        plain_start=_json_worker_start if args.json else _demo_worker_start,
         initargs=(started, str(native_log)),
         command="retrain",
     )

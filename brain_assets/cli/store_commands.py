@@ -6,9 +6,19 @@ import argparse
 import os
 from typing import Any
 
+from brain_assets.cli.help_text import described
+
 
 def register(commands: Any) -> None:
-    psql = commands.add_parser("psql", help="open psql on the Brain's database")
+    psql = commands.add_parser(
+        "psql",
+        help="open psql on the Brain's database",
+        **described(
+            "Opens psql on the Brain's database; the credentials go in the environment, "
+            "never on the command line.",
+            "brain psql",
+        ),
+    )
     psql.set_defaults(handler=run_psql)
 
 

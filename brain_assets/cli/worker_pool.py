@@ -1,4 +1,4 @@
-"""One daily_retrain run per symbol in spawned worker processes, surviving a worker that dies.
+"""One daily_retrain run per symbol in worker processes, surviving a worker that dies.
 
 ``concurrent.futures.ProcessPoolExecutor`` answers a dead worker (``kill -9``, the OOM killer)
 with ``BrokenProcessPool`` for every run in flight, without saying whose worker died, and takes
@@ -8,12 +8,19 @@ dead process, is marked failed (else it would hold its symbol's partition slot i
 queue for hours), and the run is tried again in a fresh worker, as many times as the daemon's
 ``run_retries`` allow for a crashed run worker (dagster.yaml). Registration is idempotent (a
 version's fingerprint), so a run tried again registers nothing twice.
+
+Workers are forked from a forkserver that imported Dagster, scikit-learn, skops and TensorFlow
+once, so a fresh worker costs milliseconds instead of a five-second import. That makes it cheap
+to replace a worker after ``RUNS_PER_WORKER`` runs: TensorFlow keeps about 25 MB for every model
+it has traced, which no call frees, and a worker that ran fifty LSTM fits held more than a
+gigabyte it would never use again.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import traceback
@@ -42,6 +49,8 @@ RETRY_OF_TAG = "brain/retry_of"
 
 STOP_GRACE_S = 10.0
 """Seconds a stopped worker gets to exit on SIGTERM before it is killed."""
+RUNS_PER_WORKER = 10
+"""Runs a worker takes before a fresh fork replaces it (see the module)."""
 
 
 class WorkerStartError(BrainError):
@@ -57,15 +66,74 @@ def run_retries() -> int:
         return instance.run_retries_max_retries if instance.run_retries_enabled else 0
 
 
+def warm_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its preload list set (it takes effect when the server starts)."""
+    from brain_assets.defs.run_launcher import preload_modules
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(preload_modules())
+    return context
+
+
+def start_forkserver(stderr_to: str | os.PathLike[str] | None = None) -> None:
+    """Start the forkserver now, unless it runs, with its stderr going to ``stderr_to``: the
+    libraries it imports (TensorFlow's start-up lines) write to the native log, as a worker
+    does, and not to the terminal."""
+    from multiprocessing import forkserver
+
+    warm_context()
+    if stderr_to is None:
+        forkserver.ensure_running()
+        return
+    saved = os.dup(2)
+    sink = os.open(stderr_to, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        sys.stderr.flush()
+        os.dup2(sink, 2)
+        forkserver.ensure_running()  # the server copies this stderr when it starts
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(sink)
+
+
+class _ParentFd:
+    """One of the parent's file descriptors, handed to a worker as the worker is started (the
+    forkserver passes it over its socket). A worker forked by the forkserver would otherwise
+    write to the forkserver's stdout and stderr instead of the command's."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from multiprocessing import reduction
+
+        return (_detach, (reduction.DupFd(self.fd),))
+
+
+def _detach(handle: Any) -> int:
+    return int(handle.detach())
+
+
 def _serve(
     conn: Connection,
+    stdio: tuple[int, int],
+    environ: dict[str, str],
+    cwd: str,
     initializer: Callable[..., None],
     initargs: tuple[Any, ...],
     task: Task,
 ) -> None:
-    """A worker: start as the pool's workers do, then run what the parent sends until None."""
+    """A worker: take the parent's stdout and stderr, environment and folder, start as the
+    pool's workers do, then run what the parent sends until None."""
+    for target, fd in zip((1, 2), stdio, strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
     # A command started under nohup, or in the background of a script, ignores SIGTERM, and a
-    # spawned worker inherits that: the pool's terminate would then never end it.
+    # worker could inherit that: the pool's terminate would then never end it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     initializer(*initargs)
     conn.send(("ready", None))
@@ -107,6 +175,7 @@ class _Worker:
     conn: Connection
     running: _Try | None = None
     ready: bool = False
+    runs: int = 0
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -146,10 +215,14 @@ class _Pool:
     command: str
     tries_allowed: int
     queue: deque[_Try]
-    # spawn: a forked child would share the parent's open database connections.
-    context: Any = field(default_factory=lambda: multiprocessing.get_context("spawn"))
+    runs_per_worker: int = RUNS_PER_WORKER
+    # A forkserver, not fork: a child forked from this process would share its open database
+    # connections.
+    context: Any = field(default_factory=warm_context)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     live: list[_Worker] = field(default_factory=list)
+    # Workers sent home after their share of runs, joined at the end rather than waited for.
+    retired: list[Any] = field(default_factory=list)
     # Deaths before a worker could take any run: its initialiser fails, nothing to retry.
     start_deaths: int = 0
 
@@ -167,7 +240,16 @@ class _Pool:
         parent, child = self.context.Pipe()
         # Not a daemon: a run under BRAIN_EXECUTOR=multiprocess starts processes of its own.
         process = self.context.Process(
-            target=_serve, args=(child, self.initializer, self.initargs, self.task)
+            target=_serve,
+            args=(
+                child,
+                (_ParentFd(1), _ParentFd(2)),
+                dict(os.environ),
+                os.getcwd(),
+                self.initializer,
+                self.initargs,
+                self.task,
+            ),
         )
         process.start()
         # The parent's copy of the child's end closed, the child's death reads as EOF here.
@@ -192,14 +274,8 @@ class _Pool:
         self.assign(worker)
 
     def assign(self, worker: _Worker) -> None:
-        if not self.queue:
-            self.live.remove(worker)
-            try:
-                worker.conn.send(None)
-            except OSError:
-                pass  # it died idle, its work done: there is nothing to stop
-            worker.conn.close()
-            worker.process.join()
+        if not self.queue or worker.runs >= self.runs_per_worker:
+            self.retire(worker)
             return
         run = self.queue.popleft()
         try:
@@ -211,6 +287,17 @@ class _Pool:
             self.buried(worker)
             return
         worker.running = run
+        worker.runs += 1
+
+    def retire(self, worker: _Worker) -> None:
+        """Send an idle worker home; the loop starts a fresh one if runs are still queued."""
+        self.live.remove(worker)
+        try:
+            worker.conn.send(None)
+        except OSError:
+            pass  # it died idle, its work done: there is nothing to stop
+        worker.conn.close()
+        self.retired.append(worker.process)
 
     def buried(self, worker: _Worker) -> None:
         worker.process.join()
@@ -272,6 +359,11 @@ class _Pool:
 
     def stop(self) -> None:
         """End every worker still alive; the Dagster run of one stopped mid-run is failed."""
+        for process in self.retired:
+            process.join(timeout=STOP_GRACE_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
         for worker in self.live:
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -308,12 +400,13 @@ def run_per_symbol(
     initargs: tuple[Any, ...],
     command: str,
     max_tries: int | None = None,
+    runs_per_worker: int = RUNS_PER_WORKER,
 ) -> list[dict[str, Any]]:
-    """``task`` for every symbol, ``workers`` at a time in spawned processes (each started with
-    ``initializer(*initargs)`` and reused from run to run); the summaries in ``symbols``' order,
-    each with ``tries`` added. A run whose worker dies is tried again in a fresh worker, up to
-    ``max_tries`` tries in all (default: 1 + the daemon's run retries); one line on stderr says
-    so, naming the symbol. An exception the task raised is raised here."""
+    """``task`` for every symbol, ``workers`` at a time in worker processes (each started with
+    ``initializer(*initargs)`` and reused for up to ``runs_per_worker`` runs); the summaries in
+    ``symbols``' order, each with ``tries`` added. A run whose worker dies is tried again in a
+    fresh worker, up to ``max_tries`` tries in all (default: 1 + the daemon's run retries); one
+    line on stderr says so, naming the symbol. An exception the task raised is raised here."""
     pool = _Pool(
         task,
         initializer,
@@ -321,6 +414,7 @@ def run_per_symbol(
         command,
         tries_allowed=1 + run_retries() if max_tries is None else max_tries,
         queue=deque(_Try(symbol, 1) for symbol in symbols),
+        runs_per_worker=runs_per_worker,
     )
     try:
         pool.run(workers)

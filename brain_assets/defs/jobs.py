@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from brain_assets.defs.automation import RETRAIN_CRON
 from brain_assets.defs.partitions import DAILY_RETRAIN_GROUP
 from brain_assets.defs.schedules import per_symbol_schedule
 
@@ -17,5 +18,8 @@ nightly_feature_analysis = dg.define_asset_job(
     description="Importance of each active model on the latest bars and its rank trend",
 )
 
-daily_retrain_schedule = per_symbol_schedule(daily_retrain, "0 1 * * *")
+# Stopped: the retrain's automation conditions start it (defs/automation.py); both running would
+# retrain every symbol twice. Start it (and stop default_automation_condition_sensor) to go back to
+# the clock alone: docs/operations.md.
+daily_retrain_schedule = per_symbol_schedule(daily_retrain, RETRAIN_CRON, running=False)
 nightly_feature_analysis_schedule = per_symbol_schedule(nightly_feature_analysis, "0 3 * * *")

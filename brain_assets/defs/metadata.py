@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from brain_assets.library import BrainLibrary
 
 
@@ -73,6 +75,30 @@ def registry_markdown(brain: BrainLibrary, symbol: str) -> str:
         f"**Latest activations**\n\n"
         f"{markdown_table(summary['activations'], activation_columns)}"
     )
+
+
+def chart_line(path: Path, title: str) -> str:
+    """A markdown line naming a chart file. The UI cannot show the image itself: its webserver
+    serves no local files (and browsers refuse ``file://`` images in an http page), and image
+    bytes in metadata would fill the event log; the same path is also a ``chart_path``."""
+    return f"**{title}**: chart file `{path}`"
+
+
+def chart_path(path: Path) -> Any:
+    """A chart file as typed metadata (``dg.MetadataValue.path``): the UI shows it with a copy
+    button."""
+    import dagster as dg
+
+    return dg.MetadataValue.path(str(path))
+
+
+def row_count(rows: int) -> dict[str, Any]:
+    """Dagster's standard row-count entry, which the UI shows in the asset's overview and plots
+    across materialisations. The key is spelled out: Dagster 1.13 keeps ``TableMetadataSet``
+    (whose ``row_count`` it is) out of its public ``dagster`` namespace."""
+    import dagster as dg
+
+    return {"dagster/row_count": dg.MetadataValue.int(rows)}
 
 
 def column_schema(frame: Any) -> Any:

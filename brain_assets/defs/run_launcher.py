@@ -19,7 +19,6 @@ does), so a pid check answers the question within one monitoring poll.
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.process
@@ -41,6 +40,8 @@ from dagster._core.launcher import (
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes.config_class import ConfigurableClassData
 
+from brain_assets.lstm.network import lstm_extra_missing
+
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
@@ -54,14 +55,24 @@ FORKED = "Run worker forked from the warm forkserver"
 RUN_WORKER_ENV = "BRAIN_RUN_WORKER"
 RUN_WORKER_MODES = ("fork", "spawn")
 PRELOAD = (
-    "brain_assets.definitions",
+    "dagster",
     "brain_assets.pipeline.training",
     "sklearn.ensemble",
     "sklearn.linear_model",
     "skops.io",
 )
-"""Imported once in the forkserver; TensorFlow joins them where it is installed."""
+"""Imported once in the forkserver; TensorFlow joins them where the ``lstm`` extra is installed
+(a core install has no TensorFlow to preload, see ``preload_modules``). Nothing here reads the
+environment when imported (``brain_assets.definitions`` does, and costs 0.1 s a run): the
+forkserver keeps the environment it started with, and `brain retrain`'s workers come from the same
+forkserver when a process launches both."""
 OPTIONAL_PRELOAD = ("tensorflow",)
+
+
+def preload_modules() -> list[str]:
+    """What the forkserver imports: ``PRELOAD``, and ``OPTIONAL_PRELOAD`` when TensorFlow and
+    Keras are installed (looked up, not imported, in this process)."""
+    return [*PRELOAD, *(OPTIONAL_PRELOAD if lstm_extra_missing() is None else ())]
 
 
 def run_worker_mode() -> str:
@@ -95,8 +106,7 @@ def _forkserver() -> tuple[multiprocessing.context.ForkServerContext, int]:
     with _FORKSERVER_LOCK:
         if _FORKSERVER is None or _FORKSERVER_CODE is None:
             context = multiprocessing.get_context("forkserver")
-            optional = [name for name in OPTIONAL_PRELOAD if importlib.util.find_spec(name)]
-            context.set_forkserver_preload([*PRELOAD, *optional])
+            context.set_forkserver_preload(preload_modules())
             _FORKSERVER, _FORKSERVER_CODE = context, code_fingerprint()
         return _FORKSERVER, _FORKSERVER_CODE
 

@@ -26,6 +26,7 @@ Importing this module loads no scikit-learn, skops or TensorFlow; they load with
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -42,6 +43,7 @@ import psycopg
 from brain_assets.calendar import SECONDS_PER_YEAR, frequency_label
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.errors import (
+    ArtifactIntegrityError,
     BrainConnectionError,
     BrainError,
     EmbeddedServerError,
@@ -57,6 +59,7 @@ from brain_assets.market_data.base import OHLCV_COLUMNS, PRICE_COLUMNS, require_
 from brain_assets.provenance import refused_here, refused_synthetic, synthetic_bars_allowed
 from brain_assets.records import ModelVersion
 from brain_assets.regimes.classify import REGIMES
+from brain_assets.training.fast_predict import OneRow, OneRowModel, compile_one_row
 
 if TYPE_CHECKING:
     from brain_assets.decisions.policy import DecisionPolicy
@@ -155,7 +158,7 @@ class Predictor:
     """Bar spacings longer than this many bars are gaps, as in the retrain's gap rule."""
     rule: PositionRule = field(default_factory=PositionRule)
     """The no-trade band the version was evaluated with (its fee and margin)."""
-    estimator: Any = field(default=None, repr=False, compare=False)
+    _estimator: Any = field(default=None, repr=False, compare=False)
     source: PredictorSource = "brain"
     """Where this decision came from: ``brain`` (the registry answered now), ``cache`` (the
     Brain did not answer; the last decision it gave, from the predictor cache) or ``bundle``
@@ -167,6 +170,17 @@ class Predictor:
     """The estimator's prediction for one feature row without scikit-learn's per-call overhead
     (:func:`brain_assets.training.fast_predict.compile_one_row`, the same numbers); None: the
     estimator's own ``predict``."""
+    estimator_source: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    """Reads the estimator when it is first asked for: a version registered with its one-row
+    model predicts without it, and the engine does not import scikit-learn."""
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted model (scikit-learn's, or the StandardizedLSTM), read on first use where
+        the Predictor was built from the version's one-row model."""
+        if self._estimator is None and self.estimator_source is not None:
+            object.__setattr__(self, "_estimator", self.estimator_source())
+        return self._estimator
 
     @property
     def min_bars(self) -> int:
@@ -674,10 +688,60 @@ def _recommended(brain: BrainStore, symbol: str, regime: str | None) -> tuple[Mo
 def _predictor(
     brain: BrainStore, model: ModelVersion, *, reason: str, regime: str | None
 ) -> Predictor:
-    from brain_assets.training.serialization import load_registered_model
+    from brain_assets.training import serialization
 
-    estimator = load_registered_model(brain, model)
-    return _build(model, estimator, reason=reason, regime=regime, source="brain", cached_at=None)
+    one_row = _stored_one_row(brain, model)
+    if one_row is None:
+        estimator = serialization.load_registered_model(brain, model)
+        return _build(
+            model, estimator, reason=reason, regime=regime, source="brain", cached_at=None
+        )
+    # The artifact is fetched, verified and screened now, as for any version (one that would be
+    # refused is taken out the same way); only reading it into scikit-learn (a second's import
+    # in a fresh process) waits until someone asks for the estimator.
+    data = serialization.screened_artifact(brain, model)
+    return _build(
+        model,
+        None,
+        reason=reason,
+        regime=regime,
+        source="brain",
+        cached_at=None,
+        one_row=one_row,
+        estimator_source=functools.partial(_read_estimator, model, data),
+    )
+
+
+def _read_estimator(model: ModelVersion, data: bytes) -> Any:
+    """The estimator of screened artifact bytes; ArtifactEnvironmentError for a host that cannot
+    read them (as at load)."""
+    from brain_assets.training import serialization
+
+    try:
+        return serialization.deserialize_model(data, model.artifact_format)
+    except (ImportError, OSError) as exc:
+        raise serialization.ArtifactEnvironmentError(model, exc) from exc
+
+
+def _stored_one_row(brain: BrainStore, model: ModelVersion) -> OneRow | None:
+    """The version's one-row model from the registry, or None: it has none, or it fails its
+    check (said in a warning; the artifact, the model of record, is then used)."""
+    # Only scikit-learn's models (skops artifacts) have one; the LSTM's is a .keras file.
+    if model.artifact_format != "skops" or not model.feature_names:
+        return None
+    try:
+        data = brain.load_one_row(model.model_id)
+        return None if data is None else OneRowModel.from_bytes(data).function()
+    except (ArtifactIntegrityError, ValueError) as exc:
+        log_event(
+            "one_row_refused",
+            logging.WARNING,
+            symbol=model.symbol,
+            model_id=model.model_id,
+            version=model.version,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return None
 
 
 def _build(
@@ -688,14 +752,12 @@ def _build(
     regime: str | None,
     source: PredictorSource,
     cached_at: datetime | None,
+    one_row: OneRow | None = None,
+    estimator_source: Callable[[], Any] | None = None,
 ) -> Predictor:
-    # The features' EMAs run on scipy.signal: imported with the model, so that the engine's
-    # first predict costs what the others do.
-    import scipy.signal  # noqa: F401
-
-    from brain_assets.lstm.context import context_rows
+    """The Predictor of ``model``: from its ``estimator``, or from its stored ``one_row``
+    model with ``estimator_source`` to read the estimator when it is asked for."""
     from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
-    from brain_assets.training.fast_predict import compile_one_row
 
     label = f"{model.symbol} {model.label}"
     names = [str(name) for name in model.feature_names]
@@ -706,9 +768,15 @@ def _build(
             f"{label} was trained on features {names or '(not recorded)'}, not the "
             f"{len(FEATURES)} features this version of brain_assets computes; retrain it"
         )
-    context = context_rows(estimator)
-    # A sequence model reads context rows: only a row-wise model predicts from one row.
-    one_row = compile_one_row(estimator, feature_names=names) if context == 0 else None
+    context = 0
+    if one_row is None:
+        # scikit-learn is loaded already when the estimator was read.
+        from brain_assets.lstm.context import context_rows
+
+        context = context_rows(estimator)
+        # A sequence model reads context rows: only a row-wise model predicts from one row.
+        if context == 0:
+            one_row = compile_one_row(estimator, feature_names=names)
     return Predictor(
         symbol=model.symbol,
         model_id=model.model_id,
@@ -722,8 +790,9 @@ def _build(
         regime=regime,
         max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
         rule=_position_rule(model.metrics),
-        estimator=estimator,
+        _estimator=estimator,
         source=source,
         cached_at=cached_at,
         one_row=one_row,
+        estimator_source=estimator_source,
     )

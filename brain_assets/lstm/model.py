@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import brain_assets.lstm.trainers as trainers
 from brain_assets.lstm.network import (
     NetworkSpec,
     build_networks,
@@ -213,13 +214,16 @@ class StandardizedLSTM:
         train_target = target_scaler.transform(train_y.reshape(-1, 1)).astype(np.float32)
         val_target = target_scaler.transform(val_y.reshape(-1, 1)).astype(np.float32)
 
+        spec = self._network_spec(feature_scaler, target_scaler)
+        trainer = trainers.take(spec)
         keras = self._seeded_keras()
-        networks = build_networks(self._network_spec(feature_scaler, target_scaler))
+        networks = build_networks(spec)
+        trainers.start_from(trainer, networks.training)
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
         )
         started = time.perf_counter()
-        history = networks.training.fit(
+        history = trainer.fit(
             train_windows,
             train_target,
             validation_data=(val_windows, val_target),
@@ -230,6 +234,8 @@ class StandardizedLSTM:
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - started
+        trainers.copy_back(trainer, networks.training)
+        trainers.give_back(spec, trainer)
 
         self._inference_model = networks.inference
         self._feature_scaler = feature_scaler

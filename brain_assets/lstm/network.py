@@ -19,6 +19,7 @@ Two models share every trainable layer:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
@@ -33,12 +34,61 @@ ATTENTION_NAME = "lag_attention"
 PREDICTION_OUTPUT = "prediction"
 ATTENTION_OUTPUT = "attention_weights"
 
+LSTM_EXTRA_PACKAGES = ("tensorflow", "keras")
+"""What the ``lstm`` extra installs (as import names); the core install has neither."""
+LSTM_EXTRA_INSTALL = "pip install 'brain-assets[lstm]'"
 
-def import_keras() -> Any:
-    """Import and return ``keras`` on the TensorFlow backend (the caller's choice wins if set)."""
+
+class LSTMExtraMissingError(ModuleNotFoundError):
+    """TensorFlow or Keras is not installed: the ``lstm`` extra was left out of this install."""
+
+    def __init__(self, missing: str, doing: str = "the lstm model type") -> None:
+        super().__init__(
+            f"{doing} needs the `lstm` extra ({missing} is not installed): {LSTM_EXTRA_INSTALL}",
+            name=missing,
+        )
+
+
+def lstm_extra_missing() -> str | None:
+    """The first of TensorFlow and Keras that is not installed, without importing either (a
+    look-up on ``sys.path``, microseconds); None when both are there.
+
+    "Not installed" is a choice of the deployment (a core install, a machine TensorFlow has no
+    wheel for): the retrain leaves the ``lstm`` out with one line. A TensorFlow that is installed
+    but fails to load is another matter, reported by :func:`keras_import_error`.
+    """
+    for name in LSTM_EXTRA_PACKAGES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
+
+
+def _missing_extra(exc: BaseException) -> str | None:
+    """The package of the ``lstm`` extra whose absence ``exc`` reports, if that is what it is."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        root = exc.name.split(".")[0]
+        if root in LSTM_EXTRA_PACKAGES:
+            return root
+    return None
+
+
+def import_keras(doing: str = "the lstm model type") -> Any:
+    """Import and return ``keras`` on the TensorFlow backend (the caller's choice wins if set).
+
+    Raises:
+        LSTMExtraMissingError: keras or TensorFlow is not installed (a ModuleNotFoundError whose
+            message names the ``lstm`` extra and how to install it).
+    """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
-
+    try:
+        import keras
+    except ModuleNotFoundError as exc:
+        if (missing := _missing_extra(exc)) is not None:
+            raise LSTMExtraMissingError(missing, doing) from exc
+        raise
     return keras
 
 
@@ -51,14 +101,19 @@ def keras_import_error() -> ImportError | OSError | None:
     the deployment and not about a model. Anything else raised here (an AttributeError from a
     mismatched keras/TensorFlow pair, say) propagates: it is a bug to see, not a type to skip.
     An import that failed is tried again on the next call, so a fixed environment recovers
-    without a restart.
+    without a restart. A package that is not installed at all comes back as
+    :class:`LSTMExtraMissingError`, whose message says how to install the ``lstm`` extra.
     """
     try:
         keras = import_keras()
         if keras.backend.backend() == "tensorflow":
             # keras imports TensorFlow lazily in places; the fit's seeding imports it for sure.
             import tensorflow  # noqa: F401
+    except LSTMExtraMissingError as exc:
+        return exc
     except (ImportError, OSError) as exc:
+        if (missing := _missing_extra(exc)) is not None:
+            return LSTMExtraMissingError(missing)
         return exc
     return None
 
@@ -309,8 +364,11 @@ def load_network(path: Path) -> Any:
 
     ``safe_mode`` stays on (no lambda deserialisation); ``compile=False`` because the inference
     model is never trained directly.
+
+    Raises:
+        LSTMExtraMissingError: TensorFlow or Keras is not installed here (the ``lstm`` extra).
     """
-    keras = import_keras()
+    keras = import_keras("loading an lstm model")
     layer_classes()
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 

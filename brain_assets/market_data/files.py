@@ -133,25 +133,37 @@ class FileSource:
         path = self.path_for(symbol)
         where = f"symbol {symbol!r}, file {path}"
         raw = _read_table(path, where=where)
-        frame, ignored = _to_ohlcv(raw, where=where)
-        seconds, label = infer_frequency(frame, where=where)
-        metadata: dict[str, Any] = {
-            "source": self.name,
-            "synthetic": False,
-            "path": str(path),
-            "format": path.suffix.lstrip("."),
-            "rows": len(frame),
-        }
-        if ignored:
-            metadata["ignored_columns"] = ignored
-        return MarketData(
-            symbol=symbol,
-            frame=frame,
-            source=self.name,
-            metadata=metadata,
-            bar_seconds=seconds,
-            frequency=label,
-        )
+        return table_market_data(raw, symbol=symbol, source=self.name, path=path, where=where)
+
+
+def table_market_data(
+    raw: pd.DataFrame, *, symbol: str, source: str, path: Path, where: str
+) -> MarketData:
+    """The MarketData of a freshly read table with the OHLCV columns, as :class:`FileSource`
+    loads it: the conventional frame in the table's row order and the inferred bar spacing.
+
+    Errors (a missing or non-numeric column, an unparseable timestamp, a spacing outside 1min
+    to 1d) are ValueErrors naming ``where``.
+    """
+    frame, ignored = _to_ohlcv(raw, where=where)
+    seconds, label = infer_frequency(frame, where=where)
+    metadata: dict[str, Any] = {
+        "source": source,
+        "synthetic": False,
+        "path": str(path),
+        "format": path.suffix.lstrip("."),
+        "rows": len(frame),
+    }
+    if ignored:
+        metadata["ignored_columns"] = ignored
+    return MarketData(
+        symbol=symbol,
+        frame=frame,
+        source=source,
+        metadata=metadata,
+        bar_seconds=seconds,
+        frequency=label,
+    )
 
 
 def _read_table(path: Path, *, where: str) -> pd.DataFrame:

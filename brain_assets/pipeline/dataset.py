@@ -15,6 +15,12 @@ TARGET = "target"
 NEXT_RETURN = "next_return"
 """The one-bar return a position taken at t earns; equals the target when the horizon is 1."""
 
+CODE_VERSION = "1"
+"""Version of the modelling table's rules (features, target, gap exclusion), the ``code_version`` of
+the ``features`` asset: bump it by hand (``"2"``, ``"3"``...) in a change that alters the rows or
+columns it produces, so that Dagster marks the asset and those downstream of it as changed
+(docs/asset-graph.md#code-versions)."""
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -27,6 +27,12 @@ from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model
 from brain_assets.regimes.evaluation import evaluate_by_regime
 
+CODE_VERSION = "1"
+"""Version of the out-of-sample evaluation (folds, positions, costs, metrics), the ``code_version``
+of the ``model_evaluation`` asset: bump it by hand (``"2"``, ``"3"``...) in a change that alters a
+metric, so that Dagster marks the asset and those downstream of it as changed
+(docs/asset-graph.md#code-versions)."""
+
 FOLD_METRICS = (
     "sharpe_ratio",
     SHARPE_SE,

@@ -22,6 +22,12 @@ from brain_assets.pipeline.training import TrainedArtifact
 from brain_assets.provenance import BarProvenance, bars_label
 from brain_assets.records import ModelVersion
 
+CODE_VERSION = "1"
+"""Version of the registration and its activation gate (decisions.policy), the ``code_version`` of
+the ``registry_entries`` asset: bump it by hand (``"2"``, ``"3"``...) in a change that alters which
+version is registered or trades, so that Dagster marks the asset and those downstream of it as
+changed (docs/asset-graph.md#code-versions)."""
+
 
 @dataclass
 class Registration:
@@ -192,6 +198,7 @@ class _SymbolRegistrar:
             run_id=self.run_id,
             data_start=artifact.data_start or None,
             data_end=artifact.data_end or None,
+            one_row=artifact.one_row or None,
         )
 
     def store_extras(self, artifact: TrainedArtifact, model_id: str) -> None:

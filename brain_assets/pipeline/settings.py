@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from dataclasses import dataclass, field, fields
 
 from brain_assets.defaults import BAND_MARGIN, FEE_BPS
 from brain_assets.evaluation.positions import PositionRule
+from brain_assets.events import log_event
 from brain_assets.importance.analyzer import IMPORTANCE_METHODS
+from brain_assets.lstm.network import LSTM_EXTRA_INSTALL, lstm_extra_missing
 from brain_assets.quality.cleaning import CleaningPolicy
 from brain_assets.training.models import MODEL_TYPES
 from brain_assets.training.walk_forward import WINDOWS
@@ -16,6 +20,8 @@ LSTM_MODEL_TYPE = "lstm"
 """The model type under which the retrain registers its ``StandardizedLSTM``."""
 
 KNOWN_MODEL_TYPES: tuple[str, ...] = (*MODEL_TYPES, LSTM_MODEL_TYPE)
+LSTM_SKIPPED = "lstm_skipped"
+"""The one warning of a process asked to train the ``lstm`` without the ``lstm`` extra."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,32 @@ class RetrainSettings:
 
     @property
     def trained_model_types(self) -> tuple[str, ...]:
-        """``model_types``, plus ``lstm`` when ``include_lstm`` is set, each once."""
-        extra = (LSTM_MODEL_TYPE,) if self.include_lstm else ()
+        """``model_types``, plus ``lstm`` when ``include_lstm`` is set and the ``lstm`` extra is
+        installed, each once.
+
+        ``include_lstm`` on an install without TensorFlow (the core install) leaves the ``lstm``
+        out, with one ``lstm_skipped`` warning per process saying how to install the extra: a
+        choice of the deployment, not a fault, so no run fails and no alert is sent for it. An
+        ``lstm`` named in ``model_types`` stays: asked for by name, it is skipped and alerted
+        like any type this machine cannot train (pipeline.training)."""
+        extra = (LSTM_MODEL_TYPE,) if self.include_lstm and lstm_extra_installed() else ()
         return tuple(dict.fromkeys((*self.model_types, *extra)))
+
+
+def lstm_extra_installed() -> bool:
+    """Whether TensorFlow and Keras are installed (a look-up, nothing imported); the first
+    ``False`` of a process logs the one ``lstm_skipped`` line."""
+    missing = lstm_extra_missing()
+    if missing is not None:
+        _say_lstm_skipped(missing)
+    return missing is None
+
+
+@functools.cache
+def _say_lstm_skipped(missing: str) -> None:
+    log_event(
+        LSTM_SKIPPED,
+        logging.WARNING,
+        reason=f"the `lstm` extra is not installed ({missing} is missing)",
+        install=LSTM_EXTRA_INSTALL,
+    )

@@ -28,9 +28,16 @@ from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lineage import model_fingerprint, table_digest
 from brain_assets.pipeline.lstm_model import fit_lstm
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
+from brain_assets.training.fast_predict import one_row_model
 from brain_assets.training.models import train_model
 from brain_assets.training.serialization import deserialize_model, serialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit, walk_forward_split
+
+CODE_VERSION = "1"
+"""Version of the training procedure (model types, hyperparameters, split, refit), the
+``code_version`` of the ``trained_models`` asset: bump it by hand (``"2"``, ``"3"``...) in a change
+that alters the fitted models, so that Dagster marks the asset and those downstream of it as changed
+(docs/asset-graph.md#code-versions)."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,14 @@ class TrainedArtifact:
     data_start: str = ""
     data_end: str = ""
     """First and last row of the modelling table the model was trained and evaluated on."""
+    one_row: bytes = b""
+    """The model's one-row prediction as arrays (``OneRowModel.to_bytes``), registered beside
+    the artifact; empty for a model without one (the LSTM)."""
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
         document["artifact"] = base64.b64encode(self.artifact).decode()
+        document["one_row"] = base64.b64encode(self.one_row).decode()
         return document
 
     @classmethod
@@ -71,7 +82,8 @@ class TrainedArtifact:
                 f"{document['model_type']} artifact changed between assets: sha256 "
                 f"{sha256_hex(data)} does not match the {document['sha256']} computed at training"
             )
-        return cls(**{**document, "artifact": data})
+        one_row = base64.b64decode(document.get("one_row", ""))
+        return cls(**{**document, "artifact": data, "one_row": one_row})
 
 
 def fitted_model(artifact: TrainedArtifact) -> Any:
@@ -180,6 +192,7 @@ def train_symbol_models(
         else:
             trained = train_model(model_type, X, y, seed=settings.seed)
             data, fmt = serialize_model(trained.estimator)
+            one_row = one_row_model(trained.estimator, feature_names=trained.feature_names)
             artifact = TrainedArtifact(
                 model_type=model_type,
                 artifact=data,
@@ -190,6 +203,7 @@ def train_symbol_models(
                 fit_seconds=trained.fit_seconds,
                 training_start=start.isoformat(),
                 training_end=end.isoformat(),
+                one_row=b"" if one_row is None else one_row.to_bytes(),
             )
         artifact = dataclasses.replace(
             artifact,

@@ -134,10 +134,10 @@ _INSERT_VERSION = """INSERT INTO model_registry (model_id, symbol, version, mode
        hyperparameters, feature_names, training_start, training_end, artifact,
        artifact_sha256, artifact_format, metrics, composite_score,
        horizon, fingerprint, run_id, data_start, data_end, credible,
-       feature_profile, bar_source, bar_timeframe, synthetic_bars)
+       feature_profile, bar_source, bar_timeframe, synthetic_bars, one_row, one_row_sha256)
    SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s::jsonb, %s, %s, %s,
           %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
-          %s, %s, %s
+          %s, %s, %s, %s, %s
    FROM model_registry WHERE symbol = %s
    RETURNING created_at, version"""
 """register_model's INSERT: the parameters are _NewVersion.insert_parameters()."""
@@ -163,6 +163,7 @@ class _NewVersion:
     feature_profile: str | None  # JSON
     lineage: dict[str, Any]
     bars: BarProvenance | None
+    one_row: bytes | None = None
 
     def insert_parameters(self) -> tuple[Any, ...]:
         """The parameters of register_model's INSERT, in its order."""
@@ -185,6 +186,8 @@ class _NewVersion:
             None if bars is None else bars.source,
             None if bars is None else bars.timeframe,
             None if bars is None else bars.synthetic,
+            self.one_row,
+            None if self.one_row is None else hashlib.sha256(self.one_row).hexdigest(),
             self.symbol,
         )
 
@@ -249,6 +252,7 @@ class RegistryMixin(StoreBase):
         credible: bool | None = None,
         feature_profile: Mapping[str, Any] | None = None,
         bars: BarProvenance | None = None,
+        one_row: bytes | None = None,
     ) -> str:
         """Store a new version of a symbol's model and return its model_id.
 
@@ -265,7 +269,8 @@ class RegistryMixin(StoreBase):
         decisions.policy; None: not judged). ``feature_profile`` describes the training rows'
         features (see pipeline.drift), what monitoring compares live inputs with. ``bars`` says
         where the training bars came from; a version with synthetic bars is activated only
-        where synthetic bars are allowed (see apply_transition).
+        where synthetic bars are allowed (see apply_transition). ``one_row`` is the model's
+        one-row prediction as arrays (``OneRowModel.to_bytes``), stored with its own sha256.
         """
         row = _NewVersion(
             model_id=str(uuid.uuid4()),
@@ -288,6 +293,7 @@ class RegistryMixin(StoreBase):
             ),
             lineage=_lineage(horizon, fingerprint, run_id, data_start, data_end),
             bars=_bar_provenance(bars),
+            one_row=None if one_row is None else check.artifact(one_row, "one_row"),
         )
         return self._store_version(row, activate=activate)
 
@@ -791,6 +797,32 @@ class RegistryMixin(StoreBase):
             raise ArtifactIntegrityError(
                 f"artifact of model {model_id} fails its integrity check: sha256 {actual} "
                 f"does not match the {expected} recorded at registration; refusing to load it"
+            )
+        return data
+
+    def load_one_row(self, model_id: str) -> bytes | None:
+        """The version's one-row model (see register_model), checked against its sha256; None
+        when it has none.
+
+        Raises:
+            ArtifactIntegrityError: the bytes do not match the sha256 recorded with them.
+        """
+        model_id = check.text(model_id, "model_id")
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT one_row, one_row_sha256 FROM model_registry WHERE model_id = %s",
+                (model_id,),
+            ).fetchone()
+        if row is None:
+            raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
+        if row[0] is None:
+            return None
+        data, expected = bytes(row[0]), row[1]
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"one-row model of {model_id} fails its integrity check: sha256 {actual} does "
+                f"not match the {expected} recorded at registration; refusing to load it"
             )
         return data
 

@@ -137,12 +137,12 @@ def severity(value: object) -> str:
     return normalised
 
 
-def artifact(value: object) -> bytes:
+def artifact(value: object, name: str = "artifact") -> bytes:
     if not isinstance(value, bytes | bytearray | memoryview):
-        raise ValueError(f"artifact must be bytes, got {type(value).__name__}")
+        raise ValueError(f"{name} must be bytes, got {type(value).__name__}")
     data = bytes(value)
     if not data:
-        raise ValueError("artifact must not be empty")
+        raise ValueError(f"{name} must not be empty")
     return data
 
 

@@ -15,19 +15,24 @@ Predictor refuses non-finite features before it predicts. A model it does not kn
 forest with several outputs, a pipeline other than scaler + ridge, a scikit-learn whose private
 attributes look different) gives None, and the caller keeps using ``estimator.predict``.
 
+What is read from the model is a :class:`OneRowModel`: plain arrays, which the registry stores
+beside the artifact (an npz, no pickle, with its own sha256), so that ``load_predictor`` gives the
+engine its model without importing scikit-learn.
+
 Only numpy is imported here; scikit-learn's classes are looked up when an estimator comes from it,
 which means it is already loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import io
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["OneRow", "compile_one_row"]
+__all__ = ["OneRow", "OneRowModel", "compile_one_row", "one_row_model"]
 
 OneRow = Callable[[np.ndarray], float]
 """A fitted model's prediction for one row: a 1-D float64 array in training column order."""
@@ -41,6 +46,15 @@ _TREE_LEAF = -1
 
 def compile_one_row(estimator: Any, *, feature_names: Sequence[str] | None = None) -> OneRow | None:
     """A function that predicts one row as ``estimator.predict`` does, or None for a model this
+    module does not know (see :func:`one_row_model`)."""
+    model = one_row_model(estimator, feature_names=feature_names)
+    return None if model is None else model.function()
+
+
+def one_row_model(
+    estimator: Any, *, feature_names: Sequence[str] | None = None
+) -> OneRowModel | None:
+    """What a one-row prediction of ``estimator`` needs, as arrays, or None for a model this
     module does not know.
 
     Knows a ``Pipeline`` of exactly ``StandardScaler`` and ``Ridge``, a single-output
@@ -58,7 +72,7 @@ def compile_one_row(estimator: Any, *, feature_names: Sequence[str] | None = Non
     from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
     from sklearn.pipeline import Pipeline
 
-    compilers: dict[type, Callable[[Any], OneRow | None]] = {
+    compilers: dict[type, Callable[[Any], OneRowModel | None]] = {
         Pipeline: _ridge_pipeline,
         RandomForestRegressor: _random_forest,
         HistGradientBoostingRegressor: _hist_gradient_boosting,
@@ -85,7 +99,7 @@ def _row_reader(n_features: int) -> Callable[[np.ndarray], np.ndarray]:
     return read
 
 
-def _ridge_pipeline(pipeline: Any) -> OneRow | None:
+def _ridge_pipeline(pipeline: Any) -> OneRowModel | None:
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
@@ -108,7 +122,19 @@ def _ridge_pipeline(pipeline: Any) -> OneRow | None:
         scale = np.asarray(scaler.scale_, dtype=np.float64)
     if mean.shape != (n,) or scale.shape != (n,):
         return None
-    read = _row_reader(n)
+    return OneRowModel(
+        "ridge", {"mean": mean, "scale": scale, "coef": coef, "intercept": np.asarray(intercept)}
+    )
+
+
+def _ridge_function(arrays: Mapping[str, np.ndarray]) -> OneRow:
+    mean, scale, coef = (
+        np.asarray(arrays[name], dtype=np.float64) for name in _ARRAYS["ridge"][:3]
+    )
+    if coef.ndim != 1 or mean.shape != coef.shape or scale.shape != coef.shape:
+        raise ValueError("the scaler's and the ridge's arrays differ in shape")
+    intercept = np.float64(np.asarray(arrays["intercept"], dtype=np.float64).reshape(()))
+    read = _row_reader(coef.shape[0])
 
     def predict(x: np.ndarray) -> float:
         return float((read(x) - mean) / scale @ coef + intercept)
@@ -130,6 +156,43 @@ class _Trees:
     value: np.ndarray
     roots: np.ndarray
     depth: int
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "missing_right": self.missing_right,
+            "left": self.left,
+            "right": self.right,
+            "value": self.value,
+            "roots": self.roots,
+            "depth": np.asarray(self.depth),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> _Trees:
+        """The trees of :meth:`arrays`, read back; a ValueError for arrays that do not make
+        trees (a child or root outside the nodes, arrays of different lengths)."""
+        count = len(arrays["value"])
+        trees = cls(
+            feature=np.asarray(arrays["feature"], dtype=np.intp),
+            threshold=np.asarray(arrays["threshold"], dtype=np.float64),
+            missing_right=np.asarray(arrays["missing_right"], dtype=bool),
+            left=np.asarray(arrays["left"], dtype=np.intp),
+            right=np.asarray(arrays["right"], dtype=np.intp),
+            value=np.asarray(arrays["value"], dtype=np.float64),
+            roots=np.asarray(arrays["roots"], dtype=np.intp),
+            depth=int(arrays["depth"]),
+        )
+        per_node = (trees.feature, trees.threshold, trees.missing_right, trees.left, trees.right)
+        if count == 0 or any(array.shape != (count,) for array in (*per_node, trees.value)):
+            raise ValueError("the trees' node arrays differ in length")
+        for index in (trees.left, trees.right, trees.roots):
+            if index.size == 0 or index.min() < 0 or index.max() >= count:
+                raise ValueError("a child or root outside the nodes")
+        if trees.depth < 0 or trees.feature.min() < 0:
+            raise ValueError("a negative depth or feature index")
+        return trees
 
     def leaf_values(self, x: np.ndarray) -> np.ndarray:
         """Each tree's leaf value for row ``x`` (NaN takes the side its split learnt)."""
@@ -175,7 +238,7 @@ def _concatenate(trees: Sequence[dict[str, np.ndarray]], depth: int) -> _Trees:
     return _Trees(**joined, roots=np.asarray(roots, dtype=np.intp), depth=int(depth))
 
 
-def _random_forest(forest: Any) -> OneRow | None:
+def _random_forest(forest: Any) -> OneRowModel | None:
     if int(forest.n_outputs_) != 1:
         return None
     n_features = int(forest.n_features_in_)
@@ -207,8 +270,16 @@ def _random_forest(forest: Any) -> OneRow | None:
     if nodes.feature.max() >= n_features:
         return None
     allow_nan = bool(forest.__sklearn_tags__().input_tags.allow_nan)
-    read = _row_reader(n_features)
-    count = len(trees)
+    return OneRowModel(
+        "forest", {**nodes.arrays(), "n_features": np.asarray(n_features), "allow_nan": allow_nan}
+    )
+
+
+def _forest_function(arrays: Mapping[str, np.ndarray]) -> OneRow:
+    nodes = _Trees.from_arrays(arrays)
+    allow_nan = bool(arrays["allow_nan"])
+    read = _row_reader(int(arrays["n_features"]))
+    count = len(nodes.roots)
 
     def predict(x: np.ndarray) -> float:
         # scikit-learn compares the row cast to float32 with float64 thresholds: a value between
@@ -231,7 +302,7 @@ def _refuse_forest_row(row: np.ndarray, allow_nan: bool) -> None:
         raise ValueError("the row holds NaN, which this forest does not accept")
 
 
-def _hist_gradient_boosting(model: Any) -> OneRow | None:
+def _hist_gradient_boosting(model: Any) -> OneRowModel | None:
     if model.loss != "squared_error" or int(model.n_trees_per_iteration_) != 1:
         return None
     # Squared error's link is the identity: the raw prediction is the prediction.
@@ -268,7 +339,12 @@ def _hist_gradient_boosting(model: Any) -> OneRow | None:
     joined = _concatenate(trees, depth)
     if joined.feature.max() >= n_features:
         return None
-    read = _row_reader(n_features)
+    return OneRowModel("boosting", {**joined.arrays(), "n_features": np.asarray(n_features)})
+
+
+def _boosting_function(arrays: Mapping[str, np.ndarray]) -> OneRow:
+    joined = _Trees.from_arrays(arrays)
+    read = _row_reader(int(arrays["n_features"]))
 
     def predict(x: np.ndarray) -> float:
         # NaN and infinities are valid input here, as in scikit-learn's predict.
@@ -287,3 +363,77 @@ def _one_leaf(value: float) -> dict[str, np.ndarray]:
         "is_leaf": np.ones(1, dtype=bool),
         "value": np.full(1, value),
     }
+
+
+_FUNCTIONS: dict[str, Callable[[Mapping[str, np.ndarray]], OneRow]] = {
+    "ridge": _ridge_function,
+    "forest": _forest_function,
+    "boosting": _boosting_function,
+}
+_ARRAYS = {
+    "ridge": ("mean", "scale", "coef", "intercept"),
+    "forest": (
+        "feature",
+        "threshold",
+        "missing_right",
+        "left",
+        "right",
+        "value",
+        "roots",
+        "depth",
+        "n_features",
+        "allow_nan",
+    ),
+    "boosting": (
+        "feature",
+        "threshold",
+        "missing_right",
+        "left",
+        "right",
+        "value",
+        "roots",
+        "depth",
+        "n_features",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class OneRowModel:
+    """A fitted model's one-row prediction as plain arrays (see the module)."""
+
+    kind: str
+    """``ridge`` (scaler and ridge), ``forest`` or ``boosting``."""
+    arrays: Mapping[str, Any]
+
+    def function(self) -> OneRow:
+        """The prediction for one row, as ``estimator.predict`` gives it."""
+        return _FUNCTIONS[self.kind](self.arrays)
+
+    def to_bytes(self) -> bytes:
+        """An npz file (numeric arrays only: it loads without pickle)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, kind=np.asarray(self.kind), **self.arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OneRowModel:
+        """Read :meth:`to_bytes`; a ValueError for anything else (checked before it is used)."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"not a one-row model file: {exc}") from exc
+        kind = str(arrays.pop("kind", ""))
+        if kind not in _ARRAYS or set(arrays) != set(_ARRAYS[kind]):
+            raise ValueError(f"not a one-row model file: kind {kind!r}, arrays {sorted(arrays)}")
+        model = cls(kind, arrays)
+        try:
+            model.function()
+            if kind != "ridge":
+                trees = _Trees.from_arrays(arrays)
+                if trees.feature.max() >= int(arrays["n_features"]):
+                    raise ValueError("a split on a feature the model does not have")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"a malformed one-row model ({kind}): {exc}") from exc
+        return model

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from brain_assets.errors import ArtifactIntegrityError, BrainError
 from brain_assets.lstm.model import StandardizedLSTM
+from brain_assets.lstm.network import LSTMExtraMissingError, lstm_extra_missing
 from brain_assets.records import ModelVersion
 
 if TYPE_CHECKING:
@@ -190,7 +191,9 @@ def _untrusted_skops_nodes(schema: Any) -> list[str]:
     return sorted(refused)
 
 
-def _deserialize_skops(data: bytes) -> Any:
+def screen_skops(data: bytes) -> None:
+    """The checks a skops artifact passes before it is read, without importing skops or
+    scikit-learn: a readable archive naming only :data:`TRUSTED_SKOPS_TYPES` (ValueError)."""
     _, schema = _read_archive_json(data, "schema.json", "skops")
     refused = _untrusted_skops_nodes(schema)
     if refused:
@@ -198,6 +201,10 @@ def _deserialize_skops(data: bytes) -> Any:
             f"model artifact contains untrusted type(s): {', '.join(refused)}; only the "
             f"{len(TRUSTED_SKOPS_TYPES)} types our scikit-learn models are made of are loaded"
         )
+
+
+def _deserialize_skops(data: bytes) -> Any:
+    screen_skops(data)
     import skops.io as sio
 
     # skops checks again while building the tree; it is told to trust nothing beyond our list.
@@ -275,6 +282,9 @@ def _deserialize_keras(data: bytes) -> StandardizedLSTM:
             f"model artifact names untrusted module, class or function: {', '.join(refused)}; "
             "only the layers and objects a StandardizedLSTM saves are loaded"
         )
+    # A core install (no `lstm` extra) reads the registry too: say what to install.
+    if (missing := lstm_extra_missing()) is not None:
+        raise LSTMExtraMissingError(missing, "loading an lstm model version")
     return StandardizedLSTM.from_bytes(data)
 
 
@@ -285,7 +295,8 @@ def deserialize_model(data: bytes, fmt: str) -> Any:
     an artifact that names anything outside :data:`TRUSTED_SKOPS_TYPES` (skops) or
     :data:`TRUSTED_KERAS_CLASSES` and the identifier sets (keras; the message names each offending
     entry), or a ``.keras`` file that is not a ``StandardizedLSTM``. Nothing is deserialised by
-    skops or Keras before these checks pass.
+    skops or Keras before these checks pass. A ``.keras`` artifact on an install without the
+    ``lstm`` extra raises ``LSTMExtraMissingError`` (an ImportError naming the extra).
     """
     if fmt not in SUPPORTED_FORMATS:
         raise ValueError(
@@ -351,6 +362,26 @@ class ArtifactEnvironmentError(_ArtifactLoadError, RuntimeError):
         )
 
 
+def verified_artifact(brain: BrainStore, model: ModelVersion) -> bytes:
+    """The artifact's bytes, checked against the recorded sha256 (UnloadableArtifactError
+    otherwise)."""
+    try:
+        return brain.load_model_artifact(model.model_id)
+    except ArtifactIntegrityError as exc:
+        raise UnloadableArtifactError(model, exc) from exc
+
+
+def screened_artifact(brain: BrainStore, model: ModelVersion) -> bytes:
+    """A skops artifact's bytes, verified and screened as loading it would screen them, but
+    not read (no skops, no scikit-learn): UnloadableArtifactError for bytes loading would refuse."""
+    data = verified_artifact(brain, model)
+    try:
+        screen_skops(data)
+    except ValueError as exc:
+        raise UnloadableArtifactError(model, exc) from exc
+    return data
+
+
 def load_registered_model(brain: BrainStore, model: ModelVersion) -> Any:
     """The estimator of a registered version, its artifact verified against the recorded sha256.
 
@@ -362,10 +393,7 @@ def load_registered_model(brain: BrainStore, model: ModelVersion) -> Any:
             as it is: neither says anything about the artifact, and taking them for a broken
             version would take a good model out of trading.
     """
-    try:
-        data = brain.load_model_artifact(model.model_id)
-    except ArtifactIntegrityError as exc:
-        raise UnloadableArtifactError(model, exc) from exc
+    data = verified_artifact(brain, model)
     # Only the reading of the bytes is wrapped: a database error (BrainConnectionError is an
     # OSError too) or an unknown model_id raised by the fetch above says nothing about them.
     try:

@@ -24,7 +24,7 @@ from brain_assets.features.technical import FEATURES, build_dataset
 from brain_assets.lifecycle.predictor import _build
 from brain_assets.market_data.synthetic import signal_market
 from brain_assets.records import ModelVersion
-from brain_assets.training.fast_predict import compile_one_row
+from brain_assets.training.fast_predict import OneRowModel, compile_one_row, one_row_model
 from brain_assets.training.models import MODEL_TYPES, train_model
 from brain_assets.training.serialization import deserialize_model, serialize_model
 
@@ -68,6 +68,11 @@ def assert_same(estimator: Any, rows: pd.DataFrame) -> None:
     got = np.array([one_row(row) for row in rows.to_numpy()])
     assert all(isinstance(one_row(row), float) for row in rows.to_numpy()[:3])
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+    # What the registry stores beside the artifact predicts the very same numbers once read back.
+    model = one_row_model(estimator, feature_names=list(rows.columns))
+    assert model is not None
+    stored = OneRowModel.from_bytes(model.to_bytes()).function()
+    np.testing.assert_array_equal([stored(row) for row in rows.to_numpy()], got)
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -205,6 +210,30 @@ def test_categorical_boosting_gives_none(
     model = HistGradientBoostingRegressor(max_iter=3, categorical_features=[0])
     model.fit(X_small, y.iloc[:300])
     assert compile_one_row(model) is None
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_a_malformed_one_row_file_is_refused(models: dict[str, Any], model_type: str) -> None:
+    model = one_row_model(models[model_type])
+    assert model is not None
+    with pytest.raises(ValueError, match="not a one-row model file"):
+        OneRowModel.from_bytes(b"PK not an npz")
+    first = next(iter(model.arrays))
+    with pytest.raises(ValueError, match="not a one-row model file"):
+        OneRowModel.from_bytes(
+            dataclasses.replace(
+                model, arrays={k: v for k, v in model.arrays.items() if k != first}
+            ).to_bytes()
+        )
+    # Arrays of the right names that do not make a model: a child outside the trees, or a
+    # scaler of another length than the ridge.
+    broken = dict(model.arrays)
+    if model.kind == "ridge":
+        broken["mean"] = np.zeros(len(broken["mean"]) + 1)
+    else:
+        broken["left"] = np.asarray(broken["left"]) + len(broken["value"])
+    with pytest.raises(ValueError, match="malformed one-row model"):
+        OneRowModel.from_bytes(dataclasses.replace(model, arrays=broken).to_bytes())
 
 
 def predictor_for(model_type: str, estimator: Any) -> Any:

@@ -330,6 +330,32 @@ def test_same_seed_gives_identical_losses(
 
 
 @pytest.mark.slow
+def test_a_kept_training_network_gives_the_numbers_of_a_new_one(data: LaggedData) -> None:
+    # A fit trains a kept network of its architecture (no new graph to trace), started from the
+    # fit's own seeded weights and dropout generators with a fresh optimizer.
+    from brain_assets.lstm import trainers
+
+    config = {**SMALL, "dropout_rate": 0.2, "use_bidirectional": True}
+
+    def fit(seed: int, first_row: int) -> tuple[StandardizedLSTM, FitResult]:
+        model = StandardizedLSTM(input_dim=2, **{**config, "seed": seed})
+        rows = slice(first_row, None)
+        return model, model.fit(
+            data.X_train[rows], data.y_train[rows], data.X_val, data.y_val, **FIT
+        )
+
+    trainers.forget()
+    new_model, new = fit(7, 0)
+    other_model, _ = fit(11, 50)  # trains the kept network on other rows from another seed
+    other_predictions = other_model.predict(data.X_val)
+    kept_model, kept = fit(7, 0)
+    assert kept.history == new.history
+    np.testing.assert_array_equal(kept_model.predict(data.X_val), new_model.predict(data.X_val))
+    # Each fitted model owns its weights: the fit after it left them alone.
+    np.testing.assert_array_equal(other_model.predict(data.X_val), other_predictions)
+
+
+@pytest.mark.slow
 def test_early_stopping_restores_best_weights() -> None:
     # A target that is pure noise: the validation loss bottoms out early and then rises as the
     # network memorises the training rows, so early stopping has something to undo.

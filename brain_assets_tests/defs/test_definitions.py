@@ -41,6 +41,8 @@ EXPECTED_CHECKS = {
     ("live_model_metrics", "active_not_regressed", False),
     ("live_model_metrics", "live_inputs_in_distribution", False),
 }
+# Checks defined beside their asset, not in it: judged outside the asset's own run too.
+STANDALONE_CHECKS = {("exchange_bars", "bars_fresh")}
 
 
 def test_graph_snapshot() -> None:
@@ -57,8 +59,13 @@ def test_graph_snapshot() -> None:
     }
     assert checks == EXPECTED_CHECKS
     # Checks are evaluated inside their asset and partitioned like it: a symbol's run judges
-    # that symbol only, and the UI shows each partition's result.
-    assert not defs.asset_checks
+    # that symbol only, and the UI shows each partition's result. bars_fresh (also partitioned)
+    # is the one defined beside its asset: a sensor judges it hourly without a run.
+    assert {
+        (key.asset_key.to_user_string(), key.name)
+        for checks in defs.asset_checks or []
+        for key in checks.check_keys
+    } == STANDALONE_CHECKS
     for key in graph.get_all_asset_keys():
         for spec in graph.get(key).assets_def.check_specs:
             assert spec.partitions_def is not None and spec.partitions_def.name == "symbols"  # type: ignore[attr-defined]
@@ -90,12 +97,27 @@ def test_graph_snapshot() -> None:
     }
     sensors = {s.name: s for s in defs.sensors or []}
     assert set(sensors) == {
+        "default_automation_condition_sensor",
+        "bars_freshness_sensor",
         "rollback_sensor",
         "publish_run_values",
         "run_failure_alert",
         "alert_outbox",
     }
     assert sensors["rollback_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["default_automation_condition_sensor"].default_status == (
+        dg.DefaultSensorStatus.RUNNING
+    )
+    # The retrain is automated (defs/automation.py); without BRAIN_EXCHANGE, as here, at its tick.
+    conditions = {
+        key.to_user_string(): graph.get(key).automation_condition
+        for key in graph.get_all_asset_keys()
+    }
+    assert {name for name, condition in conditions.items() if condition} == {
+        name for name in EXPECTED_DEPS if graph.get(dg.AssetKey(name)).group_name == "daily_retrain"
+    }
+    assert conditions["market_data"].get_label() == "retrain_tick(0 1 * * *)"  # type: ignore[union-attr]
+    assert conditions["features"].get_label() == "with_the_retrain"  # type: ignore[union-attr]
 
 
 def test_workspace_points_at_the_definitions() -> None:
@@ -111,14 +133,18 @@ def test_schedules_request_one_run_per_symbol() -> None:
 
 
 def check_schedules(instance: dg.DagsterInstance) -> None:
-    for schedule in (daily_retrain_schedule, nightly_feature_analysis_schedule):
+    for schedule, status in (
+        # Stopped: the automation sensor starts the retrain; this is the way back to the clock.
+        (daily_retrain_schedule, dg.DefaultScheduleStatus.STOPPED),
+        (nightly_feature_analysis_schedule, dg.DefaultScheduleStatus.RUNNING),
+    ):
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 1, 2, 1, tzinfo=UTC)
         )
         requests = schedule(context)
         assert [r.partition_key for r in requests] == ["BTC/USDT", "ETH/USDT"]  # type: ignore[union-attr]
         assert len({r.run_key for r in requests}) == 2  # type: ignore[union-attr]
-        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert schedule.default_status == status
 
 
 @pytest.mark.parametrize(
@@ -182,5 +208,7 @@ def test_dg_checks_and_lists_the_definitions(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     assert {a["asset_key"] for a in found["assets"]} == set(EXPECTED_DEPS)
-    assert {c["key"] for c in found["asset_checks"]} == {f"{a}:{n}" for a, n, _ in EXPECTED_CHECKS}
+    assert {c["key"] for c in found["asset_checks"]} == {
+        f"{a}:{n}" for a, n, *_ in EXPECTED_CHECKS | STANDALONE_CHECKS
+    }
     assert "daily_retrain" in {j["name"] for j in found["jobs"]}

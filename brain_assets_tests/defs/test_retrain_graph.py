@@ -96,11 +96,14 @@ def test_metadata_people_read_in_the_ui(retrained) -> None:  # type: ignore[no-u
     health = metadata["data_quality"]
     assert health["blocked_symbols"].value == 0
     assert "ETH/USDT" in health["health"].value
-    assert "data:image/png;base64," in health["history"].value
+    # Charts are files named in the metadata, never image bytes (test_chart_files.py).
+    assert "data health**: chart file `" in health["history"].value
+    assert health["health_chart"].value.endswith(".png")
     assert metadata["features"]["feature_count"].value >= 25
-    assert "data:image/png;base64," in metadata["model_evaluation"]["evaluation"].value
+    assert "equity chart**: chart file `" in metadata["model_evaluation"]["evaluation"].value
     assert "sharpe_ratio" in metadata["model_evaluation"]["evaluation"].value
-    assert "data:image/png;base64," in metadata["feature_importance"]["importance"].value
+    assert "importance**: chart file `" in metadata["feature_importance"]["importance"].value
+    assert metadata["feature_importance"]["importance_chart"].value.endswith(".png")
     registry = metadata["registry_entries"]["registry"].value
     assert "**Active**" in registry and "**Challengers**" in registry
     assert (

@@ -21,7 +21,7 @@ import pytest
 from brain_assets_tests.dev_server import graphql, running_brain_dev
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -69,6 +69,28 @@ def brain_dev(tmp_path: Path) -> Iterator[int]:
         yield port
 
 
+def pick_partition(page: Page, dialog: Locator, tries: int = 3) -> None:
+    """Choose SYMBOL in the launch dialog's partition picker. On a loaded machine the picker's
+    list can be re-rendered under the pointer (the click then waits on a detached element): the
+    picker is closed and opened again, as a user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        dialog.get_by_text("Select a partition or create one").click()
+        page.get_by_placeholder("Filter partitions").fill(SYMBOL)
+        try:
+            page.locator(".dagster-popover").locator("span", has_text=SYMBOL).first.click(
+                timeout=20_000
+            )
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            if attempt == tries:
+                raise
+            continue
+        page.keyboard.press("Escape")
+        return
+
+
 def test_materialise_one_partition_through_the_ui(brain_dev: int, screenshots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -86,10 +108,7 @@ def test_materialise_one_partition_through_the_ui(brain_dev: int, screenshots: P
             confirm = dialog.get_by_role("button", name="Confirm")
             confirm.wait_for()
             confirm.click()
-            dialog.get_by_text("Select a partition or create one").click()
-            page.get_by_placeholder("Filter partitions").fill(SYMBOL)
-            page.locator(".dagster-popover").locator("span", has_text=SYMBOL).first.click()
-            page.keyboard.press("Escape")
+            pick_partition(page, dialog)
             expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
             page.screenshot(path=str(screenshots / "1-launch-dialog.png"))
             dialog.get_by_role("button", name="Launch 1 run").click()

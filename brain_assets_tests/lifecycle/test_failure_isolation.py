@@ -534,11 +534,19 @@ def registry_state(brain: BrainLibrary) -> tuple[Any, ...]:
     )
 
 
+def without_one_row_models(brain: BrainLibrary) -> None:
+    """As versions registered before their one-row models were stored: load_predictor reads
+    their artifacts."""
+    with brain.transaction() as conn:
+        conn.execute("UPDATE model_registry SET one_row = NULL, one_row_sha256 = NULL")
+
+
 @pytest.mark.parametrize("fault", HOST_FAULTS)
 def test_a_host_fault_while_loading_changes_nothing(
     brain: BrainLibrary, trained: Trained, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
     ids = ridge_then_forest(brain, trained)
+    without_one_row_models(brain)
     before = registry_state(brain)
     break_the_reader(monkeypatch, fault)
 
@@ -557,6 +565,26 @@ def test_a_host_fault_while_loading_changes_nothing(
     # Once the host is fixed, the same version trades: it was never the version's fault.
     monkeypatch.undo()
     assert load_predictor(brain, SYMBOL, policy=NO_FLOOR).model_id == ids["random_forest"]
+
+
+def test_a_version_with_its_one_row_model_predicts_where_the_artifact_cannot_be_read(
+    brain: BrainLibrary, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's prediction needs only the one-row model's arrays: a host that cannot import
+    # what reads the artifact still trades, and whoever asks for the estimator hears why not.
+    ids = ridge_then_forest(brain, trained)
+    before = registry_state(brain)
+    break_the_reader(monkeypatch, "ImportError")
+    predictor = load_predictor(brain, SYMBOL, policy=NO_FLOOR)
+    assert predictor.model_id == ids["random_forest"]
+    X, _, _ = split_columns(trained.table)
+    when = X.index[-1]
+    expected = float(fitted_model(trained.artifacts["random_forest"]).predict(X.loc[[when]])[0])
+    bars = trained.bars[trained.bars["timestamp"] <= when]
+    assert predictor.predict(bars).value == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ArtifactEnvironmentError, match="ImportError"):
+        _ = predictor.estimator
+    assert registry_state(brain) == before
 
 
 def test_a_host_fault_on_the_champion_registers_nothing(

@@ -119,6 +119,74 @@ def test_prediction_equals_the_retrains(
     assert predictor.predict(noisy).value == predictor.predict(recent).value
 
 
+FRESH_ENGINE = """
+import json, sys
+import pandas as pd
+from brain_assets.library import BrainLibrary
+bars = pd.read_csv(sys.argv[2], parse_dates=["timestamp"])
+with BrainLibrary(sys.argv[1]) as brain:
+    predictor = brain.load_predictor("BTC/USDT")
+    value = predictor.predict(bars).value
+    loaded = sorted(name for name in ("sklearn", "skops") if name in sys.modules)
+print(json.dumps({"value": value, "imported": loaded}))
+"""
+
+
+@pytest.mark.parametrize("model_type", ["ridge", "random_forest"])
+def test_an_engine_predicts_without_importing_scikit_learn(
+    brain: BrainLibrary, brain_dsn: str, trained: Trained, tmp_path: Path, model_type: str
+) -> None:
+    # The version's one-row model is stored beside its artifact at registration: a fresh engine
+    # process loads and predicts without scikit-learn (about a second of imports).
+    import subprocess
+    import sys
+
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids[model_type])
+    when = trained.own[model_type].index[-1]
+    csv = tmp_path / "bars.csv"
+    bars_through(trained, when).iloc[-500:].to_csv(csv, index=False)
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_ENGINE, brain_dsn, str(csv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["imported"] == [], done.stderr
+    assert result["value"] == pytest.approx(float(trained.own[model_type].loc[when]), abs=1e-9)
+    # The estimator is still there for whoever asks, read from the verified artifact.
+    predictor = load_predictor(brain, SYMBOL)
+    assert predictor._estimator is None and predictor.one_row is not None
+    X, _, _ = split_columns(trained.table)
+    assert float(predictor.estimator.predict(X.loc[[when]])[0]) == pytest.approx(
+        float(trained.own[model_type].loc[when]), abs=1e-12
+    )
+    assert predictor.estimator is predictor.estimator  # read once
+
+
+def test_a_tampered_one_row_model_falls_back_to_the_artifact(
+    brain: BrainLibrary, trained: Trained, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = register(brain, trained)
+    ModelVersioning(brain, policy=NO_FLOOR).promote(ids["ridge"])
+    with brain.transaction() as conn:
+        conn.execute(
+            "UPDATE model_registry SET one_row = one_row || '\\x00'::bytea WHERE model_id = %s",
+            (ids["ridge"],),
+        )
+    with caplog.at_level("WARNING", logger="brain_assets"):
+        predictor = load_predictor(brain, SYMBOL)
+    assert "one_row_refused" in caplog.text and "integrity" in caplog.text
+    # Served from the artifact (the model of record), which passed its own check.
+    assert predictor.model_id == ids["ridge"] and predictor._estimator is not None
+    when = trained.own["ridge"].index[-1]
+    value = predictor.predict(bars_through(trained, when)).value
+    assert value == pytest.approx(float(trained.own["ridge"].loc[when]), abs=1e-9)
+    assert brain.get_active_model(SYMBOL) is not None  # nothing was taken out
+
+
 def test_refuses_bars_it_cannot_read(brain: BrainLibrary, trained: Trained) -> None:
     register(brain, trained)
     predictor = load_predictor(brain, SYMBOL)

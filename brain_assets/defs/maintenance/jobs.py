@@ -1,4 +1,5 @@
-"""The ``maintenance`` job and its monthly schedule (the work is in brain_assets.store)."""
+"""The ``maintenance`` job and its monthly schedule (the work is in brain_assets.store, and in
+brain_assets.plots for the chart files)."""
 
 # No `from __future__ import annotations` here: Dagster inspects the op's annotations at
 # definition time, and string annotations fail its context type check.
@@ -8,7 +9,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from brain_assets.defs.partitions import symbols
 from brain_assets.defs.resources import BrainResource
+from brain_assets.plots import DEFAULT_CHART_RETENTION_DAYS, chart_root, prune_charts
 from brain_assets.store.maintenance import DEFAULT_RETENTION_DAYS, run_retention
 
 
@@ -47,15 +50,52 @@ def archive_old_rows_op(
     )
 
 
+class ChartRetentionConfig(dg.Config):
+    retention_days: int = Field(
+        default=DEFAULT_CHART_RETENTION_DAYS,
+        description=(
+            "Chart files not drawn again for this many days are deleted (at least 1); so are "
+            "the chart folders of symbols no longer registered."
+        ),
+    )
+
+
+@dg.op(
+    name="prune_chart_files",
+    description=(
+        "Delete the chart files under $BRAIN_HOME/charts that no run drew within the retention "
+        "window, and those of symbols no longer in the symbols partitions"
+    ),
+)
+def prune_chart_files_op(
+    context: dg.OpExecutionContext, config: ChartRetentionConfig
+) -> dg.Output[dict[str, int]]:
+    present = context.instance.get_dynamic_partitions(symbols.name)  # type: ignore[arg-type]
+    root = chart_root()
+    counts = prune_charts(root, retention_days=config.retention_days, symbols=present)
+    context.log.info(
+        ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in counts.items())
+    )
+    return dg.Output(
+        counts,
+        metadata={
+            "charts_folder": dg.MetadataValue.path(str(root)),
+            "retention_days": config.retention_days,
+            **counts,
+        },
+    )
+
+
 @dg.job(
     name="maintenance",
     description=(
         "Retention: old metrics, importance analyses and quality logs to the archive; old "
-        "settled alerts out of the outbox"
+        "settled alerts out of the outbox; old chart files deleted"
     ),
 )
 def maintenance_job() -> None:
     archive_old_rows_op()
+    prune_chart_files_op()
 
 
 @dg.schedule(

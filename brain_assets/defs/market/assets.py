@@ -3,7 +3,9 @@
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
+from brain_assets.defs.market.freshness import BARS_FRESHNESS, LAST_BAR_KEY
 from brain_assets.defs.market.resources import ExchangeResource
 from brain_assets.defs.partitions import IO_MANAGER_KEY, ONE_SYMBOL_PER_RUN, run_symbols, symbols
 from brain_assets.defs.progress import each_symbol
@@ -20,6 +22,7 @@ GROUP = "market_feed"
     group_name=GROUP,
     io_manager_key=IO_MANAGER_KEY,
     kinds={"ccxt", "postgres"},
+    freshness_policy=BARS_FRESHNESS,
 )
 @retry_transient
 def exchange_bars(
@@ -68,7 +71,17 @@ def exchange_bars(
                 "stored_bars": int(stored.get("bars", 0)),
                 "stored_range": f"{stored.get('first_bar')} .. {stored.get('last_bar')}",
                 "stored_gaps": int(stored.get("gaps", 0)),
+                **_last_bar(stored.get("last_bar")),
             },
             partition_key=symbol,
         )
     return result
+
+
+def _last_bar(value: object) -> dict[str, dg.MetadataValue]:
+    """The newest stored bar's open time, which the bars_fresh check judges (none: no bars)."""
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return {}
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return {LAST_BAR_KEY: dg.MetadataValue.timestamp(stamp.to_pydatetime())}

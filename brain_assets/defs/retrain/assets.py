@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,10 +13,13 @@ from brain_assets.calendar import bar_seconds, frequency_label, periods_per_year
 from brain_assets.defs.market.assets import exchange_bars
 from brain_assets.defs.metadata import (
     METRICS_SHOWN,
+    chart_line,
+    chart_path,
     column_schema,
     markdown_table,
     partition_numbers,
     registry_markdown,
+    row_count,
 )
 from brain_assets.defs.partitions import (
     DAILY_RETRAIN_GROUP,
@@ -33,23 +37,27 @@ from brain_assets.defs.resources import (
     RetrainResource,
 )
 from brain_assets.defs.retrain.checks import check_specs, evaluate, record_checks
-from brain_assets.defs.retrain.health import bars_metadata, health_metadata
+from brain_assets.defs.retrain.health import bars_metadata, health_charts, health_metadata
 from brain_assets.defs.retries import retry_transient
 from brain_assets.errors import MissingBarsError
 from brain_assets.evaluation.report import generate_evaluation_report
 from brain_assets.events import log_event
 from brain_assets.market_data.base import MarketData
 from brain_assets.pipeline.bars import PreparedBars, prepare_bars
+from brain_assets.pipeline.dataset import CODE_VERSION as FEATURES_VERSION
 from brain_assets.pipeline.dataset import (
     TARGET,
     build_dataset_table,
     recent_rows,
     split_columns,
 )
+from brain_assets.pipeline.evaluation import CODE_VERSION as EVALUATION_VERSION
 from brain_assets.pipeline.evaluation import SymbolEvaluation, evaluate_per_regime, evaluate_symbol
 from brain_assets.pipeline.importance import analyze_symbol
 from brain_assets.pipeline.lstm_model import attention_metrics
+from brain_assets.pipeline.registration import CODE_VERSION as REGISTRATION_VERSION
 from brain_assets.pipeline.registration import register_evaluation
+from brain_assets.pipeline.training import CODE_VERSION as TRAINING_VERSION
 from brain_assets.pipeline.training import (
     TrainedArtifact,
     split_for,
@@ -60,7 +68,7 @@ from brain_assets.plots import (
     attention_bars_png,
     equity_curves_png,
     importance_bars_png,
-    markdown_image,
+    write_chart,
 )
 from brain_assets.regimes.classify import REGIMES
 
@@ -137,10 +145,13 @@ def market_data(
         )
     if "data_quality" in selected:
         health = {symbol: {**p.health(), "run_id": run_id} for symbol, p in prepared.items()}
+        charts = health_charts(brain.library, prepared)
+        for symbol, path in charts.items():
+            context.add_asset_metadata(
+                {"health_chart": chart_path(path)}, asset_key="data_quality", partition_key=symbol
+            )
         yield dg.Output(
-            health,
-            output_name="data_quality",
-            metadata=health_metadata(brain.library, prepared),
+            health, output_name="data_quality", metadata=health_metadata(prepared, charts)
         )
     checks = {key.name for key in context.selected_asset_check_keys}
     yield from (result for result in results if result.check_name in checks)
@@ -206,7 +217,12 @@ def _report_blocked(
         )
 
 
-@dg.asset(**COMMON, kinds={"pandas"}, check_specs=check_specs("features"))
+@dg.asset(
+    **COMMON,
+    kinds={"pandas"},
+    check_specs=check_specs("features"),
+    code_version=FEATURES_VERSION,
+)
 @retry_transient
 def features(
     context: dg.AssetExecutionContext,
@@ -231,7 +247,7 @@ def features(
     yield dg.Output(
         tables,
         metadata={
-            "rows": dg.MetadataValue.int(sum(len(t) for t in tables.values())),
+            **row_count(sum(len(t) for t in tables.values())),
             "rows_excluded_by_gaps": dg.MetadataValue.int(
                 sum(int(g["rows_excluded"]) for g in gaps)
             ),
@@ -252,7 +268,7 @@ def features(
     )
 
 
-@dg.asset(**COMMON, kinds={"sklearn", "keras"})
+@dg.asset(**COMMON, kinds={"sklearn", "keras"}, code_version=TRAINING_VERSION)
 @retry_transient
 def trained_models(
     context: dg.AssetExecutionContext,
@@ -329,6 +345,7 @@ def _artifacts(entry: dict[str, Any]) -> list[TrainedArtifact]:
     ins={"volatility_regime": dg.AssetIn("volatility_regime")},
     kinds={"pandas"},
     check_specs=check_specs("model_evaluation"),
+    code_version=EVALUATION_VERSION,
 )
 @retry_transient
 def model_evaluation(
@@ -355,16 +372,44 @@ def model_evaluation(
             fee_bps=settings.fee_bps,
         )
         result[symbol] = evaluation.to_json()
-        sections.append(_evaluation_section(symbol, evaluation))
-        # Plotted by the UI across this partition's materialisations.
-        context.add_asset_metadata(partition_numbers(evaluation.headline()), partition_key=symbol)
+        charts = _evaluation_charts(symbol, evaluation)
+        sections.append(_evaluation_section(symbol, evaluation, charts))
+        # Numbers plotted by the UI across this partition's materialisations; the chart files.
+        context.add_asset_metadata(
+            {
+                **partition_numbers(evaluation.headline()),
+                **{key: chart_path(path) for key, path in charts.items()},
+            },
+            partition_key=symbol,
+        )
     yield dg.Output(result, metadata={"evaluation": dg.MetadataValue.md("\n\n".join(sections))})
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("model_evaluation", result, settings)
     )
 
 
-def _evaluation_section(symbol: str, evaluation: SymbolEvaluation) -> str:
+def _evaluation_charts(symbol: str, evaluation: SymbolEvaluation) -> dict[str, Path]:
+    """The equity curves over the shaded regimes and each LSTM's attention per lag, as chart
+    files keyed by their metadata name (one that cannot be written is left out)."""
+    evaluations = evaluation.evaluations
+    test = evaluations[0].equity.index
+    equity = equity_curves_png(
+        {e.model_type: e.equity for e in evaluations},
+        f"{symbol}: test-segment equity over volatility regimes",
+        regimes=evaluation.regimes.reindex(test),
+    )
+    charts = {"equity_chart": write_chart(equity, symbol, "model_evaluation", "equity")}
+    for e in evaluations:
+        attention = e.extras.get("attention_mean")
+        if attention:
+            png = attention_bars_png(attention, f"{symbol}: {e.model_type} mean attention per lag")
+            charts[f"attention_chart_{e.model_type}"] = write_chart(
+                png, symbol, "model_evaluation", f"attention_{e.model_type}"
+            )
+    return {key: path for key, path in charts.items() if path is not None}
+
+
+def _evaluation_section(symbol: str, evaluation: SymbolEvaluation, charts: dict[str, Path]) -> str:
     evaluations = evaluation.evaluations
     rows = [{"model_type": e.model_type, **e.metrics} for e in evaluations]
     comparison = [
@@ -381,30 +426,13 @@ def _evaluation_section(symbol: str, evaluation: SymbolEvaluation) -> str:
         }
         for model_type, scores in evaluation.by_regime.items()
     ]
-    test = evaluations[0].equity.index
-    chart = equity_curves_png(
-        {e.model_type: e.equity for e in evaluations},
-        f"{symbol}: test-segment equity over volatility regimes",
-        regimes=evaluation.regimes.reindex(test),
-    )
     parts = [
         f"### {symbol}",
         markdown_table(rows, ["model_type", *METRICS_SHOWN]),
         "**Composite score by volatility regime (bars)**",
         markdown_table(comparison, ["model_type", *REGIMES]),
-        markdown_image(chart, f"{symbol} equity curves"),
+        *(chart_line(path, f"{symbol}: {key.replace('_', ' ')}") for key, path in charts.items()),
     ]
-    for e in evaluations:
-        attention = e.extras.get("attention_mean")
-        if attention:
-            parts.append(
-                markdown_image(
-                    attention_bars_png(
-                        attention, f"{symbol}: {e.model_type} mean attention per lag"
-                    ),
-                    f"{symbol} attention",
-                )
-            )
     best = evaluation.best
     parts.append(
         generate_evaluation_report(
@@ -416,7 +444,12 @@ def _evaluation_section(symbol: str, evaluation: SymbolEvaluation) -> str:
     return "\n\n".join(parts)
 
 
-@dg.asset(**COMMON, kinds={"postgres"}, check_specs=check_specs("registry_entries"))
+@dg.asset(
+    **COMMON,
+    kinds={"postgres"},
+    check_specs=check_specs("registry_entries"),
+    code_version=REGISTRATION_VERSION,
+)
 @retry_transient
 def registry_entries(
     context: dg.AssetExecutionContext,
@@ -545,8 +578,13 @@ def feature_importance(
         active_id = registry_entries[symbol]["active_model_id"]
         top = brain.library.get_top_features(symbol, top_n=15, model_id=active_id)
         if not top.empty:
-            chart = importance_bars_png(top, f"{symbol}: {top['method'].iloc[0]} importance")
-            sections.append(f"### {symbol}\n\n" + markdown_image(chart, f"{symbol} importance"))
+            png = importance_bars_png(top, f"{symbol}: {top['method'].iloc[0]} importance")
+            chart = write_chart(png, symbol, "feature_importance", "importance")
+            if chart is not None:
+                context.add_asset_metadata(
+                    {"importance_chart": chart_path(chart)}, partition_key=symbol
+                )
+                sections.append(f"### {symbol}\n\n" + chart_line(chart, f"{symbol}: importance"))
     yield dg.Output(result, metadata={"importance": dg.MetadataValue.md("\n\n".join(sections))})
     yield from record_checks(
         brain.library, context.run.run_id, evaluate("feature_importance", result, settings)

@@ -4,16 +4,17 @@ symbol's data health moves from run to run."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from brain_assets.defs.metadata import markdown_table
+from brain_assets.defs.metadata import chart_line, markdown_table, row_count
 from brain_assets.library import BrainLibrary
 from brain_assets.market_data.base import MarketData
 from brain_assets.pipeline.bars import CLEANING_CHECK, PreparedBars
-from brain_assets.plots import data_health_png, markdown_image
+from brain_assets.plots import data_health_png, write_chart
 
 # Runs shown in the health chart: about a month of daily retrains.
 HISTORY_RUNS = 30
@@ -53,7 +54,7 @@ def bars_metadata(
         "edge",
     ]
     return {
-        "rows": dg.MetadataValue.int(sum(len(p.frame) for p in prepared.values())),
+        **row_count(sum(len(p.frame) for p in prepared.values())),
         "bars_dropped": dg.MetadataValue.int(sum(p.cleaning.dropped for p in prepared.values())),
         "bars_repaired": dg.MetadataValue.int(sum(p.cleaning.repaired for p in prepared.values())),
         "symbols": dg.MetadataValue.md(markdown_table(rows, columns)),
@@ -97,7 +98,23 @@ def health_history(brain: BrainLibrary, symbol: str, limit: int = HISTORY_RUNS) 
     )
 
 
-def health_metadata(brain: BrainLibrary, prepared: Mapping[str, PreparedBars]) -> dict[str, Any]:
+def health_charts(brain: BrainLibrary, prepared: Mapping[str, PreparedBars]) -> dict[str, Path]:
+    """Each symbol's data-health chart over its last runs, as a chart file (none for a symbol
+    without a cleaning record yet, or when the file cannot be written)."""
+    charts = {}
+    for symbol in prepared:
+        history = health_history(brain, symbol)
+        if len(history):
+            png = data_health_png(history, f"{symbol}: data health, last {len(history)} runs")
+            path = write_chart(png, symbol, "data_quality", "data_health")
+            if path is not None:
+                charts[symbol] = path
+    return charts
+
+
+def health_metadata(
+    prepared: Mapping[str, PreparedBars], charts: Mapping[str, Path]
+) -> dict[str, Any]:
     rows = [
         {
             "symbol": symbol,
@@ -113,12 +130,7 @@ def health_metadata(brain: BrainLibrary, prepared: Mapping[str, PreparedBars]) -
         }
         for symbol, p in prepared.items()
     ]
-    charts = []
-    for symbol in prepared:
-        history = health_history(brain, symbol)
-        if len(history):
-            png = data_health_png(history, f"{symbol}: data health, last {len(history)} runs")
-            charts.append(f"### {symbol}\n\n" + markdown_image(png, f"{symbol} data health"))
+    lines = [chart_line(path, f"{symbol}: data health") for symbol, path in charts.items()]
     return {
         # Numbers, so that the UI plots them run after run for each symbol's partition.
         "blocked_symbols": dg.MetadataValue.int(sum(not p.usable for p in prepared.values())),
@@ -148,5 +160,5 @@ def health_metadata(brain: BrainLibrary, prepared: Mapping[str, PreparedBars]) -
             )
         ),
         "cleaning_applied": dg.MetadataValue.md(_actions_table(prepared)),
-        "history": dg.MetadataValue.md("\n\n".join(charts) if charts else "no history yet"),
+        "history": dg.MetadataValue.md("\n\n".join(lines) if lines else "no history yet"),
     }
