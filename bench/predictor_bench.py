@@ -133,14 +133,15 @@ def report() -> None:
     )
     print(
         "| model | first load in a new process | scikit-learn imported by it | first predict "
-        "there | load again | `predict` (latest bar) | of which features | scikit-learn's own "
-        "predict, one row |"
+        "there | the whole new process (start, imports, load, predict, exit) | load again | "
+        "`predict` (latest bar) | of which features | scikit-learn's own predict, one row |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model_type, entry in document["results"].items():
         cells = [
             entry["cold"]["first_load"]["median_ms"],
             entry["cold"]["first_predict"]["median_ms"],
+            entry["cold"]["process_wall"]["median_ms"],
             entry["warm_load"]["median_ms"],
             entry["predict"]["median_ms"],
             entry["of_which_features"]["median_ms"],

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,12 @@ def measure(symbols: int, workers: int | None) -> dict[str, Any]:
         cpu = sampler.stop()
     if done.returncode not in (0, 1):
         raise RuntimeError(f"brain retrain failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    results = json.loads(done.stdout)
+    try:
+        results = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(
+            f"brain retrain ({done.returncode}) printed no JSON:\n{done.stderr[-3000:]}"
+        ) from None
     succeeded = sum(1 for row in results if row.get("success"))
     return {
         "symbols": symbols,
@@ -115,6 +121,16 @@ def report(document: dict[str, Any]) -> None:
             f"({row['idle_baseline_busy_cores']:.2f}) | {row['peak_used_memory_gb']:.1f} GB "
             f"({row['peak_above_baseline_gb']:.1f} GB) |"
         )
+    if len(document["runs"]) > 1:
+        middle = {
+            key: statistics.median(row[key] for row in document["runs"])
+            for key in ("wall_s", "symbols_per_hour", "mean_busy_cores", "peak_used_memory_gb")
+        }
+        print(
+            f"| median of {len(document['runs'])} | | | {middle['wall_s']:.0f} s | "
+            f"{middle['symbols_per_hour']:.0f} | {middle['mean_busy_cores']:.2f} | "
+            f"{middle['peak_used_memory_gb']:.1f} GB |"
+        )
 
 
 def main() -> None:
@@ -123,13 +139,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--report", action="store_true", help="print the saved results' table")
+    parser.add_argument(
+        "--append", action="store_true", help="add the runs to the saved ones (the same day's)"
+    )
     args = parser.parse_args()
     if args.report:
         report(json.loads(RESULTS.read_text()))
         return
     runs = [measure(args.symbols, args.workers) for _ in range(args.repeats)]
+    today = datetime.now(UTC).date().isoformat()
+    if args.append and RESULTS.exists():
+        saved = json.loads(RESULTS.read_text())
+        if saved["date"] == today:
+            runs = saved["runs"] + runs
     document = {
-        "date": datetime.now(UTC).date().isoformat(),
+        "date": today,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "runs": runs,

@@ -16,3 +16,7 @@ evaluation.positions). Small on purpose: on AR(1) markets with a strong edge, ma
 0.25 gave about the same net Sharpe ratio (ridge, forest and the true forecast alike) and 0.5 or
 more cut it by a fifth to a half; on markets without an edge a wider band trades, and loses,
 less, but there the activation floor is what keeps a model out (bench/band_bench.py)."""
+
+MAX_GAP_BARS = 3.0
+"""A spacing of more bars than this between two bars is a gap: the quality check's default, the
+modelling table's gap exclusion and the predictor's refusal of a window with a gap."""

@@ -41,7 +41,7 @@ import pandas as pd
 import psycopg
 
 from brain_assets.calendar import SECONDS_PER_YEAR, frequency_label
-from brain_assets.defaults import BAND_MARGIN, FEE_BPS
+from brain_assets.defaults import BAND_MARGIN, FEE_BPS, MAX_GAP_BARS
 from brain_assets.errors import (
     ArtifactIntegrityError,
     BrainConnectionError,
@@ -154,7 +154,7 @@ class Predictor:
     """Why the Brain recommends this version (activation, or the regime selector's choice)."""
     regime: str | None = None
     """The volatility regime it was selected for; None: the symbol's active version."""
-    max_gap_bars: float = 3.0
+    max_gap_bars: float = MAX_GAP_BARS
     """Bar spacings longer than this many bars are gaps, as in the retrain's gap rule."""
     rule: PositionRule = field(default_factory=PositionRule)
     """The no-trade band the version was evaluated with (its fee and margin)."""
@@ -521,13 +521,16 @@ def _load_recommended(
     brain: BrainStore, symbol: str, regime: str | None, policy: DecisionPolicy | None
 ) -> tuple[ModelVersion, Predictor]:
     """The version the Brain recommends and its Predictor (see load_predictor)."""
-    from brain_assets.lifecycle.versioning import ModelVersioning
     from brain_assets.training.serialization import UnloadableArtifactError
 
     model, reason = _recommended(brain, symbol, regime)
     try:
         return model, _predictor(brain, model, reason=reason, regime=regime)
     except UnloadableArtifactError as exc:
+        # Imported here: the decision policy loads scipy.stats (a third of a second), which the
+        # engine's load needs only when a version has to be taken out.
+        from brain_assets.lifecycle.versioning import ModelVersioning
+
         ModelVersioning(brain, policy=policy).fall_back_from_unloadable(
             model.symbol, exc.model_id, exc.error
         )
@@ -757,7 +760,6 @@ def _build(
 ) -> Predictor:
     """The Predictor of ``model``: from its ``estimator``, or from its stored ``one_row``
     model with ``estimator_source`` to read the estimator when it is asked for."""
-    from brain_assets.quality.schemas import DEFAULT_MAX_GAP_BARS
 
     label = f"{model.symbol} {model.label}"
     names = [str(name) for name in model.feature_names]
@@ -788,7 +790,7 @@ def _build(
         context_rows=context,
         reason=reason,
         regime=regime,
-        max_gap_bars=float(DEFAULT_MAX_GAP_BARS),
+        max_gap_bars=float(MAX_GAP_BARS),
         rule=_position_rule(model.metrics),
         _estimator=estimator,
         source=source,

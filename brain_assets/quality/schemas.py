@@ -18,7 +18,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Index, Series
 
-DEFAULT_MAX_GAP_BARS = 3.0
+from brain_assets.defaults import MAX_GAP_BARS
+
+DEFAULT_MAX_GAP_BARS = MAX_GAP_BARS
 
 _UTC_NS = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 
