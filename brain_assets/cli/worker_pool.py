@@ -127,8 +127,9 @@ def _serve(
     """A worker: take the parent's stdout and stderr, environment and folder, start as the
     pool's workers do, then run what the parent sends until None."""
     for target, fd in zip((1, 2), stdio, strict=True):
-        os.dup2(fd, target)
-        os.close(fd)
+        if fd != target:
+            os.dup2(fd, target)
+            os.close(fd)
     os.environ.clear()
     os.environ.update(environ)
     os.chdir(cwd)
@@ -358,12 +359,16 @@ class _Pool:
         }
 
     def stop(self) -> None:
-        """End every worker still alive; the Dagster run of one stopped mid-run is failed."""
+        """End every worker still alive (the running ones first: after Ctrl-C they must not
+        wait on the ones sent home); the Dagster run of one stopped mid-run is failed."""
+        self._end_live()
         for process in self.retired:
             process.join(timeout=STOP_GRACE_S)
             if process.is_alive():
                 process.kill()
                 process.join()
+
+    def _end_live(self) -> None:
         for worker in self.live:
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -407,6 +412,8 @@ def run_per_symbol(
     ``symbols``' order, each with ``tries`` added. A run whose worker dies is tried again in a
     fresh worker, up to ``max_tries`` tries in all (default: 1 + the daemon's run retries); one
     line on stderr says so, naming the symbol. An exception the task raised is raised here."""
+    if isinstance(runs_per_worker, bool) or runs_per_worker < 1:
+        raise ValueError(f"runs_per_worker must be a whole number >= 1, got {runs_per_worker!r}")
     pool = _Pool(
         task,
         initializer,

@@ -716,12 +716,16 @@ def _predictor(
 
 
 def _read_estimator(model: ModelVersion, data: bytes) -> Any:
-    """The estimator of screened artifact bytes; ArtifactEnvironmentError for a host that cannot
-    read them (as at load)."""
+    """The estimator of screened artifact bytes, or the errors a load raises, naming the
+    version: ArtifactEnvironmentError for a host that cannot read them, UnloadableArtifactError
+    for bytes that passed the screen but do not make a model (monitoring takes such a version
+    out when it loads it)."""
     from brain_assets.training import serialization
 
     try:
         return serialization.deserialize_model(data, model.artifact_format)
+    except ValueError as exc:
+        raise serialization.UnloadableArtifactError(model, exc) from exc
     except (ImportError, OSError) as exc:
         raise serialization.ArtifactEnvironmentError(model, exc) from exc
 

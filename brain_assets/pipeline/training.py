@@ -28,7 +28,7 @@ from brain_assets.pipeline.dataset import split_columns
 from brain_assets.pipeline.lineage import model_fingerprint, table_digest
 from brain_assets.pipeline.lstm_model import fit_lstm
 from brain_assets.pipeline.settings import LSTM_MODEL_TYPE, RetrainSettings
-from brain_assets.training.fast_predict import one_row_model
+from brain_assets.training.fast_predict import OneRowModel, one_row_model
 from brain_assets.training.models import train_model
 from brain_assets.training.serialization import deserialize_model, serialize_model, sha256_hex
 from brain_assets.training.split import WalkForwardSplit, walk_forward_split
@@ -83,6 +83,14 @@ class TrainedArtifact:
                 f"{sha256_hex(data)} does not match the {document['sha256']} computed at training"
             )
         one_row = base64.b64decode(document.get("one_row", ""))
+        if one_row:
+            # Registered with its own sha256 computed then: it must be a one-row model now.
+            try:
+                OneRowModel.from_bytes(one_row)
+            except ValueError as exc:
+                raise ArtifactIntegrityError(
+                    f"{document['model_type']} one-row model changed between assets: {exc}"
+                ) from exc
         return cls(**{**document, "artifact": data, "one_row": one_row})
 
 

@@ -26,6 +26,7 @@ which means it is already loaded.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -190,9 +191,38 @@ class _Trees:
         for index in (trees.left, trees.right, trees.roots):
             if index.size == 0 or index.min() < 0 or index.max() >= count:
                 raise ValueError("a child or root outside the nodes")
-        if trees.depth < 0 or trees.feature.min() < 0:
-            raise ValueError("a negative depth or feature index")
+        if trees.feature.min() < 0:
+            raise ValueError("a negative feature index")
+        trees._check_shape()
         return trees
+
+    def _check_shape(self) -> None:
+        """Trees as :func:`_concatenate` lays them out, or a ValueError: the roots start each
+        tree in order, a leaf is its own two children, every other node's children come after
+        it within its own tree (so no walk can cycle), and every leaf is at most ``depth``
+        steps from its root (so the walk ends on leaves)."""
+        count = len(self.value)
+        roots = self.roots
+        if roots[0] != 0 or (np.diff(roots) <= 0).any():
+            raise ValueError("the roots do not start the trees in order")
+        own = np.arange(count)
+        tree_of = np.searchsorted(roots, own, side="right") - 1
+        leaf = (self.left == own) & (self.right == own)
+        for child in (self.left, self.right):
+            inner = ~leaf & ((child <= own) | (tree_of[child] != tree_of))
+            if inner.any():
+                raise ValueError("a node whose child is not after it in its own tree")
+        if self.depth > count:
+            raise ValueError(f"depth {self.depth} is more than the trees' {count} nodes")
+        # Level by level from the roots: after ``depth`` steps only leaves may remain.
+        frontier = roots
+        for level in range(self.depth + 1):
+            inner = frontier[~leaf[frontier]]
+            if inner.size == 0:
+                return
+            if level == self.depth:
+                raise ValueError(f"a leaf deeper than the depth {self.depth}")
+            frontier = np.unique(np.concatenate([self.left[inner], self.right[inner]]))
 
     def leaf_values(self, x: np.ndarray) -> np.ndarray:
         """Each tree's leaf value for row ``x`` (NaN takes the side its split learnt)."""
@@ -420,9 +450,12 @@ class OneRowModel:
     def from_bytes(cls, data: bytes) -> OneRowModel:
         """Read :meth:`to_bytes`; a ValueError for anything else (checked before it is used)."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            stored = np.load(io.BytesIO(data), allow_pickle=False)
+            if not isinstance(stored, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an npz archive")
+            with stored:
                 arrays = {name: stored[name] for name in stored.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"not a one-row model file: {exc}") from exc
         kind = str(arrays.pop("kind", ""))
         if kind not in _ARRAYS or set(arrays) != set(_ARRAYS[kind]):

@@ -116,3 +116,35 @@ def test_what_the_forkserver_imports_writes_to_the_native_log(tmp_path: Path) ->
     assert "brain_assets.pipeline.training" in done.stdout
     if lstm_extra_missing() is None:
         assert "tensorflow" in log.read_text().lower() or "oneDNN" in log.read_text()
+
+
+def _speak(symbol: str, run_id: str, tags: dict[str, str]) -> dict[str, Any]:
+    print(f"out {symbol}", flush=True)
+    print(f"err {symbol}", file=sys.stderr, flush=True)
+    return {"symbol": symbol, "run_id": run_id, "success": True, "failures": []}
+
+
+SPEAKS = """
+from brain_assets.cli.worker_pool import run_per_symbol
+from brain_assets_tests.cli.test_worker_pool import _quiet_start, _speak
+run_per_symbol(["BTC/USDT", "ETH/USDT"], _speak, workers=2, initializer=_quiet_start,
+               initargs=(), command="retrain", max_tries=1)
+"""
+
+
+def test_workers_write_to_the_commands_own_stdout_and_stderr() -> None:
+    # Forked by the forkserver, a worker would write where the forkserver does; it is handed
+    # the command's own descriptors instead, as a spawned worker inherits them.
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", SPEAKS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == ["out BTC/USDT", "out ETH/USDT"]
+    assert {"err BTC/USDT", "err ETH/USDT"} <= set(done.stderr.splitlines())
+
+
+def test_a_worker_must_take_at_least_one_run() -> None:
+    with pytest.raises(ValueError, match="runs_per_worker must be a whole number >= 1, got 0"):
+        _pool(["BTC/USDT"], runs_per_worker=0)

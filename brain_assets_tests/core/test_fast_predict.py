@@ -216,8 +216,22 @@ def test_categorical_boosting_gives_none(
 def test_a_malformed_one_row_file_is_refused(models: dict[str, Any], model_type: str) -> None:
     model = one_row_model(models[model_type])
     assert model is not None
-    with pytest.raises(ValueError, match="not a one-row model file"):
-        OneRowModel.from_bytes(b"PK not an npz")
+    import io
+    import zipfile
+
+    broken_zip = io.BytesIO()
+    with zipfile.ZipFile(broken_zip, "w") as archive:
+        archive.writestr("kind.npy", b"not an array")
+    one_array = io.BytesIO()
+    np.save(one_array, np.zeros(3))
+    for data in (
+        b"PK not an npz",
+        b"PK\x03\x04" + b"\x00" * 40,
+        broken_zip.getvalue(),
+        one_array.getvalue(),
+    ):
+        with pytest.raises(ValueError, match="not a one-row model file"):
+            OneRowModel.from_bytes(data)
     first = next(iter(model.arrays))
     with pytest.raises(ValueError, match="not a one-row model file"):
         OneRowModel.from_bytes(
@@ -227,13 +241,24 @@ def test_a_malformed_one_row_file_is_refused(models: dict[str, Any], model_type:
         )
     # Arrays of the right names that do not make a model: a child outside the trees, or a
     # scaler of another length than the ridge.
-    broken = dict(model.arrays)
     if model.kind == "ridge":
-        broken["mean"] = np.zeros(len(broken["mean"]) + 1)
+        breaks = [{"mean": np.zeros(len(model.arrays["mean"]) + 1)}]
     else:
-        broken["left"] = np.asarray(broken["left"]) + len(broken["value"])
-    with pytest.raises(ValueError, match="malformed one-row model"):
-        OneRowModel.from_bytes(dataclasses.replace(model, arrays=broken).to_bytes())
+        left = np.asarray(model.arrays["left"])
+        inner = int(np.flatnonzero(left != np.arange(len(left)))[0])
+        cycle = left.copy()
+        cycle[inner] = inner - 1 if inner > 0 else inner  # a child before its parent
+        breaks = [
+            {"left": left + len(model.arrays["value"])},  # outside the nodes
+            {"left": cycle},
+            {"depth": np.asarray(int(model.arrays["depth"]) - 1)},  # walks stop on inner nodes
+            {"depth": np.asarray(10**9)},
+            {"roots": np.asarray(model.arrays["roots"])[::-1]},
+        ]
+    for change in breaks:
+        broken = {**model.arrays, **change}
+        with pytest.raises(ValueError, match="malformed one-row model"):
+            OneRowModel.from_bytes(dataclasses.replace(model, arrays=broken).to_bytes())
 
 
 def predictor_for(model_type: str, estimator: Any) -> Any:

@@ -17,6 +17,7 @@ from brain_assets.defs.market.freshness import (
     LAST_BAR_KEY,
     bars_fresh,
     bars_freshness_sensor,
+    bars_max_age,
     is_fresh,
 )
 from brain_assets.defs.partitions import add_symbols, symbols
@@ -34,6 +35,11 @@ def fetched(instance: dg.DagsterInstance, symbol: str, newest_bar: datetime | No
 
 def test_stale_beyond_the_named_age() -> None:
     assert BARS_MAX_AGE == timedelta(hours=26)
+    # A day between fetches, the bar still forming at the fetch, an hour of slack.
+    assert bars_max_age("1d") == timedelta(hours=49)
+    assert bars_max_age("4h") == timedelta(hours=29)
+    with pytest.raises(ValueError, match="BRAIN_TIMEFRAME: unknown timeframe '7h'"):
+        bars_max_age("7h")
     now = datetime(2026, 1, 2, 1, tzinfo=UTC)
     assert is_fresh(now - BARS_MAX_AGE, now)
     assert not is_fresh(now - BARS_MAX_AGE - timedelta(seconds=1), now)

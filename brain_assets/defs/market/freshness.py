@@ -1,8 +1,9 @@
 """Are each symbol's fetched bars fresh? Judged per symbol (partition) of ``exchange_bars``.
 
-The bars are hourly and the fetch daily (00:30 UTC), so right after a fetch the newest stored bar
-is an hour or two old and just before the next one about 25 hours: older than ``BARS_MAX_AGE``
-means a fetch was missed or brought nothing, and the symbol's retrain (which waits for new bars,
+With hourly bars and the daily fetch (00:30 UTC), right after a fetch the newest stored bar is an
+hour or two old and just before the next one about 25 hours: older than ``bars_max_age()`` (a day,
+a bar and an hour's slack, so 26 hours for hourly bars and 49 for daily ones) means a fetch was
+missed or brought nothing, and the symbol's retrain (which waits for new bars,
 defs/automation.py) has not run on current data.
 
 Two levels, as Dagster 1.13 offers them:
@@ -18,6 +19,7 @@ Two levels, as Dagster 1.13 offers them:
 No ``from __future__ import annotations``: Dagster reads the check's context annotation.
 """
 
+import os
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +31,28 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from brain_assets.defs.market.resources import exchange_configured
 from brain_assets.defs.partitions import symbols
+from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV
+from brain_assets.store.bars import TIMEFRAME_SECONDS
 
-BARS_MAX_AGE = timedelta(hours=26)
-"""A symbol whose newest bar is older than this is stale (hourly bars, a daily fetch, slack)."""
+FETCH_INTERVAL = timedelta(hours=24)
+"""The fetch's schedule: daily."""
+SLACK = timedelta(hours=1)
+"""How late a fetch may run before its symbols turn stale."""
+
+
+def bars_max_age(timeframe: str | None = None) -> timedelta:
+    """The age beyond which a symbol's newest bar is stale: a day between fetches, the bar
+    still forming at the fetch (its open time is one bar before the fetch) and the slack.
+    ``timeframe`` defaults to the deployment's (BRAIN_TIMEFRAME, else 1h): 26 hours for hourly
+    bars, 49 for daily ones."""
+    frame = timeframe or os.environ.get(MARKET_ENV["timeframe"], "").strip() or DEFAULT_TIMEFRAME
+    if frame not in TIMEFRAME_SECONDS:
+        raise ValueError(f"{MARKET_ENV['timeframe']}: unknown timeframe {frame!r}")
+    return FETCH_INTERVAL + timedelta(seconds=TIMEFRAME_SECONDS[frame]) + SLACK
+
+
+BARS_MAX_AGE = bars_max_age(DEFAULT_TIMEFRAME)
+"""The hourly bars' max age (26 hours)."""
 
 LAST_BAR_KEY = "last_bar_at"
 """exchange_bars' metadata: the open time of the newest bar stored for the symbol."""
@@ -41,7 +62,7 @@ CHECK_NAME = "bars_fresh"
 CHECK_INTERVAL_SECONDS = 3600
 SEVERITY = dg.AssetCheckSeverity.WARN
 
-BARS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=BARS_MAX_AGE)
+BARS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=bars_max_age())
 
 
 def bars_age(last_bar: datetime, now: datetime) -> timedelta:
@@ -49,9 +70,10 @@ def bars_age(last_bar: datetime, now: datetime) -> timedelta:
     return now - last_bar
 
 
-def is_fresh(last_bar: datetime | None, now: datetime, max_age: timedelta = BARS_MAX_AGE) -> bool:
-    """True when a bar exists and is no older than ``max_age``."""
-    return last_bar is not None and bars_age(last_bar, now) <= max_age
+def is_fresh(last_bar: datetime | None, now: datetime, max_age: timedelta | None = None) -> bool:
+    """True when a bar exists and is no older than ``max_age`` (default: the deployment's)."""
+    limit = bars_max_age() if max_age is None else max_age
+    return last_bar is not None and bars_age(last_bar, now) <= limit
 
 
 def _latest(instance: dg.DagsterInstance, symbol: str) -> dg.EventLogRecord | None:
@@ -71,7 +93,7 @@ def judge(
     record = _latest(instance, symbol)
     materialization = record.asset_materialization if record else None
     if record is None or materialization is None:
-        return False, {"reason": "never fetched", "max_age_hours": _hours(BARS_MAX_AGE)}, None
+        return False, {"reason": "never fetched", "max_age_hours": _hours(bars_max_age())}, None
     reported = materialization.metadata.get(LAST_BAR_KEY)
     if isinstance(reported, dg.TimestampMetadataValue):
         last_bar, judged_on = datetime.fromtimestamp(reported.value, UTC), "newest stored bar"
@@ -81,7 +103,7 @@ def judge(
         "last_bar_at": dg.MetadataValue.timestamp(last_bar),
         "judged_on": judged_on,
         "age_hours": _hours(bars_age(last_bar, now)),
-        "max_age_hours": _hours(BARS_MAX_AGE),
+        "max_age_hours": _hours(bars_max_age()),
     }
     return is_fresh(last_bar, now), metadata, record
 
@@ -104,7 +126,7 @@ with warnings.catch_warnings():
         name=CHECK_NAME,
         partitions_def=symbols,
         description=(
-            f"The symbol's newest fetched bar is at most {_hours(BARS_MAX_AGE):g} hours old; "
+            f"The symbol's newest fetched bar is at most {_hours(bars_max_age()):g} hours old; "
             "evaluated after each fetch and hourly by bars_freshness_sensor"
         ),
     )(_bars_fresh)
