@@ -272,6 +272,8 @@ def save_chart(
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(png)
+        # mkstemp makes the file 0600; a UI or an operator under another account reads these.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

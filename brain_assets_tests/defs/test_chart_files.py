@@ -51,6 +51,7 @@ def test_save_chart_writes_once_by_content(tmp_path: Path) -> None:
     first = save_chart(png, "BTC/USDT", "model_evaluation", "equity", root=tmp_path)
     assert first.parent == tmp_path / "BTC%2FUSDT" / "model_evaluation"
     assert first.read_bytes() == png
+    assert first.stat().st_mode & 0o777 == 0o644  # readable by a UI under another account
     old = time.time() - 10 * DAY
     os.utime(first, (old, old))
     again = save_chart(png, "BTC/USDT", "model_evaluation", "equity", root=tmp_path)
