@@ -400,31 +400,11 @@ _FUNCTIONS: dict[str, Callable[[Mapping[str, np.ndarray]], OneRow]] = {
     "forest": _forest_function,
     "boosting": _boosting_function,
 }
+_TREE_ARRAYS = ("feature", "threshold", "missing_right", "left", "right", "value", "roots", "depth")
 _ARRAYS = {
     "ridge": ("mean", "scale", "coef", "intercept"),
-    "forest": (
-        "feature",
-        "threshold",
-        "missing_right",
-        "left",
-        "right",
-        "value",
-        "roots",
-        "depth",
-        "n_features",
-        "allow_nan",
-    ),
-    "boosting": (
-        "feature",
-        "threshold",
-        "missing_right",
-        "left",
-        "right",
-        "value",
-        "roots",
-        "depth",
-        "n_features",
-    ),
+    "forest": (*_TREE_ARRAYS, "n_features", "allow_nan"),
+    "boosting": (*_TREE_ARRAYS, "n_features"),
 }
 
 

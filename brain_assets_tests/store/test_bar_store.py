@@ -16,28 +16,10 @@ from brain_assets.library import BrainLibrary
 from brain_assets.market_data.store_import import import_folder
 from brain_assets.store.bars import TIMEFRAME_SECONDS, BarBatch
 from brain_assets_tests.conftest import count_rows
+from brain_assets_tests.import_fixtures import bars as make_bars
 
 SYMBOL = "BTC/USDT"
 START = pd.Timestamp("2024-01-01", tz="UTC")
-
-
-def make_bars(
-    n: int, *, start: pd.Timestamp = START, freq: str = "1h", seed: int = 0
-) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])[:n]
-    spread = np.abs(rng.normal(0, 0.003, n)) * close
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range(start, periods=n, freq=freq),
-            "open": open_,
-            "high": np.maximum(open_, close) + spread,
-            "low": np.minimum(open_, close) - spread,
-            "close": close,
-            "volume": rng.uniform(1, 1000, n),
-        }
-    )
 
 
 def stored(dsn: str) -> tuple[int, int]:
