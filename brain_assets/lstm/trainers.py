@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import astuple, dataclass
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -26,29 +26,15 @@ KEPT_PER_PROCESS = 4
 """Architectures kept; the least recently used goes first. A retrain uses one."""
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """What a training network's graph depends on (its scalers are not in it)."""
+_NOT_IN_THE_GRAPH = frozenset(
+    {"feature_mean", "feature_std", "target_mean", "target_std", "metadata"}
+)
+"""NetworkSpec's fields that only the inference network holds (the scalers) or that describe it."""
 
-    input_dim: int
-    sequence_length: int
-    lstm_units: int
-    num_layers: int
-    dropout_rate: float
-    use_bidirectional: bool
-    learning_rate: float
 
-    @classmethod
-    def of(cls, spec: NetworkSpec) -> Architecture:
-        return cls(
-            spec.input_dim,
-            spec.sequence_length,
-            spec.lstm_units,
-            spec.num_layers,
-            spec.dropout_rate,
-            spec.use_bidirectional,
-            spec.learning_rate,
-        )
+def architecture(spec: NetworkSpec) -> tuple[Any, ...]:
+    """What a training network's graph depends on: every field of ``spec`` but the scalers."""
+    return tuple(getattr(spec, f.name) for f in fields(spec) if f.name not in _NOT_IN_THE_GRAPH)
 
 
 _KEPT: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
@@ -58,7 +44,7 @@ _LOCK = threading.Lock()
 def take(spec: NetworkSpec) -> Any:
     """A compiled training network for ``spec``'s architecture: a kept one, else a new one.
     Build it before seeding the fit: a new network's initialisers draw from the seed."""
-    key = astuple(Architecture.of(spec))
+    key = architecture(spec)
     with _LOCK:
         free = _KEPT.get(key)
         if free:
@@ -69,7 +55,7 @@ def take(spec: NetworkSpec) -> Any:
 
 def give_back(spec: NetworkSpec, trainer: Any) -> None:
     """Keep ``trainer`` for the next fit of its architecture."""
-    key = astuple(Architecture.of(spec))
+    key = architecture(spec)
     with _LOCK:
         _KEPT.setdefault(key, []).append(trainer)
         _KEPT.move_to_end(key)

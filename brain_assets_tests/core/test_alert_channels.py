@@ -11,7 +11,6 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from brain_assets import alerts
@@ -32,6 +31,7 @@ from brain_assets.alerts import (
 )
 from brain_assets.cli.main import main
 from brain_assets.library import BrainLibrary
+from brain_assets_tests.outbox import make_due, outbox_row
 from brain_assets_tests.webhook import Webhook, events, serve_webhook
 
 
@@ -50,26 +50,6 @@ def apprise_url(hook: Webhook) -> str:
     """The receiver as apprise's ``json://`` target (apprise POSTs its own JSON document)."""
     parts = urllib.parse.urlsplit(hook.url)
     return f"json://{parts.netloc}{parts.path}"
-
-
-def outbox_row(dsn: str, alert_id: int) -> dict[str, Any]:
-    with psycopg.connect(dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        cur.execute(
-            """SELECT *, extract(epoch FROM next_attempt_at - clock_timestamp()) AS due_in_s
-               FROM alert_outbox WHERE id = %s""",
-            (alert_id,),
-        )
-        row = cur.fetchone()
-    assert row is not None
-    return row
-
-
-def make_due(dsn: str, alert_id: int) -> None:
-    with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "UPDATE alert_outbox SET next_attempt_at = clock_timestamp() WHERE id = %s",
-            (alert_id,),
-        )
 
 
 def test_the_scheme_decides_the_channel() -> None:

@@ -45,6 +45,7 @@ from brain_assets.defs.retries import is_transient
 from brain_assets.errors import StoreError
 from brain_assets.library import BrainLibrary
 from brain_assets.store.base import as_store_errors
+from brain_assets_tests.outbox import make_due, outbox_row
 from brain_assets_tests.webhook import Webhook, events, serve_webhook
 
 SECRET = "hunter2-Xy"
@@ -407,27 +408,6 @@ def test_a_rollback_posts_to_the_webhook(
 
 
 # -- the outbox ---------------------------------------------------------------------------------
-
-
-def outbox_row(dsn: str, alert_id: int) -> dict[str, Any]:
-    with psycopg.connect(dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        cur.execute(
-            """SELECT *, extract(epoch FROM next_attempt_at - clock_timestamp()) AS due_in_s
-               FROM alert_outbox WHERE id = %s""",
-            (alert_id,),
-        )
-        row = cur.fetchone()
-    assert row is not None
-    return row
-
-
-def make_due(dsn: str, alert_id: int) -> None:
-    """Time travel: the backoff of ``alert_id`` is over."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute(
-            "UPDATE alert_outbox SET next_attempt_at = clock_timestamp() WHERE id = %s",
-            (alert_id,),
-        )
 
 
 def test_the_outbox_retries_with_exponential_backoff_until_delivered(
