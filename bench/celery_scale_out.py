@@ -107,6 +107,10 @@ def main() -> None:
         "median_wall_s": medians,
         "measurements": rows,
     }
+    result["symbols_per_hour"] = {
+        workers: round(len(SYMBOLS) * 3600 / wall, 1) for workers, wall in medians.items()
+    }
+    print(f"symbols/hour by workers: {result['symbols_per_hour']}")
     if "1" in medians and "2" in medians:
         result["speedup_2_over_1"] = round(medians["1"] / medians["2"], 2)
         print(f"median wall: {medians}; speed-up of 2 workers over 1: {result['speedup_2_over_1']}")

@@ -220,6 +220,7 @@ def _demo_retrain(
     import dagster as dg
 
     from brain_assets.definitions import defs
+    from brain_assets.defs.run_workers import hold_storage_connections
 
     job = defs.resolve_job_def("daily_retrain")
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -230,6 +231,7 @@ def _demo_retrain(
         retrain = {**resource.model_dump(), "include_lstm": include_lstm}
         run_config["resources"] = {"retrain": {"config": retrain}}
     with dg.DagsterInstance.get() as instance:
+        hold_storage_connections(instance)
         result = job.execute_in_process(
             instance=instance,
             partition_key=symbol,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from brain_assets.defs.run_workers import RUNS_PER_WORKER, describe_exit
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
 
@@ -49,8 +50,6 @@ RETRY_OF_TAG = "brain/retry_of"
 
 STOP_GRACE_S = 10.0
 """Seconds a stopped worker gets to exit on SIGTERM before it is killed."""
-RUNS_PER_WORKER = 10
-"""Runs a worker takes before a fresh fork replaces it (see the module)."""
 
 
 class WorkerStartError(BrainError):
@@ -188,16 +187,6 @@ class _Worker:
     running: _Try | None = None
     ready: bool = False
     runs: int = 0
-
-
-def describe_exit(exitcode: int | None) -> str:
-    """``killed by SIGKILL`` for a worker a signal ended, else its exit code."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
 
 
 def _tries(count: int) -> str:

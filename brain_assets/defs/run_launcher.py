@@ -5,9 +5,11 @@ Dagster's default launcher asks the code server to spawn each run worker: a fres
 that imports Dagster, the code location, scikit-learn and, for the LSTM, TensorFlow (5 to 8 s of
 one core per run, as long as a symbol's models take to train). This launcher keeps one
 forkserver per launching process (the daemon, or the webserver), started once with those modules
-imported, and forks each run worker from it: the worker is still a process of its own (a crash
-takes one run down), but starts in milliseconds. ``BRAIN_RUN_WORKER=spawn`` goes back to
-Dagster's way.
+imported, and forks run workers from it: a worker is still a process of its own (a crash
+takes one run down), but starts in milliseconds, and serves up to ten runs one after the other
+(``run_workers``), so that the code location's import and the LSTM's compiled graph are paid
+once per worker rather than once per run. ``BRAIN_RUN_WORKER=fork`` forks a worker per run;
+``spawn`` goes back to Dagster's way.
 
 The default launcher starts each run worker as a local process but cannot tell the run-monitoring
 daemon whether that process still lives, so a worker killed by the OOM killer or ``kill -9``
@@ -21,9 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
-import multiprocessing.process
 import os
-import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,8 @@ from dagster._core.launcher import (
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes.config_class import ConfigurableClassData
 
+from brain_assets.defs import run_workers
+from brain_assets.defs.run_workers import RunWorkerPool
 from brain_assets.lstm.network import lstm_extra_missing
 
 if TYPE_CHECKING:
@@ -52,8 +54,9 @@ PID_REUSE_SLACK_S = 5.0
 
 
 FORKED = "Run worker forked from the warm forkserver"
+REUSED = "Run given to a warm run worker"
 RUN_WORKER_ENV = "BRAIN_RUN_WORKER"
-RUN_WORKER_MODES = ("fork", "spawn")
+RUN_WORKER_MODES = ("warm", "fork", "spawn")
 PRELOAD = (
     "dagster",
     "brain_assets.pipeline.training",
@@ -76,8 +79,9 @@ def preload_modules() -> list[str]:
 
 
 def run_worker_mode() -> str:
-    """``fork`` (default) or ``spawn``, from BRAIN_RUN_WORKER; a ValueError naming it else."""
-    mode = os.environ.get(RUN_WORKER_ENV, "fork").strip().lower() or "fork"
+    """``warm`` (default: forked workers serving several runs each), ``fork`` (a forked worker
+    per run) or ``spawn``, from BRAIN_RUN_WORKER; a ValueError naming it else."""
+    mode = os.environ.get(RUN_WORKER_ENV, "warm").strip().lower() or "warm"
     if mode not in RUN_WORKER_MODES:
         raise ValueError(f"{RUN_WORKER_ENV}: expected one of {RUN_WORKER_MODES}, got {mode!r}")
     return mode
@@ -127,17 +131,12 @@ def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: st
 
     # As the CLI's worker does: a SIGINT (terminate) is held until the run reaches a point
     # where it can stop cleanly and record that it was canceled.
-    from brain_assets.store.embedded import release_process_handles
-
-    try:
-        with (
-            capture_interrupts(),
-            DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
-        ):
-            _execute_run_command_body(run_id, instance, lambda _event: None, False)
-    finally:
-        # The worker ends with os._exit (the forkserver's way), which runs no exit handler.
-        release_process_handles()
+    with (
+        capture_interrupts(),
+        DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
+    ):
+        run_workers.hold_storage_connections(instance)
+        _execute_run_command_body(run_id, instance, lambda _event: None, False)
 
 
 class WatchedRunLauncher(DefaultRunLauncher):
@@ -146,10 +145,37 @@ class WatchedRunLauncher(DefaultRunLauncher):
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(inst_data=inst_data)
-        self._forked: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._pools: dict[str, RunWorkerPool] = {}
+        self._pools_lock = threading.Lock()
+
+    def _pool(self, mode: str) -> RunWorkerPool:
+        with self._pools_lock:
+            if mode not in self._pools:
+                forkserver, _code = _forkserver()
+                self._pools[mode] = RunWorkerPool(
+                    forkserver,
+                    execute_run,
+                    runs_per_worker=run_workers.RUNS_PER_WORKER if mode == "warm" else 1,
+                    finished=self._run_finished,
+                    orphaned=self._fail_orphaned,
+                )
+            return self._pools[mode]
+
+    def _run_finished(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
+
+    def _fail_orphaned(self, run_id: str, pid: int, how: str) -> None:
+        """A worker died holding ``run_id``: fail the run now, as run monitoring would at its
+        next poll (a run whose worker died before recording its start would otherwise wait for
+        the start timeout)."""
+        run = self._instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            self._instance.report_run_failed(run, f"run worker (pid {pid}) {how} during the run")
 
     def launch_run(self, context: LaunchRunContext) -> None:
-        if run_worker_mode() == "spawn":
+        mode = run_worker_mode()
+        if mode == "spawn":
             super().launch_run(context)
             return
         from dagster_shared.serdes import serialize_value
@@ -157,46 +183,36 @@ class WatchedRunLauncher(DefaultRunLauncher):
         run = context.dagster_run
         if run.job_code_origin is None:
             raise DagsterLaunchFailedError(f"run {run.run_id} has no code origin to execute")
-        forkserver, code = _forkserver()
+        _context, code = _forkserver()
         if code_fingerprint() != code:
+            for pool in list(self._pools.values()):
+                pool.retire_idle()  # they run the code as it was, too
             self._instance.report_engine_event(SPAWNED_AFTER_EDIT, run, cls=self.__class__)
             super().launch_run(context)
             return
-        worker = forkserver.Process(
-            target=execute_run,
-            args=(
-                run.run_id,
-                serialize_value(self._instance.get_ref()),
-                dict(os.environ),
-                os.getcwd(),
-            ),
-            name=f"dagster-run-{run.run_id[:8]}",
+        launched = self._pool(mode).launch(
+            run.run_id, serialize_value(self._instance.get_ref()), dict(os.environ), os.getcwd()
         )
-        worker.start()
-        self._instance.report_engine_event(
-            f"{FORKED} (pid: {worker.pid}).", run, cls=self.__class__
-        )
-        self._reap()
-        self._forked[run.run_id] = worker
+        how = REUSED if launched.reused else FORKED
+        self._instance.report_engine_event(f"{how} (pid: {launched.pid}).", run, cls=self.__class__)
         self._run_ids.add(run.run_id)
 
     def terminate(self, run_id: str) -> bool:
-        worker = self._forked.get(run_id)
-        if worker is None:
+        pools = list(self._pools.values())
+        if not any(pool.pid_of(run_id) is not None for pool in pools):
             return bool(super().terminate(run_id))
         run = self._instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or not worker.is_alive():
+        if run is None or run.is_finished:
             return False
         self._instance.report_run_canceling(run)
         # Dagster's worker turns SIGINT into an interrupt of the run, which it records as
-        # canceled once a cancel was requested.
-        os.kill(int(worker.pid or 0), signal.SIGINT)
-        return True
+        # canceled once a cancel was requested; the worker then leaves the pool.
+        return any(pool.interrupt(run_id) for pool in pools)
 
-    def _reap(self) -> None:
-        """Forget the workers that ended, so that a long-lived daemon does not keep them all."""
-        for run_id in [key for key, worker in self._forked.items() if not worker.is_alive()]:
-            self._forked.pop(run_id).join(timeout=0)
+    def dispose(self) -> None:
+        for pool in list(self._pools.values()):
+            pool.close()
+        super().dispose()
 
     @property
     def supports_check_run_worker_health(self) -> bool:

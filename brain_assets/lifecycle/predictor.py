@@ -183,6 +183,15 @@ class Predictor:
         return self._estimator
 
     @property
+    def ready(self) -> bool:
+        """Whether :meth:`predict` can answer without waiting: False while an LSTM's network is
+        still being read in the background (see :func:`load_predictor`)."""
+        if self._estimator is not None or self.estimator_source is None:
+            return True
+        done = getattr(self.estimator_source, "done", None)
+        return done is None or bool(done())
+
+    @property
     def min_bars(self) -> int:
         """The fewest bars :meth:`predict` accepts: warm-up, context rows and the bar itself."""
         return WARMUP_BARS + self.context_rows + 1
@@ -404,6 +413,12 @@ def load_predictor(
     (the best tradable version in that regime, else the active one). The artifact's sha256 is
     verified before it is deserialised. ``brain`` None opens the configured Brain
     (``$DATABASE_DSN``, else the embedded server) for this call only.
+
+    An ``lstm`` version's artifact is verified and screened here, and its network read on a
+    thread of its own (importing TensorFlow takes seconds in a fresh process): the call returns
+    at once, ``Predictor.ready`` says whether the read is done, and the first ``predict`` waits
+    for it. A read that fails there raises from ``predict``, naming the version, as reading a
+    scikit-learn version's estimator later does.
 
     A version whose artifact cannot be loaded (it fails its sha256, the allowlists refuse it,
     or TensorFlow cannot be imported for an ``lstm``) is never skipped silently: it is taken out
@@ -693,6 +708,8 @@ def _predictor(
 ) -> Predictor:
     from brain_assets.training import serialization
 
+    if model.artifact_format == serialization.KERAS_FORMAT:
+        return _lstm_predictor(brain, model, reason=reason, regime=regime)
     one_row = _stored_one_row(brain, model)
     if one_row is None:
         estimator = serialization.load_registered_model(brain, model)
@@ -713,6 +730,64 @@ def _predictor(
         one_row=one_row,
         estimator_source=functools.partial(_read_estimator, model, data),
     )
+
+
+def _lstm_predictor(
+    brain: BrainStore, model: ModelVersion, *, reason: str, regime: str | None
+) -> Predictor:
+    """An LSTM version's Predictor, its network read in the background.
+
+    The artifact is fetched, verified against its sha256 and screened now (archive, allowlist,
+    the ``lstm`` extra), so a version that would be refused is taken out as any other; what
+    remains, importing TensorFlow and reading the network (seconds in a fresh process), runs
+    on a thread while the engine goes on, and the first ``predict`` waits for it."""
+    from brain_assets.lstm.model import sequence_length_of
+    from brain_assets.training import serialization
+
+    data = serialization.verified_artifact(brain, model)
+    try:
+        context = sequence_length_of(serialization.screen_keras(data)) - 1
+    except ValueError as exc:
+        raise serialization.UnloadableArtifactError(model, exc) from exc
+    except ImportError as exc:  # the lstm extra is missing here
+        raise serialization.ArtifactEnvironmentError(model, exc) from exc
+    return _build(
+        model,
+        None,
+        reason=reason,
+        regime=regime,
+        source="brain",
+        cached_at=None,
+        context=context,
+        estimator_source=BackgroundRead(model, data),
+    )
+
+
+class BackgroundRead:
+    """An artifact read into its estimator on a thread of its own, started at once; calling it
+    waits for the estimator (or raises what the read raised, naming the version)."""
+
+    def __init__(self, model: ModelVersion, data: bytes) -> None:
+        import concurrent.futures
+        import threading
+
+        self._future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._model, self._data = model, data
+        # Not a daemon: an interpreter that exits meanwhile waits for the read, rather than
+        # stopping it inside TensorFlow's import.
+        threading.Thread(target=self._read, name=f"read {model.model_id}").start()
+
+    def _read(self) -> None:
+        try:
+            self._future.set_result(_read_estimator(self._model, self._data))
+        except BaseException as exc:  # handed to whoever waits for the estimator
+            self._future.set_exception(exc)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def __call__(self) -> Any:
+        return self._future.result()
 
 
 def _read_estimator(model: ModelVersion, data: bytes) -> Any:
@@ -761,9 +836,11 @@ def _build(
     cached_at: datetime | None,
     one_row: OneRow | None = None,
     estimator_source: Callable[[], Any] | None = None,
+    context: int | None = None,
 ) -> Predictor:
     """The Predictor of ``model``: from its ``estimator``, or from its stored ``one_row``
-    model with ``estimator_source`` to read the estimator when it is asked for."""
+    model (or, for a sequence model, its ``context`` rows) with ``estimator_source`` to read
+    the estimator when it is asked for."""
 
     label = f"{model.symbol} {model.label}"
     names = [str(name) for name in model.feature_names]
@@ -774,8 +851,7 @@ def _build(
             f"{label} was trained on features {names or '(not recorded)'}, not the "
             f"{len(FEATURES)} features this version of brain_assets computes; retrain it"
         )
-    context = 0
-    if one_row is None:
+    if context is None and one_row is None:
         # scikit-learn is loaded already when the estimator was read.
         from brain_assets.lstm.context import context_rows
 
@@ -783,6 +859,7 @@ def _build(
         # A sequence model reads context rows: only a row-wise model predicts from one row.
         if context == 0:
             one_row = compile_one_row(estimator, feature_names=names)
+    context = context or 0
     return Predictor(
         symbol=model.symbol,
         model_id=model.model_id,

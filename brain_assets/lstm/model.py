@@ -78,6 +78,23 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def sequence_length_of(config: Any) -> int:
+    """``sequence_length`` of the StandardizedLSTM whose ``.keras`` ``config.json`` is
+    ``config`` (parsed), read from the metadata its feature scaler carries, without Keras; a
+    ValueError when there is none."""
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    for layer in layers if isinstance(layers, list) else []:
+        metadata = (layer.get("config") or {}).get("metadata") if isinstance(layer, dict) else None
+        if isinstance(metadata, dict) and metadata.get("format") == _FORMAT_NAME:
+            try:
+                return _check_int("sequence_length", metadata["config"]["sequence_length"], 2)
+            except (KeyError, TypeError) as exc:
+                raise ValueError(
+                    f"StandardizedLSTM metadata lacks a sequence_length: {exc}"
+                ) from exc
+    raise ValueError("not a StandardizedLSTM file (format metadata missing)")
+
+
 class StandardizedLSTM:
     """LSTM regressor over sliding windows with attention over the lags.
 

@@ -274,7 +274,10 @@ def _untrusted_keras_entries(members: list[str], config: Any) -> list[str]:
     return sorted(refused)
 
 
-def _deserialize_keras(data: bytes) -> StandardizedLSTM:
+def screen_keras(data: bytes) -> Any:
+    """A ``.keras`` artifact's ``config.json``, once the archive passed the checks loading it
+    would make (without importing TensorFlow): a ValueError for an archive that is not ours or
+    names anything untrusted, LSTMExtraMissingError where the ``lstm`` extra is missing."""
     members, config = _read_archive_json(data, "config.json", ".keras")
     refused = _untrusted_keras_entries(members, config)
     if refused:
@@ -285,6 +288,11 @@ def _deserialize_keras(data: bytes) -> StandardizedLSTM:
     # A core install (no `lstm` extra) reads the registry too: say what to install.
     if (missing := lstm_extra_missing()) is not None:
         raise LSTMExtraMissingError(missing, "loading an lstm model version")
+    return config
+
+
+def _deserialize_keras(data: bytes) -> StandardizedLSTM:
+    screen_keras(data)
     return StandardizedLSTM.from_bytes(data)
 
 

@@ -1,33 +1,40 @@
 """Run workers forked from the launcher's warm forkserver: a run succeeds in its own process, sees
 the launching process's environment of now, a terminate cancels it, and a run after the code
-changed is spawned so that it runs the code as it is."""
+changed is spawned so that it runs the code as it is. A worker serves several runs, one at a
+time, and leaves after its share, when told to stop a run, or when idle."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
+from dagster._core.events import DagsterEventType
 from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from brain_assets.defs import run_launcher
+from brain_assets.defs import run_launcher, run_workers
 from brain_assets.defs.run_launcher import (
     FORKED,
+    REUSED,
     RUN_WORKER_ENV,
     SPAWNED_AFTER_EDIT,
     WatchedRunLauncher,
 )
+from brain_assets.defs.run_workers import RunWorkerPool
 
 MARK_ENV = "BRAIN_FORK_TEST_MARK"
 
 
 @dg.op
 def write_mark() -> None:
-    Path(os.environ[MARK_ENV]).write_text(f"{os.getpid()}\n")
+    with Path(os.environ[MARK_ENV]).open("a") as mark:
+        mark.write(f"{os.getpid()}\n")
 
 
 @dg.op
@@ -36,12 +43,12 @@ def wait_long() -> None:
         time.sleep(0.1)
 
 
-@dg.job
+@dg.job(executor_def=dg.in_process_executor)
 def mark_job() -> None:
     write_mark()
 
 
-@dg.job
+@dg.job(executor_def=dg.in_process_executor)
 def slow_job() -> None:
     wait_long()
 
@@ -117,3 +124,141 @@ def test_a_run_after_the_code_changed_is_spawned_with_todays_code(
     messages = [record.message for record in instance.all_logs(run.run_id)]
     assert any(SPAWNED_AFTER_EDIT in m for m in messages)
     assert not any(FORKED in m for m in messages)
+
+
+def run_marks(
+    instance: dg.DagsterInstance, mark: Path, count: int
+) -> tuple[list[int], list[list[str]]]:
+    """Launch ``mark_job`` ``count`` times, one after the other: the pid each ran in, and the
+    launcher's messages about each."""
+    messages = []
+    for _ in range(count):
+        run = launch(instance, mark_job)
+        done = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}
+        assert wait_for_status(instance, run.run_id, done, 120) == DagsterRunStatus.SUCCESS
+        messages.append(
+            [r.message for r in instance.all_logs(run.run_id) if FORKED in r.message
+             or REUSED in r.message]
+        )  # fmt: skip
+    return [int(line) for line in mark.read_text().split()], messages
+
+
+def test_a_warm_worker_serves_runs_one_after_the_other_then_leaves_after_its_share(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv(MARK_ENV, str(mark))
+    monkeypatch.setattr(run_workers, "RUNS_PER_WORKER", 2)
+    pids, messages = run_marks(instance, mark, 3)
+    assert pids[0] == pids[1] != pids[2]
+    assert os.getpid() not in pids
+    assert [FORKED in m[0] for m in messages] == [True, False, True], messages
+    assert REUSED in messages[1][0]
+
+
+def test_fork_mode_gives_every_run_a_fresh_worker(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv(MARK_ENV, str(mark))
+    monkeypatch.setenv(RUN_WORKER_ENV, "fork")
+    pids, _ = run_marks(instance, mark, 2)
+    assert pids[0] != pids[1]
+
+
+def test_a_worker_is_not_reused_under_another_environment(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The code location reads the environment when it is first imported in a worker.
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv(MARK_ENV, str(mark))
+    first, _ = run_marks(instance, mark, 1)
+    monkeypatch.setenv("BRAIN_FORK_TEST_OTHER", "1")
+    second, _ = run_marks(instance, mark, 1)
+    assert second[1] != first[0]
+
+
+def test_a_worker_told_to_stop_a_run_leaves_and_a_worker_killed_idle_is_replaced(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv(MARK_ENV, str(mark))
+    slow = launch(instance, slow_job)
+    wait_for_status(instance, slow.run_id, {DagsterRunStatus.STARTED}, 120)
+    time.sleep(1.0)
+    canceled_pid = run_launcher_pid(instance, slow.run_id)
+    assert instance.run_launcher.terminate(slow.run_id)
+    wait_for_status(instance, slow.run_id, {DagsterRunStatus.CANCELED}, 60)
+    pids, _ = run_marks(instance, mark, 1)
+    assert pids[0] != canceled_pid
+    os.kill(pids[0], signal.SIGKILL)  # idle, between runs
+    wait_until_gone(pids[0])
+    pids, _ = run_marks(instance, mark, 1)
+    assert pids[1] != pids[0]
+
+
+def wait_until_gone(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs")
+
+
+def test_a_worker_that_dies_holding_a_run_fails_that_run_at_once(
+    instance: dg.DagsterInstance,
+) -> None:
+    run = launch(instance, slow_job)
+    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
+    pid = run_launcher_pid(instance, run.run_id)
+    os.kill(pid, signal.SIGKILL)
+    # Well within run monitoring's poll: the launcher hears of it from the worker's pipe.
+    assert wait_for_status(instance, run.run_id, {DagsterRunStatus.FAILURE}, 10)
+    failure = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    assert f"run worker (pid {pid}) killed by SIGKILL" in (failure[-1].message or "")
+
+
+def run_launcher_pid(instance: dg.DagsterInstance, run_id: str) -> int:
+    launcher = instance.run_launcher
+    assert isinstance(launcher, WatchedRunLauncher)
+    pid = launcher._pool("warm").pid_of(run_id)
+    assert pid is not None
+    return pid
+
+
+def note_pid(path: str, seconds: str, _environ: dict[str, str], _cwd: str) -> None:
+    """A run worker's body for the pool alone: note this process, then take some time."""
+    with Path(path).open("a") as mark:
+        mark.write(f"{os.getpid()}\n")
+    time.sleep(float(seconds))
+
+
+def test_a_launch_waits_for_a_worker_finishing_its_run_and_idle_workers_leave(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing
+
+    mark = tmp_path / "mark.txt"
+    context = multiprocessing.get_context("forkserver")
+    pool = RunWorkerPool(context, note_pid, idle_s=0.5, finished=lambda _run: True)
+    try:
+        first = pool.launch(str(mark), "0.5", {}, str(tmp_path))
+        # The run's status says it ended: the launch waits for its worker, not a fresh one.
+        second = pool.launch(str(mark), "0", {}, str(tmp_path))
+        assert second.pid == first.pid and second.reused and not first.reused
+        deadline = time.monotonic() + 30
+        while pool.live_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pool.live_pids() == []
+        assert [int(p) for p in mark.read_text().split()] == [first.pid, first.pid]
+    finally:
+        pool.close()
+
+
+def test_a_pool_refuses_a_share_below_one_run() -> None:
+    with pytest.raises(ValueError, match="runs_per_worker"):
+        RunWorkerPool(None, note_pid, runs_per_worker=0)

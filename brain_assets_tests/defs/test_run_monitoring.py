@@ -109,10 +109,12 @@ def test_a_reused_pid_is_not_taken_for_the_worker() -> None:
         other.wait()
 
 
-def test_the_run_worker_mode_is_fork_unless_told_otherwise(
+def test_the_run_worker_mode_is_warm_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(RUN_WORKER_ENV, raising=False)
+    assert run_worker_mode() == "warm"
+    monkeypatch.setenv(RUN_WORKER_ENV, "fork")
     assert run_worker_mode() == "fork"
     monkeypatch.setenv(RUN_WORKER_ENV, " Spawn ")
     assert run_worker_mode() == "spawn"

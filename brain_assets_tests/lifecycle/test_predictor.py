@@ -10,6 +10,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from brain_assets.pipeline.evaluation import ModelEvaluation, evaluate_symbol
 from brain_assets.pipeline.registration import register_symbol
 from brain_assets.pipeline.settings import RetrainSettings
 from brain_assets.pipeline.training import TrainedArtifact, fitted_model, train_symbol
+from brain_assets.training.serialization import UnloadableArtifactError
 from brain_assets_tests.settings import NO_FLOOR_POLICY as NO_FLOOR
 
 SYMBOL = "BTC/USDT"
@@ -398,8 +400,14 @@ def test_predictor_is_a_plain_value(brain: BrainLibrary, trained: Trained) -> No
 
 
 @pytest.mark.slow
-def test_lstm_prediction_equals_the_evaluations(brain: BrainLibrary) -> None:
-    """A sequence model reads the rows before the latest bar as its context, as in evaluation."""
+def test_lstm_prediction_equals_the_evaluations(
+    brain: BrainLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence model reads the rows before the latest bar as its context, as in evaluation;
+    its network is read in the background, and the first prediction waits for it."""
+    import threading
+
+    from brain_assets.lifecycle import predictor as predictor_module
     from brain_assets.pipeline.settings import LSTMSettings
 
     settings = RetrainSettings(
@@ -423,9 +431,18 @@ def test_lstm_prediction_equals_the_evaluations(brain: BrainLibrary) -> None:
         policy=NO_FLOOR,
     ).model_ids
     ModelVersioning(brain, policy=NO_FLOOR).promote(ids["lstm"])
-    predictor = load_predictor(brain, SYMBOL)
-    assert predictor.model_type == "lstm"
+    release = threading.Event()
+    read = predictor_module._read_estimator
+
+    def held_read(model: Any, data: bytes) -> Any:
+        assert release.wait(60)
+        return read(model, data)
+
+    monkeypatch.setattr(predictor_module, "_read_estimator", held_read)
+    predictor = load_predictor(brain, SYMBOL)  # returns while the network is still unread
+    assert predictor.model_type == "lstm" and not predictor.ready
     assert predictor.context_rows == 5
+    release.set()
     assert predictor.min_bars == WARMUP_BARS + 6
     expected = evaluations["lstm"].predictions
     assert expected is not None
@@ -433,5 +450,15 @@ def test_lstm_prediction_equals_the_evaluations(brain: BrainLibrary) -> None:
     for when in (expected.index[-1], expected.index[0]):
         value = predictor.predict(bars_through(trained, when)).value
         assert value == pytest.approx(float(expected.loc[when]), abs=1e-9, rel=1e-6)
+    assert predictor.ready
     with pytest.raises(ValueError, match=rf"{WARMUP_BARS + 5} given, {WARMUP_BARS + 6} needed"):
         predictor.predict(bars.iloc[: WARMUP_BARS + 5])
+
+    # A read that fails in the background is raised by the prediction, naming the version.
+    def failing_read(model: Any, data: bytes) -> Any:
+        raise UnloadableArtifactError(model, ValueError("not a network after all"))
+
+    monkeypatch.setattr(predictor_module, "_read_estimator", failing_read)
+    broken = load_predictor(brain, SYMBOL)
+    with pytest.raises(UnloadableArtifactError, match=rf"lstm v\d+ \({ids['lstm']}\).*after all"):
+        broken.predict(bars)
