@@ -220,7 +220,7 @@ def _demo_retrain(
     import dagster as dg
 
     from brain_assets.definitions import defs
-    from brain_assets.defs.run_workers import hold_storage_connections
+    from brain_assets.defs.run_workers import storage_connections_held
 
     job = defs.resolve_job_def("daily_retrain")
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -230,8 +230,7 @@ def _demo_retrain(
         resource: Any = (defs.resources or {})["retrain"]
         retrain = {**resource.model_dump(), "include_lstm": include_lstm}
         run_config["resources"] = {"retrain": {"config": retrain}}
-    with dg.DagsterInstance.get() as instance:
-        hold_storage_connections(instance)
+    with dg.DagsterInstance.get() as instance, storage_connections_held(instance):
         result = job.execute_in_process(
             instance=instance,
             partition_key=symbol,

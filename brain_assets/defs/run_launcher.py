@@ -134,8 +134,8 @@ def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: st
     with (
         capture_interrupts(),
         DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance,
+        run_workers.storage_connections_held(instance),
     ):
-        run_workers.hold_storage_connections(instance)
         _execute_run_command_body(run_id, instance, lambda _event: None, False)
 
 

@@ -262,3 +262,24 @@ def test_a_launch_waits_for_a_worker_finishing_its_run_and_idle_workers_leave(
 def test_a_pool_refuses_a_share_below_one_run() -> None:
     with pytest.raises(ValueError, match="runs_per_worker"):
         RunWorkerPool(None, note_pid, runs_per_worker=0)
+
+
+def raise_outside(_run_id: str, _ref: str, _environ: dict[str, str], _cwd: str) -> None:
+    raise RuntimeError("the run body broke")
+
+
+def test_a_worker_whose_run_body_raised_leaves_and_its_run_is_reported(tmp_path: Path) -> None:
+    import multiprocessing
+
+    reported: list[tuple[str, int, str]] = []
+    context = multiprocessing.get_context("forkserver")
+    pool = RunWorkerPool(context, raise_outside, orphaned=lambda *args: reported.append(args))
+    try:
+        launched = pool.launch("run-1", "", {}, str(tmp_path))
+        deadline = time.monotonic() + 30
+        while (not reported or pool.live_pids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reported == [("run-1", launched.pid, "raised RuntimeError: the run body broke")]
+        assert pool.live_pids() == []
+    finally:
+        pool.close()

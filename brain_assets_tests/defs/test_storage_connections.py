@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy
 
 from brain_assets.cli.instance import prepare_dagster_environment
-from brain_assets.defs.run_workers import hold_storage_connections
+from brain_assets.defs.run_workers import storage_connections_held
 
 WRITES = 30
 
@@ -43,5 +43,8 @@ def connections_for_events(instance: dg.DagsterInstance) -> int:
 def test_held_connections_serve_every_event_of_a_run(pg_instance: dg.DagsterInstance) -> None:
     # dagster-postgres alone: a connection, so a PostgreSQL backend process, per write.
     assert connections_for_events(pg_instance) >= WRITES
-    hold_storage_connections(pg_instance)
-    assert connections_for_events(pg_instance) <= 2
+    with storage_connections_held(pg_instance):
+        assert connections_for_events(pg_instance) <= 2
+        engine = pg_instance.event_log_storage._engine  # type: ignore[attr-defined]
+        assert engine.pool.checkedin() >= 1  # kept for the next write
+    assert engine.pool.checkedin() == 0  # closed after the run
