@@ -720,16 +720,8 @@ def _predictor(
     # refused is taken out the same way); only reading it into scikit-learn (a second's import
     # in a fresh process) waits until someone asks for the estimator.
     data = serialization.screened_artifact(brain, model)
-    return _build(
-        model,
-        None,
-        reason=reason,
-        regime=regime,
-        source="brain",
-        cached_at=None,
-        one_row=one_row,
-        estimator_source=functools.partial(_read_estimator, model, data),
-    )
+    read = functools.partial(_read_estimator, model, data)
+    return _build_unread(model, reason=reason, regime=regime, one_row=one_row, source=read)
 
 
 def _lstm_predictor(
@@ -751,6 +743,20 @@ def _lstm_predictor(
         raise serialization.UnloadableArtifactError(model, exc) from exc
     except ImportError as exc:  # the lstm extra is missing here
         raise serialization.ArtifactEnvironmentError(model, exc) from exc
+    read = BackgroundRead(model, data)
+    return _build_unread(model, reason=reason, regime=regime, context=context, source=read)
+
+
+def _build_unread(
+    model: ModelVersion,
+    *,
+    reason: str,
+    regime: str | None,
+    source: Callable[[], Any],
+    one_row: OneRow | None = None,
+    context: int | None = None,
+) -> Predictor:
+    """The Brain's Predictor of a version whose estimator ``source`` reads when asked for."""
     return _build(
         model,
         None,
@@ -758,8 +764,9 @@ def _lstm_predictor(
         regime=regime,
         source="brain",
         cached_at=None,
+        one_row=one_row,
         context=context,
-        estimator_source=BackgroundRead(model, data),
+        estimator_source=source,
     )
 
 

@@ -126,6 +126,14 @@ def test_a_run_after_the_code_changed_is_spawned_with_todays_code(
     assert not any(FORKED in m for m in messages)
 
 
+@pytest.fixture
+def mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file ``mark_job`` appends its worker's pid to."""
+    path = tmp_path / "mark.txt"
+    monkeypatch.setenv(MARK_ENV, str(path))
+    return path
+
+
 def run_marks(
     instance: dg.DagsterInstance, mark: Path, count: int
 ) -> tuple[list[int], list[list[str]]]:
@@ -144,10 +152,8 @@ def run_marks(
 
 
 def test_a_warm_worker_serves_runs_one_after_the_other_then_leaves_after_its_share(
-    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, mark: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv(MARK_ENV, str(mark))
     monkeypatch.setattr(run_workers, "RUNS_PER_WORKER", 2)
     pids, messages = run_marks(instance, mark, 3)
     assert pids[0] == pids[1] != pids[2]
@@ -157,21 +163,17 @@ def test_a_warm_worker_serves_runs_one_after_the_other_then_leaves_after_its_sha
 
 
 def test_fork_mode_gives_every_run_a_fresh_worker(
-    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, mark: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv(MARK_ENV, str(mark))
     monkeypatch.setenv(RUN_WORKER_ENV, "fork")
     pids, _ = run_marks(instance, mark, 2)
     assert pids[0] != pids[1]
 
 
 def test_a_worker_is_not_reused_under_another_environment(
-    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, mark: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The code location reads the environment when it is first imported in a worker.
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv(MARK_ENV, str(mark))
     first, _ = run_marks(instance, mark, 1)
     monkeypatch.setenv("BRAIN_FORK_TEST_OTHER", "1")
     second, _ = run_marks(instance, mark, 1)
@@ -179,10 +181,8 @@ def test_a_worker_is_not_reused_under_another_environment(
 
 
 def test_a_worker_told_to_stop_a_run_leaves_and_a_worker_killed_idle_is_replaced(
-    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    instance: dg.DagsterInstance, mark: Path
 ) -> None:
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv(MARK_ENV, str(mark))
     slow = launch(instance, slow_job)
     wait_for_status(instance, slow.run_id, {DagsterRunStatus.STARTED}, 120)
     time.sleep(1.0)
