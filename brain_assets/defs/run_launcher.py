@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,7 @@ from dagster._core.launcher import (
     LaunchRunContext,
     WorkerStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._serdes.config_class import ConfigurableClassData
 
 from brain_assets.defs import run_workers
@@ -53,6 +54,7 @@ WORKER_STARTED = "Started process for run"
 PID_REUSE_SLACK_S = 5.0
 
 
+ENDED_BY_ITSELF = frozenset({DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE})
 FORKED = "Run worker forked from the warm forkserver"
 REUSED = "Run given to a warm run worker"
 RUN_WORKER_ENV = "BRAIN_RUN_WORKER"
@@ -115,8 +117,10 @@ def _forkserver() -> tuple[multiprocessing.context.ForkServerContext, int]:
         return _FORKSERVER, _FORKSERVER_CODE
 
 
-def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: str) -> None:
-    """The run worker's body (in the forked process), as ``dagster api execute_run`` runs it.
+def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: str) -> bool:
+    """The run worker's body (in the forked process), as ``dagster api execute_run`` runs it;
+    whether the worker may take another run: only after a run that ended by itself (succeeded
+    or failed), not one that was canceled or interrupted.
 
     The forkserver's environment is the one it started with; a worker gets the launching
     process's environment and folder of now, as a spawned one would."""
@@ -137,6 +141,8 @@ def execute_run(run_id: str, instance_ref: str, environ: dict[str, str], cwd: st
         run_workers.storage_connections_held(instance),
     ):
         _execute_run_command_body(run_id, instance, lambda _event: None, False)
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.status in ENDED_BY_ITSELF
 
 
 class WatchedRunLauncher(DefaultRunLauncher):
@@ -166,12 +172,18 @@ class WatchedRunLauncher(DefaultRunLauncher):
         return run is None or run.is_finished
 
     def _fail_orphaned(self, run_id: str, pid: int, how: str) -> None:
-        """A worker died holding ``run_id``: fail the run now, as run monitoring would at its
+        """A worker died holding ``run_id``: end the run now, as run monitoring would at its
         next poll (a run whose worker died before recording its start would otherwise wait for
-        the start timeout)."""
+        the start timeout). A run being canceled (its SIGINT came before the run could take it)
+        is recorded canceled, not failed: run retries would re-execute a failed one."""
         run = self._instance.get_run_by_id(run_id)
-        if run is not None and not run.is_finished:
-            self._instance.report_run_failed(run, f"run worker (pid {pid}) {how} during the run")
+        if run is None or run.is_finished:
+            return
+        message = f"run worker (pid {pid}) {how} during the run"
+        if run.status == DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceled(run, message=message)
+        else:
+            self._instance.report_run_failed(run, message)
 
     def launch_run(self, context: LaunchRunContext) -> None:
         mode = run_worker_mode()
@@ -199,15 +211,27 @@ class WatchedRunLauncher(DefaultRunLauncher):
 
     def terminate(self, run_id: str) -> bool:
         pools = list(self._pools.values())
-        if not any(pool.pid_of(run_id) is not None for pool in pools):
+        held_here = any(pool.pid_of(run_id) is not None for pool in pools)
+        started = None if held_here else worker_started(self._instance, run_id)
+        if not held_here and (started is None or run_worker_mode() == "spawn"):
             return bool(super().terminate(run_id))
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return False
+        if held_here:
+            self._instance.report_run_canceling(run)
+            # Dagster's worker turns SIGINT into an interrupt of the run, which it records as
+            # canceled once a cancel was requested; the worker then leaves the pool.
+            return any(pool.interrupt(run_id) for pool in pools)
+        # Another process launched it (the UI's cancel runs in the webserver, the runs were
+        # launched by the daemon): the worker's pid is in the run's event log, on this host.
+        assert started is not None
+        pid, at = started
+        if worker_status(pid, at)[0] != WorkerStatus.RUNNING:
+            return False
         self._instance.report_run_canceling(run)
-        # Dagster's worker turns SIGINT into an interrupt of the run, which it records as
-        # canceled once a cancel was requested; the worker then leaves the pool.
-        return any(pool.interrupt(run_id) for pool in pools)
+        os.kill(pid, signal.SIGINT)
+        return True
 
     def dispose(self) -> None:
         for pool in list(self._pools.values()):

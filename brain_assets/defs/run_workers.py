@@ -71,14 +71,16 @@ def storage_connections_held(instance: Any) -> Iterator[None]:
                 engine.dispose()
 
 
-Execute = Callable[[str, str, dict[str, str], str], None]
-"""``execute(run_id, instance_ref, environ, cwd)``: one run in the worker."""
+Execute = Callable[[str, str, dict[str, str], str], bool | None]
+"""``execute(run_id, instance_ref, environ, cwd)``: one run in the worker; False when the
+worker must not take another (its run was interrupted: what that left behind is unknown)."""
 
 
 def serve_runs(conn: Connection, execute: Execute) -> None:
-    """A worker's loop: run what the launcher sends until None, answering each with ``done``.
-    A run that raised past Dagster's own handling ends the worker after saying so: what it
-    left behind in this process is unknown."""
+    """A worker's loop: run what the launcher sends until None, answering each with ``done``
+    and whether it stays. A run that raised past Dagster's own handling, or that ``execute``
+    says was interrupted, ends the worker after saying so: what it left behind in this
+    process is unknown."""
     from brain_assets.store.embedded import release_process_handles
 
     try:
@@ -90,14 +92,20 @@ def serve_runs(conn: Connection, execute: Execute) -> None:
             if job is None:
                 return
             try:
-                execute(*job)
+                stay = execute(*job) is not False
             except BaseException as error:  # the launcher must hear of it, whatever it is
                 conn.send(("raised", "".join(traceback.format_exception(error))))
                 return
-            conn.send(("done", job[0]))
+            conn.send(("done", stay))
+            if not stay:
+                return
     finally:
         # The worker ends with os._exit (the forkserver's way), which runs no exit handler.
         release_process_handles()
+
+
+RESERVED = ""
+"""A worker's ``run_id`` between a launch taking it and the run being sent."""
 
 
 @dataclass
@@ -151,8 +159,8 @@ class RunWorkerPool:
         """Hand the run to an idle worker started with the same environment and folder (the
         code location reads the environment when first imported), else to a fresh one."""
         key = (cwd, *sorted(f"{name}={value}" for name, value in environ.items()))
+        worker = self._reserve_idle(key)
         with self._changed:
-            worker = self._idle_worker(key)
             reused = worker is not None
             if worker is None:
                 worker = self._start(key)
@@ -167,6 +175,29 @@ class RunWorkerPool:
             worker.runs += 1
             self._ensure_janitor()
             return Launched(int(worker.process.pid), reused)
+
+    def _reserve_idle(self, key: tuple[str, ...]) -> _Worker | None:
+        """An idle worker of ``key``, marked as taken; or None. While none is idle
+        but a busy one's run has ended in the database, wait for it to say so (up to
+        ``FINISHING_WAIT_S``): it will be free at once. The database is asked without the lock,
+        so that listeners can free workers meanwhile."""
+        deadline = time.monotonic() + FINISHING_WAIT_S
+        while True:
+            with self._changed:
+                idle = [w for w in self._workers if w.run_id is None and w.key == key]
+                if idle:
+                    worker = max(idle, key=lambda w: w.runs)  # the warmest first
+                    worker.run_id = RESERVED  # taken, though no run has reached it yet
+                    return worker
+                busy = [
+                    w.run_id for w in self._workers
+                    if w.key == key and not w.retiring and w.runs < self._runs_per_worker
+                    and w.run_id is not None
+                ]  # fmt: skip
+            if time.monotonic() >= deadline or not any(self._finished(r) for r in busy if r):
+                return None
+            with self._changed:
+                self._changed.wait(timeout=0.1)
 
     def pid_of(self, run_id: str) -> int | None:
         """The pid of the worker running ``run_id``, if a worker of this pool holds it."""
@@ -206,23 +237,6 @@ class RunWorkerPool:
         with self._changed:
             return [int(w.process.pid) for w in self._workers if w.process.is_alive()]
 
-    def _idle_worker(self, key: tuple[str, ...]) -> _Worker | None:
-        deadline = time.monotonic() + FINISHING_WAIT_S
-        while True:
-            idle = [w for w in self._workers if w.run_id is None and w.key == key]
-            if idle:
-                return max(idle, key=lambda w: w.runs)  # the warmest first
-            # A worker whose run has ended but which has not said so yet will be free at once.
-            finishing = [
-                w for w in self._workers
-                if w.key == key and not w.retiring and w.runs < self._runs_per_worker
-                and w.run_id is not None and self._finished(w.run_id)
-            ]  # fmt: skip
-            remaining = deadline - time.monotonic()
-            if not finishing or remaining <= 0:
-                return None
-            self._changed.wait(timeout=min(remaining, 0.1))
-
     def _start(self, key: tuple[str, ...]) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
@@ -246,20 +260,23 @@ class RunWorkerPool:
                 with self._changed:
                     self._forget(worker)
                     held = worker.run_id
-                worker.conn.close()
-                worker.process.join(timeout=STOP_GRACE_S)  # reap it: it has exited
-                if held is not None:
-                    # It died holding a run, perhaps before the run could record its start.
+                    worker.conn.close()
+                    # Reaped under the lock: Process.start() polls every child too, and two
+                    # readers of one exit status leave one of them a wrong exit code.
+                    worker.process.join(timeout=STOP_GRACE_S)
                     how = describe_exit(worker.process.exitcode)
+                if held:
+                    # It died holding a run, perhaps before the run could record its start.
                     self._orphaned(held, int(worker.process.pid), how)
                 return
             with self._changed:
                 held, worker.run_id = worker.run_id, None
                 worker.idle_since = time.monotonic()
-                if kind != "done" or worker.retiring or worker.runs >= self._runs_per_worker:
+                leaving = kind != "done" or payload is False  # it says it will not stay
+                if leaving or worker.retiring or worker.runs >= self._runs_per_worker:
                     self._send_home(worker)
                 self._changed.notify_all()
-            if kind == "raised" and held is not None:
+            if kind == "raised" and held:
                 # Dagster's run body raised past its own handling: the run may not have
                 # recorded its end. The worker leaves (see serve_runs).
                 last = str(payload).strip().splitlines()[-1:] or ["an error"]

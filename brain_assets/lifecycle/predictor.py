@@ -744,7 +744,9 @@ def _lstm_predictor(
     except ImportError as exc:  # the lstm extra is missing here
         raise serialization.ArtifactEnvironmentError(model, exc) from exc
     read = BackgroundRead(model, data)
-    return _build_unread(model, reason=reason, regime=regime, context=context, source=read)
+    predictor = _build_unread(model, reason=reason, regime=regime, context=context, source=read)
+    read.start()  # once the Predictor stands: nothing is left reading for a refused version
+    return predictor
 
 
 def _build_unread(
@@ -771,23 +773,36 @@ def _build_unread(
 
 
 class BackgroundRead:
-    """An artifact read into its estimator on a thread of its own, started at once; calling it
-    waits for the estimator (or raises what the read raised, naming the version)."""
+    """An artifact read into its estimator on a thread of its own (from ``start``); calling it
+    waits for the estimator, or raises what the read raised (logged as
+    ``predictor_read_failed``)."""
 
     def __init__(self, model: ModelVersion, data: bytes) -> None:
         import concurrent.futures
-        import threading
 
         self._future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._model, self._data = model, data
+
+    def start(self) -> None:
+        import threading
+
         # Not a daemon: an interpreter that exits meanwhile waits for the read, rather than
         # stopping it inside TensorFlow's import.
-        threading.Thread(target=self._read, name=f"read {model.model_id}").start()
+        threading.Thread(target=self._read, name=f"read {self._model.model_id}").start()
 
     def _read(self) -> None:
         try:
             self._future.set_result(_read_estimator(self._model, self._data))
         except BaseException as exc:  # handed to whoever waits for the estimator
+            model = self._model
+            log_event(
+                "predictor_read_failed",
+                logging.WARNING,
+                symbol=model.symbol,
+                model_id=model.model_id,
+                version=model.version,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             self._future.set_exception(exc)
 
     def done(self) -> bool:

@@ -78,23 +78,6 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def sequence_length_of(config: Any) -> int:
-    """``sequence_length`` of the StandardizedLSTM whose ``.keras`` ``config.json`` is
-    ``config`` (parsed), read from the metadata its feature scaler carries, without Keras; a
-    ValueError when there is none."""
-    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
-    for layer in layers if isinstance(layers, list) else []:
-        metadata = (layer.get("config") or {}).get("metadata") if isinstance(layer, dict) else None
-        if isinstance(metadata, dict) and metadata.get("format") == _FORMAT_NAME:
-            try:
-                return _check_int("sequence_length", metadata["config"]["sequence_length"], 2)
-            except (KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"StandardizedLSTM metadata lacks a sequence_length: {exc}"
-                ) from exc
-    raise ValueError("not a StandardizedLSTM file (format metadata missing)")
-
-
 class StandardizedLSTM:
     """LSTM regressor over sliding windows with attention over the lags.
 
@@ -504,3 +487,25 @@ class StandardizedLSTM:
             # threads and two fits with the same seed drift apart in the last bits.
             tf.config.experimental.enable_op_determinism()
         return keras
+
+
+def sequence_length_of(config: Any) -> int:
+    """``sequence_length`` of the StandardizedLSTM whose ``.keras`` ``config.json`` is
+    ``config`` (parsed), from the metadata its feature scaler carries, checked as
+    :meth:`StandardizedLSTM.load` checks it (format, format version, the model's settings),
+    without Keras; a ValueError naming what is wrong otherwise."""
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    for layer in layers if isinstance(layers, list) else []:
+        metadata = (layer.get("config") or {}).get("metadata") if isinstance(layer, dict) else None
+        if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT_NAME:
+            continue
+        try:
+            if int(metadata.get("format_version", -1)) > _FORMAT_VERSION:
+                raise ValueError(
+                    f"written by a newer format version {metadata['format_version']}; this code "
+                    f"reads up to {_FORMAT_VERSION}"
+                )
+            return StandardizedLSTM(**metadata["config"]).sequence_length
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"StandardizedLSTM metadata is not usable: {exc!r}") from exc
+    raise ValueError("not a StandardizedLSTM file (format metadata missing)")

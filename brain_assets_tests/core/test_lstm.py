@@ -390,3 +390,24 @@ def test_fit_on_3d_windows_and_pandas(data: LaggedData) -> None:
     )
     assert result.n_train_windows == len(data.X_train) - SEQ + 1
     assert model.predict(windows(data.X_val)).shape == (len(data.X_val) - SEQ + 1,)
+
+
+def scaler_config(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A ``config.json`` as a StandardizedLSTM's ``.keras`` holds it, cut to what matters."""
+    return {"config": {"layers": [{"config": {}}, {"config": {"metadata": metadata}}]}}
+
+
+def test_the_sequence_length_is_read_and_checked_without_keras() -> None:
+    from brain_assets.lstm.model import _FORMAT_NAME, sequence_length_of
+
+    settings = {"input_dim": 3, "lstm_units": 4, "num_layers": 1, "sequence_length": 6}
+    good = {"format": _FORMAT_NAME, "format_version": 1, "config": settings}
+    assert sequence_length_of(scaler_config(good)) == 6
+    with pytest.raises(ValueError, match="newer format version 9"):
+        sequence_length_of(scaler_config({**good, "format_version": 9}))
+    with pytest.raises(ValueError, match="not usable"):
+        sequence_length_of(scaler_config({**good, "config": {**settings, "unknown": 1}}))
+    with pytest.raises(ValueError, match="sequence_length"):
+        sequence_length_of(scaler_config({**good, "config": {**settings, "sequence_length": 1}}))
+    with pytest.raises(ValueError, match="format metadata missing"):
+        sequence_length_of(scaler_config({"format": "other"}))

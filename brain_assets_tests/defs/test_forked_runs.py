@@ -238,11 +238,13 @@ def note_pid(path: str, seconds: str, _environ: dict[str, str], _cwd: str) -> No
 
 
 def test_a_launch_waits_for_a_worker_finishing_its_run_and_idle_workers_leave(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import multiprocessing
 
     mark = tmp_path / "mark.txt"
+    # Long enough for a cold first worker on a loaded machine: the wait ends when it answers.
+    monkeypatch.setattr(run_workers, "FINISHING_WAIT_S", 60.0)
     context = multiprocessing.get_context("forkserver")
     pool = RunWorkerPool(context, note_pid, idle_s=0.5, finished=lambda _run: True)
     try:
@@ -283,3 +285,34 @@ def test_a_worker_whose_run_body_raised_leaves_and_its_run_is_reported(tmp_path:
         assert pool.live_pids() == []
     finally:
         pool.close()
+
+
+def test_a_run_launched_elsewhere_is_canceled_by_its_recorded_pid(
+    instance: dg.DagsterInstance, mark: Path
+) -> None:
+    # The UI's cancel runs in the webserver, whose launcher holds none of the daemon's workers.
+    run = launch(instance, slow_job)
+    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
+    time.sleep(1.0)
+    worker = run_launcher_pid(instance, run.run_id)
+    elsewhere = WatchedRunLauncher()
+    elsewhere.register_instance(instance)
+    assert elsewhere.terminate(run.run_id)
+    assert wait_for_status(instance, run.run_id, {DagsterRunStatus.CANCELED}, 60)
+    wait_until_gone(worker)  # an interrupted run's worker takes no other
+    pids, _ = run_marks(instance, mark, 1)
+    assert pids[0] != worker
+
+
+def test_a_worker_dying_while_its_run_is_being_canceled_leaves_it_canceled(
+    instance: dg.DagsterInstance,
+) -> None:
+    # A failed run would be re-executed by run retries; a canceled one must not be.
+    run = launch(instance, slow_job)
+    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
+    pid = run_launcher_pid(instance, run.run_id)
+    started = instance.get_run_by_id(run.run_id)
+    assert started is not None
+    instance.report_run_canceling(started)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for_status(instance, run.run_id, {DagsterRunStatus.CANCELED}, 10)
