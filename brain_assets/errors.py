@@ -39,6 +39,19 @@ class ArtifactIntegrityError(BrainError, ValueError):
     """A stored model artifact whose sha256 no longer matches the one recorded at registration."""
 
 
+def integrity_checked(data: bytes, expected: str, what: str) -> bytes:
+    """``data`` when its sha256 is ``expected``, else ArtifactIntegrityError naming ``what``."""
+    import hashlib
+
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"{what} fails its integrity check: sha256 {actual} does not match the {expected} "
+            "recorded with it; refusing to load it"
+        )
+    return data
+
+
 class LockTimeoutError(BrainError, TimeoutError):
     """A wait for a lock outlasted the session's lock timeout (``$BRAIN_LOCK_TIMEOUT_S``): another
     writer held it for longer. The message names what was locked; the waiting call's transaction

@@ -794,15 +794,7 @@ class BackgroundRead:
         try:
             self._future.set_result(_read_estimator(self._model, self._data))
         except BaseException as exc:  # handed to whoever waits for the estimator
-            model = self._model
-            log_event(
-                "predictor_read_failed",
-                logging.WARNING,
-                symbol=model.symbol,
-                model_id=model.model_id,
-                version=model.version,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            _warn_about_version("predictor_read_failed", self._model, exc)
             self._future.set_exception(exc)
 
     def done(self) -> bool:
@@ -837,15 +829,19 @@ def _stored_one_row(brain: BrainStore, model: ModelVersion) -> OneRow | None:
         data = brain.load_one_row(model.model_id)
         return None if data is None else OneRowModel.from_bytes(data).function()
     except (ArtifactIntegrityError, ValueError) as exc:
-        log_event(
-            "one_row_refused",
-            logging.WARNING,
-            symbol=model.symbol,
-            model_id=model.model_id,
-            version=model.version,
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        _warn_about_version("one_row_refused", model, exc)
         return None
+
+
+def _warn_about_version(event: str, model: ModelVersion, error: BaseException) -> None:
+    log_event(
+        event,
+        logging.WARNING,
+        symbol=model.symbol,
+        model_id=model.model_id,
+        version=model.version,
+        error=f"{type(error).__name__}: {error}",
+    )
 
 
 def _build(

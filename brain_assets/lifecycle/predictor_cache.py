@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from brain_assets.errors import ArtifactIntegrityError, BrainError
+from brain_assets.errors import ArtifactIntegrityError, BrainError, integrity_checked
 from brain_assets.records import ModelVersion
 
 __all__ = [
@@ -222,16 +222,6 @@ def checked_model(raw: object, where: str) -> dict[str, Any]:
     return raw
 
 
-def _verified(data: bytes, expected: str, where: str) -> bytes:
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise ArtifactIntegrityError(
-            f"{where} fails its integrity check: sha256 {actual} does not match the {expected} "
-            "recorded with it; refusing to load it"
-        )
-    return data
-
-
 def read_bundle(path: Path) -> Bundle:
     """The artifact ``brain export`` wrote at ``path`` (or the one whose sidecar ``path`` is) and
     its ``.json`` sidecar, the artifact checked against the sidecar's sha256.
@@ -276,7 +266,7 @@ def read_bundle(path: Path) -> Bundle:
         artifact_path=artifact,
         sidecar_path=sidecar,
         model=model,
-        data=_verified(data, model.artifact_sha256, f"bundle {artifact}"),
+        data=integrity_checked(data, model.artifact_sha256, f"bundle {artifact}"),
         exported_at=None if exported is None else _timestamp(exported, "exported_at", str(sidecar)),
     )
 
@@ -341,7 +331,9 @@ class PredictorCache:
         if self._holds(artifact, metadata["artifact_sha256"]):
             os.utime(artifact)  # fresh again, so that no concurrent prune takes it
         else:
-            data = _verified(fetch(), metadata["artifact_sha256"], f"artifact of {artifact.name}")
+            data = integrity_checked(
+                fetch(), metadata["artifact_sha256"], f"artifact of {artifact.name}"
+            )
             write_atomically(artifact, data)
         entry = self._write_entry(
             symbol,
@@ -500,7 +492,9 @@ class PredictorCache:
         path = self.artifact_path(model.artifact_sha256, model.artifact_format)
         what = f"{decision.symbol} {model.label} ({model.model_id})"
         try:
-            return _verified(path.read_bytes(), model.artifact_sha256, f"cached artifact {path}")
+            return integrity_checked(
+                path.read_bytes(), model.artifact_sha256, f"cached artifact {path}"
+            )
         except OSError as exc:
             raise PredictorCacheError(
                 decision.symbol,

@@ -15,10 +15,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from brain_assets.errors import (
-    ArtifactIntegrityError,
     StaleDecisionError,
     SyntheticBarsRefusedError,
     UnknownModelError,
+    integrity_checked,
 )
 from brain_assets.events import log_event
 from brain_assets.provenance import (
@@ -226,17 +226,6 @@ def _bar_provenance(bars: object) -> BarProvenance | None:
     if bars is None or isinstance(bars, BarProvenance):
         return bars
     raise ValueError(f"bars: expected a BarProvenance, got {type(bars).__name__}")
-
-
-def _checked(data: bytes, expected: str, what: str) -> bytes:
-    """``data`` when its sha256 is ``expected``, else ArtifactIntegrityError naming ``what``."""
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise ArtifactIntegrityError(
-            f"{what} fails its integrity check: sha256 {actual} does not match the {expected} "
-            "recorded at registration; refusing to load it"
-        )
-    return data
 
 
 class RegistryMixin(StoreBase):
@@ -802,7 +791,7 @@ class RegistryMixin(StoreBase):
             ).fetchone()
         if row is None:
             raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
-        return _checked(bytes(row[0]), row[1], f"artifact of model {model_id}")
+        return integrity_checked(bytes(row[0]), row[1], f"artifact of model {model_id}")
 
     def load_one_row(self, model_id: str) -> bytes | None:
         """The version's one-row model (see register_model), checked against its sha256; None
@@ -821,7 +810,7 @@ class RegistryMixin(StoreBase):
             raise UnknownModelError(f"unknown model_id {model_id!r}: no such model in the registry")
         if row[0] is None:
             return None
-        return _checked(bytes(row[0]), row[1], f"one-row model of {model_id}")
+        return integrity_checked(bytes(row[0]), row[1], f"one-row model of {model_id}")
 
     def get_activation_history(self, symbol: str) -> pd.DataFrame:
         """Which version became active or inactive, when and why (oldest first)."""

@@ -183,10 +183,7 @@ def test_a_worker_is_not_reused_under_another_environment(
 def test_a_worker_told_to_stop_a_run_leaves_and_a_worker_killed_idle_is_replaced(
     instance: dg.DagsterInstance, mark: Path
 ) -> None:
-    slow = launch(instance, slow_job)
-    wait_for_status(instance, slow.run_id, {DagsterRunStatus.STARTED}, 120)
-    time.sleep(1.0)
-    canceled_pid = run_launcher_pid(instance, slow.run_id)
+    slow, canceled_pid = started_slow_run(instance)
     assert instance.run_launcher.terminate(slow.run_id)
     wait_for_status(instance, slow.run_id, {DagsterRunStatus.CANCELED}, 60)
     pids, _ = run_marks(instance, mark, 1)
@@ -212,14 +209,20 @@ def wait_until_gone(pid: int) -> None:
 def test_a_worker_that_dies_holding_a_run_fails_that_run_at_once(
     instance: dg.DagsterInstance,
 ) -> None:
-    run = launch(instance, slow_job)
-    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
-    pid = run_launcher_pid(instance, run.run_id)
+    run, pid = started_slow_run(instance)
     os.kill(pid, signal.SIGKILL)
     # Well within run monitoring's poll: the launcher hears of it from the worker's pipe.
     assert wait_for_status(instance, run.run_id, {DagsterRunStatus.FAILURE}, 10)
     failure = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
     assert f"run worker (pid {pid}) killed by SIGKILL" in (failure[-1].message or "")
+
+
+def started_slow_run(instance: dg.DagsterInstance) -> tuple[DagsterRun, int]:
+    """``slow_job`` launched and inside its step, and the pid of the worker running it."""
+    run = launch(instance, slow_job)
+    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
+    time.sleep(1.0)
+    return run, run_launcher_pid(instance, run.run_id)
 
 
 def run_launcher_pid(instance: dg.DagsterInstance, run_id: str) -> int:
@@ -291,10 +294,7 @@ def test_a_run_launched_elsewhere_is_canceled_by_its_recorded_pid(
     instance: dg.DagsterInstance, mark: Path
 ) -> None:
     # The UI's cancel runs in the webserver, whose launcher holds none of the daemon's workers.
-    run = launch(instance, slow_job)
-    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
-    time.sleep(1.0)
-    worker = run_launcher_pid(instance, run.run_id)
+    run, worker = started_slow_run(instance)
     elsewhere = WatchedRunLauncher()
     elsewhere.register_instance(instance)
     assert elsewhere.terminate(run.run_id)
@@ -308,9 +308,7 @@ def test_a_worker_dying_while_its_run_is_being_canceled_leaves_it_canceled(
     instance: dg.DagsterInstance,
 ) -> None:
     # A failed run would be re-executed by run retries; a canceled one must not be.
-    run = launch(instance, slow_job)
-    wait_for_status(instance, run.run_id, {DagsterRunStatus.STARTED}, 120)
-    pid = run_launcher_pid(instance, run.run_id)
+    run, pid = started_slow_run(instance)
     started = instance.get_run_by_id(run.run_id)
     assert started is not None
     instance.report_run_canceling(started)
