@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "calendar",
             "defaults",
             "bundled",
+            "forkserver",
             "records",
             "provenance",
             "ranking",

@@ -1,1 +1,2 @@
-"""The ``brain`` command: ``brain_assets.cli.main:main``, one module per group of subcommands."""
+"""The ``brain`` command: ``brain_assets.cli.entry:entry`` around ``brain_assets.cli.main:main``,
+one module per group of subcommands."""

@@ -1,7 +1,5 @@
 """``python -m brain_assets.cli`` is the ``brain`` command."""
 
-import sys
+from brain_assets.cli.entry import entry
 
-from brain_assets.cli.main import main
-
-sys.exit(main())
+entry()

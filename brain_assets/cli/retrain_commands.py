@@ -21,6 +21,7 @@ from brain_assets.bundled import bundled_path
 from brain_assets.cli.help_text import described
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import DEFAULT_TIMEFRAME, MARKET_ENV, worker_count
+from brain_assets.forkserver import warm_workers
 from brain_assets.logs import configure_logging, log_dir_from_env
 from brain_assets.lstm.network import LSTM_EXTRA_INSTALL, lstm_extra_missing
 
@@ -156,18 +157,6 @@ def _follow(events: Any, bar: Bar, stop: threading.Event) -> None:
             bar.advance(f"{symbol} {'succeeded' if detail else 'FAILED'}")
 
 
-def warm_workers() -> Path:
-    """Start the run workers' forkserver (it imports Dagster, scikit-learn and TensorFlow for a
-    few seconds) while the command gets the database and the instance ready; returns the
-    native log, where that import writes its messages."""
-    from brain_assets.cli.worker_pool import start_forkserver
-
-    native_log = log_dir_from_env() / "native-stderr.log"
-    native_log.parent.mkdir(parents=True, exist_ok=True)
-    start_forkserver(stderr_to=native_log)
-    return native_log
-
-
 def retrain_each(
     symbols: Sequence[str],
     task: Callable[..., dict[str, Any]],
@@ -181,7 +170,8 @@ def retrain_each(
     bar, fed by the workers over a queue; else the workers print their progress lines
     (``plain_start(*initargs)`` starts each: started, native log)."""
     from brain_assets.cli.progress import progress_bar
-    from brain_assets.cli.worker_pool import run_per_symbol, start_forkserver
+    from brain_assets.cli.worker_pool import run_per_symbol
+    from brain_assets.forkserver import start_forkserver
 
     start_forkserver(stderr_to=initargs[1])
     pool = functools.partial(run_per_symbol, symbols, workers=workers, command=command)
@@ -281,10 +271,10 @@ def _source_symbols(args: argparse.Namespace) -> list[str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from brain_assets.cli.instance import prepare_dagster_environment
+    from brain_assets.cli.instance import prepare_brain_store, prepare_dagster_environment
 
     use_source(args)
-    native_log = warm_workers()
+    native_log = warm_workers()  # started already by the console script (cli.entry)
     prepare_dagster_environment()
     import dagster as dg
 
@@ -296,6 +286,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         add_symbols(instance, symbols)
+    prepare_brain_store()
     # One run per symbol, as the schedule and UI backfills launch them: a symbol whose bars
     # fail the blocking check stops only its own run. Runs go side by side on the cores.
     workers = min(len(symbols), worker_count(args.workers))
@@ -341,7 +332,7 @@ def _print_symbol_outcome(
     """What the demo's run left for ``symbol``: its active version (or why it stands aside),
     the bars cleaning left out, and the quality checks that failed."""
     from brain_assets.market_data.synthetic import EDGE_MARKETS
-    from brain_assets.pipeline.bars import CLEANING_CHECK
+    from brain_assets.store.quality import CLEANING_CHECK
 
     active = brain.get_active_model(symbol)
     if symbol in EDGE_MARKETS and source in (None, "auto", "synthetic"):
@@ -400,7 +391,7 @@ def run_dev(args: argparse.Namespace) -> int:
 
     use_source(args)  # the daemon's and the UI's runs read it (defs.resources.market_resource)
     env = prepare_dagster_environment()
-    from brain_assets.logs import LOG_DIR_ENV, log_dir_from_env
+    from brain_assets.logs import LOG_DIR_ENV
 
     os.environ[LOG_DIR_ENV] = str(log_dir_from_env())  # the Dagster processes log there too
     # `python -m dagster`: the console script may not sit next to this interpreter (a wheel

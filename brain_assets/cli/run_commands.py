@@ -23,10 +23,10 @@ from brain_assets.cli.retrain_commands import (
     _demo_worker_start,
     retrain_each,
     tries_note,
-    warm_workers,
 )
 from brain_assets.cli.run_options import add_source_arguments, add_workers_argument, use_source
 from brain_assets.environment import worker_count
+from brain_assets.forkserver import warm_workers
 
 if TYPE_CHECKING:
     from brain_assets.library import BrainLibrary
@@ -85,7 +85,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _prepare(symbols: list[str]) -> list[str]:
-    from brain_assets.cli.instance import prepare_dagster_environment
+    from brain_assets.cli.instance import prepare_brain_store, prepare_dagster_environment
 
     prepare_dagster_environment()
     import dagster as dg
@@ -95,6 +95,7 @@ def _prepare(symbols: list[str]) -> list[str]:
     names = list(dict.fromkeys(validate_symbol(name) for name in symbols))
     with dg.DagsterInstance.get() as instance:
         add_symbols(instance, names)
+    prepare_brain_store()
     return names
 
 

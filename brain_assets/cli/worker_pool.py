@@ -19,7 +19,6 @@ gigabyte it would never use again.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 from brain_assets.defs.run_workers import RUNS_PER_WORKER, describe_exit
 from brain_assets.errors import BrainError
 from brain_assets.events import log_event
+from brain_assets.forkserver import warm_context
 
 Task = Callable[[str, str, dict[str, str]], dict[str, Any]]
 """``task(symbol, run_id, tags)``: one run in the worker, returning a picklable summary with
@@ -63,37 +63,6 @@ def run_retries() -> int:
 
     with dg.DagsterInstance.get() as instance:
         return instance.run_retries_max_retries if instance.run_retries_enabled else 0
-
-
-def warm_context() -> multiprocessing.context.ForkServerContext:
-    """The forkserver context, its preload list set (it takes effect when the server starts)."""
-    from brain_assets.defs.run_launcher import preload_modules
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(preload_modules())
-    return context
-
-
-def start_forkserver(stderr_to: str | os.PathLike[str] | None = None) -> None:
-    """Start the forkserver now, unless it runs, with its stderr going to ``stderr_to``: the
-    libraries it imports (TensorFlow's start-up lines) write to the native log, as a worker
-    does, and not to the terminal."""
-    from multiprocessing import forkserver
-
-    warm_context()
-    if stderr_to is None:
-        forkserver.ensure_running()
-        return
-    saved = os.dup(2)
-    sink = os.open(stderr_to, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        sys.stderr.flush()
-        os.dup2(sink, 2)
-        forkserver.ensure_running()  # the server copies this stderr when it starts
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(sink)
 
 
 class _ParentFd:

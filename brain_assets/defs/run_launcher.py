@@ -43,7 +43,7 @@ from dagster._serdes.config_class import ConfigurableClassData
 
 from brain_assets.defs import run_workers
 from brain_assets.defs.run_workers import RunWorkerPool
-from brain_assets.lstm.network import lstm_extra_missing
+from brain_assets.forkserver import preload_modules
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -59,25 +59,6 @@ FORKED = "Run worker forked from the warm forkserver"
 REUSED = "Run given to a warm run worker"
 RUN_WORKER_ENV = "BRAIN_RUN_WORKER"
 RUN_WORKER_MODES = ("warm", "fork", "spawn")
-PRELOAD = (
-    "dagster",
-    "brain_assets.pipeline.training",
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "skops.io",
-)
-"""Imported once in the forkserver; TensorFlow joins them where the ``lstm`` extra is installed
-(a core install has no TensorFlow to preload, see ``preload_modules``). Nothing here reads the
-environment when imported (``brain_assets.definitions`` does, and costs 0.1 s a run): the
-forkserver keeps the environment it started with, and `brain retrain`'s workers come from the same
-forkserver when a process launches both."""
-OPTIONAL_PRELOAD = ("tensorflow",)
-
-
-def preload_modules() -> list[str]:
-    """What the forkserver imports: ``PRELOAD``, and ``OPTIONAL_PRELOAD`` when TensorFlow and
-    Keras are installed (looked up, not imported, in this process)."""
-    return [*PRELOAD, *(OPTIONAL_PRELOAD if lstm_extra_missing() is None else ())]
 
 
 def run_worker_mode() -> str:

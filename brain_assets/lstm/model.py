@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 import brain_assets.lstm.trainers as trainers
+from brain_assets.lstm.epochs import run_epochs
 from brain_assets.lstm.network import (
     NetworkSpec,
     build_networks,
@@ -55,7 +56,7 @@ class FitResult:
             .evaluate`.
         best_epoch: 1-based epoch with the lowest ``val_loss``; its weights are the ones kept.
         epochs_run: epochs actually run (fewer than asked for when early stopping fired).
-        train_seconds: wall-clock seconds spent inside Keras' ``fit`` (validation passes included).
+        train_seconds: wall-clock seconds spent training (validation passes included).
         samples_per_second: training windows processed per second, ``n_train_windows *
             epochs_run / train_seconds``.
         n_train_windows: number of training windows (samples) per epoch.
@@ -216,21 +217,20 @@ class StandardizedLSTM:
 
         spec = self._network_spec(feature_scaler, target_scaler)
         trainer = trainers.take(spec)
-        keras = self._seeded_keras()
+        self._seeded_keras()
         networks = build_networks(spec)
         trainers.start_from(trainer, networks.training)
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
-        )
         started = time.perf_counter()
-        history = trainer.fit(
+        losses = run_epochs(
+            trainer,
             train_windows,
             train_target,
-            validation_data=(val_windows, val_target),
+            val_windows,
+            val_target,
             epochs=epochs,
             batch_size=batch_size,
-            shuffle=True,
-            callbacks=[stopper],
+            patience=patience,
+            seed=self.seed,
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - started
@@ -241,7 +241,6 @@ class StandardizedLSTM:
         self._feature_scaler = feature_scaler
         self._target_scaler = target_scaler
 
-        losses = {key: [float(v) for v in history.history[key]] for key in ("loss", "val_loss")}
         epochs_run = len(losses["loss"])
         n_train = int(train_windows.shape[0])
         return FitResult(

@@ -22,8 +22,8 @@ from brain_assets.quality.cleaning import (
     recent_clean_stretch,
 )
 from brain_assets.quality.run import CheckOutcome, FailureCase, ohlcv_checks
+from brain_assets.store.quality import CLEANING_CHECK
 
-CLEANING_CHECK = "bar_cleaning"
 CLEANING_LIMIT = "cleaning_limit"
 
 

@@ -13,6 +13,9 @@ import pandas as pd
 from brain_assets.store import validation as check
 from brain_assets.store.base import StoreBase
 
+CLEANING_CHECK = "bar_cleaning"
+"""The log of the cleaning policy's repairs and drops (``pipeline.bars`` writes it), named here,
+beside the logs' reader, so that a reader of the logs does not import the cleaning itself."""
 SUMMARY_COLUMNS = (
     "symbol",
     "check_name",

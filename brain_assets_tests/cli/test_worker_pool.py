@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from brain_assets.cli.worker_pool import run_per_symbol
-from brain_assets.defs.run_launcher import PRELOAD
+from brain_assets.forkserver import PRELOAD
 
 MARK_ENV = "BRAIN_TEST_POOL_MARK"
 
@@ -88,8 +88,8 @@ def test_two_workers_share_the_runs() -> None:
 
 STARTS_WITH_A_LOG = """
 import sys
-from brain_assets.cli import worker_pool
-worker_pool.start_forkserver(stderr_to=sys.argv[1])
+from brain_assets.forkserver import start_forkserver
+start_forkserver(stderr_to=sys.argv[1])
 sys.stderr.write("the command's own line\\n")
 from brain_assets_tests.cli.test_worker_pool import _pool
 [result] = _pool(["BTC/USDT"], runs_per_worker=1)

@@ -205,13 +205,13 @@ def test_include_lstm_without_the_extra_trains_the_others(
 def test_the_forkserver_preloads_tensorflow_only_where_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from brain_assets.defs import run_launcher
+    from brain_assets import forkserver
 
     if network.lstm_extra_missing() is None:
-        assert "tensorflow" in run_launcher.preload_modules()
-    monkeypatch.setattr(run_launcher, "lstm_extra_missing", lambda: "tensorflow")
-    assert "tensorflow" not in run_launcher.preload_modules()
-    assert set(run_launcher.PRELOAD) <= set(run_launcher.preload_modules())
+        assert "tensorflow" in forkserver.preload_modules()
+    monkeypatch.setattr(forkserver, "lstm_extra_missing", lambda: "tensorflow")
+    assert "tensorflow" not in forkserver.preload_modules()
+    assert set(forkserver.PRELOAD) <= set(forkserver.preload_modules())
 
 
 def test_demo_has_a_no_lstm_flag() -> None:

@@ -13,8 +13,9 @@ import pandas as pd
 from brain_assets.defs.metadata import chart_line, markdown_table, row_count
 from brain_assets.library import BrainLibrary
 from brain_assets.market_data.base import MarketData
-from brain_assets.pipeline.bars import CLEANING_CHECK, PreparedBars
+from brain_assets.pipeline.bars import PreparedBars
 from brain_assets.plots import data_health_png, write_chart
+from brain_assets.store.quality import CLEANING_CHECK
 
 # Runs shown in the health chart: about a month of daily retrains.
 HISTORY_RUNS = 30
