@@ -94,7 +94,9 @@ def end_forkserver() -> None:
     from multiprocessing import forkserver
 
     pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
-    if pid is None:
+    if pid is None or multiprocessing.active_children():
+        # Processes of this one still run: multiprocessing's own exit handler, after this one,
+        # waits for them through the forkserver, which must outlive them.
         return
     try:
         os.kill(pid, signal.SIGTERM)

@@ -85,7 +85,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _prepare(symbols: list[str]) -> list[str]:
-    from brain_assets.cli.instance import prepare_brain_store, prepare_dagster_environment
+    from brain_assets.cli.instance import prepare_dagster_environment
 
     prepare_dagster_environment()
     import dagster as dg
@@ -95,7 +95,6 @@ def _prepare(symbols: list[str]) -> list[str]:
     names = list(dict.fromkeys(validate_symbol(name) for name in symbols))
     with dg.DagsterInstance.get() as instance:
         add_symbols(instance, names)
-    prepare_brain_store()
     return names
 
 
@@ -126,11 +125,13 @@ def _active_line(row: dict[str, Any]) -> str:
 
 
 def run_retrain(args: argparse.Namespace) -> int:
+    from brain_assets.cli.instance import prepare_brain_store
     from brain_assets.library import BrainLibrary
 
     use_source(args)
     native_log = warm_workers()
     symbols = _prepare(args.symbols)
+    prepare_brain_store()
     started = time.monotonic()
     workers = min(len(symbols), worker_count(args.workers))
     _say(

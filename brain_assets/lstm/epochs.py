@@ -17,7 +17,7 @@ in a row have not lowered the best validation loss, and the weights of the best 
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,16 @@ from brain_assets.events import log_event
 
 VALIDATION_CHUNK = 4096
 """Validation windows per test call: the mean is exact whatever the chunking."""
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """What :func:`run_epochs` did."""
+
+    history: dict[str, list[float]]
+    """``{"loss": [...], "val_loss": [...]}``, one value per epoch run."""
+    best_epoch: int
+    """1-based epoch whose weights the trainer ends with."""
 
 
 def run_epochs(
@@ -40,13 +50,13 @@ def run_epochs(
     patience: int,
     seed: int,
     verbose: int = 0,
-) -> dict[str, list[float]]:
-    """Train ``trainer`` (a compiled Keras model) and return ``{"loss": [...], "val_loss":
-    [...]}``, one value per epoch run; the trainer ends with the best epoch's weights. Each
+) -> Epochs:
+    """Train ``trainer`` (a compiled Keras model); it ends with the best epoch's weights. Each
     epoch is logged (``lstm_epoch``: at INFO when ``verbose``, else DEBUG)."""
     order = np.random.default_rng(seed)
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
-    best, best_weights, waited = math.inf, None, 0
+    best: float | None = None
+    best_epoch, best_weights, waited = 0, None, 0
     count = len(windows)
     for epoch in range(epochs):
         shuffled = order.permutation(count)
@@ -65,16 +75,16 @@ def run_epochs(
             loss=round(total / count, 6),
             val_loss=round(validation, 6),
         )
-        if best_weights is None:
-            best_weights = trainer.get_weights()
         waited += 1
-        if validation < best:  # False for NaN, as in Keras
-            best, best_weights, waited = validation, trainer.get_weights(), 0
+        # Keras' rule: the first epoch is the best so far whatever its loss (NaN included, and
+        # nothing is ever lower than NaN); an equal loss is no improvement.
+        if best is None or validation < best:
+            best, best_epoch, best_weights, waited = validation, epoch, trainer.get_weights(), 0
         elif waited >= patience and epoch > 0:
             break
     if best_weights is not None:
         trainer.set_weights(best_weights)
-    return history
+    return Epochs(history, best_epoch + 1)
 
 
 def _mean_loss(trainer: Any, windows: np.ndarray, target: np.ndarray) -> float:

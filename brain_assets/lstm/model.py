@@ -54,7 +54,8 @@ class FitResult:
         history: ``{"loss": [...], "val_loss": [...]}``, one float per epoch run. Both are mean
             squared errors on the *standardised* target (unit-free), like :meth:`~StandardizedLSTM
             .evaluate`.
-        best_epoch: 1-based epoch with the lowest ``val_loss``; its weights are the ones kept.
+        best_epoch: 1-based epoch whose weights are kept: the lowest ``val_loss``, the first of
+            equal ones (a NaN first epoch is kept, as Keras' early stopping does).
         epochs_run: epochs actually run (fewer than asked for when early stopping fired).
         train_seconds: wall-clock seconds spent training (validation passes included).
         samples_per_second: training windows processed per second, ``n_train_windows *
@@ -221,7 +222,7 @@ class StandardizedLSTM:
         networks = build_networks(spec)
         trainers.start_from(trainer, networks.training)
         started = time.perf_counter()
-        losses = run_epochs(
+        epochs_done = run_epochs(
             trainer,
             train_windows,
             train_target,
@@ -241,13 +242,11 @@ class StandardizedLSTM:
         self._feature_scaler = feature_scaler
         self._target_scaler = target_scaler
 
-        epochs_run = len(losses["loss"])
+        epochs_run = len(epochs_done.history["loss"])
         n_train = int(train_windows.shape[0])
         return FitResult(
-            history=losses,
-            # argmin takes the first minimum, as EarlyStopping does (an equal loss is no
-            # improvement), so this is the epoch whose weights were restored.
-            best_epoch=int(np.argmin(losses["val_loss"])) + 1,
+            history=epochs_done.history,
+            best_epoch=epochs_done.best_epoch,
             epochs_run=epochs_run,
             train_seconds=train_seconds,
             samples_per_second=n_train * epochs_run / train_seconds if train_seconds > 0 else 0.0,

@@ -14,7 +14,11 @@ from brain_assets.cli.entry import _starts_run_workers
 
 LEAVES = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from brain_assets.cli.entry import leave
+
+# An executor never shut down: its idle worker is told to stop at exit, as sys.exit would.
+ThreadPoolExecutor(1).submit(time.sleep, 0).result()
 
 def late():
     time.sleep(0.3)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from brain_assets.lstm.epochs import run_epochs
+from brain_assets.lstm.epochs import Epochs, run_epochs
 
 
 class ScriptedTrainer:
@@ -42,9 +42,9 @@ TARGET = np.zeros((10, 1), dtype=np.float32)
 VALIDATION = np.zeros((3, 1, 1), dtype=np.float32)
 
 
-def fit(val_losses: list[float], *, patience: int, seed: int = 0) -> tuple[ScriptedTrainer, dict]:
+def fit(val_losses: list[float], *, patience: int, seed: int = 0) -> tuple[ScriptedTrainer, Epochs]:
     trainer = ScriptedTrainer(val_losses)
-    history = run_epochs(
+    done = run_epochs(
         trainer,
         ROWS,
         TARGET,
@@ -55,19 +55,20 @@ def fit(val_losses: list[float], *, patience: int, seed: int = 0) -> tuple[Scrip
         patience=patience,
         seed=seed,
     )
-    return trainer, history
+    return trainer, done
 
 
 def test_stops_after_patience_epochs_without_a_better_validation_loss() -> None:
-    trainer, history = fit([3.0, 2.0, 2.5, 2.1, 1.9, 1.0], patience=2)
-    assert history["val_loss"] == [3.0, 2.0, 2.5, 2.1]  # epochs 3 and 4 did not beat 2.0
+    trainer, done = fit([3.0, 2.0, 2.5, 2.1, 1.9, 1.0], patience=2)
+    assert done.history["val_loss"] == [3.0, 2.0, 2.5, 2.1]  # epochs 3 and 4 did not beat 2.0
     # The weights of epoch 2 (3 batches an epoch) are the ones kept.
+    assert done.best_epoch == 2
     assert trainer.trained == 2 * 3
 
 
 def test_an_epochs_loss_is_the_batch_losses_mean_weighted_by_batch_size() -> None:
-    _, history = fit([1.0], patience=1)
-    assert history["loss"] == [pytest.approx((4 * 4 + 4 * 4 + 2 * 2) / 10)]
+    _, done = fit([1.0], patience=1)
+    assert done.history["loss"] == [pytest.approx((4 * 4 + 4 * 4 + 2 * 2) / 10)]
 
 
 def test_each_epoch_visits_every_window_once_in_a_new_order_set_by_the_seed() -> None:
@@ -83,18 +84,20 @@ def test_each_epoch_visits_every_window_once_in_a_new_order_set_by_the_seed() ->
 
 
 def test_patience_zero_stops_at_the_first_epoch_that_is_no_better_after_the_first() -> None:
-    trainer, history = fit([2.0, 2.0, 1.0], patience=0)
-    assert history["val_loss"] == [2.0, 2.0]  # an equal loss is no improvement
-    assert trainer.trained == 3
+    trainer, done = fit([2.0, 2.0, 1.0], patience=0)
+    assert done.history["val_loss"] == [2.0, 2.0]  # an equal loss is no improvement
+    assert done.best_epoch == 1 and trainer.trained == 3
 
 
-def test_a_nan_validation_loss_is_never_an_improvement() -> None:
-    trainer, history = fit([math.nan, math.nan, math.nan], patience=1)
-    assert len(history["val_loss"]) == 2
-    # As Keras: with no finite loss, the first epoch's weights are kept.
-    assert trainer.trained == 3
-    trainer, history = fit([2.0, math.nan, 1.5], patience=2)
-    assert history["val_loss"][2] == 1.5 and trainer.trained == 9
+def test_nan_validation_losses_follow_keras() -> None:
+    # Keras' EarlyStopping takes the first epoch as the best whatever its loss; nothing is lower
+    # than NaN after it, so training stops after `patience` more epochs with epoch 1's weights.
+    trainer, done = fit([math.nan, 1.5, 1.4, 1.3, 1.2], patience=3)
+    assert len(done.history["val_loss"]) == 4
+    assert done.best_epoch == 1 and trainer.trained == 3
+    # A NaN after the first epoch is never an improvement, and does not stop a later one.
+    trainer, done = fit([2.0, math.nan, 1.5], patience=2)
+    assert done.best_epoch == 3 and trainer.trained == 9
 
 
 def test_the_validation_loss_is_the_mean_over_every_window_whatever_the_chunks(
@@ -108,7 +111,7 @@ def test_the_validation_loss_is_the_mean_over_every_window_whatever_the_chunks(
 
     monkeypatch.setattr(epochs, "VALIDATION_CHUNK", 4)
     trainer = Averaging([])
-    history = run_epochs(
+    done = run_epochs(
         trainer, ROWS, TARGET, ROWS, TARGET, epochs=1, batch_size=4, patience=1, seed=0
     )
-    assert history["val_loss"] == [pytest.approx(4.5)]
+    assert done.history["val_loss"] == [pytest.approx(4.5)]
