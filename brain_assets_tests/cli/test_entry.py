@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
-import psutil
 import pytest
 
 from brain_assets.cli.entry import _starts_run_workers
+from brain_assets_tests.store.test_embedded_server import wait_until_gone
 
 LEAVES = """
 import atexit, sys, threading, time
@@ -66,18 +65,6 @@ print(forkserver._forkserver._forkserver_pid, flush=True)
 """
 
 
-def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_command_ends_its_forkserver_as_it_ends() -> None:
     # Left to itself the forkserver would outlive the command by the rest of its import
     # (seconds: Dagster, scikit-learn, TensorFlow) and its teardown, holding stdout open. The
@@ -89,4 +76,4 @@ def test_a_command_ends_its_forkserver_as_it_ends() -> None:
     with command:
         pid = int(command.stdout.readline())
         assert command.wait(timeout=120) == 0
-        assert gone_within(pid, 1.0), "the forkserver outlived the command"
+        assert wait_until_gone(pid, timeout=1.0), "the forkserver outlived the command"
