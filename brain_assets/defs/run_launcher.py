@@ -43,7 +43,7 @@ from dagster._serdes.config_class import ConfigurableClassData
 
 from brain_assets.defs import run_workers
 from brain_assets.defs.run_workers import RunWorkerPool
-from brain_assets.forkserver import preload_modules
+from brain_assets.forkserver import warm_context
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -92,9 +92,7 @@ def _forkserver() -> tuple[multiprocessing.context.ForkServerContext, int]:
     global _FORKSERVER, _FORKSERVER_CODE
     with _FORKSERVER_LOCK:
         if _FORKSERVER is None or _FORKSERVER_CODE is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(preload_modules())
-            _FORKSERVER, _FORKSERVER_CODE = context, code_fingerprint()
+            _FORKSERVER, _FORKSERVER_CODE = warm_context(), code_fingerprint()
         return _FORKSERVER, _FORKSERVER_CODE
 
 

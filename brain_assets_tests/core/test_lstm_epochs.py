@@ -20,6 +20,7 @@ class ScriptedTrainer:
         self.val_losses = iter(val_losses)
         self.trained = 0
         self.batches: list[np.ndarray] = []
+        self.validated: list[int] = []
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray, return_dict: bool) -> dict[str, float]:
         assert return_dict and len(x) == len(y)
@@ -28,6 +29,10 @@ class ScriptedTrainer:
         return {"loss": float(len(x))}
 
     def test_on_batch(self, x: np.ndarray, y: np.ndarray, return_dict: bool) -> dict[str, float]:
+        # Validation only ever sees validation windows, whole, with their targets.
+        if not (return_dict and len(x) == len(y) and x.shape[1:] == ROWS.shape[1:]):
+            raise AssertionError(f"a validation call got {x.shape} windows, {y.shape} targets")
+        self.validated.append(len(x))
         return {"loss": next(self.val_losses)}
 
     def get_weights(self) -> list[np.ndarray]:
@@ -61,6 +66,7 @@ def fit(val_losses: list[float], *, patience: int, seed: int = 0) -> tuple[Scrip
 def test_stops_after_patience_epochs_without_a_better_validation_loss() -> None:
     trainer, done = fit([3.0, 2.0, 2.5, 2.1, 1.9, 1.0], patience=2)
     assert done.history["val_loss"] == [3.0, 2.0, 2.5, 2.1]  # epochs 3 and 4 did not beat 2.0
+    assert trainer.validated == [len(VALIDATION)] * 4  # every window, once an epoch
     # The weights of epoch 2 (3 batches an epoch) are the ones kept.
     assert done.best_epoch == 2
     assert trainer.trained == 2 * 3
@@ -107,6 +113,9 @@ def test_the_validation_loss_is_the_mean_over_every_window_whatever_the_chunks(
 
     class Averaging(ScriptedTrainer):
         def test_on_batch(self, x: np.ndarray, y: np.ndarray, return_dict: bool) -> dict:
+            if len(x) > epochs.VALIDATION_CHUNK or len(x) != len(y):
+                raise AssertionError(f"a validation chunk of {len(x)} windows")
+            self.validated.append(len(x))
             return {"loss": float(np.mean(x))}
 
     monkeypatch.setattr(epochs, "VALIDATION_CHUNK", 4)
@@ -114,4 +123,5 @@ def test_the_validation_loss_is_the_mean_over_every_window_whatever_the_chunks(
     done = run_epochs(
         trainer, ROWS, TARGET, ROWS, TARGET, epochs=1, batch_size=4, patience=1, seed=0
     )
+    assert trainer.validated == [4, 4, 2]
     assert done.history["val_loss"] == [pytest.approx(4.5)]
